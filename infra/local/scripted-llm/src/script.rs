@@ -1,0 +1,400 @@
+//! The script: what the model "decides" for a conversation. Pure functions, unit-tested.
+
+use std::time::Duration;
+
+use serde_json::{Map, Value, json};
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Action {
+    Say(String),
+    CallTool { name: String, arguments: Value },
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Plan {
+    pub action: Action,
+    pub fail: Option<u16>,
+    pub chunk_delay: Option<Duration>,
+}
+
+/// The tools offered in a request, with their parameter schemas.
+pub struct Tools {
+    tools: Vec<(String, Value)>,
+}
+
+impl Tools {
+    pub fn from_request(request: &Value) -> Self {
+        let tools = request
+            .get("tools")
+            .and_then(Value::as_array)
+            .map(|list| {
+                list.iter()
+                    .filter_map(|t| {
+                        let f = t.get("function")?;
+                        Some((
+                            f.get("name")?.as_str()?.to_string(),
+                            f.get("parameters").cloned().unwrap_or(Value::Null),
+                        ))
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        Self { tools }
+    }
+
+    fn schema(&self, name: &str) -> Option<&Value> {
+        self.tools.iter().find(|(n, _)| n == name).map(|(_, s)| s)
+    }
+
+    fn has(&self, name: &str) -> bool {
+        self.schema(name).is_some()
+    }
+
+    fn has_param(&self, tool: &str, param: &str) -> bool {
+        self.schema(tool)
+            .and_then(|s| s.pointer(&format!("/properties/{param}")))
+            .is_some()
+    }
+
+    /// Arguments in schema order with `thinking` first (Letta streams best that way), plus
+    /// `request_heartbeat` when the schema asks for it.
+    fn arguments(
+        &self,
+        tool: &str,
+        thinking: &str,
+        args: Vec<(&str, Value)>,
+        heartbeat: bool,
+    ) -> Value {
+        let mut map = Map::new();
+        if self.has_param(tool, "thinking") {
+            map.insert("thinking".into(), json!(thinking));
+        }
+        for (k, v) in args {
+            map.insert(k.into(), v);
+        }
+        if self.has_param(tool, "request_heartbeat") {
+            map.insert("request_heartbeat".into(), json!(heartbeat));
+        }
+        Value::Object(map)
+    }
+}
+
+/// The text of a message's `content` (a string, or OpenAI content parts).
+fn content_text(message: &Value) -> String {
+    match message.get("content") {
+        Some(Value::String(s)) => s.clone(),
+        Some(Value::Array(parts)) => parts
+            .iter()
+            .filter_map(|p| p.get("text").and_then(Value::as_str))
+            .collect::<Vec<_>>()
+            .join(""),
+        _ => String::new(),
+    }
+}
+
+/// The user's own words, or `None` for Letta's automated messages (heartbeats, alerts).
+fn user_words(message: &Value) -> Option<String> {
+    if message.get("role").and_then(Value::as_str) != Some("user") {
+        return None;
+    }
+    let text = content_text(message);
+    if let Ok(Value::Object(packed)) = serde_json::from_str::<Value>(&text) {
+        return match packed.get("type").and_then(Value::as_str) {
+            Some("user_message") => packed
+                .get("message")
+                .and_then(Value::as_str)
+                .map(str::to_string),
+            _ => None, // heartbeat, system_alert, login …
+        };
+    }
+    if text.contains("[This is an automated system message hidden from the user]") {
+        return None;
+    }
+    Some(text)
+}
+
+/// Finds the name stored in memory ("The user's name is X." or "Name: X"), newest last.
+fn remembered_name(system_prompt: &str) -> Option<String> {
+    let mut found: Option<(usize, String)> = None;
+    for marker in ["The user's name is ", "the user's name is ", "Name: "] {
+        for (pos, _) in system_prompt.match_indices(marker) {
+            let after = &system_prompt[pos + marker.len()..];
+            let name: String = after
+                .chars()
+                .take_while(|c| !matches!(c, '.' | '\n' | '<' | ','))
+                .collect();
+            let name = name.trim().to_string();
+            if !name.is_empty() && found.as_ref().is_none_or(|(best, _)| pos > *best) {
+                found = Some((pos, name));
+            }
+        }
+    }
+    found.map(|(_, n)| n)
+}
+
+fn after_prefix<'a>(text: &'a str, prefix: &str) -> Option<&'a str> {
+    let lower = text.to_lowercase();
+    let at = lower.find(prefix)?;
+    // Lowercasing keeps ASCII byte offsets; our prefixes are ASCII.
+    text.get(at + prefix.len()..)
+}
+
+fn clean_fact(raw: &str) -> String {
+    raw.trim()
+        .trim_end_matches(['.', '!', '?'])
+        .trim()
+        .to_string()
+}
+
+/// Decides the model's next step for a conversation.
+pub fn plan(messages: &[Value], tools: &Tools) -> Plan {
+    let system: String = messages
+        .iter()
+        .filter(|m| m.get("role").and_then(Value::as_str) == Some("system"))
+        .map(content_text)
+        .collect::<Vec<_>>()
+        .join("\n");
+    let mut plan = Plan {
+        action: Action::Say(String::new()),
+        fail: None,
+        chunk_delay: None,
+    };
+    let last = messages.last();
+
+    let Some(mut words) = last.and_then(user_words) else {
+        // A tool result or a heartbeat: finish the turn, never call another tool.
+        let last_tool = messages.iter().rev().find_map(|m| {
+            m.get("tool_calls")?
+                .as_array()?
+                .first()?
+                .pointer("/function/name")?
+                .as_str()
+                .map(str::to_string)
+        });
+        let reply = match last_tool.as_deref() {
+            Some("core_memory_append") | Some("core_memory_replace") => {
+                match remembered_name(&system) {
+                    Some(name) => format!("Nice to meet you, {name}! I will remember that."),
+                    None => "Noted, I will remember that.".to_string(),
+                }
+            }
+            Some("archival_memory_insert") => "I saved that to my long-term memory.".to_string(),
+            Some("archival_memory_search") => "I searched my long-term memory.".to_string(),
+            _ => "Done.".to_string(),
+        };
+        plan.action = say(tools, reply);
+        return plan;
+    };
+
+    if let Some(rest) = words.strip_prefix("/slow ") {
+        let (ms, tail) = rest.split_once(' ').unwrap_or((rest, ""));
+        plan.chunk_delay = ms.parse().ok().map(Duration::from_millis);
+        words = tail.to_string();
+    }
+    if let Some(status) = words.strip_prefix("/fail ") {
+        plan.fail = Some(status.trim().parse().unwrap_or(500));
+        return plan;
+    }
+    if let Some(rest) = words.strip_prefix("/tool ") {
+        let (name, args) = rest.split_once(' ').unwrap_or((rest, "{}"));
+        let arguments = serde_json::from_str(args).unwrap_or_else(|_| json!({}));
+        plan.action = Action::CallTool {
+            name: name.trim().to_string(),
+            arguments,
+        };
+        return plan;
+    }
+
+    let lower = words.to_lowercase();
+    if let Some(name) = after_prefix(&words, "my name is ")
+        .map(clean_fact)
+        .filter(|n| !n.is_empty())
+    {
+        if tools.has("core_memory_append") {
+            let arguments = tools.arguments(
+                "core_memory_append",
+                "The user told me their name; I should store it in the human block.",
+                vec![
+                    ("label", json!("human")),
+                    ("content", json!(format!("The user's name is {name}."))),
+                ],
+                true,
+            );
+            plan.action = Action::CallTool {
+                name: "core_memory_append".into(),
+                arguments,
+            };
+            return plan;
+        }
+    }
+    if let Some(fact) = after_prefix(&words, "remember that ")
+        .map(clean_fact)
+        .filter(|f| !f.is_empty())
+    {
+        if tools.has("archival_memory_insert") {
+            let arguments = tools.arguments(
+                "archival_memory_insert",
+                "The user asked me to remember something for the long term.",
+                vec![("content", json!(fact))],
+                true,
+            );
+            plan.action = Action::CallTool {
+                name: "archival_memory_insert".into(),
+                arguments,
+            };
+            return plan;
+        }
+    }
+    let reply = if lower.contains("what is my name") || lower.contains("what's my name") {
+        match remembered_name(&system) {
+            Some(name) => format!("Your name is {name}."),
+            None => "I don't know your name yet.".to_string(),
+        }
+    } else {
+        format!("echo: {words}")
+    };
+    plan.action = say(tools, reply);
+    plan
+}
+
+fn say(tools: &Tools, text: String) -> Action {
+    if tools.has("send_message") {
+        let arguments = tools.arguments(
+            "send_message",
+            "I will answer the user.",
+            vec![("message", json!(text))],
+            false,
+        );
+        Action::CallTool {
+            name: "send_message".into(),
+            arguments,
+        }
+    } else {
+        Action::Say(text)
+    }
+}
+
+/// A deterministic token estimate: about four bytes a token, at least one.
+pub fn count_tokens(text: &str) -> u64 {
+    (text.len() as u64).div_ceil(4).max(1)
+}
+
+pub fn fnv(text: &str) -> u64 {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in text.bytes() {
+        hash ^= u64::from(b);
+        hash = hash.wrapping_mul(0x0100_0000_01b3);
+    }
+    hash
+}
+
+/// A bag-of-words vector, L2-normalised: texts sharing words are close, so search is meaningful.
+pub fn embed(text: &str, dim: usize) -> Vec<f32> {
+    let mut v = vec![0f32; dim];
+    for word in text
+        .split(|c: char| !c.is_alphanumeric())
+        .filter(|w| !w.is_empty())
+    {
+        let h = fnv(&word.to_lowercase());
+        v[(h % dim as u64) as usize] += if (h >> 32) & 1 == 0 { 1.0 } else { -1.0 };
+    }
+    let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+    if norm > 0.0 {
+        v.iter_mut().for_each(|x| *x /= norm);
+    } else {
+        v[0] = 1.0;
+    }
+    v
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn letta_tools() -> Tools {
+        let with = |name: &str, props: Value| json!({"type": "function", "function": {"name": name, "parameters": {"properties": props}}});
+        Tools::from_request(&json!({"tools": [
+            with("send_message", json!({"thinking": {}, "message": {}})),
+            with("core_memory_append", json!({"thinking": {}, "label": {}, "content": {}, "request_heartbeat": {}})),
+            with("archival_memory_insert", json!({"thinking": {}, "content": {}, "request_heartbeat": {}})),
+        ]}))
+    }
+
+    fn user(text: &str) -> Value {
+        json!({"role": "user", "content": text})
+    }
+
+    #[test]
+    fn a_name_is_stored_in_the_human_block() {
+        let plan = plan(
+            &[
+                json!({"role": "system", "content": "x"}),
+                user("Hi, my name is Ada Lovelace."),
+            ],
+            &letta_tools(),
+        );
+        let Action::CallTool { name, arguments } = plan.action else {
+            panic!("expected a tool call")
+        };
+        assert_eq!(name, "core_memory_append");
+        assert_eq!(arguments["label"], "human");
+        assert_eq!(arguments["content"], "The user's name is Ada Lovelace.");
+        assert_eq!(arguments["request_heartbeat"], true);
+        assert_eq!(
+            arguments.as_object().unwrap().keys().next().unwrap(),
+            "thinking"
+        );
+    }
+
+    #[test]
+    fn the_name_is_answered_from_memory_in_the_system_prompt() {
+        let system = json!({"role": "system", "content": "<human>\n<value>\nName: Bob\nThe user's name is Ada.\n</value></human>"});
+        let plan = plan(&[system, user("What is my name?")], &letta_tools());
+        let Action::CallTool { name, arguments } = plan.action else {
+            panic!("expected send_message")
+        };
+        assert_eq!(name, "send_message");
+        assert_eq!(arguments["message"], "Your name is Ada.");
+    }
+
+    #[test]
+    fn heartbeats_and_tool_results_end_the_turn_without_new_tools() {
+        let heartbeat = user(r#"{"type": "heartbeat", "reason": "continue"}"#);
+        for last in [
+            heartbeat,
+            json!({"role": "tool", "content": "ok", "tool_call_id": "1"}),
+        ] {
+            let p = plan(
+                &[json!({"role": "system", "content": ""}), last],
+                &letta_tools(),
+            );
+            let Action::CallTool { name, .. } = p.action else {
+                panic!("expected send_message")
+            };
+            assert_eq!(name, "send_message");
+        }
+    }
+
+    #[test]
+    fn without_tools_it_answers_in_plain_content() {
+        let p = plan(&[user("hello")], &Tools::from_request(&json!({})));
+        assert_eq!(p.action, Action::Say("echo: hello".into()));
+    }
+
+    #[test]
+    fn failures_and_delays_are_scripted() {
+        assert_eq!(plan(&[user("/fail 503")], &letta_tools()).fail, Some(503));
+        let p = plan(&[user("/slow 250 hello")], &letta_tools());
+        assert_eq!(p.chunk_delay, Some(Duration::from_millis(250)));
+    }
+
+    #[test]
+    fn similar_texts_have_similar_embeddings() {
+        let dot = |a: &[f32], b: &[f32]| a.iter().zip(b).map(|(x, y)| x * y).sum::<f32>();
+        let cat = embed("Ada owns a cat named Miso", 256);
+        let query = embed("cat named Miso", 256);
+        let other = embed("the weather in Paris is rainy", 256);
+        assert!(dot(&cat, &query) > dot(&cat, &other));
+        assert_eq!(embed("same", 64), embed("same", 64));
+    }
+}

@@ -1,0 +1,20 @@
+//! Everything the four functions share: typed configuration read once at cold start, one error
+//! type with one JSON shape, JSON logs with a request id, the HTTP layers, the health check, and a
+//! client per external system (Supabase Auth, LiteLLM, Letta, DynamoDB).
+
+pub mod config;
+pub mod error;
+pub mod health;
+pub mod http;
+pub mod letta;
+pub mod litellm;
+pub mod secret;
+pub mod state;
+pub mod store;
+pub mod supabase;
+pub mod telemetry;
+pub mod upstream;
+
+pub use config::Config;
+pub use error::{AppError, ErrorCode};
+pub use state::AppState;

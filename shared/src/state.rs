@@ -1,0 +1,49 @@
+//! Everything built once per cold start and shared by every invocation: configuration, the
+//! HTTP client and the dependency clients.
+
+use std::{ops::Deref, sync::Arc};
+
+use crate::{
+    config::{Config, ConfigError},
+    letta::Letta,
+    litellm::LiteLlm,
+    store::Store,
+    supabase::SupabaseAuth,
+    upstream::http_client,
+};
+
+#[derive(Clone)]
+pub struct AppState(Arc<Inner>);
+
+pub struct Inner {
+    pub config: Config,
+    pub store: Store,
+    pub letta: Letta,
+    pub litellm: LiteLlm,
+    pub supabase: SupabaseAuth,
+}
+
+impl Deref for AppState {
+    type Target = Inner;
+    fn deref(&self) -> &Inner {
+        &self.0
+    }
+}
+
+impl AppState {
+    /// Reads and validates the environment, then builds the clients.
+    pub async fn from_env() -> Result<Self, ConfigError> {
+        Ok(Self::new(Config::from_env()?).await)
+    }
+
+    pub async fn new(config: Config) -> Self {
+        let http = http_client(config.http.upstream_timeout);
+        Self(Arc::new(Inner {
+            store: Store::new(&config.dynamodb).await,
+            letta: Letta::new(http.clone(), &config.letta),
+            litellm: LiteLlm::new(http.clone(), &config.litellm),
+            supabase: SupabaseAuth::new(http, &config.supabase),
+            config,
+        }))
+    }
+}

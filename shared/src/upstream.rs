@@ -1,0 +1,158 @@
+//! Calls to dependencies over HTTP, with one classification of their failures.
+
+use std::{fmt, time::Duration};
+
+use reqwest::{RequestBuilder, Response, StatusCode};
+use serde::de::DeserializeOwned;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Service {
+    DynamoDb,
+    Letta,
+    LiteLlm,
+    SupabaseAuth,
+}
+
+impl Service {
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::DynamoDb => "dynamodb",
+            Self::Letta => "letta",
+            Self::LiteLlm => "litellm",
+            Self::SupabaseAuth => "supabase_auth",
+        }
+    }
+}
+
+impl fmt::Display for Service {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DependencyError {
+    #[error("{service} could not be reached ({detail})")]
+    Unreachable { service: Service, detail: String },
+    #[error("{service} did not answer in time")]
+    Timeout { service: Service },
+    #[error("{service} answered HTTP {status}: {body}")]
+    Status {
+        service: Service,
+        status: u16,
+        body: String,
+    },
+    #[error("{service} sent a response we could not read: {detail}")]
+    Decode { service: Service, detail: String },
+}
+
+impl DependencyError {
+    pub fn service(&self) -> Service {
+        match self {
+            Self::Unreachable { service, .. }
+            | Self::Timeout { service }
+            | Self::Status { service, .. }
+            | Self::Decode { service, .. } => *service,
+        }
+    }
+
+    /// Down, overloaded or timing out: worth a retry later (503 to our client).
+    pub fn is_unavailable(&self) -> bool {
+        match self {
+            Self::Unreachable { .. } | Self::Timeout { .. } => true,
+            Self::Status { status, .. } => *status >= 500 || *status == 429,
+            Self::Decode { .. } => false,
+        }
+    }
+
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            Self::Status { status, .. } => Some(*status),
+            _ => None,
+        }
+    }
+
+    pub fn from_reqwest(service: Service, err: reqwest::Error) -> Self {
+        if err.is_timeout() {
+            Self::Timeout { service }
+        } else if err.is_decode() {
+            Self::Decode {
+                service,
+                detail: err.to_string(),
+            }
+        } else {
+            // Connection refused, reset, DNS: the error text carries no secrets (no headers).
+            let detail = std::error::Error::source(&err)
+                .map(|s| s.to_string())
+                .unwrap_or_else(|| "connection failed".into());
+            Self::Unreachable { service, detail }
+        }
+    }
+}
+
+/// Longest piece of a dependency's error body kept in messages and logs.
+const MAX_ERROR_BODY: usize = 600;
+
+/// Sends a request and returns the response when its status is a success.
+pub async fn send(service: Service, request: RequestBuilder) -> Result<Response, DependencyError> {
+    let response = request
+        .send()
+        .await
+        .map_err(|e| DependencyError::from_reqwest(service, e))?;
+    let status = response.status();
+    if status.is_success() {
+        return Ok(response);
+    }
+    let mut body = response.text().await.unwrap_or_default();
+    if body.len() > MAX_ERROR_BODY {
+        let cut = (0..=MAX_ERROR_BODY)
+            .rev()
+            .find(|i| body.is_char_boundary(*i))
+            .unwrap_or(0);
+        body.truncate(cut);
+        body.push('…');
+    }
+    Err(DependencyError::Status {
+        service,
+        status: status.as_u16(),
+        body,
+    })
+}
+
+/// Sends a request and decodes a JSON success body.
+pub async fn send_json<T: DeserializeOwned>(
+    service: Service,
+    request: RequestBuilder,
+) -> Result<T, DependencyError> {
+    let response = send(service, request).await?;
+    let bytes = response
+        .bytes()
+        .await
+        .map_err(|e| DependencyError::from_reqwest(service, e))?;
+    serde_json::from_slice(&bytes).map_err(|e| DependencyError::Decode {
+        service,
+        detail: e.to_string(),
+    })
+}
+
+/// Treats a 404 as "absent".
+pub fn absent_on_404<T>(result: Result<T, DependencyError>) -> Result<Option<T>, DependencyError> {
+    match result {
+        Ok(v) => Ok(Some(v)),
+        Err(DependencyError::Status { status, .. }) if status == StatusCode::NOT_FOUND.as_u16() => {
+            Ok(None)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// One HTTP client per cold start, shared by every dependency client.
+pub fn http_client(timeout: Duration) -> reqwest::Client {
+    reqwest::Client::builder()
+        .connect_timeout(Duration::from_secs(3))
+        .timeout(timeout)
+        .pool_idle_timeout(Duration::from_secs(50))
+        .user_agent(concat!("chat-backend/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .expect("the HTTP client settings are static and valid")
+}
