@@ -57,7 +57,7 @@ prisma_engine_env() {
   # Honour PRISMA_*_ENGINE_BINARY when the caller set them; otherwise use the offline
   # stand-in when the shared tool exists; otherwise let `prisma generate` download engines.
   if [ -z "${PRISMA_QUERY_ENGINE_BINARY:-}" ] && [ -f "$ROOT/../shared/tools/prisma-engine-offline/install.sh" ]; then
-    eval "$("$ROOT/../shared/tools/prisma-engine-offline/install.sh" "$STATE_DIR/prisma-engine")"
+    eval "$(bash "$ROOT/../shared/tools/prisma-engine-offline/install.sh" "$STATE_DIR/prisma-engine")"
     export PRISMA_QUERY_ENGINE_BINARY PRISMA_SCHEMA_ENGINE_BINARY
   fi
   {

@@ -134,16 +134,26 @@ impl Reader<'_> {
         })
     }
 
+    fn check_url(&mut self, name: &str, value: &str) {
+        if !(value.is_empty() || value.starts_with("http://") || value.starts_with("https://")) {
+            self.problems
+                .push(format!("{name} must be an http(s) URL, got {value:?}"));
+        }
+    }
+
     fn url(&mut self, name: &str, default: Option<&str>) -> String {
         let value = match default {
             Some(d) => self.optional(name).unwrap_or_else(|| d.to_string()),
             None => self.required(name),
         };
-        if !value.is_empty() && !(value.starts_with("http://") || value.starts_with("https://")) {
-            self.problems
-                .push(format!("{name} must be an http(s) URL, got {value:?}"));
-        }
+        self.check_url(name, &value);
         value.trim_end_matches('/').to_string()
+    }
+
+    fn optional_url(&mut self, name: &str) -> Option<String> {
+        let value = self.optional(name)?;
+        self.check_url(name, &value);
+        Some(value.trim_end_matches('/').to_string())
     }
 
     fn parsed<T: FromStr>(&mut self, name: &str, default: T, what: &str) -> T {
@@ -177,15 +187,8 @@ impl Config {
 
         let dynamodb = DynamoDbConfig {
             table_name: r.required("TABLE_NAME"),
-            endpoint: r.optional("DYNAMODB_ENDPOINT"),
+            endpoint: r.optional_url("DYNAMODB_ENDPOINT"),
         };
-        if let Some(ep) = &dynamodb.endpoint {
-            if !(ep.starts_with("http://") || ep.starts_with("https://")) {
-                r.problems.push(format!(
-                    "DYNAMODB_ENDPOINT must be an http(s) URL, got {ep:?}"
-                ));
-            }
-        }
 
         let litellm = LiteLlmConfig {
             base_url: r.url("LITELLM_BASE_URL", None),

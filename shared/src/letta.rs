@@ -57,6 +57,62 @@ pub struct MessagesResponse {
     pub usage: Value,
 }
 
+/// What a new agent is made of (the body of `POST /v1/agents/`).
+pub struct AgentSpec<'a> {
+    pub name: &'a str,
+    pub provider_name: &'a str,
+    pub human: &'a str,
+    pub persona: &'a str,
+    pub tags: &'a [String],
+}
+
+/// The memory tools every agent gets, plus `send_message`.
+pub const AGENT_TOOLS: &[&str] = &[
+    "send_message",
+    "core_memory_append",
+    "core_memory_replace",
+    "archival_memory_insert",
+    "archival_memory_search",
+];
+
+impl AgentSpec<'_> {
+    /// The request body. The explicit `llm_config` names the user's BYOK provider, so every LLM
+    /// call carries the user's own LiteLLM key (model handles collide across providers and
+    /// cannot route per user). `max_tokens` keeps LiteLLM's worst-case budget reservation small.
+    pub fn body(&self, config: &LettaConfig) -> Value {
+        let endpoint = format!("{}/v1", config.litellm_url_for_letta);
+        json!({
+            "name": self.name,
+            "agent_type": config.agent_type,
+            "tags": self.tags,
+            "memory_blocks": [
+                {"label": "human", "value": self.human, "limit": 5000,
+                 "description": "What I know about the person I am talking with: name, preferences, facts they shared."},
+                {"label": "persona", "value": self.persona, "limit": 5000,
+                 "description": "Who I am and how I behave in this conversation."},
+            ],
+            "tools": AGENT_TOOLS,
+            "include_base_tools": false,
+            "llm_config": {
+                "model": config.model,
+                "model_endpoint_type": "openai",
+                "model_endpoint": endpoint,
+                "provider_name": self.provider_name,
+                "provider_category": "byok",
+                "context_window": config.context_window,
+                "max_tokens": config.max_tokens,
+            },
+            "embedding_config": {
+                "embedding_endpoint_type": "openai",
+                "embedding_endpoint": endpoint,
+                "embedding_model": config.embedding_model,
+                "embedding_dim": config.embedding_dim,
+                "embedding_chunk_size": 300,
+            },
+        })
+    }
+}
+
 impl Letta {
     pub fn new(http: reqwest::Client, config: &LettaConfig) -> Self {
         Self {

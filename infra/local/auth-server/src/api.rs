@@ -74,16 +74,17 @@ fn error(
 }
 
 /// The API gateway in front of GoTrue (Kong) rejects requests without a valid `apikey`.
-fn require_apikey(app: &App, headers: &HeaderMap) -> Result<(), Response> {
+/// `Some(rejection)` when the key is missing or wrong.
+fn apikey_rejection(app: &App, headers: &HeaderMap) -> Option<Response> {
     let key = headers.get("apikey").and_then(|v| v.to_str().ok());
     match key {
-        None => Err((
+        None => Some((
             StatusCode::UNAUTHORIZED,
             Json(json!({"message": "No API key found in request", "hint": "No `apikey` request header or url param was found."})),
         )
             .into_response()),
-        Some(k) if k == app.settings.anon_key || k == app.settings.service_role_key => Ok(()),
-        Some(_) => Err((
+        Some(k) if k == app.settings.anon_key || k == app.settings.service_role_key => None,
+        Some(_) => Some((
             StatusCode::UNAUTHORIZED,
             Json(json!({"message": "Invalid API key", "hint": "Double check your Supabase `anon` or `service_role` API key."})),
         )
@@ -93,7 +94,7 @@ fn require_apikey(app: &App, headers: &HeaderMap) -> Result<(), Response> {
 
 macro_rules! gate {
     ($app:expr, $headers:expr) => {
-        if let Err(res) = require_apikey(&$app, &$headers) {
+        if let Some(res) = apikey_rejection(&$app, &$headers) {
             return res;
         }
     };

@@ -209,8 +209,9 @@ pub fn plan(messages: &[Value], tools: &Tools) -> Plan {
     if let Some(name) = after_prefix(&words, "my name is ")
         .map(clean_fact)
         .filter(|n| !n.is_empty())
+        && tools.has("core_memory_append")
     {
-        if tools.has("core_memory_append") {
+        {
             let arguments = tools.arguments(
                 "core_memory_append",
                 "The user told me their name; I should store it in the human block.",
@@ -230,8 +231,9 @@ pub fn plan(messages: &[Value], tools: &Tools) -> Plan {
     if let Some(fact) = after_prefix(&words, "remember that ")
         .map(clean_fact)
         .filter(|f| !f.is_empty())
+        && tools.has("archival_memory_insert")
     {
-        if tools.has("archival_memory_insert") {
+        {
             let arguments = tools.arguments(
                 "archival_memory_insert",
                 "The user asked me to remember something for the long term.",

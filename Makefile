@@ -1,0 +1,32 @@
+# Two commands for a fresh machine: `make dev` serves the API on http://127.0.0.1:8080 backed by
+# real local services; `make test` runs every test against them. Both install what is missing.
+.PHONY: dev test install services-up services-down services-status lint fmt build
+
+dev:
+	bash infra/local/dev.sh
+
+test:
+	bash infra/local/test.sh
+
+install:
+	bash infra/local/install.sh all
+
+build:
+	cargo build --workspace
+
+services-up:
+	cargo build -p scripted-llm -p local-auth -p gateway
+	bash infra/local/services.sh up
+
+services-down:
+	bash infra/local/services.sh down
+
+services-status:
+	bash infra/local/services.sh status
+
+lint:
+	cargo fmt --all -- --check
+	cargo clippy --workspace --all-targets -- -D warnings
+
+fmt:
+	cargo fmt --all

@@ -1,0 +1,90 @@
+//! Each function runs under `cargo lambda watch` (the Lambda runtime emulator) and answers its
+//! health check at `/lambda-url/<function>/health`: the same router, hosted by `lambda_http`.
+
+use std::{
+    os::unix::process::CommandExt,
+    path::PathBuf,
+    process::{Child, Command, Stdio},
+    time::{Duration, Instant},
+};
+
+struct Watch(Child);
+
+impl Drop for Watch {
+    fn drop(&mut self) {
+        // The emulator spawns one process per function: end the whole group.
+        let _ = Command::new("kill")
+            .args(["-TERM", "--", &format!("-{}", self.0.id())])
+            .status();
+        let _ = self.0.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+#[tokio::test]
+async fn every_function_answers_health_under_cargo_lambda_watch() {
+    let python = PathBuf::from(
+        std::env::var("LOCAL_TOOLS_PYTHON").expect("LOCAL_TOOLS_PYTHON (set by make test)"),
+    );
+    // cargo-lambda finds Zig as `python3 -m ziglang` with the first python3 on PATH: its venv goes first.
+    let path = format!(
+        "{}:{}",
+        python.parent().unwrap().display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let workspace = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let port = free_port();
+    let _watch = Watch(
+        Command::new("cargo")
+            .args([
+                "lambda",
+                "watch",
+                "--disable-cors",
+                "-A",
+                "127.0.0.1",
+                "-P",
+                &port.to_string(),
+            ])
+            .current_dir(&workspace)
+            .env("PATH", path)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .process_group(0)
+            .spawn()
+            .expect("cargo lambda watch"),
+    );
+    let http = reqwest::Client::new();
+    for function in ["auth", "chat", "user", "agent"] {
+        let url = format!("http://127.0.0.1:{port}/lambda-url/{function}/health");
+        let start = Instant::now();
+        let (status, body) = loop {
+            // The first request builds and starts the function.
+            match http
+                .get(&url)
+                .timeout(Duration::from_secs(300))
+                .send()
+                .await
+            {
+                Ok(res) => break (res.status().as_u16(), res.text().await.unwrap_or_default()),
+                Err(e) => {
+                    assert!(
+                        start.elapsed() < Duration::from_secs(300),
+                        "{function}: {e}"
+                    );
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                }
+            }
+        };
+        assert_eq!(status, 200, "{function}: {body}");
+        let body: serde_json::Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(body["function"], function);
+        assert_eq!(body["status"], "ok");
+    }
+}

@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# `make test`: build, start the local stack (unless it is already up), run every test against
+# the real services, and stop what this run started. Extra arguments go to the test binaries.
+set -euo pipefail
+source "$(dirname "$0")/lib.sh"
+cd "$ROOT"
+cargo build --workspace --all-targets
+services="$ROOT/infra/local/services.sh"
+if "$services" status | grep -qv ' up$'; then
+  trap '"$services" down' EXIT
+  "$services" up
+else
+  say "the local stack is already up; using it and leaving it up"
+fi
+set -a; source "$STATE_DIR/local.env"; set +a
+cargo test --workspace --no-fail-fast -- "$@"
