@@ -25,7 +25,7 @@ pub struct GoTrueError {
     code: &'static str,
     message: String,
     versioned: bool,
-    extra: Option<(&'static str, Value)>,
+    extra: Option<Box<(&'static str, Value)>>,
 }
 
 impl IntoResponse for GoTrueError {
@@ -35,7 +35,7 @@ impl IntoResponse for GoTrueError {
         } else {
             json!({"code": self.status.as_u16(), "error_code": self.code, "msg": self.message})
         };
-        if let Some((k, v)) = self.extra {
+        if let Some((k, v)) = self.extra.map(|b| *b) {
             body[k] = v;
         }
         let mut res = (self.status, Json(body)).into_response();
@@ -235,7 +235,7 @@ pub async fn signup(
                 app.settings.password_min_length
             ),
         );
-        e.extra = Some(("weak_password", json!({"reasons": ["length"]})));
+        e.extra = Some(Box::new(("weak_password", json!({"reasons": ["length"]}))));
         return e.into_response();
     }
     let metadata = match body.data {
