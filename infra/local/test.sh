@@ -6,7 +6,8 @@ source "$(dirname "$0")/lib.sh"
 cd "$ROOT"
 cargo build --workspace --all-targets
 services="$ROOT/infra/local/services.sh"
-if "$services" status | grep -qv ' up$'; then
+status=$("$services" status)
+if grep -qv ' up$' <<<"$status"; then
   trap '"$services" down' EXIT
   "$services" up
 else
