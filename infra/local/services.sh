@@ -99,7 +99,9 @@ migrate_litellm() {
   [ -f "$STATE_DIR/litellm.migrated" ] && return 0
   say "applying LiteLLM's migrations"
   local dir
-  dir=$(ls -d "$LITELLM_VENV"/lib/python3*/site-packages/litellm_proxy_extras/migrations)
+  "$ROOT/infra/local/install.sh" litellm
+  dir=$(ls -d "$LITELLM_VENV"/lib/python3*/site-packages/litellm_proxy_extras/migrations) \
+    || die "LiteLLM's migrations are missing from $LITELLM_VENV"
   # Name order in the C locale; one directory name contains spaces.
   while IFS= read -r -d '' sql; do
     PSQL -d litellm -f "$sql" >/dev/null 2>>"$LOG_DIR/litellm-migrate.log" || die "LiteLLM migration failed: $sql (see $LOG_DIR/litellm-migrate.log)"
@@ -109,6 +111,7 @@ migrate_litellm() {
 
 migrate_letta() {
   [ -f "$STATE_DIR/letta.migrated" ] && return 0
+  "$ROOT/infra/local/install.sh" letta
   say "applying Letta's migrations"
   (cd "$STATE_DIR/letta-sdist/letta-$LETTA_VERSION" && HOME="$STATE_DIR/letta-home" \
     LETTA_PG_URI="postgresql://postgres@127.0.0.1:$PG_PORT/letta" "$LETTA_VENV/bin/alembic" upgrade head \
@@ -247,6 +250,7 @@ cmd=${1:-status}
 case $cmd in
   up)
     bins_built
+    "$ROOT/infra/local/install.sh" all
     for s in "${SERVICES[@]}"; do start_one "$s"; done
     backend_env > "$STATE_DIR/local.env"
     say "all services are up; backend environment in $STATE_DIR/local.env"
