@@ -28,6 +28,8 @@ pub enum AppError {
     Unauthorized(String),
     #[error("invalid email or password")]
     InvalidCredentials,
+    #[error("{message}")]
+    Forbidden { code: ErrorCode, message: String },
     #[error("budget exceeded: spent {spend:.6} of {limit:.6} USD")]
     BudgetExceeded { spend: f64, limit: f64 },
     #[error("{0}")]
@@ -59,6 +61,7 @@ impl AppError {
             Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::Unauthorized(_) | Self::InvalidCredentials => StatusCode::UNAUTHORIZED,
             Self::BudgetExceeded { .. } => StatusCode::PAYMENT_REQUIRED,
+            Self::Forbidden { .. } => StatusCode::FORBIDDEN,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::Conflict { .. } => StatusCode::CONFLICT,
@@ -70,7 +73,9 @@ impl AppError {
 
     pub fn code(&self) -> ErrorCode {
         match self {
-            Self::BadRequest { code, .. } | Self::Conflict { code, .. } => code,
+            Self::BadRequest { code, .. }
+            | Self::Conflict { code, .. }
+            | Self::Forbidden { code, .. } => code,
             Self::Validation { .. } => "validation_failed",
             Self::PayloadTooLarge { .. } => "payload_too_large",
             Self::Unauthorized(_) => "unauthorized",

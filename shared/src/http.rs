@@ -142,6 +142,29 @@ fn json_rejection(rejection: JsonRejection, limit: usize) -> AppError {
     }
 }
 
+/// Parses an optional JSON body (empty means `None`), with the same errors as [`ApiJson`].
+pub fn parse_optional_json<T: DeserializeOwned>(body: &[u8]) -> Result<Option<T>, AppError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(None);
+    }
+    serde_json::from_slice(body).map(Some).map_err(|e| {
+        if e.is_data() {
+            let detail = e.to_string();
+            let field = detail
+                .split('`')
+                .nth(1)
+                .map(str::to_string)
+                .unwrap_or_else(|| "body".into());
+            AppError::validation(field, detail)
+        } else {
+            AppError::BadRequest {
+                code: "invalid_json",
+                message: format!("the body is not valid JSON: {e}"),
+            }
+        }
+    })
+}
+
 /// `Query<T>` whose rejections are 400/422 JSON errors.
 pub struct ApiQuery<T>(pub T);
 

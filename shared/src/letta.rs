@@ -170,6 +170,18 @@ impl Letta {
         Ok(providers.into_iter().find(|p| p.name == name))
     }
 
+    /// Rotates the key a provider uses; the next LLM call uses it.
+    pub async fn update_provider_key(
+        &self,
+        id: &str,
+        api_key: &Secret,
+    ) -> Result<(), DependencyError> {
+        let request = self
+            .request(reqwest::Method::PATCH, &format!("/v1/providers/{id}"))
+            .json(&json!({"api_key": api_key.expose()}));
+        upstream::send(Service::Letta, request).await.map(|_| ())
+    }
+
     pub async fn delete_provider(&self, id: &str) -> Result<(), DependencyError> {
         let request = self.request(reqwest::Method::DELETE, &format!("/v1/providers/{id}"));
         upstream::absent_on_404(upstream::send(Service::Letta, request).await).map(|_| ())
@@ -197,6 +209,51 @@ impl Letta {
         )
         .await?;
         Ok(agents.into_iter().filter(|a| a.name == name).collect())
+    }
+
+    /// Agents carrying a tag (every user's agent is tagged `user:<sub>`).
+    pub async fn find_agents_by_tag(&self, tag: &str) -> Result<Vec<Agent>, DependencyError> {
+        let agents: Vec<Agent> = upstream::send_json(
+            Service::Letta,
+            self.request(reqwest::Method::GET, "/v1/agents/")
+                .query(&[("tags", tag), ("limit", "50")]),
+        )
+        .await?;
+        Ok(agents
+            .into_iter()
+            .filter(|a| a.tags.iter().any(|t| t == tag))
+            .collect())
+    }
+
+    /// Ids of the archives (archival memory) attached to an agent.
+    pub async fn agent_archive_ids(&self, agent_id: &str) -> Result<Vec<String>, DependencyError> {
+        #[derive(Deserialize)]
+        struct Archive {
+            id: String,
+        }
+        let archives: Vec<Archive> = upstream::send_json(
+            Service::Letta,
+            self.request(reqwest::Method::GET, "/v1/archives/")
+                .query(&[("agent_id", agent_id)]),
+        )
+        .await?;
+        Ok(archives.into_iter().map(|a| a.id).collect())
+    }
+
+    pub async fn delete_archive(&self, id: &str) -> Result<(), DependencyError> {
+        let request = self.request(reqwest::Method::DELETE, &format!("/v1/archives/{id}"));
+        upstream::absent_on_404(upstream::send(Service::Letta, request).await).map(|_| ())
+    }
+
+    /// Deletes an agent and its archives (deleting an agent alone leaves its archive behind).
+    pub async fn delete_agent_and_archives(&self, agent_id: &str) -> Result<(), DependencyError> {
+        let archives: Vec<String> =
+            upstream::absent_on_404(self.agent_archive_ids(agent_id).await)?.unwrap_or_default();
+        self.delete_agent(agent_id).await?;
+        for id in archives {
+            self.delete_archive(&id).await?;
+        }
+        Ok(())
     }
 
     pub async fn delete_agent(&self, id: &str) -> Result<(), DependencyError> {

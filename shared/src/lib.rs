@@ -2,12 +2,17 @@
 //! type with one JSON shape, JSON logs with a request id, the HTTP layers, the health check, and a
 //! client per external system (Supabase Auth, LiteLLM, Letta, DynamoDB).
 
+pub mod accounts;
 pub mod config;
+pub mod domain;
 pub mod error;
 pub mod health;
 pub mod http;
+pub mod jwt;
 pub mod letta;
 pub mod litellm;
+pub mod profile;
+pub mod provisioning;
 pub mod secret;
 pub mod state;
 pub mod store;

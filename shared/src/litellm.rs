@@ -59,6 +59,15 @@ pub struct KeyRecord {
     pub spend: f64,
 }
 
+/// LiteLLM's id of a key: the SHA-256 of the key, in hex.
+pub fn key_hash(key: &Secret) -> String {
+    aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, key.expose().as_bytes())
+        .as_ref()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
 impl LiteLlm {
     pub fn new(http: reqwest::Client, config: &LiteLlmConfig) -> Self {
         Self {
@@ -108,6 +117,36 @@ impl LiteLlm {
             })),
         )
         .await
+    }
+
+    /// A new virtual key for an existing user.
+    pub async fn generate_key(
+        &self,
+        user_id: &str,
+        key_alias: &str,
+    ) -> Result<Secret, DependencyError> {
+        #[derive(Deserialize)]
+        struct Generated {
+            key: Secret,
+        }
+        let generated: Generated = upstream::send_json(
+            Service::LiteLlm,
+            self.admin(reqwest::Method::POST, "/key/generate")
+                .json(&json!({"user_id": user_id, "key_alias": key_alias})),
+        )
+        .await?;
+        Ok(generated.key)
+    }
+
+    /// Deletes keys by their hashes (LiteLLM accepts keys or hashes).
+    pub async fn delete_keys(&self, hashes: &[String]) -> Result<(), DependencyError> {
+        if hashes.is_empty() {
+            return Ok(());
+        }
+        let request = self
+            .admin(reqwest::Method::POST, "/key/delete")
+            .json(&json!({"keys": hashes}));
+        upstream::absent_on_404(upstream::send(Service::LiteLlm, request).await).map(|_| ())
     }
 
     /// `None` when LiteLLM has no such user.

@@ -5,6 +5,7 @@ use std::{ops::Deref, sync::Arc};
 
 use crate::{
     config::{Config, ConfigError},
+    jwt::JwtVerifier,
     letta::Letta,
     litellm::LiteLlm,
     store::Store,
@@ -21,6 +22,8 @@ pub struct Inner {
     pub letta: Letta,
     pub litellm: LiteLlm,
     pub supabase: SupabaseAuth,
+    /// Verifies access tokens; holds the JWKS cache for the life of the process.
+    pub jwt: JwtVerifier,
 }
 
 impl Deref for AppState {
@@ -42,6 +45,7 @@ impl AppState {
             store: Store::new(&config.dynamodb).await,
             letta: Letta::new(http.clone(), &config.letta),
             litellm: LiteLlm::new(http.clone(), &config.litellm),
+            jwt: JwtVerifier::new(http.clone(), &config.supabase),
             supabase: SupabaseAuth::new(http, &config.supabase),
             config,
         }))

@@ -1,8 +1,24 @@
-//! The `auth` function: its routes as an axum `Router`, hosted by Lambda (`main.rs`) or by the
-//! local gateway.
+//! The `auth` function: registration (with provisioning), login, refresh, logout, me, account
+//! deletion. Its routes as an axum `Router`, hosted by Lambda (`main.rs`) or the local gateway.
 
-use axum::{Router, extract::State, routing::get};
-use shared::{AppState, upstream::Service};
+use axum::{
+    Json, Router,
+    body::Bytes,
+    extract::State,
+    http::StatusCode,
+    response::{IntoResponse, Response},
+    routing::{delete, get, post},
+};
+use serde::Deserialize;
+use serde_json::json;
+use shared::{
+    AppError, AppState,
+    accounts::{self, Registered, Registration, SessionView, UserView, profile_view},
+    domain::{DisplayName, Email, Password},
+    http::{ApiJson, parse_optional_json},
+    jwt::AuthUser,
+    upstream::Service,
+};
 
 /// The dependencies this function needs; `GET /health` checks each.
 pub const DEPENDENCIES: &[Service] = &[
@@ -13,8 +29,15 @@ pub const DEPENDENCIES: &[Service] = &[
 ];
 
 /// The API routes, without the common layers (the gateway merges these).
-pub fn api_routes(_state: AppState) -> Router {
+pub fn api_routes(state: AppState) -> Router {
     Router::new()
+        .route("/api/v1/auth/register", post(register))
+        .route("/api/v1/auth/login", post(login))
+        .route("/api/v1/auth/refresh", post(refresh))
+        .route("/api/v1/auth/logout", post(logout))
+        .route("/api/v1/auth/me", get(me))
+        .route("/api/v1/auth/account", delete(delete_account))
+        .with_state(state)
 }
 
 /// The whole function: API routes, `GET /health`, and the common layers.
@@ -29,4 +52,115 @@ pub fn router(state: AppState) -> Router {
         .with_state(state.clone());
     let config = state.config.http.clone();
     shared::http::with_common_layers(api_routes(state).merge(health), &config)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RegisterBody {
+    email: String,
+    password: String,
+    #[serde(default)]
+    display_name: Option<String>,
+}
+
+async fn register(
+    State(state): State<AppState>,
+    ApiJson(body): ApiJson<RegisterBody>,
+) -> Result<Response, AppError> {
+    let input = Registration {
+        email: Email::parse(&body.email)?,
+        password: Password::parse(&body.password)?,
+        display_name: body
+            .display_name
+            .as_deref()
+            .map(DisplayName::parse)
+            .transpose()?,
+    };
+    match accounts::register(&state, input).await? {
+        Registered::Ready { session, profile } => {
+            let profile = *profile;
+            let budget = accounts::budget_summary(&state, &profile.user_id).await;
+            let body = json!({
+                "user": UserView::from(&profile),
+                "session": SessionView::from(session.as_ref()),
+                "profile": profile_view(&profile, budget),
+            });
+            Ok((StatusCode::CREATED, Json(body)).into_response())
+        }
+        Registered::ConfirmationRequired { user } => {
+            let body = json!({
+                "status": "confirmation_required",
+                "message": "Check your email to confirm your address, then sign in.",
+                "user": {"id": user.id, "email": user.email},
+            });
+            Ok((StatusCode::ACCEPTED, Json(body)).into_response())
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LoginBody {
+    email: String,
+    password: String,
+}
+
+async fn login(
+    State(state): State<AppState>,
+    ApiJson(body): ApiJson<LoginBody>,
+) -> Result<Json<serde_json::Value>, AppError> {
+    let (session, profile) = accounts::login(&state, &body.email, &body.password).await?;
+    let budget = accounts::budget_summary(&state, &profile.user_id).await;
+    Ok(Json(json!({
+        "user": UserView::from(&profile),
+        "session": SessionView::from(&session),
+        "profile": profile_view(&profile, budget),
+    })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RefreshBody {
+    refresh_token: String,
+}
+
+async fn refresh(
+    State(state): State<AppState>,
+    ApiJson(body): ApiJson<RefreshBody>,
+) -> Result<Json<serde_json::Value>, AppError> {
+    let session = accounts::refresh(&state, &body.refresh_token).await?;
+    Ok(Json(json!({ "session": SessionView::from(&session) })))
+}
+
+async fn logout(State(state): State<AppState>, user: AuthUser) -> Result<StatusCode, AppError> {
+    accounts::logout(&state, &user).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn me(
+    State(state): State<AppState>,
+    user: AuthUser,
+) -> Result<Json<serde_json::Value>, AppError> {
+    let (profile, budget) = accounts::me(&state, &user).await?;
+    Ok(Json(json!({
+        "user": UserView::from(&profile),
+        "profile": profile_view(&profile, budget),
+    })))
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct DeleteBody {
+    #[serde(default)]
+    password: Option<String>,
+}
+
+async fn delete_account(
+    State(state): State<AppState>,
+    user: AuthUser,
+    body: Bytes,
+) -> Result<StatusCode, AppError> {
+    let body: DeleteBody = parse_optional_json(&body)?.unwrap_or_default();
+    accounts::delete_account(&state, &user, body.password.as_deref()).await?;
+    Ok(StatusCode::NO_CONTENT)
 }

@@ -1,0 +1,218 @@
+//! Helpers for black-box tests: the gateway on a free port, against the real local stack.
+#![allow(dead_code)]
+
+use std::{process::Command, time::Duration};
+
+use reqwest::{Method, StatusCode, header::HeaderMap};
+use serde_json::{Value, json};
+use shared::AppState;
+
+pub struct TestApp {
+    pub base: String,
+    pub http: reqwest::Client,
+    pub state: AppState,
+}
+
+pub struct Reply {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Value,
+}
+
+pub async fn spawn_app() -> TestApp {
+    let config = shared::Config::from_env().unwrap_or_else(|e| {
+        panic!("the local stack's environment is missing; run `make test`. {e}")
+    });
+    let state = AppState::new(config).await;
+    state.store.ensure_table().await.expect("table");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let app = gateway::app(state.clone());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    TestApp {
+        base,
+        http: reqwest::Client::builder()
+            .timeout(Duration::from_secs(120))
+            .build()
+            .unwrap(),
+        state,
+    }
+}
+
+impl TestApp {
+    pub async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> Reply {
+        let mut request = self.http.request(method, format!("{}{path}", self.base));
+        if let Some(t) = token {
+            request = request.bearer_auth(t);
+        }
+        if let Some(b) = body {
+            request = request.json(&b);
+        }
+        let res = request.send().await.expect("request");
+        let status = res.status();
+        let headers = res.headers().clone();
+        let text = res.text().await.unwrap();
+        let body = if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap_or(Value::String(text))
+        };
+        Reply {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    pub async fn post(&self, path: &str, body: Value) -> Reply {
+        self.call(Method::POST, path, None, Some(body)).await
+    }
+
+    pub async fn get(&self, path: &str, token: &str) -> Reply {
+        self.call(Method::GET, path, Some(token), None).await
+    }
+
+    /// Registers a new user and returns (email, password, register reply).
+    pub async fn register(&self, display_name: &str) -> (String, String, Reply) {
+        let email = unique_email();
+        let password = "correct-horse-battery".to_string();
+        let reply = self
+            .post(
+                "/api/v1/auth/register",
+                json!({"email": email, "password": password, "display_name": display_name}),
+            )
+            .await;
+        (email, password, reply)
+    }
+
+    /// Registers a user that must come out ready; returns (email, password, access token, user id).
+    pub async fn ready_user(&self, display_name: &str) -> (String, String, String, String) {
+        let (email, password, reply) = self.register(display_name).await;
+        assert_eq!(reply.status, 201, "{}", reply.body);
+        assert_eq!(reply.body["profile"]["state"], "ready", "{}", reply.body);
+        let token = reply.body["session"]["access_token"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let id = reply.body["user"]["id"].as_str().unwrap().to_string();
+        (email, password, token, id)
+    }
+}
+
+pub fn unique_email() -> String {
+    format!(
+        "t-{}@example.com",
+        ulid::Ulid::new().to_string().to_lowercase()
+    )
+}
+
+/// Starts or stops one local service (`services.sh start|stop NAME`).
+pub fn service(action: &str, name: &str) {
+    let script = std::env::var("LOCAL_SERVICES").expect("LOCAL_SERVICES (set by make test)");
+    let status = Command::new("bash")
+        .arg(script)
+        .args([action, name])
+        .status()
+        .expect("services.sh");
+    assert!(status.success(), "services.sh {action} {name} failed");
+}
+
+/// Signs a token with the local HS256 secret (for attacks and freshness tests).
+pub fn sign_hs256(claims: &Value) -> String {
+    let secret = std::env::var("SUPABASE_JWT_SECRET").expect("SUPABASE_JWT_SECRET");
+    jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+        claims,
+        &jsonwebtoken::EncodingKey::from_secret(secret.as_bytes()),
+    )
+    .unwrap()
+}
+
+pub fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
+
+pub fn claims_for(user_id: &str, iat: i64) -> Value {
+    let issuer = format!("{}/auth/v1", std::env::var("SUPABASE_URL").unwrap());
+    json!({"iss": issuer, "sub": user_id, "aud": "authenticated", "role": "authenticated",
+           "exp": iat + 3600, "iat": iat, "email": "x@example.com", "session_id": "s"})
+}
+
+/// What the four systems hold for a user.
+#[derive(Debug, PartialEq)]
+pub struct Footprint {
+    pub supabase_user: bool,
+    pub litellm_user: bool,
+    pub litellm_keys: usize,
+    pub letta_providers: usize,
+    pub letta_agents: usize,
+    pub dynamodb_items: usize,
+}
+
+pub async fn footprint(app: &TestApp, user_id: &str) -> Footprint {
+    let s = &app.state;
+    let id = shared::domain::UserId::parse(user_id).unwrap();
+    let supabase_user = app
+        .http
+        .get(format!(
+            "{}/auth/v1/admin/users/{user_id}",
+            s.config.supabase.url
+        ))
+        .header("apikey", s.config.supabase.service_role_key.expose())
+        .bearer_auth(s.config.supabase.service_role_key.expose())
+        .send()
+        .await
+        .unwrap()
+        .status()
+        == 200;
+    let info = s.litellm.user_info(user_id).await.unwrap();
+    let providers = s
+        .letta
+        .find_provider(&shared::provisioning::provider_name(&id))
+        .await
+        .unwrap();
+    let mut agents: Vec<String> = s
+        .letta
+        .find_agents_by_name(&shared::provisioning::agent_name(&id))
+        .await
+        .unwrap()
+        .into_iter()
+        .chain(
+            s.letta
+                .find_agents_by_tag(&shared::provisioning::agent_tag(&id))
+                .await
+                .unwrap(),
+        )
+        .map(|a| a.id)
+        .collect();
+    agents.sort();
+    agents.dedup();
+    let items = s
+        .store
+        .client()
+        .query()
+        .table_name(s.store.table_name())
+        .key_condition_expression("pk = :pk")
+        .expression_attribute_values(":pk", aws_sdk_dynamodb::types::AttributeValue::S(id.pk()))
+        .send()
+        .await
+        .unwrap()
+        .count as usize;
+    Footprint {
+        supabase_user,
+        litellm_user: info.is_some(),
+        litellm_keys: info.map(|i| i.keys.len()).unwrap_or(0),
+        letta_providers: usize::from(providers.is_some()),
+        letta_agents: agents.len(),
+        dynamodb_items: items,
+    }
+}
