@@ -7,6 +7,7 @@
 #   services.sh status          one line per service
 #   services.sh start NAME      start one service (after its dependencies are up)
 #   services.sh stop NAME       stop one service
+#   services.sh kill NAME       SIGKILL one service (a crash, for fault tests)
 #   services.sh env             print the backend's environment for this stack
 #
 # Names: postgres, llm, dynamodb, auth, litellm, letta. Logs: $STATE_DIR/logs/NAME.log.
@@ -267,6 +268,12 @@ case $cmd in
     ;;
   start) [ -n "${2:-}" ] || die "usage: services.sh start NAME"; start_one "$2" ;;
   stop) [ -n "${2:-}" ] || die "usage: services.sh stop NAME"; stop_one "$2" ;;
+  kill)
+    # A crash, for fault tests: SIGKILL, no graceful shutdown.
+    [ -n "${2:-}" ] && [ "$2" != postgres ] || die "usage: services.sh kill NAME (not postgres)"
+    if running "$2"; then kill -KILL -- "-$(cat "$(pidfile "$2")")" 2>/dev/null || true; say "$2 killed"; fi
+    rm -f "$(pidfile "$2")"
+    ;;
   env) backend_env ;;
   *) die "unknown command: $cmd (up, down, status, start NAME, stop NAME, env)" ;;
 esac

@@ -96,6 +96,8 @@ pub struct HttpConfig {
     pub body_limit_bytes: usize,
     /// Origins allowed by CORS; empty means no CORS headers (function URLs add their own).
     pub cors_allowed_origins: Vec<String>,
+    /// Longest chat message accepted, in characters.
+    pub chat_max_chars: usize,
 }
 
 /// Budget durations LiteLLM accepts.
@@ -292,6 +294,11 @@ impl Config {
                         .collect()
                 })
                 .unwrap_or_default(),
+            chat_max_chars: r.parsed(
+                "CHAT_MAX_CHARS",
+                32_000usize,
+                "a whole number of characters",
+            ),
         };
 
         if r.problems.is_empty() {

@@ -24,6 +24,8 @@ pub enum AppError {
     Validation { field: String, message: String },
     #[error("request body is larger than {limit} bytes")]
     PayloadTooLarge { limit: usize },
+    #[error("content is {actual} characters long; the limit is {limit}")]
+    ContentTooLong { limit: usize, actual: usize },
     #[error("{0}")]
     Unauthorized(String),
     #[error("invalid email or password")]
@@ -58,7 +60,9 @@ impl AppError {
         match self {
             Self::BadRequest { .. } => StatusCode::BAD_REQUEST,
             Self::Validation { .. } => StatusCode::UNPROCESSABLE_ENTITY,
-            Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::PayloadTooLarge { .. } | Self::ContentTooLong { .. } => {
+                StatusCode::PAYLOAD_TOO_LARGE
+            }
             Self::Unauthorized(_) | Self::InvalidCredentials => StatusCode::UNAUTHORIZED,
             Self::BudgetExceeded { .. } => StatusCode::PAYMENT_REQUIRED,
             Self::Forbidden { .. } => StatusCode::FORBIDDEN,
@@ -78,6 +82,7 @@ impl AppError {
             | Self::Forbidden { code, .. } => code,
             Self::Validation { .. } => "validation_failed",
             Self::PayloadTooLarge { .. } => "payload_too_large",
+            Self::ContentTooLong { .. } => "content_too_long",
             Self::Unauthorized(_) => "unauthorized",
             Self::InvalidCredentials => "invalid_credentials",
             Self::BudgetExceeded { .. } => "budget_exceeded",
@@ -110,6 +115,10 @@ impl AppError {
             }
             Self::PayloadTooLarge { limit } => {
                 error.insert("limit_bytes".into(), json!(limit));
+            }
+            Self::ContentTooLong { limit, .. } => {
+                error.insert("field".into(), json!("content"));
+                error.insert("limit_chars".into(), json!(limit));
             }
             Self::BudgetExceeded { spend, limit } => {
                 error.insert("spend".into(), json!(spend));

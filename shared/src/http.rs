@@ -175,11 +175,16 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for ApiQuery<T> {
         match axum::extract::Query::<T>::from_request_parts(parts, state).await {
             Ok(axum::extract::Query(v)) => Ok(Self(v)),
             Err(QueryRejection::FailedToDeserializeQueryString(e)) => {
+                // "Failed to deserialize query string: limit: invalid digit found in string", or
+                // serde's "unknown field `x`".
                 let detail = e.body_text();
-                let field = detail
-                    .split('`')
+                let path = detail
+                    .split(": ")
                     .nth(1)
+                    .filter(|p| p.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'));
+                let field = path
                     .map(str::to_string)
+                    .or_else(|| detail.split('`').nth(1).map(str::to_string))
                     .unwrap_or_else(|| "query".into());
                 Err(AppError::validation(field, detail))
             }

@@ -12,9 +12,23 @@ use crate::{
 #[derive(Clone, Debug)]
 pub struct Letta {
     http: reqwest::Client,
+    /// For streams: no total timeout, a read timeout above Letta's 20 s keep-alive pings.
+    stream_http: reqwest::Client,
     base: String,
     password: Option<Secret>,
 }
+
+/// One event of Letta's message stream (`data:` JSON; `event: error` for errors).
+#[derive(Debug, Clone)]
+pub enum StreamItem {
+    Message(LettaMessage),
+    /// `event: error` (an `error_message`): Letta reports LLM failures only inside the stream.
+    Error(Value),
+}
+
+/// Letta's stream of a turn, ended by `[DONE]` (or by the connection ending).
+pub type TurnStream =
+    std::pin::Pin<Box<dyn futures_util::Stream<Item = Result<StreamItem, DependencyError>> + Send>>;
 
 #[derive(Debug, Clone, Deserialize)]
 pub struct Provider {
@@ -114,16 +128,20 @@ impl AgentSpec<'_> {
 }
 
 impl Letta {
-    pub fn new(http: reqwest::Client, config: &LettaConfig) -> Self {
+    pub fn new(http: reqwest::Client, stream_http: reqwest::Client, config: &LettaConfig) -> Self {
         Self {
             http,
+            stream_http,
             base: config.base_url.clone(),
             password: config.password.clone(),
         }
     }
 
     pub(crate) fn request(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
-        let request = self.http.request(method, format!("{}{}", self.base, path));
+        self.authorized(self.http.request(method, format!("{}{}", self.base, path)))
+    }
+
+    fn authorized(&self, request: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
         match &self.password {
             Some(p) => request.bearer_auth(p.expose()),
             None => request,
@@ -259,6 +277,71 @@ impl Letta {
     pub async fn delete_agent(&self, id: &str) -> Result<(), DependencyError> {
         let request = self.request(reqwest::Method::DELETE, &format!("/v1/agents/{id}"));
         upstream::absent_on_404(upstream::send(Service::Letta, request).await).map(|_| ())
+    }
+
+    /// Sends one user message with token streaming and returns Letta's event stream once Letta
+    /// has answered with its headers (an unreachable Letta fails here, before any event).
+    pub async fn stream_message(
+        &self,
+        agent_id: &str,
+        text: &str,
+    ) -> Result<TurnStream, DependencyError> {
+        use eventsource_stream::Eventsource;
+        use futures_util::StreamExt;
+
+        let request = self.authorized(
+            self.stream_http
+                .post(format!(
+                    "{}/v1/agents/{agent_id}/messages/stream",
+                    self.base
+                ))
+                .json(&json!({
+                    "messages": [{"role": "user", "content": text}],
+                    "stream_tokens": true,
+                    "include_pings": true,
+                })),
+        );
+        let response = upstream::send(Service::Letta, request).await?;
+        let events = response.bytes_stream().eventsource().filter_map(|event| async move {
+            match event {
+                Err(e) => Some(Err(DependencyError::Unreachable {
+                    service: Service::Letta,
+                    detail: format!("the stream broke: {e}"),
+                })),
+                Ok(event) if event.data.trim() == "[DONE]" || event.data.trim().is_empty() => None,
+                Ok(event) => {
+                    let value: Value = match serde_json::from_str(&event.data) {
+                        Ok(v) => v,
+                        Err(e) => {
+                            tracing::warn!(error = %e, "skipping an unreadable Letta stream event");
+                            return None;
+                        }
+                    };
+                    if event.event == "error" || value.get("message_type").and_then(Value::as_str) == Some("error_message") {
+                        return Some(Ok(StreamItem::Error(value)));
+                    }
+                    serde_json::from_value::<LettaMessage>(value).ok().map(|m| Ok(StreamItem::Message(m)))
+                }
+            }
+        });
+        Ok(Box::pin(events))
+    }
+
+    /// The agent's newest messages, newest first.
+    pub async fn recent_messages(
+        &self,
+        agent_id: &str,
+        limit: u32,
+    ) -> Result<Vec<LettaMessage>, DependencyError> {
+        upstream::send_json(
+            Service::Letta,
+            self.request(
+                reqwest::Method::GET,
+                &format!("/v1/agents/{agent_id}/messages"),
+            )
+            .query(&[("limit", limit.to_string()), ("order", "desc".to_string())]),
+        )
+        .await
     }
 
     /// Sends one user message and waits for the whole turn (non-streaming).

@@ -3,14 +3,17 @@
 //! client per external system (Supabase Auth, LiteLLM, Letta, DynamoDB).
 
 pub mod accounts;
+pub mod chat;
 pub mod config;
 pub mod domain;
 pub mod error;
 pub mod health;
+pub mod history;
 pub mod http;
 pub mod jwt;
 pub mod letta;
 pub mod litellm;
+pub mod prices;
 pub mod profile;
 pub mod provisioning;
 pub mod secret;

@@ -149,6 +149,26 @@ impl LiteLlm {
         upstream::absent_on_404(upstream::send(Service::LiteLlm, request).await).map(|_| ())
     }
 
+    /// Sets a user's budget (and optionally its period).
+    pub async fn update_user_budget(
+        &self,
+        user_id: &str,
+        max_budget: f64,
+        budget_duration: Option<&str>,
+    ) -> Result<(), DependencyError> {
+        let mut body = json!({"user_id": user_id, "max_budget": max_budget});
+        if let Some(d) = budget_duration {
+            body["budget_duration"] = json!(d);
+        }
+        upstream::send(
+            Service::LiteLlm,
+            self.admin(reqwest::Method::POST, "/user/update")
+                .json(&body),
+        )
+        .await
+        .map(|_| ())
+    }
+
     /// `None` when LiteLLM has no such user.
     pub async fn user_info(&self, user_id: &str) -> Result<Option<UserInfo>, DependencyError> {
         let request = self

@@ -8,9 +8,10 @@ use crate::{
     jwt::JwtVerifier,
     letta::Letta,
     litellm::LiteLlm,
+    prices::PriceBook,
     store::Store,
     supabase::SupabaseAuth,
-    upstream::http_client,
+    upstream::{http_client, stream_client},
 };
 
 #[derive(Clone)]
@@ -24,6 +25,8 @@ pub struct Inner {
     pub supabase: SupabaseAuth,
     /// Verifies access tokens; holds the JWKS cache for the life of the process.
     pub jwt: JwtVerifier,
+    /// Model prices from LiteLLM, cached.
+    pub prices: PriceBook,
 }
 
 impl Deref for AppState {
@@ -43,9 +46,14 @@ impl AppState {
         let http = http_client(config.http.upstream_timeout);
         Self(Arc::new(Inner {
             store: Store::new(&config.dynamodb).await,
-            letta: Letta::new(http.clone(), &config.letta),
+            letta: Letta::new(
+                http.clone(),
+                stream_client(config.http.upstream_timeout),
+                &config.letta,
+            ),
             litellm: LiteLlm::new(http.clone(), &config.litellm),
             jwt: JwtVerifier::new(http.clone(), &config.supabase),
+            prices: PriceBook::default(),
             supabase: SupabaseAuth::new(http, &config.supabase),
             config,
         }))

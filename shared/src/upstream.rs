@@ -156,3 +156,14 @@ pub fn http_client(timeout: Duration) -> reqwest::Client {
         .build()
         .expect("the HTTP client settings are static and valid")
 }
+
+/// A client for long streams: no total timeout, but a read timeout so a silent peer is noticed.
+pub fn stream_client(read_timeout: Duration) -> reqwest::Client {
+    reqwest::Client::builder()
+        .connect_timeout(Duration::from_secs(3))
+        .read_timeout(read_timeout)
+        .pool_idle_timeout(Duration::from_secs(50))
+        .user_agent(concat!("chat-backend/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .expect("the HTTP client settings are static and valid")
+}

@@ -1,8 +1,30 @@
-//! The `chat` function: its routes as an axum `Router`, hosted by Lambda (`main.rs`) or by the
-//! local gateway.
+//! The `chat` function: send a message and receive the agent's reply token by token over SSE
+//! (Lambda response streaming), and read the stored history. Its routes as an axum `Router`,
+//! hosted by Lambda (`main.rs`, streaming) or the local gateway.
 
-use axum::{Router, extract::State, routing::get};
-use shared::{AppState, upstream::Service};
+use std::{convert::Infallible, time::Duration};
+
+use axum::{
+    Json, Router,
+    extract::State,
+    http::HeaderMap,
+    response::{
+        IntoResponse, Response,
+        sse::{Event, KeepAlive, Sse},
+    },
+    routing::{get, post},
+};
+use futures_util::stream::{self, Stream, StreamExt};
+use serde::Deserialize;
+use serde_json::json;
+use shared::{
+    AppError, AppState,
+    chat::{self, ChatEvent, TurnOutcome},
+    history,
+    http::{ApiJson, ApiQuery, IDEMPOTENCY_KEY},
+    jwt::AuthUser,
+    upstream::Service,
+};
 
 /// The dependencies this function needs; `GET /health` checks each.
 pub const DEPENDENCIES: &[Service] = &[
@@ -12,9 +34,15 @@ pub const DEPENDENCIES: &[Service] = &[
     Service::SupabaseAuth,
 ];
 
+/// SSE comments at least this often, so proxies and clients keep an idle stream open.
+const KEEP_ALIVE: Duration = Duration::from_secs(15);
+
 /// The API routes, without the common layers (the gateway merges these).
-pub fn api_routes(_state: AppState) -> Router {
+pub fn api_routes(state: AppState) -> Router {
     Router::new()
+        .route("/api/v1/chat/message", post(send_message))
+        .route("/api/v1/chat/history", get(history))
+        .with_state(state)
 }
 
 /// The whole function: API routes, `GET /health`, and the common layers.
@@ -29,4 +57,94 @@ pub fn router(state: AppState) -> Router {
         .with_state(state.clone());
     let config = state.config.http.clone();
     shared::http::with_common_layers(api_routes(state).merge(health), &config)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MessageBody {
+    content: String,
+}
+
+fn sse_event(id: usize, event: ChatEvent) -> Result<Event, Infallible> {
+    Ok(Event::default()
+        .id(id.to_string())
+        .event(event.name)
+        .data(event.data.to_string()))
+}
+
+fn sse<S>(events: S) -> Response
+where
+    S: Stream<Item = ChatEvent> + Send + 'static,
+{
+    let numbered = events.enumerate().map(|(i, e)| sse_event(i + 1, e));
+    let mut response = Sse::new(numbered)
+        .keep_alive(KeepAlive::new().interval(KEEP_ALIVE).text("keep-alive"))
+        .into_response();
+    // Ask proxies (and Lambda's buffering front ends) not to hold the stream back.
+    response
+        .headers_mut()
+        .insert("x-accel-buffering", "no".parse().expect("static header"));
+    response
+        .headers_mut()
+        .insert("cache-control", "no-cache".parse().expect("static header"));
+    response
+}
+
+async fn send_message(
+    State(state): State<AppState>,
+    user: AuthUser,
+    headers: HeaderMap,
+    ApiJson(body): ApiJson<MessageBody>,
+) -> Result<Response, AppError> {
+    let idempotency_key = headers
+        .get(&IDEMPOTENCY_KEY)
+        .map(|v| {
+            v.to_str()
+                .map_err(|_| ())
+                .and_then(|s| chat::validate_idempotency_key(s).map_err(|_| ()))
+        })
+        .transpose()
+        .map_err(|_| AppError::BadRequest {
+            code: "invalid_idempotency_key",
+            message: "Idempotency-Key must be 1 to 128 visible ASCII characters".into(),
+        })?;
+    match chat::start_turn(&state, user, &body.content, idempotency_key).await? {
+        TurnOutcome::Live(rx) => {
+            let events =
+                stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|e| (e, rx)) });
+            Ok(sse(events))
+        }
+        TurnOutcome::Replay(events) => Ok(sse(stream::iter(events))),
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct HistoryQuery {
+    limit: Option<u32>,
+    before: Option<String>,
+}
+
+async fn history(
+    State(state): State<AppState>,
+    user: AuthUser,
+    ApiQuery(query): ApiQuery<HistoryQuery>,
+) -> Result<Json<serde_json::Value>, AppError> {
+    let limit = query.limit.unwrap_or(50);
+    if !(1..=100).contains(&limit) {
+        return Err(AppError::validation("limit", "must be between 1 and 100"));
+    }
+    let before = query
+        .before
+        .as_deref()
+        .map(|c| history::decode_cursor(&user.id, c))
+        .transpose()?;
+    let page = state
+        .store
+        .history(&user.id, limit, before.as_deref())
+        .await?;
+    Ok(Json(json!({
+        "messages": page.messages.iter().map(history::Message::view).collect::<Vec<_>>(),
+        "next_cursor": page.next_cursor,
+    })))
 }

@@ -87,4 +87,59 @@ async fn every_function_answers_health_under_cargo_lambda_watch() {
         assert_eq!(body["function"], function);
         assert_eq!(body["status"], "ok");
     }
+
+    // Chat under Lambda response streaming: events arrive one by one, not at the end.
+    let base = format!("http://127.0.0.1:{port}/lambda-url");
+    let email = format!("lw-{}@example.com", std::process::id());
+    let registered: serde_json::Value = http
+        .post(format!("{base}/auth/api/v1/auth/register"))
+        .json(&serde_json::json!({"email": email, "password": "long-enough-pw", "display_name": "Lambda"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let token = registered["session"]["access_token"]
+        .as_str()
+        .expect("registered through the auth function");
+    let sent = Instant::now();
+    let res = http
+        .post(format!("{base}/chat/api/v1/chat/message"))
+        .bearer_auth(token)
+        .json(&serde_json::json!({"content": "/slow 150 one two three four five six seven eight nine ten eleven twelve"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    assert!(
+        res.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/event-stream")
+    );
+    let mut arrivals = Vec::new();
+    {
+        use eventsource_stream::Eventsource;
+        use futures_util::StreamExt;
+        let mut stream = res.bytes_stream().eventsource();
+        while let Some(event) = stream.next().await {
+            let event = event.expect("valid SSE");
+            arrivals.push((sent.elapsed().as_millis(), event.event));
+        }
+    }
+    for (ms, name) in &arrivals {
+        println!("+{ms:>6} ms  {name}");
+    }
+    let first_delta = arrivals
+        .iter()
+        .find(|(_, n)| n == "delta")
+        .expect("a delta")
+        .0;
+    let last = arrivals.last().unwrap();
+    assert_eq!(last.1, "done");
+    assert!(
+        last.0 - first_delta >= 600,
+        "events arrive as they are produced, not at the end: {arrivals:?}"
+    );
 }

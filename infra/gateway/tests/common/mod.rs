@@ -216,3 +216,134 @@ pub async fn footprint(app: &TestApp, user_id: &str) -> Footprint {
         dynamodb_items: items,
     }
 }
+
+/// One SSE event as a standard parser reads it, with its arrival time.
+#[derive(Debug, Clone)]
+pub struct SseEvent {
+    pub at: std::time::Instant,
+    pub id: String,
+    pub name: String,
+    pub data: Value,
+}
+
+pub enum ChatReply {
+    Stream(Vec<SseEvent>),
+    Json(Reply),
+}
+
+impl ChatReply {
+    pub fn events(self) -> Vec<SseEvent> {
+        match self {
+            Self::Stream(events) => events,
+            Self::Json(reply) => panic!("expected a stream, got {} {}", reply.status, reply.body),
+        }
+    }
+
+    pub fn json(self) -> Reply {
+        match self {
+            Self::Json(reply) => reply,
+            Self::Stream(events) => panic!("expected a JSON answer, got a stream: {events:?}"),
+        }
+    }
+}
+
+pub fn names(events: &[SseEvent]) -> Vec<&str> {
+    events.iter().map(|e| e.name.as_str()).collect()
+}
+
+pub fn text_of(events: &[SseEvent]) -> String {
+    events
+        .iter()
+        .filter(|e| e.name == "delta")
+        .filter_map(|e| e.data["text"].as_str())
+        .collect()
+}
+
+impl TestApp {
+    pub async fn chat_request(
+        &self,
+        token: &str,
+        content: &str,
+        idempotency_key: Option<&str>,
+    ) -> reqwest::Response {
+        let mut request = self
+            .http
+            .post(format!("{}/api/v1/chat/message", self.base))
+            .bearer_auth(token)
+            .json(&json!({"content": content}));
+        if let Some(k) = idempotency_key {
+            request = request.header("idempotency-key", k);
+        }
+        request.send().await.expect("chat request")
+    }
+
+    /// Sends a message and reads the whole SSE stream (or the JSON error).
+    pub async fn chat(
+        &self,
+        token: &str,
+        content: &str,
+        idempotency_key: Option<&str>,
+    ) -> ChatReply {
+        let res = self.chat_request(token, content, idempotency_key).await;
+        read_chat(res).await
+    }
+
+    pub async fn history(&self, token: &str, query: &str) -> Reply {
+        self.get(&format!("/api/v1/chat/history{query}"), token)
+            .await
+    }
+}
+
+pub async fn read_chat(res: reqwest::Response) -> ChatReply {
+    use eventsource_stream::Eventsource;
+    use futures_util::StreamExt;
+    let is_sse = res
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("text/event-stream"));
+    if !is_sse {
+        let status = res.status();
+        let headers = res.headers().clone();
+        let body = res.json().await.unwrap_or(Value::Null);
+        return ChatReply::Json(Reply {
+            status,
+            headers,
+            body,
+        });
+    }
+    let mut events = Vec::new();
+    let mut stream = res.bytes_stream().eventsource();
+    while let Some(event) = stream.next().await {
+        let event = event.expect("a valid SSE stream");
+        events.push(SseEvent {
+            at: std::time::Instant::now(),
+            id: event.id,
+            name: event.event,
+            data: serde_json::from_str(&event.data).expect("JSON data"),
+        });
+    }
+    ChatReply::Stream(events)
+}
+
+/// Polls until `f` gives `Some` (for what lands asynchronously).
+pub async fn eventually<T, F, Fut>(what: &str, timeout: Duration, mut f: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let start = std::time::Instant::now();
+    loop {
+        if let Some(v) = f().await {
+            return v;
+        }
+        assert!(
+            start.elapsed() < timeout,
+            "{what} did not happen within {timeout:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+}
+
+/// A message long enough that the agent's reply streams in many pieces.
+pub const LONG_MESSAGE: &str = "please repeat these words back to me so that the stream has many small pieces in it today and tomorrow";

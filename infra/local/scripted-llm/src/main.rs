@@ -165,20 +165,66 @@ fn full_reply(id: &str, model: &str, plan: &Plan, prompt_tokens: u64) -> Value {
     })
 }
 
-/// Splits text into pieces of about `size` bytes on char boundaries, so a stream has many chunks.
+/// Splits text into pieces of about `size` bytes the way tokenizers do: whitespace starts a
+/// piece (" word"), it never ends one, so a stream has many chunks.
 fn pieces(text: &str, size: usize) -> Vec<String> {
     let mut out = Vec::new();
     let mut current = String::new();
     for ch in text.chars() {
-        current.push(ch);
-        if current.len() >= size && (ch == ' ' || ch == ',' || current.len() >= size * 2) {
+        if ch.is_whitespace() && current.len() >= size && !current.ends_with(char::is_whitespace) {
             out.push(std::mem::take(&mut current));
         }
+        current.push(ch);
     }
     if !current.is_empty() {
         out.push(current);
     }
     out
+}
+
+/// Tool-call arguments as OpenAI streams them: compact JSON cut into small tokens — `{"`, a
+/// key, `":"`, the value word by word (" word"), `","`, …, `"}`. Their concatenation is the JSON.
+fn argument_tokens(arguments: &Value) -> Vec<String> {
+    let Some(map) = arguments.as_object() else {
+        return vec![arguments.to_string()];
+    };
+    let mut tokens = vec![String::from("{")];
+    let mut previous_was_string = false;
+    for (i, (key, value)) in map.iter().enumerate() {
+        let opening = if i == 0 {
+            "\""
+        } else if previous_was_string {
+            "\",\""
+        } else {
+            ",\""
+        };
+        tokens.push(opening.to_string());
+        tokens.push(
+            serde_json::to_string(key)
+                .unwrap_or_default()
+                .trim_matches('"')
+                .to_string(),
+        );
+        match value {
+            Value::String(text) => {
+                tokens.push("\":\"".into());
+                let escaped = serde_json::to_string(text).unwrap_or_default();
+                tokens.extend(pieces(&escaped[1..escaped.len() - 1], 1));
+                previous_was_string = true;
+            }
+            other => {
+                tokens.push("\":".into());
+                tokens.push(other.to_string());
+                previous_was_string = false;
+            }
+        }
+    }
+    tokens.push(if previous_was_string { "\"}" } else { "}" }.to_string());
+    // Merge the lone `{` with the first quote, as OpenAI does (`{"`).
+    let first = tokens.remove(0);
+    tokens[0].insert_str(0, &first);
+    tokens.retain(|t| !t.is_empty());
+    tokens
 }
 
 fn stream_reply(
@@ -296,10 +342,22 @@ mod tests {
     use super::*;
 
     #[test]
+    fn argument_tokens_concatenate_to_the_json() {
+        let args = json!({"thinking": "I will answer.", "message": "Your name is \"Ada\".", "request_heartbeat": false});
+        let tokens = argument_tokens(&args);
+        assert_eq!(tokens[0], "{\"");
+        assert!(tokens.contains(&"\":\"".to_string()));
+        assert!(tokens.len() > 8, "{tokens:?}");
+        let joined: String = tokens.concat();
+        assert_eq!(serde_json::from_str::<Value>(&joined).unwrap(), args);
+    }
+
+    #[test]
     fn pieces_cover_the_text_in_several_chunks() {
         let text = "Nice to meet you, Ada! I will remember that.";
         let parts = pieces(text, 6);
         assert!(parts.len() >= 4, "{parts:?}");
         assert_eq!(parts.concat(), text);
+        assert!(parts.iter().all(|p| !p.ends_with(' ')), "{parts:?}");
     }
 }

@@ -171,9 +171,19 @@ pub fn plan(messages: &[Value], tools: &Tools) -> Plan {
                 .as_str()
                 .map(str::to_string)
         });
+        // The memory just written is in the tool call; the system prompt may not show it yet.
+        let last_arguments = messages.iter().rev().find_map(|m| {
+            m.get("tool_calls")?
+                .as_array()?
+                .first()?
+                .pointer("/function/arguments")?
+                .as_str()
+                .map(str::to_string)
+        });
+        let written = last_arguments.as_deref().and_then(remembered_name);
         let reply = match last_tool.as_deref() {
             Some("core_memory_append") | Some("core_memory_replace") => {
-                match remembered_name(&system) {
+                match written.or_else(|| remembered_name(&system)) {
                     Some(name) => format!("Nice to meet you, {name}! I will remember that."),
                     None => "Noted, I will remember that.".to_string(),
                 }
