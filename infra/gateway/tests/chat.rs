@@ -360,3 +360,21 @@ async fn bad_chat_input_is_a_clear_4xx() {
     // Nothing was stored for refused input.
     assert_eq!(app.history(&token, "").await.body["messages"], json!([]));
 }
+
+#[tokio::test]
+async fn a_reply_letta_did_not_stream_is_sent_from_its_stored_copy() {
+    // Streamed in OpenAI's fine token shapes, Letta 0.16.8 drops the assistant deltas although
+    // it stores the message: the backend reads the stored reply back and sends the missing text.
+    let app = spawn_app().await;
+    let (_, _, token, _) = app.ready_user("Reader").await;
+    let events = app
+        .chat(&token, "/tokens what did you store?", None)
+        .await
+        .events();
+    assert_eq!(names(&events).last(), Some(&"done"), "{:?}", names(&events));
+    let streamed = text_of(&events);
+    assert_eq!(streamed, "echo: what did you store?");
+    let history = app.history(&token, "?limit=1").await;
+    assert_eq!(history.body["messages"][0]["content"], streamed.as_str());
+    assert_eq!(events.last().unwrap().data["text_corrected"], false);
+}

@@ -9,6 +9,7 @@
 //! - "/tool NAME {json}" makes it call tool NAME with those arguments;
 //! - "/slow MS rest" waits MS milliseconds between streamed chunks, then handles "rest";
 //! - "/fail STATUS" answers with that HTTP status (an upstream failure);
+//! - "/tokens rest" streams tool arguments in OpenAI's fine token shapes;
 //! - anything else gets `echo: <text>`, through `send_message` when offered (with `thinking`
 //!   first) or as plain content.
 //!
@@ -257,7 +258,12 @@ fn stream_reply(
                     "function": {"name": name, "arguments": ""}}]}),
                 None,
             ));
-            events.extend(pieces(&arguments.to_string(), 10).into_iter().map(|p| {
+            let tokens = if plan.fine_tokens {
+                argument_tokens(arguments)
+            } else {
+                pieces(&arguments.to_string(), 10)
+            };
+            events.extend(tokens.into_iter().map(|p| {
                 chunk(
                     json!({"tool_calls": [{"index": 0, "function": {"arguments": p}}]}),
                     None,

@@ -15,6 +15,9 @@ pub struct Plan {
     pub action: Action,
     pub fail: Option<u16>,
     pub chunk_delay: Option<Duration>,
+    /// Stream tool arguments in OpenAI's fine token shapes (`{"`, key, `":"`, words, `"}`), which
+    /// Letta 0.16.8's parser often fails to turn into assistant deltas.
+    pub fine_tokens: bool,
 }
 
 /// The tools offered in a request, with their parameter schemas.
@@ -158,6 +161,7 @@ pub fn plan(messages: &[Value], tools: &Tools) -> Plan {
         action: Action::Say(String::new()),
         fail: None,
         chunk_delay: None,
+        fine_tokens: false,
     };
     let last = messages.last();
 
@@ -200,6 +204,10 @@ pub fn plan(messages: &[Value], tools: &Tools) -> Plan {
         let (ms, tail) = rest.split_once(' ').unwrap_or((rest, ""));
         plan.chunk_delay = ms.parse().ok().map(Duration::from_millis);
         words = tail.to_string();
+    }
+    if let Some(rest) = words.strip_prefix("/tokens ") {
+        plan.fine_tokens = true;
+        words = rest.to_string();
     }
     if let Some(status) = words.strip_prefix("/fail ") {
         plan.fail = Some(status.trim().parse().unwrap_or(500));
