@@ -44,6 +44,32 @@ pub struct Agent {
     pub tags: Vec<String>,
     #[serde(default)]
     pub llm_config: Value,
+    /// The messages in the agent's context window.
+    #[serde(default)]
+    pub message_ids: Vec<String>,
+}
+
+/// A core memory block.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+pub struct Block {
+    pub label: String,
+    #[serde(default)]
+    pub value: String,
+    #[serde(default)]
+    pub limit: Option<u64>,
+    #[serde(default)]
+    pub description: Option<String>,
+}
+
+/// An archival memory (passage), without its embedding.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+pub struct Passage {
+    pub id: String,
+    pub text: String,
+    #[serde(default)]
+    pub tags: Option<Vec<String>>,
+    #[serde(default)]
+    pub created_at: Option<String>,
 }
 
 /// A message as Letta returns it; `message_type` says which fields are set.
@@ -325,6 +351,120 @@ impl Letta {
             }
         });
         Ok(Box::pin(events))
+    }
+
+    pub async fn blocks(&self, agent_id: &str) -> Result<Vec<Block>, DependencyError> {
+        upstream::send_json(
+            Service::Letta,
+            self.request(
+                reqwest::Method::GET,
+                &format!("/v1/agents/{agent_id}/core-memory/blocks"),
+            ),
+        )
+        .await
+    }
+
+    pub async fn block(
+        &self,
+        agent_id: &str,
+        label: &str,
+    ) -> Result<Option<Block>, DependencyError> {
+        let request = self.request(
+            reqwest::Method::GET,
+            &format!("/v1/agents/{agent_id}/core-memory/blocks/{label}"),
+        );
+        upstream::absent_on_404(upstream::send_json(Service::Letta, request).await)
+    }
+
+    pub async fn update_block(
+        &self,
+        agent_id: &str,
+        label: &str,
+        value: &str,
+    ) -> Result<Block, DependencyError> {
+        upstream::send_json(
+            Service::Letta,
+            self.request(
+                reqwest::Method::PATCH,
+                &format!("/v1/agents/{agent_id}/core-memory/blocks/{label}"),
+            )
+            .json(&json!({"value": value})),
+        )
+        .await
+    }
+
+    pub async fn insert_passage(
+        &self,
+        agent_id: &str,
+        text: &str,
+        tags: &[String],
+    ) -> Result<Vec<Passage>, DependencyError> {
+        upstream::send_json(
+            Service::Letta,
+            self.request(
+                reqwest::Method::POST,
+                &format!("/v1/agents/{agent_id}/archival-memory"),
+            )
+            .json(&json!({"text": text, "tags": tags})),
+        )
+        .await
+    }
+
+    /// Passages, newest first.
+    pub async fn list_passages(
+        &self,
+        agent_id: &str,
+        limit: u32,
+    ) -> Result<Vec<Passage>, DependencyError> {
+        upstream::send_json(
+            Service::Letta,
+            self.request(
+                reqwest::Method::GET,
+                &format!("/v1/agents/{agent_id}/archival-memory"),
+            )
+            .query(&[
+                ("limit", limit.to_string()),
+                ("ascending", "false".to_string()),
+            ]),
+        )
+        .await
+    }
+
+    /// Semantic search of archival memory: `(id, content, tags, timestamp)` per result.
+    pub async fn search_passages(
+        &self,
+        agent_id: &str,
+        query: &str,
+        top_k: u32,
+    ) -> Result<Vec<Value>, DependencyError> {
+        let body: Value = upstream::send_json(
+            Service::Letta,
+            self.request(
+                reqwest::Method::GET,
+                &format!("/v1/agents/{agent_id}/archival-memory/search"),
+            )
+            .query(&[("query", query.to_string()), ("top_k", top_k.to_string())]),
+        )
+        .await?;
+        Ok(body
+            .get("results")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default())
+    }
+
+    /// Clears the agent's conversation context; memory blocks and archival memory stay.
+    pub async fn reset_messages(&self, agent_id: &str) -> Result<(), DependencyError> {
+        upstream::send(
+            Service::Letta,
+            self.request(
+                reqwest::Method::PATCH,
+                &format!("/v1/agents/{agent_id}/reset-messages"),
+            )
+            .json(&json!({"add_default_initial_messages": false})),
+        )
+        .await
+        .map(|_| ())
     }
 
     /// The agent's newest messages, newest first.

@@ -3,6 +3,7 @@
 //! client per external system (Supabase Auth, LiteLLM, Letta, DynamoDB).
 
 pub mod accounts;
+pub mod agent_ops;
 pub mod chat;
 pub mod config;
 pub mod domain;
@@ -22,6 +23,7 @@ pub mod store;
 pub mod supabase;
 pub mod telemetry;
 pub mod upstream;
+pub mod usage;
 
 pub use config::Config;
 pub use error::{AppError, ErrorCode};

@@ -82,6 +82,36 @@ pub async fn resume(state: &AppState, profile: Profile) -> Result<Profile, AppEr
     }
 }
 
+/// The starting value of the `human` block: what the user told us at sign-up.
+pub fn initial_human_block(display_name: Option<&str>) -> String {
+    match display_name {
+        Some(n) => format!("Name: {n}"),
+        None => "Name: (not told yet)".to_string(),
+    }
+}
+
+/// Creates the user's agent (fresh memory blocks, no archival memory) on the user's provider.
+pub async fn create_agent(
+    state: &AppState,
+    profile: &Profile,
+) -> Result<crate::letta::Agent, AppError> {
+    let user = &profile.user_id;
+    let human = initial_human_block(profile.display_name.as_deref());
+    let tags = vec![agent_tag(user)];
+    let spec = AgentSpec {
+        name: &agent_name(user),
+        provider_name: &provider_name(user),
+        human: &human,
+        persona: "I am a personal assistant with long-term memory. I keep what the user tells me \
+                  about themselves in my memory and use it to help them.",
+        tags: &tags,
+    };
+    Ok(state
+        .letta
+        .create_agent(&spec.body(&state.config.letta))
+        .await?)
+}
+
 async fn run(state: &AppState, user: &UserId) -> Result<Profile, AppError> {
     let config = &state.config;
     // A key made earlier in this run, so the next step need not make another.
@@ -158,23 +188,9 @@ async fn run(state: &AppState, user: &UserId) -> Result<Profile, AppError> {
                 (ProvisioningState::LettaProvider, transition)
             }
             ProvisioningState::LettaProvider => {
-                let name = agent_name(user);
-                let mut existing = state.letta.find_agents_by_name(&name).await?;
+                let mut existing = state.letta.find_agents_by_name(&agent_name(user)).await?;
                 let agent = if existing.is_empty() {
-                    let human = match &profile.display_name {
-                        Some(n) => format!("Name: {n}"),
-                        None => "Name: (not told yet)".to_string(),
-                    };
-                    let tags = vec![agent_tag(user)];
-                    let spec = AgentSpec {
-                        name: &name,
-                        provider_name: &provider_name(user),
-                        human: &human,
-                        persona: "I am a personal assistant with long-term memory. I keep what the user tells me \
-                                  about themselves in my memory and use it to help them.",
-                        tags: &tags,
-                    };
-                    state.letta.create_agent(&spec.body(&config.letta)).await?
+                    create_agent(state, &profile).await?
                 } else {
                     // Exactly one agent per user: extras from raced tries are removed.
                     let keep = existing.remove(0);

@@ -347,3 +347,10 @@ where
 
 /// A message long enough that the agent's reply streams in many pieces.
 pub const LONG_MESSAGE: &str = "please repeat these words back to me so that the stream has many small pieces in it today and tomorrow";
+
+impl TestApp {
+    /// POSTs JSON with a token.
+    pub async fn post_with(&self, path: &str, token: &str, body: Value) -> Reply {
+        self.call(Method::POST, path, Some(token), Some(body)).await
+    }
+}
