@@ -17,7 +17,6 @@ use crate::{
     history::{ErrorRecord, IdempotencyRecord, Message, MessageStatus, Role, ToolCall, Usage},
     jwt::AuthUser,
     letta::{LettaMessage, StreamItem, TurnStream},
-    provisioning,
 };
 
 /// How long the first Letta events are awaited before the response starts: refusals (budget,
@@ -408,13 +407,7 @@ pub async fn start_turn(
     idempotency_key: Option<String>,
 ) -> Result<TurnOutcome, AppError> {
     let content = validate_content(content, state.config.http.chat_max_chars)?;
-    let profile = provisioning::ensure_ready(state, &user.id)
-        .await?
-        .ok_or_else(|| AppError::NotFound("no account for this user".into()))?;
-    let agent_id = profile
-        .letta_agent_id
-        .clone()
-        .ok_or_else(|| AppError::Internal("a ready profile without an agent".into()))?;
+    let (profile, agent_id) = crate::agent_ops::ready_agent(state, &user.id).await?;
 
     let mut ids = ulid::Generator::new();
     let user_message_id = ids

@@ -24,6 +24,28 @@ use crate::{config::HttpConfig, error::AppError};
 pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 pub const IDEMPOTENCY_KEY: HeaderName = HeaderName::from_static("idempotency-key");
 
+/// A whole function: its API routes, `GET /health` over its dependencies, and the common
+/// layers. Lambda hosts this router; the gateway merges the API routes of all four instead.
+pub fn function_router(
+    name: &'static str,
+    dependencies: &'static [crate::upstream::Service],
+    api_routes: Router,
+    state: crate::AppState,
+) -> Router {
+    let config = state.config.http.clone();
+    let health = Router::new()
+        .route(
+            "/health",
+            axum::routing::get(
+                move |axum::extract::State(s): axum::extract::State<crate::AppState>| async move {
+                    crate::health::report(&s, name, dependencies).await
+                },
+            ),
+        )
+        .with_state(state);
+    with_common_layers(api_routes.merge(health), &config)
+}
+
 /// Wraps a function's routes with: JSON 404/405 fallbacks, body limit, panic catcher, CORS,
 /// tracing spans carrying the request id, and `x-request-id` set and echoed.
 pub fn with_common_layers(router: Router, config: &HttpConfig) -> Router {
@@ -110,6 +132,16 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
     }
 }
 
+/// A 422 naming the field serde's message names ("missing field `email` at line 1 column 2").
+fn invalid_field(detail: String) -> AppError {
+    let field = detail
+        .split('`')
+        .nth(1)
+        .map(str::to_string)
+        .unwrap_or_else(|| "body".into());
+    AppError::validation(field, detail)
+}
+
 fn json_rejection(rejection: JsonRejection, limit: usize) -> AppError {
     match rejection {
         JsonRejection::JsonDataError(e) => {
@@ -117,12 +149,7 @@ fn json_rejection(rejection: JsonRejection, limit: usize) -> AppError {
             let detail = std::error::Error::source(&e)
                 .map(|s| s.to_string())
                 .unwrap_or_else(|| e.body_text());
-            let field = detail
-                .split('`')
-                .nth(1)
-                .map(str::to_string)
-                .unwrap_or_else(|| "body".into());
-            AppError::validation(field, detail)
+            invalid_field(detail)
         }
         JsonRejection::JsonSyntaxError(e) => AppError::BadRequest {
             code: "invalid_json",
@@ -149,13 +176,7 @@ pub fn parse_optional_json<T: DeserializeOwned>(body: &[u8]) -> Result<Option<T>
     }
     serde_json::from_slice(body).map(Some).map_err(|e| {
         if e.is_data() {
-            let detail = e.to_string();
-            let field = detail
-                .split('`')
-                .nth(1)
-                .map(str::to_string)
-                .unwrap_or_else(|| "body".into());
-            AppError::validation(field, detail)
+            invalid_field(e.to_string())
         } else {
             AppError::BadRequest {
                 code: "invalid_json",

@@ -33,16 +33,7 @@ pub fn api_routes(state: AppState) -> Router {
 
 /// The whole function: API routes, `GET /health`, and the common layers.
 pub fn router(state: AppState) -> Router {
-    let health = Router::new()
-        .route(
-            "/health",
-            get(|State(s): State<AppState>| async move {
-                shared::health::report(&s, "user", DEPENDENCIES).await
-            }),
-        )
-        .with_state(state.clone());
-    let config = state.config.http.clone();
-    shared::http::with_common_layers(api_routes(state).merge(health), &config)
+    shared::http::function_router("user", DEPENDENCIES, api_routes(state.clone()), state)
 }
 
 fn profile_json(p: &shared::profile::Profile) -> Value {
