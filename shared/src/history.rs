@@ -149,8 +149,9 @@ pub struct IdempotencyRecord {
 }
 
 pub const IDEMPOTENCY_TTL_SECS: i64 = 24 * 3600;
-/// A turn lock older than this is considered abandoned (a crashed invocation).
-pub const TURN_LOCK_TTL_SECS: i64 = 15 * 60;
+/// A turn lock older than this is considered abandoned (an invocation that crashed or timed
+/// out): just above the chat function's 300 s timeout, so a user is never locked out for long.
+pub const TURN_LOCK_TTL_SECS: i64 = 330;
 
 fn s(v: &str) -> AttributeValue {
     AttributeValue::S(v.to_string())

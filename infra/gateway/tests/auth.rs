@@ -217,12 +217,7 @@ async fn refresh_rotates_and_logout_ends_the_session() {
     let app = spawn_app().await;
     let (email, password, reply) = app.register("Cy").await;
     assert_eq!(reply.status, 201, "{}", reply.body);
-    let login = app
-        .post(
-            "/api/v1/auth/login",
-            json!({"email": email, "password": password}),
-        )
-        .await;
+    let login = app.login(&email, &password).await;
     let refresh_token = login.body["session"]["refresh_token"]
         .as_str()
         .unwrap()

@@ -4,7 +4,6 @@
 mod common;
 
 use common::*;
-use serde_json::json;
 use shared::{domain::UserId, profile::ProvisioningState};
 
 /// Whatever happens in the test, the services come back up.
@@ -47,12 +46,7 @@ async fn provisioning_stopped_by_outages_resumes_without_duplicates() {
     // LiteLLM back, Letta down: login resumes and stops at the provider.
     service("start", "litellm");
     service("stop", "letta");
-    let login = app
-        .post(
-            "/api/v1/auth/login",
-            json!({"email": email, "password": password}),
-        )
-        .await;
+    let login = app.login(&email, &password).await;
     assert_eq!(login.status, 503, "{}", login.body);
     assert_eq!(login.body["error"]["service"], "letta");
     let profile = app.state.store.get_profile(&user).await.unwrap().unwrap();
@@ -94,12 +88,7 @@ async fn provisioning_stopped_by_outages_resumes_without_duplicates() {
     );
 
     // Signing in again changes nothing.
-    let login = app
-        .post(
-            "/api/v1/auth/login",
-            json!({"email": email, "password": password}),
-        )
-        .await;
+    let login = app.login(&email, &password).await;
     assert_eq!(login.status, 200, "{}", login.body);
     assert_eq!(footprint(&app, user.as_str()).await, expected);
 }

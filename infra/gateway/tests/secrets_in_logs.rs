@@ -53,12 +53,7 @@ async fn no_key_token_or_password_appears_in_the_logs() {
     let app = spawn_app().await;
     let (email, password, reply) = app.register("Hal").await;
     assert_eq!(reply.status, 201, "{}", reply.body);
-    let login = app
-        .post(
-            "/api/v1/auth/login",
-            json!({"email": email, "password": password}),
-        )
-        .await;
+    let login = app.login(&email, &password).await;
     let access = login.body["session"]["access_token"]
         .as_str()
         .unwrap()

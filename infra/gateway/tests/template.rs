@@ -104,12 +104,15 @@ fn every_function_is_an_arm64_rust_binary_of_this_workspace_with_a_function_url(
             "{resource} logs to a group with retention"
         );
     }
+    let chat_timeout = t["Resources"]["ChatFunction"]["Properties"]["Timeout"]
+        .as_u64()
+        .unwrap();
+    assert!(chat_timeout >= 120, "long agent turns fit");
+    // A turn lock outlives any turn, and frees the user soon after a timed-out invocation.
+    let lock = shared::history::TURN_LOCK_TTL_SECS as u64;
     assert!(
-        t["Resources"]["ChatFunction"]["Properties"]["Timeout"]
-            .as_u64()
-            .unwrap()
-            >= 120,
-        "long agent turns fit"
+        chat_timeout < lock && lock <= chat_timeout + 60,
+        "turn lock {lock} s vs chat timeout {chat_timeout} s"
     );
     for output in ["AuthUrl", "ChatUrl", "UserUrl", "AgentUrl", "TableName"] {
         assert!(!t["Outputs"][output].is_null(), "output {output}");

@@ -91,6 +91,14 @@ impl TestApp {
         (email, password, reply)
     }
 
+    pub async fn login(&self, email: &str, password: &str) -> Reply {
+        self.post(
+            "/api/v1/auth/login",
+            json!({"email": email, "password": password}),
+        )
+        .await
+    }
+
     /// Registers a user that must come out ready; returns (email, password, access token, user id).
     pub async fn ready_user(&self, display_name: &str) -> (String, String, String, String) {
         let (email, password, reply) = self.register(display_name).await;
