@@ -83,14 +83,7 @@ pub async fn budget_summary(state: &AppState, user: &UserId) -> Option<Value> {
             return None;
         }
     };
-    let remaining = info.max_budget.map(|m| (m - info.spend).max(0.0));
-    Some(json!({
-        "max_budget": info.max_budget,
-        "spend": info.spend,
-        "remaining": remaining,
-        "budget_duration": info.budget_duration,
-        "reset_at": info.budget_reset_at,
-    }))
+    Some(info.budget_view())
 }
 
 fn map_supabase_error(err: DependencyError, field_hint: &str) -> AppError {

@@ -343,13 +343,10 @@ pub async fn account_health(state: &AppState, user: &UserId) -> Result<Value, Ap
         .await
         .map_err(|e| e.to_string());
     let (litellm_user, remaining) = match &litellm {
-        Ok(Some(info)) => {
-            let remaining = info
-                .user_info
-                .as_ref()
-                .and_then(|u| u.max_budget.map(|m| (m - u.spend).max(0.0)));
-            (Ok(true), remaining)
-        }
+        Ok(Some(info)) => (
+            Ok(true),
+            info.user_info.as_ref().and_then(|u| u.remaining()),
+        ),
         Ok(None) => (Ok(false), None),
         Err(e) => (Err(e.clone()), None),
     };

@@ -47,6 +47,24 @@ pub struct UserRecord {
     pub budget_reset_at: Option<String>,
 }
 
+impl UserRecord {
+    /// What is left of the budget this period (never negative); `None` without a budget.
+    pub fn remaining(&self) -> Option<f64> {
+        self.max_budget.map(|m| (m - self.spend).max(0.0))
+    }
+
+    /// `{max_budget, spend, remaining, budget_duration, reset_at}`, as clients see it.
+    pub fn budget_view(&self) -> Value {
+        json!({
+            "max_budget": self.max_budget,
+            "spend": self.spend,
+            "remaining": self.remaining(),
+            "budget_duration": self.budget_duration,
+            "reset_at": self.budget_reset_at,
+        })
+    }
+}
+
 #[derive(Debug, Clone, Deserialize)]
 pub struct KeyRecord {
     /// The key's hash (never the key itself).

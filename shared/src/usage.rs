@@ -189,17 +189,11 @@ pub async fn budget(state: &AppState, user: &UserId) -> Result<Value, AppError> 
             message: "your account has no budget yet; sign in again to finish setting it up".into(),
         })?;
     let (turns, cost) = recent_cost(state, user).await?;
-    let remaining = info.max_budget.map(|m| (m - info.spend).max(0.0));
-    Ok(json!({
-        "max_budget": info.max_budget,
-        "spend": info.spend,
-        "remaining": remaining,
-        "budget_duration": info.budget_duration,
-        "reset_at": info.budget_reset_at,
-        "spend_lag_seconds": SPEND_LAG_SECS,
-        "recent_turns": {"count": turns, "cost_usd": cost,
-            "note": "LiteLLM records spend a few seconds after each call; these recent turns may not be in `spend` yet"},
-    }))
+    let mut view = info.budget_view();
+    view["spend_lag_seconds"] = json!(SPEND_LAG_SECS);
+    view["recent_turns"] = json!({"count": turns, "cost_usd": cost,
+        "note": "LiteLLM records spend a few seconds after each call; these recent turns may not be in `spend` yet"});
+    Ok(view)
 }
 
 /// Sets the user's own cap: 0 ≤ `max_budget` ≤ `USER_MAX_BUDGET`, a LiteLLM duration.
