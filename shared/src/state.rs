@@ -4,24 +4,33 @@
 use std::{ops::Deref, sync::Arc};
 
 use crate::{
-    config::{Config, ConfigError},
-    jwt::JwtVerifier,
-    letta::Letta,
-    litellm::LiteLlm,
-    prices::PriceBook,
+    app::config::{Config, ConfigError},
+    clients::{
+        http::{http_client, stream_client},
+        jwks::JwtVerifier,
+        letta::Letta,
+        litellm::LiteLlm,
+        prices::PriceBook,
+        supabase::SupabaseAuth,
+    },
     store::Store,
-    supabase::SupabaseAuth,
-    upstream::{http_client, stream_client},
 };
 
+/// The state every handler gets: cheap to clone, built once per cold start.
 #[derive(Clone)]
 pub struct AppState(Arc<Inner>);
 
+/// What [`AppState`] holds.
 pub struct Inner {
+    /// The configuration, validated.
     pub config: Config,
+    /// DynamoDB.
     pub store: Store,
+    /// The Letta server.
     pub letta: Letta,
+    /// The LiteLLM proxy's admin API.
     pub litellm: LiteLlm,
+    /// Supabase Auth.
     pub supabase: SupabaseAuth,
     /// Verifies access tokens; holds the JWKS cache for the life of the process.
     pub jwt: JwtVerifier,
@@ -42,6 +51,7 @@ impl AppState {
         Ok(Self::new(Config::from_env()?).await)
     }
 
+    /// Builds the clients from a configuration.
     pub async fn new(config: Config) -> Self {
         let http = http_client(config.http.upstream_timeout);
         Self(Arc::new(Inner {

@@ -10,14 +10,18 @@ use serde::Deserialize;
 use serde_json::Value;
 use shared::{
     AppError, AppState,
-    agent_ops::{self, ResetScope},
-    http::{ApiJson, ApiQuery},
-    jwt::AuthUser,
-    upstream::Service,
+    app::dependency::Service,
+    domain::SignedInUser,
+    flows::agent::{self, ResetScope},
+    http::{ApiJson, ApiQuery, Function, views},
 };
 
-/// The dependencies this function needs; `GET /health` checks each.
-pub const DEPENDENCIES: &[Service] = &[Service::DynamoDb, Service::Letta, Service::SupabaseAuth];
+/// This function: its name, what its health check covers, its routes.
+pub const FUNCTION: Function = Function {
+    name: "agent",
+    dependencies: &[Service::DynamoDb, Service::Letta, Service::SupabaseAuth],
+    routes: api_routes,
+};
 
 /// The API routes, without the common layers (the gateway merges these).
 pub fn api_routes(state: AppState) -> Router {
@@ -31,15 +35,23 @@ pub fn api_routes(state: AppState) -> Router {
 
 /// The whole function: API routes, `GET /health`, and the common layers.
 pub fn router(state: AppState) -> Router {
-    shared::http::function_router("agent", DEPENDENCIES, api_routes(state.clone()), state)
+    FUNCTION.router(state)
 }
 
-async fn status(State(state): State<AppState>, user: AuthUser) -> Result<Json<Value>, AppError> {
-    Ok(Json(agent_ops::status(&state, &user.id).await?))
+async fn status(
+    State(state): State<AppState>,
+    user: SignedInUser,
+) -> Result<Json<Value>, AppError> {
+    let status = agent::status(&state, &user.id).await?;
+    Ok(Json(views::agent_status(&status)))
 }
 
-async fn memory(State(state): State<AppState>, user: AuthUser) -> Result<Json<Value>, AppError> {
-    Ok(Json(agent_ops::memory(&state, &user.id).await?))
+async fn memory(
+    State(state): State<AppState>,
+    user: SignedInUser,
+) -> Result<Json<Value>, AppError> {
+    let blocks = agent::memory(&state, &user.id).await?;
+    Ok(Json(views::memory(&blocks)))
 }
 
 #[derive(Deserialize)]
@@ -61,7 +73,7 @@ struct MemoryWrite {
 
 async fn write_memory(
     State(state): State<AppState>,
-    user: AuthUser,
+    user: SignedInUser,
     ApiJson(body): ApiJson<MemoryWrite>,
 ) -> Result<Json<Value>, AppError> {
     match body {
@@ -69,16 +81,18 @@ async fn write_memory(
             archival: Some(a),
             label: None,
             value: None,
-        } => Ok(Json(
-            agent_ops::add_archival(&state, &user.id, &a.text, &a.tags).await?,
-        )),
+        } => {
+            let added = agent::add_archival(&state, &user.id, &a.text, &a.tags).await?;
+            Ok(Json(views::passages(&added)))
+        }
         MemoryWrite {
             archival: None,
             label: Some(label),
             value: Some(value),
-        } => Ok(Json(
-            agent_ops::replace_block(&state, &user.id, &label, &value).await?,
-        )),
+        } => {
+            let block = agent::replace_block(&state, &user.id, &label, &value).await?;
+            Ok(Json(views::block(&block)))
+        }
         MemoryWrite {
             archival: None,
             label: Some(_),
@@ -105,12 +119,12 @@ struct ArchivalQuery {
 
 async fn archival(
     State(state): State<AppState>,
-    user: AuthUser,
+    user: SignedInUser,
     ApiQuery(q): ApiQuery<ArchivalQuery>,
 ) -> Result<Json<Value>, AppError> {
-    Ok(Json(
-        agent_ops::archival(&state, &user.id, q.query.as_deref(), q.limit.unwrap_or(20)).await?,
-    ))
+    let (query, memories) =
+        agent::archival(&state, &user.id, q.query.as_deref(), q.limit.unwrap_or(20)).await?;
+    Ok(Json(views::archival(query.as_deref(), &memories)))
 }
 
 #[derive(Deserialize)]
@@ -123,7 +137,7 @@ struct ResetBody {
 
 async fn reset(
     State(state): State<AppState>,
-    user: AuthUser,
+    user: SignedInUser,
     ApiJson(body): ApiJson<ResetBody>,
 ) -> Result<Json<Value>, AppError> {
     let scope = match body.scope.as_str() {
@@ -136,7 +150,6 @@ async fn reset(
             ));
         }
     };
-    Ok(Json(
-        agent_ops::reset(&state, &user.id, scope, body.delete_history).await?,
-    ))
+    let outcome = agent::reset(&state, &user.id, scope, body.delete_history).await?;
+    Ok(Json(views::reset(&outcome)))
 }

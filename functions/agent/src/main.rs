@@ -2,7 +2,7 @@
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
-    shared::telemetry::init("agent");
+    shared::app::telemetry::init("agent");
     let state = shared::AppState::from_env()
         .await
         .inspect_err(|e| tracing::error!(error = %e, "cold start failed"))?;

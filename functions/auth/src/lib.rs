@@ -10,23 +10,26 @@ use axum::{
     routing::{delete, get, post},
 };
 use serde::Deserialize;
-use serde_json::json;
+use serde_json::{Value, json};
 use shared::{
     AppError, AppState,
-    accounts::{self, Registered, Registration, SessionView, UserView, profile_view},
-    domain::{DisplayName, Email, Password},
-    http::{ApiJson, parse_optional_json},
-    jwt::AuthUser,
-    upstream::Service,
+    app::dependency::Service,
+    domain::{DisplayName, Email, Password, SignedInUser},
+    flows::accounts::{self, Registered, Registration},
+    http::{ApiJson, Function, parse_optional_json, views},
 };
 
-/// The dependencies this function needs; `GET /health` checks each.
-pub const DEPENDENCIES: &[Service] = &[
-    Service::DynamoDb,
-    Service::Letta,
-    Service::LiteLlm,
-    Service::SupabaseAuth,
-];
+/// This function: its name, what its health check covers, its routes.
+pub const FUNCTION: Function = Function {
+    name: "auth",
+    dependencies: &[
+        Service::DynamoDb,
+        Service::Letta,
+        Service::LiteLlm,
+        Service::SupabaseAuth,
+    ],
+    routes: api_routes,
+};
 
 /// The API routes, without the common layers (the gateway merges these).
 pub fn api_routes(state: AppState) -> Router {
@@ -42,7 +45,7 @@ pub fn api_routes(state: AppState) -> Router {
 
 /// The whole function: API routes, `GET /health`, and the common layers.
 pub fn router(state: AppState) -> Router {
-    shared::http::function_router("auth", DEPENDENCIES, api_routes(state.clone()), state)
+    FUNCTION.router(state)
 }
 
 #[derive(Deserialize)]
@@ -69,23 +72,15 @@ async fn register(
     };
     match accounts::register(&state, input).await? {
         Registered::Ready { session, profile } => {
-            let profile = *profile;
             let budget = accounts::budget_summary(&state, &profile.user_id).await;
-            let body = json!({
-                "user": UserView::from(&profile),
-                "session": SessionView::from(session.as_ref()),
-                "profile": profile_view(&profile, budget),
-            });
+            let body = views::signed_in(&session, &profile, budget.as_ref());
             Ok((StatusCode::CREATED, Json(body)).into_response())
         }
-        Registered::ConfirmationRequired { user } => {
-            let body = json!({
-                "status": "confirmation_required",
-                "message": "Check your email to confirm your address, then sign in.",
-                "user": {"id": user.id, "email": user.email},
-            });
-            Ok((StatusCode::ACCEPTED, Json(body)).into_response())
-        }
+        Registered::ConfirmationRequired { user } => Ok((
+            StatusCode::ACCEPTED,
+            Json(views::confirmation_required(&user)),
+        )
+            .into_response()),
     }
 }
 
@@ -99,14 +94,10 @@ struct LoginBody {
 async fn login(
     State(state): State<AppState>,
     ApiJson(body): ApiJson<LoginBody>,
-) -> Result<Json<serde_json::Value>, AppError> {
+) -> Result<Json<Value>, AppError> {
     let (session, profile) = accounts::login(&state, &body.email, &body.password).await?;
     let budget = accounts::budget_summary(&state, &profile.user_id).await;
-    Ok(Json(json!({
-        "user": UserView::from(&profile),
-        "session": SessionView::from(&session),
-        "profile": profile_view(&profile, budget),
-    })))
+    Ok(Json(views::signed_in(&session, &profile, budget.as_ref())))
 }
 
 #[derive(Deserialize)]
@@ -118,24 +109,26 @@ struct RefreshBody {
 async fn refresh(
     State(state): State<AppState>,
     ApiJson(body): ApiJson<RefreshBody>,
-) -> Result<Json<serde_json::Value>, AppError> {
+) -> Result<Json<Value>, AppError> {
     let session = accounts::refresh(&state, &body.refresh_token).await?;
-    Ok(Json(json!({ "session": SessionView::from(&session) })))
+    Ok(Json(
+        json!({ "session": views::SessionView::from(&session) }),
+    ))
 }
 
-async fn logout(State(state): State<AppState>, user: AuthUser) -> Result<StatusCode, AppError> {
+async fn logout(
+    State(state): State<AppState>,
+    user: SignedInUser,
+) -> Result<StatusCode, AppError> {
     accounts::logout(&state, &user).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
-async fn me(
-    State(state): State<AppState>,
-    user: AuthUser,
-) -> Result<Json<serde_json::Value>, AppError> {
+async fn me(State(state): State<AppState>, user: SignedInUser) -> Result<Json<Value>, AppError> {
     let (profile, budget) = accounts::me(&state, &user).await?;
     Ok(Json(json!({
-        "user": UserView::from(&profile),
-        "profile": profile_view(&profile, budget),
+        "user": views::user(&profile),
+        "profile": views::account_profile(&profile, budget.as_ref()),
     })))
 }
 
@@ -148,7 +141,7 @@ struct DeleteBody {
 
 async fn delete_account(
     State(state): State<AppState>,
-    user: AuthUser,
+    user: SignedInUser,
     body: Bytes,
 ) -> Result<StatusCode, AppError> {
     let body: DeleteBody = parse_optional_json(&body)?.unwrap_or_default();

@@ -2,7 +2,7 @@
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
-    shared::telemetry::init("auth");
+    shared::app::telemetry::init("auth");
     let state = shared::AppState::from_env()
         .await
         .inspect_err(|e| tracing::error!(error = %e, "cold start failed"))?;

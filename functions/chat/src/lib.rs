@@ -16,23 +16,27 @@ use axum::{
 };
 use futures_util::stream::{self, Stream, StreamExt};
 use serde::Deserialize;
-use serde_json::json;
+use serde_json::Value;
 use shared::{
     AppError, AppState,
-    chat::{self, ChatEvent, TurnOutcome},
-    history,
-    http::{ApiJson, ApiQuery, IDEMPOTENCY_KEY},
-    jwt::AuthUser,
-    upstream::Service,
+    app::dependency::Service,
+    domain::{IdempotencyKey, SignedInUser},
+    flows::chat::{self, ChatEvent, TurnOutcome},
+    http::{ApiJson, ApiQuery, Function, IDEMPOTENCY_KEY, views},
+    store::decode_cursor,
 };
 
-/// The dependencies this function needs; `GET /health` checks each.
-pub const DEPENDENCIES: &[Service] = &[
-    Service::DynamoDb,
-    Service::Letta,
-    Service::LiteLlm,
-    Service::SupabaseAuth,
-];
+/// This function: its name, what its health check covers, its routes.
+pub const FUNCTION: Function = Function {
+    name: "chat",
+    dependencies: &[
+        Service::DynamoDb,
+        Service::Letta,
+        Service::LiteLlm,
+        Service::SupabaseAuth,
+    ],
+    routes: api_routes,
+};
 
 /// SSE comments at least this often, so proxies and clients keep an idle stream open.
 const KEEP_ALIVE: Duration = Duration::from_secs(15);
@@ -47,7 +51,7 @@ pub fn api_routes(state: AppState) -> Router {
 
 /// The whole function: API routes, `GET /health`, and the common layers.
 pub fn router(state: AppState) -> Router {
-    shared::http::function_router("chat", DEPENDENCIES, api_routes(state.clone()), state)
+    FUNCTION.router(state)
 }
 
 #[derive(Deserialize)]
@@ -57,10 +61,11 @@ struct MessageBody {
 }
 
 fn sse_event(id: usize, event: ChatEvent) -> Result<Event, Infallible> {
+    let (name, data) = views::chat_event(&event);
     Ok(Event::default()
         .id(id.to_string())
-        .event(event.name)
-        .data(event.data.to_string()))
+        .event(name)
+        .data(data.to_string()))
 }
 
 fn sse<S>(events: S) -> Response
@@ -83,22 +88,15 @@ where
 
 async fn send_message(
     State(state): State<AppState>,
-    user: AuthUser,
+    user: SignedInUser,
     headers: HeaderMap,
     ApiJson(body): ApiJson<MessageBody>,
 ) -> Result<Response, AppError> {
     let idempotency_key = headers
         .get(&IDEMPOTENCY_KEY)
-        .map(|v| {
-            v.to_str()
-                .map_err(|_| ())
-                .and_then(|s| chat::validate_idempotency_key(s).map_err(|_| ()))
-        })
-        .transpose()
-        .map_err(|_| AppError::BadRequest {
-            code: "invalid_idempotency_key",
-            message: "Idempotency-Key must be 1 to 128 visible ASCII characters".into(),
-        })?;
+        // A header that is not even text is as invalid as a bad key.
+        .map(|v| IdempotencyKey::parse(v.to_str().unwrap_or("")))
+        .transpose()?;
     match chat::start_turn(&state, user, &body.content, idempotency_key).await? {
         TurnOutcome::Live(rx) => {
             let events =
@@ -118,9 +116,9 @@ struct HistoryQuery {
 
 async fn history(
     State(state): State<AppState>,
-    user: AuthUser,
+    user: SignedInUser,
     ApiQuery(query): ApiQuery<HistoryQuery>,
-) -> Result<Json<serde_json::Value>, AppError> {
+) -> Result<Json<Value>, AppError> {
     let limit = query.limit.unwrap_or(50);
     if !(1..=100).contains(&limit) {
         return Err(AppError::validation("limit", "must be between 1 and 100"));
@@ -128,14 +126,11 @@ async fn history(
     let before = query
         .before
         .as_deref()
-        .map(|c| history::decode_cursor(&user.id, c))
+        .map(|c| decode_cursor(&user.id, c))
         .transpose()?;
     let page = state
         .store
         .history(&user.id, limit, before.as_deref())
         .await?;
-    Ok(Json(json!({
-        "messages": page.messages.iter().map(history::Message::view).collect::<Vec<_>>(),
-        "next_cursor": page.next_cursor,
-    })))
+    Ok(Json(views::history(&page)))
 }

@@ -3,7 +3,7 @@
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
-    shared::telemetry::init("chat");
+    shared::app::telemetry::init("chat");
     let state = shared::AppState::from_env()
         .await
         .inspect_err(|e| tracing::error!(error = %e, "cold start failed"))?;

@@ -3,28 +3,31 @@
 
 use axum::{Json, Router, extract::State, routing::get};
 use serde::Deserialize;
-use serde_json::{Value, json};
+use serde_json::Value;
 use shared::{
-    AppError, AppState, agent_ops,
-    domain::DisplayName,
-    http::{ApiJson, ApiQuery},
-    jwt::AuthUser,
-    upstream::Service,
-    usage,
+    AppError, AppState,
+    app::dependency::Service,
+    domain::{DisplayName, SignedInUser},
+    flows::{profile, usage},
+    http::{ApiJson, ApiQuery, Function, views},
 };
 
-/// The dependencies this function needs; `GET /health` checks each.
-pub const DEPENDENCIES: &[Service] = &[
-    Service::DynamoDb,
-    Service::Letta,
-    Service::LiteLlm,
-    Service::SupabaseAuth,
-];
+/// This function: its name, what its health check covers, its routes.
+pub const FUNCTION: Function = Function {
+    name: "user",
+    dependencies: &[
+        Service::DynamoDb,
+        Service::Letta,
+        Service::LiteLlm,
+        Service::SupabaseAuth,
+    ],
+    routes: api_routes,
+};
 
 /// The API routes, without the common layers (the gateway merges these).
 pub fn api_routes(state: AppState) -> Router {
     Router::new()
-        .route("/api/v1/user/profile", get(profile).patch(update_profile))
+        .route("/api/v1/user/profile", get(get_profile).patch(update_profile))
         .route("/api/v1/user/usage", get(get_usage))
         .route("/api/v1/user/budget", get(get_budget).post(set_budget))
         .route("/api/v1/user/health", get(account_health))
@@ -33,27 +36,15 @@ pub fn api_routes(state: AppState) -> Router {
 
 /// The whole function: API routes, `GET /health`, and the common layers.
 pub fn router(state: AppState) -> Router {
-    shared::http::function_router("user", DEPENDENCIES, api_routes(state.clone()), state)
+    FUNCTION.router(state)
 }
 
-fn profile_json(p: &shared::profile::Profile) -> Value {
-    json!({
-        "display_name": p.display_name,
-        "email": p.email,
-        "created_at": p.user_created_at,
-        "state": p.state.as_str(),
-        "agent_id": p.letta_agent_id,
-        "model": p.model,
-    })
-}
-
-async fn profile(State(state): State<AppState>, user: AuthUser) -> Result<Json<Value>, AppError> {
-    let profile = state
-        .store
-        .get_profile(&user.id)
-        .await?
-        .ok_or_else(|| AppError::NotFound("no account for this user".into()))?;
-    Ok(Json(json!({"profile": profile_json(&profile)})))
+async fn get_profile(
+    State(state): State<AppState>,
+    user: SignedInUser,
+) -> Result<Json<Value>, AppError> {
+    let profile = profile::profile(&state, &user.id).await?;
+    Ok(Json(views::user_profile(&profile)))
 }
 
 #[derive(Deserialize)]
@@ -64,12 +55,12 @@ struct ProfileUpdate {
 
 async fn update_profile(
     State(state): State<AppState>,
-    user: AuthUser,
+    user: SignedInUser,
     ApiJson(body): ApiJson<ProfileUpdate>,
 ) -> Result<Json<Value>, AppError> {
     let name = DisplayName::parse(&body.display_name)?;
-    let profile = agent_ops::set_display_name(&state, &user.id, &name).await?;
-    Ok(Json(json!({"profile": profile_json(&profile)})))
+    let profile = profile::set_display_name(&state, &user.id, &name).await?;
+    Ok(Json(views::user_profile(&profile)))
 }
 
 #[derive(Deserialize)]
@@ -81,18 +72,20 @@ struct UsageQuery {
 
 async fn get_usage(
     State(state): State<AppState>,
-    user: AuthUser,
+    user: SignedInUser,
     ApiQuery(q): ApiQuery<UsageQuery>,
 ) -> Result<Json<Value>, AppError> {
     let (from, to) = usage::date_range(q.from.as_deref(), q.to.as_deref())?;
-    Ok(Json(usage::usage(&state, &user.id, from, to).await?))
+    let report = usage::usage(&state, &user.id, from, to).await?;
+    Ok(Json(views::usage(&report)))
 }
 
 async fn get_budget(
     State(state): State<AppState>,
-    user: AuthUser,
+    user: SignedInUser,
 ) -> Result<Json<Value>, AppError> {
-    Ok(Json(usage::budget(&state, &user.id).await?))
+    let report = usage::budget(&state, &user.id).await?;
+    Ok(Json(views::budget_report(&report)))
 }
 
 #[derive(Deserialize)]
@@ -105,23 +98,23 @@ struct BudgetUpdate {
 
 async fn set_budget(
     State(state): State<AppState>,
-    user: AuthUser,
+    user: SignedInUser,
     ApiJson(body): ApiJson<BudgetUpdate>,
 ) -> Result<Json<Value>, AppError> {
-    Ok(Json(
-        usage::set_budget(
-            &state,
-            &user.id,
-            body.max_budget,
-            body.budget_duration.as_deref(),
-        )
-        .await?,
-    ))
+    let report = usage::set_budget(
+        &state,
+        &user.id,
+        body.max_budget,
+        body.budget_duration.as_deref(),
+    )
+    .await?;
+    Ok(Json(views::budget_report(&report)))
 }
 
 async fn account_health(
     State(state): State<AppState>,
-    user: AuthUser,
+    user: SignedInUser,
 ) -> Result<Json<Value>, AppError> {
-    Ok(Json(agent_ops::account_health(&state, &user.id).await?))
+    let health = profile::account_health(&state, &user.id).await?;
+    Ok(Json(views::account_health(&health)))
 }

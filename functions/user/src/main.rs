@@ -2,7 +2,7 @@
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
-    shared::telemetry::init("user");
+    shared::app::telemetry::init("user");
     let state = shared::AppState::from_env()
         .await
         .inspect_err(|e| tracing::error!(error = %e, "cold start failed"))?;

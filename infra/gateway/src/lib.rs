@@ -1,7 +1,20 @@
-//! The gateway's app: the four functions' API routes, and `GET /health` over every dependency.
+//! The gateway's app: the four functions' API routes, each function's health check at
+//! `/health/<name>`, and `GET /health` over every dependency.
 
-use axum::{Router, extract::State, routing::get};
-use shared::{AppState, upstream::Service};
+use axum::Router;
+use shared::{
+    AppState,
+    app::dependency::Service,
+    http::{Function, router::health_route, with_common_layers},
+};
+
+/// The four functions, as Lambda hosts them one by one.
+pub const FUNCTIONS: [&Function; 4] = [
+    &auth::FUNCTION,
+    &chat::FUNCTION,
+    &user::FUNCTION,
+    &agent::FUNCTION,
+];
 
 /// Every dependency any function uses.
 pub const ALL_DEPENDENCIES: &[Service] = &[
@@ -11,44 +24,11 @@ pub const ALL_DEPENDENCIES: &[Service] = &[
     Service::SupabaseAuth,
 ];
 
+/// Every function's routes on one router, with the common layers once.
 pub fn app(state: AppState) -> Router {
-    let health = Router::new()
-        .route(
-            "/health",
-            get(|State(s): State<AppState>| async move {
-                shared::health::report(&s, "gateway", ALL_DEPENDENCIES).await
-            }),
-        )
-        .route(
-            "/health/auth",
-            get(|State(s): State<AppState>| async move {
-                shared::health::report(&s, "auth", auth::DEPENDENCIES).await
-            }),
-        )
-        .route(
-            "/health/chat",
-            get(|State(s): State<AppState>| async move {
-                shared::health::report(&s, "chat", chat::DEPENDENCIES).await
-            }),
-        )
-        .route(
-            "/health/user",
-            get(|State(s): State<AppState>| async move {
-                shared::health::report(&s, "user", user::DEPENDENCIES).await
-            }),
-        )
-        .route(
-            "/health/agent",
-            get(|State(s): State<AppState>| async move {
-                shared::health::report(&s, "agent", agent::DEPENDENCIES).await
-            }),
-        )
-        .with_state(state.clone());
-    let api = Router::new()
-        .merge(auth::api_routes(state.clone()))
-        .merge(chat::api_routes(state.clone()))
-        .merge(user::api_routes(state.clone()))
-        .merge(agent::api_routes(state.clone()))
-        .merge(health);
-    shared::http::with_common_layers(api, &state.config.http)
+    let routes = FUNCTIONS.iter().fold(
+        health_route("/health", "gateway", ALL_DEPENDENCIES, state.clone()),
+        |router, function| router.merge(function.mounted(state.clone())),
+    );
+    with_common_layers(routes, &state.config.http)
 }

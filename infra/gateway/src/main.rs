@@ -8,7 +8,7 @@ use gateway::app;
 
 #[tokio::main]
 async fn main() {
-    shared::telemetry::init("gateway");
+    shared::app::telemetry::init("gateway");
     let state = match shared::AppState::from_env().await {
         Ok(s) => s,
         Err(e) => {
@@ -17,7 +17,7 @@ async fn main() {
         }
     };
     if std::env::args().any(|a| a == "--create-table") {
-        match state.store.ensure_table().await {
+        match shared::store::table::ensure_table(&state.store).await {
             Ok(created) => {
                 eprintln!(
                     "table {} {}",

@@ -1,0 +1,425 @@
+//! Typed configuration, read and validated once per cold start.
+//!
+//! Every problem is collected and reported in one error that names each variable, so an operator
+//! fixes a deployment in one pass instead of one variable per cold start.
+
+use std::{collections::HashMap, fmt, str::FromStr, time::Duration};
+
+use crate::app::secret::Secret;
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub dynamodb: DynamoDbConfig,
+    pub letta: LettaConfig,
+    pub litellm: LiteLlmConfig,
+    pub supabase: SupabaseConfig,
+    pub budget: BudgetConfig,
+    pub http: HttpConfig,
+}
+
+#[derive(Debug, Clone)]
+pub struct DynamoDbConfig {
+    pub table_name: String,
+    /// Set for DynamoDB Local; unset in AWS, where the SDK finds the regional endpoint.
+    pub endpoint: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct LettaConfig {
+    pub base_url: String,
+    /// Letta's server password (`--secure` mode); unset when Letta runs without one.
+    pub password: Option<Secret>,
+    pub agent_type: String,
+    pub model: String,
+    pub embedding_model: String,
+    pub embedding_dim: u32,
+    pub context_window: u32,
+    /// Sent as `llm_config.max_tokens`: LiteLLM reserves the worst-case cost of each call
+    /// against the budget, so an unset value makes the reservation huge.
+    pub max_tokens: u32,
+    /// LiteLLM's base URL as Letta reaches it (it may differ from the backend's view).
+    pub litellm_url_for_letta: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct LiteLlmConfig {
+    pub base_url: String,
+    pub master_key: Secret,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JwtAlgorithm {
+    Hs256,
+    Es256,
+    Rs256,
+}
+
+impl FromStr for JwtAlgorithm {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim().to_ascii_uppercase().as_str() {
+            "HS256" => Ok(Self::Hs256),
+            "ES256" => Ok(Self::Es256),
+            "RS256" => Ok(Self::Rs256),
+            other => Err(format!(
+                "unknown algorithm {other:?} (expected HS256, ES256 or RS256)"
+            )),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct SupabaseConfig {
+    pub url: String,
+    pub anon_key: Secret,
+    pub service_role_key: Secret,
+    /// Needed when HS256 is among the accepted algorithms.
+    pub jwt_secret: Option<Secret>,
+    pub jwt_algorithms: Vec<JwtAlgorithm>,
+    pub jwt_issuer: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct BudgetConfig {
+    /// USD given to each new user for each budget period.
+    pub default_budget: f64,
+    pub duration: String,
+    /// The operator's ceiling on what a user may set for themselves.
+    pub max_budget: f64,
+}
+
+#[derive(Debug, Clone)]
+pub struct HttpConfig {
+    /// Timeout of calls to dependencies. Above Letta's ~16 s worst case of LLM retries,
+    /// below the function's own timeout.
+    pub upstream_timeout: Duration,
+    pub body_limit_bytes: usize,
+    /// Origins allowed by CORS; empty means no CORS headers (function URLs add their own).
+    pub cors_allowed_origins: Vec<String>,
+    /// Longest chat message accepted, in characters.
+    pub chat_max_chars: usize,
+}
+
+/// Budget durations LiteLLM accepts.
+pub const BUDGET_DURATIONS: &[&str] = &["1d", "1w", "1mo", "3mo", "6mo", "1y"];
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    pub problems: Vec<String>,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "invalid configuration: {}", self.problems.join("; "))
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// Reads variables and remembers every problem instead of stopping at the first.
+struct Reader<'a> {
+    vars: &'a dyn Fn(&str) -> Option<String>,
+    problems: Vec<String>,
+}
+
+impl Reader<'_> {
+    fn optional(&self, name: &str) -> Option<String> {
+        (self.vars)(name)
+            .map(|v| v.trim().to_string())
+            .filter(|v| !v.is_empty())
+    }
+
+    fn required(&mut self, name: &str) -> String {
+        self.optional(name).unwrap_or_else(|| {
+            self.problems.push(format!("{name} is missing"));
+            String::new()
+        })
+    }
+
+    fn check_url(&mut self, name: &str, value: &str) {
+        if !(value.is_empty() || value.starts_with("http://") || value.starts_with("https://")) {
+            self.problems
+                .push(format!("{name} must be an http(s) URL, got {value:?}"));
+        }
+    }
+
+    fn url(&mut self, name: &str, default: Option<&str>) -> String {
+        let value = match default {
+            Some(d) => self.optional(name).unwrap_or_else(|| d.to_string()),
+            None => self.required(name),
+        };
+        self.check_url(name, &value);
+        value.trim_end_matches('/').to_string()
+    }
+
+    fn optional_url(&mut self, name: &str) -> Option<String> {
+        let value = self.optional(name)?;
+        self.check_url(name, &value);
+        Some(value.trim_end_matches('/').to_string())
+    }
+
+    fn parsed<T: FromStr>(&mut self, name: &str, default: T, what: &str) -> T {
+        match self.optional(name) {
+            None => default,
+            Some(raw) => raw.parse().unwrap_or_else(|_| {
+                self.problems
+                    .push(format!("{name} must be {what}, got {raw:?}"));
+                default
+            }),
+        }
+    }
+}
+
+impl Config {
+    /// Reads the process environment.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(&|name| std::env::var(name).ok())
+    }
+
+    /// Reads from a map, for tests.
+    pub fn from_map(map: &HashMap<String, String>) -> Result<Self, ConfigError> {
+        Self::from_lookup(&|name| map.get(name).cloned())
+    }
+
+    /// Reads every section through `vars`, collecting all problems before failing.
+    pub fn from_lookup(vars: &dyn Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let mut r = Reader {
+            vars,
+            problems: Vec::new(),
+        };
+        let dynamodb = DynamoDbConfig {
+            table_name: r.required("TABLE_NAME"),
+            endpoint: r.optional_url("DYNAMODB_ENDPOINT"),
+        };
+        let litellm = LiteLlmConfig {
+            base_url: r.url("LITELLM_BASE_URL", None),
+            master_key: Secret::new(r.required("LITELLM_MASTER_KEY")),
+        };
+        let letta = LettaConfig::read(&mut r, &litellm.base_url);
+        let supabase = SupabaseConfig::read(&mut r);
+        let budget = BudgetConfig::read(&mut r);
+        let http = HttpConfig::read(&mut r);
+        if r.problems.is_empty() {
+            Ok(Config {
+                dynamodb,
+                letta,
+                litellm,
+                supabase,
+                budget,
+                http,
+            })
+        } else {
+            Err(ConfigError {
+                problems: r.problems,
+            })
+        }
+    }
+}
+
+impl LettaConfig {
+    fn read(r: &mut Reader<'_>, litellm_base_url: &str) -> Self {
+        Self {
+            base_url: r.url("LETTA_BASE_URL", None),
+            password: r.optional("LETTA_SERVER_PASSWORD").map(Secret::new),
+            agent_type: r
+                .optional("LETTA_AGENT_TYPE")
+                .unwrap_or_else(|| "memgpt_v2_agent".into()),
+            model: r.optional("LETTA_MODEL").unwrap_or_else(|| "gpt-4".into()),
+            embedding_model: r
+                .optional("LETTA_EMBEDDING_MODEL")
+                .unwrap_or_else(|| "text-embedding-3-small".into()),
+            embedding_dim: r.parsed("LETTA_EMBEDDING_DIM", 1536, "a positive integer"),
+            context_window: r.parsed("LETTA_CONTEXT_WINDOW", 32_000, "a positive integer"),
+            max_tokens: r.parsed("LETTA_MAX_TOKENS", 1024, "a positive integer"),
+            litellm_url_for_letta: r.url("LITELLM_URL_FOR_LETTA", Some(litellm_base_url)),
+        }
+    }
+}
+
+impl SupabaseConfig {
+    fn read(r: &mut Reader<'_>) -> Self {
+        let url = r.url("SUPABASE_URL", None);
+        let jwt_algorithms = Self::algorithms(r);
+        let jwt_secret = r.optional("SUPABASE_JWT_SECRET").map(Secret::new);
+        if jwt_algorithms.contains(&JwtAlgorithm::Hs256) && jwt_secret.is_none() {
+            r.problems
+                .push("SUPABASE_JWT_SECRET is missing (needed for HS256)".into());
+        }
+        Self {
+            jwt_issuer: r
+                .optional("SUPABASE_JWT_ISSUER")
+                .unwrap_or_else(|| format!("{url}/auth/v1")),
+            url,
+            anon_key: Secret::new(r.required("SUPABASE_ANON_KEY")),
+            service_role_key: Secret::new(r.required("SUPABASE_SERVICE_ROLE_KEY")),
+            jwt_secret,
+            jwt_algorithms,
+        }
+    }
+
+    fn algorithms(r: &mut Reader<'_>) -> Vec<JwtAlgorithm> {
+        let raw = r
+            .optional("SUPABASE_JWT_ALGORITHMS")
+            .unwrap_or_else(|| "HS256".into());
+        let mut algorithms = Vec::new();
+        let mut named_bad = false;
+        for part in raw.split(',').filter(|p| !p.trim().is_empty()) {
+            match part.parse() {
+                Ok(alg) => algorithms.push(alg),
+                Err(e) => {
+                    named_bad = true;
+                    r.problems.push(format!("SUPABASE_JWT_ALGORITHMS: {e}"));
+                }
+            }
+        }
+        if algorithms.is_empty() && !named_bad {
+            r.problems
+                .push("SUPABASE_JWT_ALGORITHMS names no algorithm".into());
+        }
+        algorithms
+    }
+}
+
+impl BudgetConfig {
+    fn read(r: &mut Reader<'_>) -> Self {
+        let budget = Self {
+            default_budget: r.parsed("USER_DEFAULT_BUDGET", 5.0, "a number of USD"),
+            duration: r
+                .optional("USER_BUDGET_DURATION")
+                .unwrap_or_else(|| "1mo".into()),
+            max_budget: r.parsed("USER_MAX_BUDGET", 50.0, "a number of USD"),
+        };
+        if !BUDGET_DURATIONS.contains(&budget.duration.as_str()) {
+            r.problems.push(format!(
+                "USER_BUDGET_DURATION must be one of {}, got {:?}",
+                BUDGET_DURATIONS.join(", "),
+                budget.duration
+            ));
+        }
+        if !(budget.default_budget >= 0.0 && budget.default_budget.is_finite()) {
+            r.problems
+                .push("USER_DEFAULT_BUDGET must be zero or more".into());
+        }
+        if !(budget.max_budget >= budget.default_budget && budget.max_budget.is_finite()) {
+            r.problems
+                .push("USER_MAX_BUDGET must be at least USER_DEFAULT_BUDGET".into());
+        }
+        budget
+    }
+}
+
+impl HttpConfig {
+    fn read(r: &mut Reader<'_>) -> Self {
+        Self {
+            upstream_timeout: Duration::from_secs(r.parsed(
+                "UPSTREAM_TIMEOUT_SECS",
+                45u64,
+                "a whole number of seconds",
+            )),
+            body_limit_bytes: r.parsed(
+                "BODY_LIMIT_BYTES",
+                256 * 1024usize,
+                "a whole number of bytes",
+            ),
+            cors_allowed_origins: r
+                .optional("CORS_ALLOWED_ORIGINS")
+                .map(|v| {
+                    v.split(',')
+                        .map(|o| o.trim().to_string())
+                        .filter(|o| !o.is_empty())
+                        .collect()
+                })
+                .unwrap_or_default(),
+            chat_max_chars: r.parsed(
+                "CHAT_MAX_CHARS",
+                32_000usize,
+                "a whole number of characters",
+            ),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn base() -> HashMap<String, String> {
+        [
+            ("TABLE_NAME", "chat"),
+            ("LETTA_BASE_URL", "http://127.0.0.1:8283"),
+            ("LITELLM_BASE_URL", "http://127.0.0.1:4000/"),
+            ("LITELLM_MASTER_KEY", "sk-master"),
+            ("SUPABASE_URL", "http://127.0.0.1:9999"),
+            ("SUPABASE_ANON_KEY", "anon"),
+            ("SUPABASE_SERVICE_ROLE_KEY", "service"),
+            ("SUPABASE_JWT_SECRET", "secret"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+    }
+
+    #[test]
+    fn complete_environment_gives_defaults() {
+        let cfg = Config::from_map(&base()).unwrap();
+        assert_eq!(cfg.litellm.base_url, "http://127.0.0.1:4000");
+        assert_eq!(cfg.letta.litellm_url_for_letta, "http://127.0.0.1:4000");
+        assert_eq!(cfg.supabase.jwt_issuer, "http://127.0.0.1:9999/auth/v1");
+        assert_eq!(cfg.supabase.jwt_algorithms, vec![JwtAlgorithm::Hs256]);
+        assert_eq!(cfg.letta.agent_type, "memgpt_v2_agent");
+        assert_eq!(cfg.budget.duration, "1mo");
+    }
+
+    #[test]
+    fn every_missing_variable_is_named_in_one_error() {
+        let mut env = base();
+        env.remove("TABLE_NAME");
+        env.remove("LITELLM_MASTER_KEY");
+        let err = Config::from_map(&env).unwrap_err();
+        let text = err.to_string();
+        assert!(text.contains("TABLE_NAME is missing"), "{text}");
+        assert!(text.contains("LITELLM_MASTER_KEY is missing"), "{text}");
+        assert_eq!(err.problems.len(), 2);
+    }
+
+    #[test]
+    fn malformed_values_are_named() {
+        let mut env = base();
+        env.insert("USER_DEFAULT_BUDGET".into(), "lots".into());
+        env.insert("LETTA_BASE_URL".into(), "letta:8283".into());
+        env.insert("SUPABASE_JWT_ALGORITHMS".into(), "HS256,none".into());
+        env.insert("USER_BUDGET_DURATION".into(), "2d".into());
+        let text = Config::from_map(&env).unwrap_err().to_string();
+        assert!(
+            text.contains("USER_DEFAULT_BUDGET must be a number"),
+            "{text}"
+        );
+        assert!(
+            text.contains("LETTA_BASE_URL must be an http(s) URL"),
+            "{text}"
+        );
+        assert!(text.contains("unknown algorithm \"NONE\""), "{text}");
+        assert!(
+            text.contains("USER_BUDGET_DURATION must be one of"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn hs256_needs_the_jwt_secret_but_es256_does_not() {
+        let mut env = base();
+        env.remove("SUPABASE_JWT_SECRET");
+        let text = Config::from_map(&env).unwrap_err().to_string();
+        assert!(text.contains("SUPABASE_JWT_SECRET is missing"), "{text}");
+        env.insert("SUPABASE_JWT_ALGORITHMS".into(), "ES256".into());
+        assert!(Config::from_map(&env).is_ok());
+    }
+
+    #[test]
+    fn secrets_do_not_show_in_debug_output() {
+        let cfg = Config::from_map(&base()).unwrap();
+        let dump = format!("{cfg:?}");
+        assert!(!dump.contains("sk-master"), "{dump}");
+        assert!(!dump.contains("\"secret\""), "{dump}");
+    }
+}

@@ -1,0 +1,101 @@
+//! The external systems the backend depends on, and one classification of their failures.
+//! It lives below the clients so that clients and the error type both point down to it.
+
+use std::fmt;
+
+/// An external system the backend calls.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Service {
+    /// DynamoDB (the table of profiles, messages, usage, locks).
+    DynamoDb,
+    /// The Letta server (agents and their memory).
+    Letta,
+    /// The LiteLLM proxy (users, keys, budgets, spend).
+    LiteLlm,
+    /// Supabase Auth (identities, sessions, JWKS).
+    SupabaseAuth,
+}
+
+impl Service {
+    /// The name used in errors, health reports and logs.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::DynamoDb => "dynamodb",
+            Self::Letta => "letta",
+            Self::LiteLlm => "litellm",
+            Self::SupabaseAuth => "supabase_auth",
+        }
+    }
+}
+
+impl fmt::Display for Service {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Why a call to a dependency failed.
+#[derive(Debug, thiserror::Error)]
+pub enum DependencyError {
+    /// The connection failed (refused, reset, DNS).
+    #[error("{service} could not be reached ({detail})")]
+    Unreachable {
+        /// Which dependency.
+        service: Service,
+        /// What went wrong, without secrets.
+        detail: String,
+    },
+    /// No answer within the timeout.
+    #[error("{service} did not answer in time")]
+    Timeout {
+        /// Which dependency.
+        service: Service,
+    },
+    /// An HTTP (or HTTP-like) error status.
+    #[error("{service} answered HTTP {status}: {body}")]
+    Status {
+        /// Which dependency.
+        service: Service,
+        /// The status code.
+        status: u16,
+        /// The start of the error body.
+        body: String,
+    },
+    /// A success answer that could not be decoded.
+    #[error("{service} sent a response we could not read: {detail}")]
+    Decode {
+        /// Which dependency.
+        service: Service,
+        /// The decoder's message.
+        detail: String,
+    },
+}
+
+impl DependencyError {
+    /// The dependency that failed.
+    pub fn service(&self) -> Service {
+        match self {
+            Self::Unreachable { service, .. }
+            | Self::Timeout { service }
+            | Self::Status { service, .. }
+            | Self::Decode { service, .. } => *service,
+        }
+    }
+
+    /// Down, overloaded or timing out: worth a retry later (503 to our client).
+    pub fn is_unavailable(&self) -> bool {
+        match self {
+            Self::Unreachable { .. } | Self::Timeout { .. } => true,
+            Self::Status { status, .. } => *status >= 500 || *status == 429,
+            Self::Decode { .. } => false,
+        }
+    }
+
+    /// The HTTP status, when the dependency answered with one.
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            Self::Status { status, .. } => Some(*status),
+            _ => None,
+        }
+    }
+}

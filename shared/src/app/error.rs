@@ -1,0 +1,226 @@
+//! One error type for every handler, rendered as one JSON shape:
+//! `{"error": {"code": "snake_case", "message": "human sentence", ...details}}`.
+
+use axum::{
+    Json,
+    http::{HeaderValue, StatusCode, header},
+    response::{IntoResponse, Response},
+};
+use serde_json::{Map, Value, json};
+
+use crate::app::dependency::{DependencyError, Service};
+
+/// Seconds a client should wait before retrying after a dependency failure.
+pub const RETRY_AFTER_SECS: u64 = 5;
+
+/// Stable machine-readable codes; the README lists them.
+pub type ErrorCode = &'static str;
+
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    #[error("{message}")]
+    BadRequest { code: ErrorCode, message: String },
+    #[error("{field}: {message}")]
+    Validation { field: String, message: String },
+    #[error("request body is larger than {limit} bytes")]
+    PayloadTooLarge { limit: usize },
+    #[error("content is {actual} characters long; the limit is {limit}")]
+    ContentTooLong { limit: usize, actual: usize },
+    #[error("{0}")]
+    Unauthorized(String),
+    #[error("invalid email or password")]
+    InvalidCredentials,
+    #[error("{message}")]
+    Forbidden { code: ErrorCode, message: String },
+    #[error("budget exceeded: spent {spend:.6} of {limit:.6} USD")]
+    BudgetExceeded { spend: f64, limit: f64 },
+    #[error("{0}")]
+    NotFound(String),
+    #[error("method not allowed")]
+    MethodNotAllowed,
+    #[error("{message}")]
+    Conflict { code: ErrorCode, message: String },
+    #[error("{service} is unavailable: {message}")]
+    Unavailable { service: Service, message: String },
+    #[error("{service} answered unexpectedly: {message}")]
+    Upstream { service: Service, message: String },
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl AppError {
+    pub fn validation(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Self::Validation {
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Self::BadRequest { .. } => StatusCode::BAD_REQUEST,
+            Self::Validation { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::PayloadTooLarge { .. } | Self::ContentTooLong { .. } => {
+                StatusCode::PAYLOAD_TOO_LARGE
+            }
+            Self::Unauthorized(_) | Self::InvalidCredentials => StatusCode::UNAUTHORIZED,
+            Self::BudgetExceeded { .. } => StatusCode::PAYMENT_REQUIRED,
+            Self::Forbidden { .. } => StatusCode::FORBIDDEN,
+            Self::NotFound(_) => StatusCode::NOT_FOUND,
+            Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Self::Conflict { .. } => StatusCode::CONFLICT,
+            Self::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Upstream { .. } => StatusCode::BAD_GATEWAY,
+            Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            Self::BadRequest { code, .. }
+            | Self::Conflict { code, .. }
+            | Self::Forbidden { code, .. } => code,
+            Self::Validation { .. } => "validation_failed",
+            Self::PayloadTooLarge { .. } => "payload_too_large",
+            Self::ContentTooLong { .. } => "content_too_long",
+            Self::Unauthorized(_) => "unauthorized",
+            Self::InvalidCredentials => "invalid_credentials",
+            Self::BudgetExceeded { .. } => "budget_exceeded",
+            Self::NotFound(_) => "not_found",
+            Self::MethodNotAllowed => "method_not_allowed",
+            Self::Unavailable { .. } => "dependency_unavailable",
+            Self::Upstream { .. } => "upstream_error",
+            Self::Internal(_) => "internal_error",
+        }
+    }
+
+    /// Whether retrying the same request later may succeed.
+    pub fn retryable(&self) -> bool {
+        matches!(self, Self::Unavailable { .. })
+    }
+
+    /// The `error` object (also used for SSE `error` events).
+    pub fn body(&self) -> Value {
+        let mut error = Map::new();
+        error.insert("code".into(), json!(self.code()));
+        let message = match self {
+            // Never echo internal details to clients; they are logged instead.
+            Self::Internal(_) => "Something went wrong on our side.".to_string(),
+            other => other.to_string(),
+        };
+        error.insert("message".into(), json!(message));
+        match self {
+            Self::Validation { field, .. } => {
+                error.insert("field".into(), json!(field));
+            }
+            Self::PayloadTooLarge { limit } => {
+                error.insert("limit_bytes".into(), json!(limit));
+            }
+            Self::ContentTooLong { limit, .. } => {
+                error.insert("field".into(), json!("content"));
+                error.insert("limit_chars".into(), json!(limit));
+            }
+            Self::BudgetExceeded { spend, limit } => {
+                error.insert("spend".into(), json!(spend));
+                error.insert("limit".into(), json!(limit));
+            }
+            Self::Unavailable { service, .. } => {
+                error.insert("service".into(), json!(service.name()));
+                error.insert("retry_after".into(), json!(RETRY_AFTER_SECS));
+            }
+            Self::Upstream { service, .. } => {
+                error.insert("service".into(), json!(service.name()));
+            }
+            _ => {}
+        }
+        json!({ "error": error })
+    }
+}
+
+impl IntoResponse for AppError {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        if status.is_server_error() {
+            tracing::error!(code = self.code(), error = %self, "request failed");
+        } else {
+            tracing::info!(code = self.code(), error = %self, "request rejected");
+        }
+        let mut response = (status, Json(self.body())).into_response();
+        let headers = response.headers_mut();
+        if status == StatusCode::UNAUTHORIZED {
+            headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECS));
+        }
+        response
+    }
+}
+
+impl From<DependencyError> for AppError {
+    fn from(err: DependencyError) -> Self {
+        let service = err.service();
+        if err.is_unavailable() {
+            Self::Unavailable {
+                service,
+                message: err.to_string(),
+            }
+        } else {
+            Self::Upstream {
+                service,
+                message: err.to_string(),
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::body::to_bytes;
+
+    async fn render(err: AppError) -> (StatusCode, axum::http::HeaderMap, Value) {
+        let res = err.into_response();
+        let status = res.status();
+        let headers = res.headers().clone();
+        let body = to_bytes(res.into_body(), usize::MAX).await.unwrap();
+        (status, headers, serde_json::from_slice(&body).unwrap())
+    }
+
+    #[tokio::test]
+    async fn unavailable_is_503_with_retry_after_and_names_the_service() {
+        let (status, headers, body) = render(AppError::Unavailable {
+            service: Service::Letta,
+            message: "connection refused".into(),
+        })
+        .await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(headers[header::RETRY_AFTER], "5");
+        assert_eq!(body["error"]["code"], "dependency_unavailable");
+        assert_eq!(body["error"]["service"], "letta");
+    }
+
+    #[tokio::test]
+    async fn unauthorized_carries_www_authenticate() {
+        let (status, headers, body) = render(AppError::Unauthorized("token expired".into())).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+        assert_eq!(headers[header::WWW_AUTHENTICATE], "Bearer");
+        assert_eq!(body["error"]["message"], "token expired");
+    }
+
+    #[tokio::test]
+    async fn internal_details_stay_out_of_the_body() {
+        let (status, _, body) = render(AppError::Internal("db password is hunter2".into())).await;
+        assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+        assert!(!body.to_string().contains("hunter2"));
+        assert_eq!(body["error"]["code"], "internal_error");
+    }
+
+    #[tokio::test]
+    async fn validation_names_the_field() {
+        let (status, _, body) =
+            render(AppError::validation("email", "is not an email address")).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+        assert_eq!(body["error"]["field"], "email");
+    }
+}

@@ -1,0 +1,9 @@
+//! Plumbing under every other layer: typed configuration, the one error type, the dependency
+//! failure classification, secrets that never print, and JSON logs.
+
+pub mod clock;
+pub mod config;
+pub mod dependency;
+pub mod error;
+pub mod secret;
+pub mod telemetry;

@@ -1,0 +1,104 @@
+//! Calls to dependencies over HTTP: one HTTP client per cold start, and every failure mapped to
+//! a [`DependencyError`].
+
+use std::time::Duration;
+
+use reqwest::{RequestBuilder, Response, StatusCode};
+use serde::de::DeserializeOwned;
+
+use crate::app::dependency::{DependencyError, Service};
+
+/// Classifies a reqwest failure: timeouts, undecodable bodies, and connection problems.
+pub fn from_reqwest(service: Service, err: reqwest::Error) -> DependencyError {
+    if err.is_timeout() {
+        DependencyError::Timeout { service }
+    } else if err.is_decode() {
+        DependencyError::Decode {
+            service,
+            detail: err.to_string(),
+        }
+    } else {
+        // Connection refused, reset, DNS: the error text carries no secrets (no headers).
+        let detail = std::error::Error::source(&err)
+            .map(|s| s.to_string())
+            .unwrap_or_else(|| "connection failed".into());
+        DependencyError::Unreachable { service, detail }
+    }
+}
+/// Longest piece of a dependency's error body kept in messages and logs.
+const MAX_ERROR_BODY: usize = 600;
+
+/// Sends a request and returns the response when its status is a success.
+pub async fn send(service: Service, request: RequestBuilder) -> Result<Response, DependencyError> {
+    let response = request
+        .send()
+        .await
+        .map_err(|e| from_reqwest(service, e))?;
+    let status = response.status();
+    if status.is_success() {
+        return Ok(response);
+    }
+    let mut body = response.text().await.unwrap_or_default();
+    if body.len() > MAX_ERROR_BODY {
+        let cut = (0..=MAX_ERROR_BODY)
+            .rev()
+            .find(|i| body.is_char_boundary(*i))
+            .unwrap_or(0);
+        body.truncate(cut);
+        body.push('…');
+    }
+    Err(DependencyError::Status {
+        service,
+        status: status.as_u16(),
+        body,
+    })
+}
+
+/// Sends a request and decodes a JSON success body.
+pub async fn send_json<T: DeserializeOwned>(
+    service: Service,
+    request: RequestBuilder,
+) -> Result<T, DependencyError> {
+    let response = send(service, request).await?;
+    let bytes = response
+        .bytes()
+        .await
+        .map_err(|e| from_reqwest(service, e))?;
+    serde_json::from_slice(&bytes).map_err(|e| DependencyError::Decode {
+        service,
+        detail: e.to_string(),
+    })
+}
+
+/// Treats a 404 as "absent".
+pub fn absent_on_404<T>(result: Result<T, DependencyError>) -> Result<Option<T>, DependencyError> {
+    match result {
+        Ok(v) => Ok(Some(v)),
+        Err(DependencyError::Status { status, .. }) if status == StatusCode::NOT_FOUND.as_u16() => {
+            Ok(None)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// One HTTP client per cold start, shared by every dependency client.
+pub fn http_client(timeout: Duration) -> reqwest::Client {
+    reqwest::Client::builder()
+        .connect_timeout(Duration::from_secs(3))
+        .timeout(timeout)
+        .pool_idle_timeout(Duration::from_secs(50))
+        .user_agent(concat!("chat-backend/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .expect("the HTTP client settings are static and valid")
+}
+
+/// A client for long streams: no total timeout, but a read timeout so a silent peer is noticed.
+pub fn stream_client(read_timeout: Duration) -> reqwest::Client {
+    reqwest::Client::builder()
+        .connect_timeout(Duration::from_secs(3))
+        .read_timeout(read_timeout)
+        .pool_idle_timeout(Duration::from_secs(50))
+        .user_agent(concat!("chat-backend/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .expect("the HTTP client settings are static and valid")
+}

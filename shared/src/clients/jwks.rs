@@ -1,0 +1,171 @@
+//! Supabase access-token verification: HS256 with the project's JWT secret, or ES256/RS256 with
+//! the keys published at `$SUPABASE_URL/auth/v1/.well-known/jwks.json` (cached per cold start,
+//! refetched on an unknown `kid` at most once a minute).
+
+use std::{
+    collections::HashMap,
+    time::{Duration, Instant},
+};
+
+use jsonwebtoken::{Algorithm, DecodingKey, Validation, jwk::JwkSet};
+use serde::Deserialize;
+use tokio::sync::RwLock;
+
+use crate::{
+    app::{
+        config::{JwtAlgorithm, SupabaseConfig},
+        dependency::Service,
+        error::AppError,
+    },
+    clients::http as upstream,
+};
+
+/// Clock skew tolerated on `exp`/`nbf`.
+const LEEWAY_SECS: u64 = 30;
+/// The least time between two JWKS fetches triggered by unknown key ids.
+const JWKS_REFETCH_INTERVAL: Duration = Duration::from_secs(60);
+const AUDIENCE: &str = "authenticated";
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Claims {
+    pub sub: String,
+    #[serde(default)]
+    pub email: Option<String>,
+    #[serde(default)]
+    pub role: Option<String>,
+    #[serde(default)]
+    pub session_id: Option<String>,
+    pub exp: u64,
+    #[serde(default)]
+    pub iat: Option<u64>,
+}
+
+pub struct JwtVerifier {
+    algorithms: Vec<Algorithm>,
+    hs_key: Option<DecodingKey>,
+    issuer: String,
+    jwks_url: String,
+    http: reqwest::Client,
+    jwks: RwLock<Jwks>,
+    refetch_interval: Duration,
+}
+
+#[derive(Default)]
+struct Jwks {
+    keys: HashMap<String, DecodingKey>,
+    fetched_at: Option<Instant>,
+}
+
+fn unauthorized(message: &str) -> AppError {
+    AppError::Unauthorized(message.to_string())
+}
+
+impl JwtVerifier {
+    pub fn new(http: reqwest::Client, config: &SupabaseConfig) -> Self {
+        let algorithms = config
+            .jwt_algorithms
+            .iter()
+            .map(|a| match a {
+                JwtAlgorithm::Hs256 => Algorithm::HS256,
+                JwtAlgorithm::Es256 => Algorithm::ES256,
+                JwtAlgorithm::Rs256 => Algorithm::RS256,
+            })
+            .collect();
+        Self {
+            algorithms,
+            hs_key: config
+                .jwt_secret
+                .as_ref()
+                .map(|s| DecodingKey::from_secret(s.expose().as_bytes())),
+            issuer: config.jwt_issuer.clone(),
+            jwks_url: format!("{}/auth/v1/.well-known/jwks.json", config.url),
+            http,
+            jwks: RwLock::new(Jwks::default()),
+            refetch_interval: JWKS_REFETCH_INTERVAL,
+        }
+    }
+
+    /// The least time between JWKS fetches for unknown key ids (a minute unless changed).
+    pub fn with_refetch_interval(mut self, interval: Duration) -> Self {
+        self.refetch_interval = interval;
+        self
+    }
+
+    /// Verifies signature, algorithm, `exp`/`nbf` (with leeway), `aud`, `iss` and `role`.
+    pub async fn verify(&self, token: &str) -> Result<Claims, AppError> {
+        let header = jsonwebtoken::decode_header(token)
+            .map_err(|_| unauthorized("the access token is malformed"))?;
+        if !self.algorithms.contains(&header.alg) {
+            return Err(unauthorized("the access token's algorithm is not accepted"));
+        }
+        let key = match header.alg {
+            Algorithm::HS256 => self
+                .hs_key
+                .clone()
+                .ok_or_else(|| unauthorized("the access token's algorithm is not accepted"))?,
+            _ => {
+                let kid = header
+                    .kid
+                    .as_deref()
+                    .ok_or_else(|| unauthorized("the access token has no key id"))?;
+                self.public_key(kid).await?
+            }
+        };
+        let mut validation = Validation::new(header.alg);
+        validation.leeway = LEEWAY_SECS;
+        validation.validate_nbf = true;
+        validation.set_audience(&[AUDIENCE]);
+        validation.set_issuer(&[self.issuer.as_str()]);
+        validation.set_required_spec_claims(&["exp", "sub", "aud", "iss"]);
+        let claims = jsonwebtoken::decode::<Claims>(token, &key, &validation)
+            .map_err(|e| {
+                use jsonwebtoken::errors::ErrorKind;
+                match e.kind() {
+                    ErrorKind::ExpiredSignature => unauthorized("the access token has expired"),
+                    ErrorKind::ImmatureSignature => {
+                        unauthorized("the access token is not valid yet")
+                    }
+                    ErrorKind::InvalidAudience => {
+                        unauthorized("the access token has the wrong audience")
+                    }
+                    ErrorKind::InvalidIssuer => {
+                        unauthorized("the access token has the wrong issuer")
+                    }
+                    _ => unauthorized("the access token is invalid"),
+                }
+            })?
+            .claims;
+        if claims.role.as_deref() != Some(AUDIENCE) {
+            return Err(unauthorized("the access token is not a signed-in user's"));
+        }
+        Ok(claims)
+    }
+
+    async fn public_key(&self, kid: &str) -> Result<DecodingKey, AppError> {
+        if let Some(key) = self.jwks.read().await.keys.get(kid) {
+            return Ok(key.clone());
+        }
+        let mut jwks = self.jwks.write().await;
+        if let Some(key) = jwks.keys.get(kid) {
+            return Ok(key.clone());
+        }
+        if jwks
+            .fetched_at
+            .is_some_and(|t| t.elapsed() < self.refetch_interval)
+        {
+            return Err(unauthorized("the access token's key is unknown"));
+        }
+        let set: JwkSet =
+            upstream::send_json(Service::SupabaseAuth, self.http.get(&self.jwks_url)).await?;
+        jwks.fetched_at = Some(Instant::now());
+        jwks.keys = set
+            .keys
+            .iter()
+            .filter_map(|jwk| Some((jwk.common.key_id.clone()?, DecodingKey::from_jwk(jwk).ok()?)))
+            .collect();
+        jwks.keys
+            .get(kid)
+            .cloned()
+            .ok_or_else(|| unauthorized("the access token's key is unknown"))
+    }
+}

@@ -1,0 +1,537 @@
+//! Letta server REST API: BYOK providers, agents, memory, messages (typed in [`messages`]).
+
+pub mod messages;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+pub use messages::LettaMessage;
+
+use crate::{
+    app::{
+        config::LettaConfig,
+        dependency::{DependencyError, Service},
+        secret::Secret,
+    },
+    clients::http as upstream,
+};
+
+#[derive(Clone, Debug)]
+pub struct Letta {
+    http: reqwest::Client,
+    /// For streams: no total timeout, a read timeout above Letta's 20 s keep-alive pings.
+    stream_http: reqwest::Client,
+    base: String,
+    password: Option<Secret>,
+}
+
+/// Letta's stream of a turn, ended by `[DONE]` (or by the connection ending). Failures Letta
+/// reports inside the stream arrive as [`LettaMessage::Error`].
+pub type TurnStream = std::pin::Pin<
+    Box<dyn futures_util::Stream<Item = Result<LettaMessage, DependencyError>> + Send>,
+>;
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Provider {
+    pub id: String,
+    pub name: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Agent {
+    pub id: String,
+    pub name: String,
+    #[serde(default)]
+    pub tags: Vec<String>,
+    #[serde(default)]
+    pub llm_config: Value,
+    /// The messages in the agent's context window.
+    #[serde(default)]
+    pub message_ids: Vec<String>,
+}
+
+/// A core memory block.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+pub struct Block {
+    pub label: String,
+    #[serde(default)]
+    pub value: String,
+    #[serde(default)]
+    pub limit: Option<u64>,
+    #[serde(default)]
+    pub description: Option<String>,
+}
+
+/// An archival memory (passage), without its embedding.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+pub struct Passage {
+    pub id: String,
+    pub text: String,
+    #[serde(default)]
+    pub tags: Option<Vec<String>>,
+    #[serde(default)]
+    pub created_at: Option<String>,
+}
+
+/// The answer to a non-streaming message: every message of the turn.
+#[derive(Debug, Clone, Deserialize)]
+pub struct MessagesResponse {
+    /// The turn's messages, in order.
+    pub messages: Vec<LettaMessage>,
+}
+
+/// One result of an archival memory search.
+#[derive(Debug, Clone, Deserialize)]
+pub struct SearchResult {
+    /// The passage id.
+    #[serde(default)]
+    pub id: Option<String>,
+    /// Its text.
+    #[serde(default)]
+    pub content: String,
+    /// Its tags.
+    #[serde(default)]
+    pub tags: Option<Vec<String>>,
+    /// When it was stored.
+    #[serde(default)]
+    pub timestamp: Option<String>,
+}
+
+/// What a new agent is made of (the body of `POST /v1/agents/`).
+pub struct AgentSpec<'a> {
+    pub name: &'a str,
+    pub provider_name: &'a str,
+    pub human: &'a str,
+    pub persona: &'a str,
+    pub tags: &'a [String],
+}
+
+/// The memory tools every agent gets, plus `send_message`.
+pub const AGENT_TOOLS: &[&str] = &[
+    "send_message",
+    "core_memory_append",
+    "core_memory_replace",
+    "archival_memory_insert",
+    "archival_memory_search",
+];
+
+impl AgentSpec<'_> {
+    /// The request body. The explicit `llm_config` names the user's BYOK provider, so every LLM
+    /// call carries the user's own LiteLLM key (model handles collide across providers and
+    /// cannot route per user). `max_tokens` keeps LiteLLM's worst-case budget reservation small.
+    pub fn body(&self, config: &LettaConfig) -> Value {
+        let endpoint = format!("{}/v1", config.litellm_url_for_letta);
+        json!({
+            "name": self.name,
+            "agent_type": config.agent_type,
+            "tags": self.tags,
+            "memory_blocks": [
+                {"label": "human", "value": self.human, "limit": 5000,
+                 "description": "What I know about the person I am talking with: name, preferences, facts they shared."},
+                {"label": "persona", "value": self.persona, "limit": 5000,
+                 "description": "Who I am and how I behave in this conversation."},
+            ],
+            "tools": AGENT_TOOLS,
+            "include_base_tools": false,
+            "llm_config": {
+                "model": config.model,
+                "model_endpoint_type": "openai",
+                "model_endpoint": endpoint,
+                "provider_name": self.provider_name,
+                "provider_category": "byok",
+                "context_window": config.context_window,
+                "max_tokens": config.max_tokens,
+            },
+            "embedding_config": {
+                "embedding_endpoint_type": "openai",
+                "embedding_endpoint": endpoint,
+                "embedding_model": config.embedding_model,
+                "embedding_dim": config.embedding_dim,
+                "embedding_chunk_size": 300,
+            },
+        })
+    }
+}
+
+impl Letta {
+    pub fn new(http: reqwest::Client, stream_http: reqwest::Client, config: &LettaConfig) -> Self {
+        Self {
+            http,
+            stream_http,
+            base: config.base_url.clone(),
+            password: config.password.clone(),
+        }
+    }
+
+    pub(crate) fn request(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        self.authorized(self.http.request(method, format!("{}{}", self.base, path)))
+    }
+
+    fn authorized(&self, request: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+        match &self.password {
+            Some(p) => request.bearer_auth(p.expose()),
+            None => request,
+        }
+    }
+
+    pub async fn health(&self) -> Result<(), DependencyError> {
+        upstream::send(
+            Service::Letta,
+            self.http.get(format!("{}/v1/health/", self.base)),
+        )
+        .await
+        .map(|_| ())
+    }
+
+    /// A bring-your-own-key provider: Letta stores the key (encrypted with its
+    /// `LETTA_ENCRYPTION_KEY`) and uses it for every LLM call of agents that name the provider.
+    pub async fn create_provider(
+        &self,
+        name: &str,
+        api_key: &Secret,
+        base_url: &str,
+    ) -> Result<Provider, DependencyError> {
+        upstream::send_json(
+            Service::Letta,
+            self.request(reqwest::Method::POST, "/v1/providers/")
+                .json(&json!({
+                    "name": name,
+                    "provider_type": "openai",
+                    "api_key": api_key.expose(),
+                    "base_url": base_url,
+                })),
+        )
+        .await
+    }
+
+    pub async fn find_provider(&self, name: &str) -> Result<Option<Provider>, DependencyError> {
+        let providers: Vec<Provider> = upstream::send_json(
+            Service::Letta,
+            self.request(reqwest::Method::GET, "/v1/providers/")
+                .query(&[("name", name)]),
+        )
+        .await?;
+        Ok(providers.into_iter().find(|p| p.name == name))
+    }
+
+    /// Rotates the key a provider uses; the next LLM call uses it.
+    pub async fn update_provider_key(
+        &self,
+        id: &str,
+        api_key: &Secret,
+    ) -> Result<(), DependencyError> {
+        let request = self
+            .request(reqwest::Method::PATCH, &format!("/v1/providers/{id}"))
+            .json(&json!({"api_key": api_key.expose()}));
+        upstream::send(Service::Letta, request).await.map(|_| ())
+    }
+
+    pub async fn delete_provider(&self, id: &str) -> Result<(), DependencyError> {
+        let request = self.request(reqwest::Method::DELETE, &format!("/v1/providers/{id}"));
+        upstream::absent_on_404(upstream::send(Service::Letta, request).await).map(|_| ())
+    }
+
+    pub async fn create_agent(&self, body: &Value) -> Result<Agent, DependencyError> {
+        upstream::send_json(
+            Service::Letta,
+            self.request(reqwest::Method::POST, "/v1/agents/")
+                .json(body),
+        )
+        .await
+    }
+
+    pub async fn get_agent(&self, id: &str) -> Result<Option<Agent>, DependencyError> {
+        let request = self.request(reqwest::Method::GET, &format!("/v1/agents/{id}"));
+        upstream::absent_on_404(upstream::send_json(Service::Letta, request).await)
+    }
+
+    pub async fn find_agents_by_name(&self, name: &str) -> Result<Vec<Agent>, DependencyError> {
+        let agents: Vec<Agent> = upstream::send_json(
+            Service::Letta,
+            self.request(reqwest::Method::GET, "/v1/agents/")
+                .query(&[("name", name), ("limit", "10")]),
+        )
+        .await?;
+        Ok(agents.into_iter().filter(|a| a.name == name).collect())
+    }
+
+    /// Agents carrying a tag (every user's agent is tagged `user:<sub>`).
+    pub async fn find_agents_by_tag(&self, tag: &str) -> Result<Vec<Agent>, DependencyError> {
+        let agents: Vec<Agent> = upstream::send_json(
+            Service::Letta,
+            self.request(reqwest::Method::GET, "/v1/agents/")
+                .query(&[("tags", tag), ("limit", "50")]),
+        )
+        .await?;
+        Ok(agents
+            .into_iter()
+            .filter(|a| a.tags.iter().any(|t| t == tag))
+            .collect())
+    }
+
+    /// Ids of the archives (archival memory) attached to an agent.
+    pub async fn agent_archive_ids(&self, agent_id: &str) -> Result<Vec<String>, DependencyError> {
+        #[derive(Deserialize)]
+        struct Archive {
+            id: String,
+        }
+        let archives: Vec<Archive> = upstream::send_json(
+            Service::Letta,
+            self.request(reqwest::Method::GET, "/v1/archives/")
+                .query(&[("agent_id", agent_id)]),
+        )
+        .await?;
+        Ok(archives.into_iter().map(|a| a.id).collect())
+    }
+
+    pub async fn delete_archive(&self, id: &str) -> Result<(), DependencyError> {
+        let request = self.request(reqwest::Method::DELETE, &format!("/v1/archives/{id}"));
+        upstream::absent_on_404(upstream::send(Service::Letta, request).await).map(|_| ())
+    }
+
+    /// Deletes an agent and its archives (deleting an agent alone leaves its archive behind).
+    pub async fn delete_agent_and_archives(&self, agent_id: &str) -> Result<(), DependencyError> {
+        let archives: Vec<String> =
+            upstream::absent_on_404(self.agent_archive_ids(agent_id).await)?.unwrap_or_default();
+        self.delete_agent(agent_id).await?;
+        for id in archives {
+            self.delete_archive(&id).await?;
+        }
+        Ok(())
+    }
+
+    pub async fn delete_agent(&self, id: &str) -> Result<(), DependencyError> {
+        let request = self.request(reqwest::Method::DELETE, &format!("/v1/agents/{id}"));
+        upstream::absent_on_404(upstream::send(Service::Letta, request).await).map(|_| ())
+    }
+
+    /// Sends one user message with token streaming and returns Letta's event stream once Letta
+    /// has answered with its headers (an unreachable Letta fails here, before any event).
+    pub async fn stream_message(
+        &self,
+        agent_id: &str,
+        text: &str,
+    ) -> Result<TurnStream, DependencyError> {
+        use eventsource_stream::Eventsource;
+        use futures_util::StreamExt;
+
+        let request = self.authorized(
+            self.stream_http
+                .post(format!(
+                    "{}/v1/agents/{agent_id}/messages/stream",
+                    self.base
+                ))
+                .json(&json!({
+                    "messages": [{"role": "user", "content": text}],
+                    "stream_tokens": true,
+                    "include_pings": true,
+                })),
+        );
+        let response = upstream::send(Service::Letta, request).await?;
+        let events = response
+            .bytes_stream()
+            .eventsource()
+            .filter_map(|event| async move {
+                match event {
+                    Err(e) => Some(Err(DependencyError::Unreachable {
+                        service: Service::Letta,
+                        detail: format!("the stream broke: {e}"),
+                    })),
+                    Ok(event) if event.data.trim() == "[DONE]" || event.data.trim().is_empty() => {
+                        None
+                    }
+                    Ok(event) => stream_event(&event.event, &event.data).map(Ok),
+                }
+            });
+        Ok(Box::pin(events))
+    }
+
+    pub async fn blocks(&self, agent_id: &str) -> Result<Vec<Block>, DependencyError> {
+        upstream::send_json(
+            Service::Letta,
+            self.request(
+                reqwest::Method::GET,
+                &format!("/v1/agents/{agent_id}/core-memory/blocks"),
+            ),
+        )
+        .await
+    }
+
+    pub async fn block(
+        &self,
+        agent_id: &str,
+        label: &str,
+    ) -> Result<Option<Block>, DependencyError> {
+        let request = self.request(
+            reqwest::Method::GET,
+            &format!("/v1/agents/{agent_id}/core-memory/blocks/{label}"),
+        );
+        upstream::absent_on_404(upstream::send_json(Service::Letta, request).await)
+    }
+
+    pub async fn update_block(
+        &self,
+        agent_id: &str,
+        label: &str,
+        value: &str,
+    ) -> Result<Block, DependencyError> {
+        upstream::send_json(
+            Service::Letta,
+            self.request(
+                reqwest::Method::PATCH,
+                &format!("/v1/agents/{agent_id}/core-memory/blocks/{label}"),
+            )
+            .json(&json!({"value": value})),
+        )
+        .await
+    }
+
+    pub async fn insert_passage(
+        &self,
+        agent_id: &str,
+        text: &str,
+        tags: &[String],
+    ) -> Result<Vec<Passage>, DependencyError> {
+        upstream::send_json(
+            Service::Letta,
+            self.request(
+                reqwest::Method::POST,
+                &format!("/v1/agents/{agent_id}/archival-memory"),
+            )
+            .json(&json!({"text": text, "tags": tags})),
+        )
+        .await
+    }
+
+    /// Passages, newest first.
+    pub async fn list_passages(
+        &self,
+        agent_id: &str,
+        limit: u32,
+    ) -> Result<Vec<Passage>, DependencyError> {
+        upstream::send_json(
+            Service::Letta,
+            self.request(
+                reqwest::Method::GET,
+                &format!("/v1/agents/{agent_id}/archival-memory"),
+            )
+            .query(&[
+                ("limit", limit.to_string()),
+                ("ascending", "false".to_string()),
+            ]),
+        )
+        .await
+    }
+
+    /// Semantic search of archival memory, best matches first.
+    pub async fn search_passages(
+        &self,
+        agent_id: &str,
+        query: &str,
+        top_k: u32,
+    ) -> Result<Vec<SearchResult>, DependencyError> {
+        #[derive(Deserialize)]
+        struct Found {
+            #[serde(default)]
+            results: Vec<SearchResult>,
+        }
+        let found: Found = upstream::send_json(
+            Service::Letta,
+            self.request(
+                reqwest::Method::GET,
+                &format!("/v1/agents/{agent_id}/archival-memory/search"),
+            )
+            .query(&[("query", query.to_string()), ("top_k", top_k.to_string())]),
+        )
+        .await?;
+        Ok(found.results)
+    }
+
+    /// Clears the agent's conversation context; memory blocks and archival memory stay.
+    pub async fn reset_messages(&self, agent_id: &str) -> Result<(), DependencyError> {
+        upstream::send(
+            Service::Letta,
+            self.request(
+                reqwest::Method::PATCH,
+                &format!("/v1/agents/{agent_id}/reset-messages"),
+            )
+            .json(&json!({"add_default_initial_messages": false})),
+        )
+        .await
+        .map(|_| ())
+    }
+
+    /// The agent's newest messages, newest first.
+    pub async fn recent_messages(
+        &self,
+        agent_id: &str,
+        limit: u32,
+    ) -> Result<Vec<LettaMessage>, DependencyError> {
+        upstream::send_json(
+            Service::Letta,
+            self.request(
+                reqwest::Method::GET,
+                &format!("/v1/agents/{agent_id}/messages"),
+            )
+            .query(&[("limit", limit.to_string()), ("order", "desc".to_string())]),
+        )
+        .await
+    }
+
+    /// Sends one user message and waits for the whole turn (non-streaming).
+    pub async fn send_message(
+        &self,
+        agent_id: &str,
+        text: &str,
+    ) -> Result<MessagesResponse, DependencyError> {
+        upstream::send_json(
+            Service::Letta,
+            self.request(
+                reqwest::Method::POST,
+                &format!("/v1/agents/{agent_id}/messages"),
+            )
+            .json(&json!({"messages": [{"role": "user", "content": text}]})),
+        )
+        .await
+    }
+}
+
+/// One SSE event of Letta's stream; `None` for one that is not JSON (logged and skipped).
+fn stream_event(event: &str, data: &str) -> Option<LettaMessage> {
+    let value: Value = match serde_json::from_str(data) {
+        Ok(v) => v,
+        Err(e) => {
+            tracing::warn!(error = %e, "skipping an unreadable Letta stream event");
+            return None;
+        }
+    };
+    match LettaMessage::from_value(value) {
+        // `event: error` always means a failure, whatever its data says.
+        LettaMessage::Other { meta, .. } if event == "error" => Some(LettaMessage::Error {
+            meta,
+            error_type: None,
+            message: None,
+            detail: None,
+        }),
+        message => Some(message),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_events_are_errors_whatever_their_data() {
+        let sample = r#"{"message_type":"error_message","run_id":"run-4","error_type":"llm_error","message":"An error occurred with the LLM request.","detail":"INTERNAL_SERVER_ERROR: Connection error."}"#;
+        assert!(matches!(
+            stream_event("error", sample),
+            Some(LettaMessage::Error { detail: Some(d), .. }) if d.contains("Connection error")
+        ));
+        assert!(matches!(
+            stream_event("error", r#"{"message_type":"mystery"}"#),
+            Some(LettaMessage::Error { .. })
+        ));
+        assert!(stream_event("message", "not json").is_none());
+    }
+}

@@ -1,0 +1,209 @@
+//! LiteLLM proxy admin API (master key): users, keys, budgets, spend, prices.
+
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::{
+    app::{
+        config::LiteLlmConfig,
+        dependency::{DependencyError, Service},
+        secret::Secret,
+    },
+    clients::http as upstream,
+};
+
+#[derive(Clone, Debug)]
+pub struct LiteLlm {
+    http: reqwest::Client,
+    base: String,
+    master_key: Secret,
+}
+
+/// The answer to `/user/new`: the user and its first virtual key.
+#[derive(Debug, Deserialize)]
+pub struct NewUser {
+    pub user_id: String,
+    pub key: Secret,
+    #[serde(default)]
+    pub key_alias: Option<String>,
+    #[serde(default)]
+    pub max_budget: Option<f64>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct UserInfo {
+    pub user_id: String,
+    pub user_info: Option<UserRecord>,
+    #[serde(default)]
+    pub keys: Vec<KeyRecord>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct UserRecord {
+    #[serde(default)]
+    pub spend: f64,
+    #[serde(default)]
+    pub max_budget: Option<f64>,
+    #[serde(default)]
+    pub budget_duration: Option<String>,
+    #[serde(default)]
+    pub budget_reset_at: Option<String>,
+}
+
+impl UserRecord {
+    /// What is left of the budget this period (never negative); `None` without a budget.
+    pub fn remaining(&self) -> Option<f64> {
+        self.max_budget.map(|m| (m - self.spend).max(0.0))
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct KeyRecord {
+    /// The key's hash (never the key itself).
+    pub token: String,
+    #[serde(default)]
+    pub key_alias: Option<String>,
+    #[serde(default)]
+    pub key_name: Option<String>,
+    #[serde(default)]
+    pub spend: f64,
+}
+
+/// LiteLLM's id of a key: the SHA-256 of the key, in hex.
+pub fn key_hash(key: &Secret) -> String {
+    aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, key.expose().as_bytes())
+        .as_ref()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+impl LiteLlm {
+    pub fn new(http: reqwest::Client, config: &LiteLlmConfig) -> Self {
+        Self {
+            http,
+            base: config.base_url.clone(),
+            master_key: config.master_key.clone(),
+        }
+    }
+
+    fn admin(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        self.http
+            .request(method, format!("{}{}", self.base, path))
+            .bearer_auth(self.master_key.expose())
+    }
+
+    /// Ready only with its database connected (keys and budgets need it).
+    pub async fn health(&self) -> Result<(), DependencyError> {
+        let body: Value = upstream::send_json(
+            Service::LiteLlm,
+            self.http.get(format!("{}/health/readiness", self.base)),
+        )
+        .await?;
+        match body.get("db").and_then(Value::as_str) {
+            Some("connected") => Ok(()),
+            other => Err(DependencyError::Status {
+                service: Service::LiteLlm,
+                status: 503,
+                body: format!("database not connected ({})", other.unwrap_or("unknown")),
+            }),
+        }
+    }
+
+    pub async fn new_user(
+        &self,
+        user_id: &str,
+        key_alias: &str,
+        max_budget: f64,
+        budget_duration: &str,
+    ) -> Result<NewUser, DependencyError> {
+        upstream::send_json(
+            Service::LiteLlm,
+            self.admin(reqwest::Method::POST, "/user/new").json(&json!({
+                "user_id": user_id,
+                "key_alias": key_alias,
+                "max_budget": max_budget,
+                "budget_duration": budget_duration,
+            })),
+        )
+        .await
+    }
+
+    /// A new virtual key for an existing user.
+    pub async fn generate_key(
+        &self,
+        user_id: &str,
+        key_alias: &str,
+    ) -> Result<Secret, DependencyError> {
+        #[derive(Deserialize)]
+        struct Generated {
+            key: Secret,
+        }
+        let generated: Generated = upstream::send_json(
+            Service::LiteLlm,
+            self.admin(reqwest::Method::POST, "/key/generate")
+                .json(&json!({"user_id": user_id, "key_alias": key_alias})),
+        )
+        .await?;
+        Ok(generated.key)
+    }
+
+    /// Deletes keys by their hashes (LiteLLM accepts keys or hashes).
+    pub async fn delete_keys(&self, hashes: &[String]) -> Result<(), DependencyError> {
+        if hashes.is_empty() {
+            return Ok(());
+        }
+        let request = self
+            .admin(reqwest::Method::POST, "/key/delete")
+            .json(&json!({"keys": hashes}));
+        upstream::absent_on_404(upstream::send(Service::LiteLlm, request).await).map(|_| ())
+    }
+
+    /// Sets a user's budget (and optionally its period).
+    pub async fn update_user_budget(
+        &self,
+        user_id: &str,
+        max_budget: f64,
+        budget_duration: Option<&str>,
+    ) -> Result<(), DependencyError> {
+        let mut body = json!({"user_id": user_id, "max_budget": max_budget});
+        if let Some(d) = budget_duration {
+            body["budget_duration"] = json!(d);
+        }
+        upstream::send(
+            Service::LiteLlm,
+            self.admin(reqwest::Method::POST, "/user/update")
+                .json(&body),
+        )
+        .await
+        .map(|_| ())
+    }
+
+    /// `None` when LiteLLM has no such user.
+    pub async fn user_info(&self, user_id: &str) -> Result<Option<UserInfo>, DependencyError> {
+        let request = self
+            .admin(reqwest::Method::GET, "/user/info")
+            .query(&[("user_id", user_id)]);
+        let info = upstream::absent_on_404(
+            upstream::send_json::<UserInfo>(Service::LiteLlm, request).await,
+        )?;
+        // LiteLLM 1.106 answers 200 with `user_info: null` for some unknown ids.
+        Ok(info.filter(|i| i.user_info.is_some()))
+    }
+
+    pub async fn delete_user(&self, user_id: &str) -> Result<(), DependencyError> {
+        let request = self
+            .admin(reqwest::Method::POST, "/user/delete")
+            .json(&json!({"user_ids": [user_id]}));
+        upstream::absent_on_404(upstream::send(Service::LiteLlm, request).await).map(|_| ())
+    }
+
+    /// `/model/info`: each model's prices per token.
+    pub async fn model_info(&self) -> Result<Value, DependencyError> {
+        upstream::send_json(
+            Service::LiteLlm,
+            self.admin(reqwest::Method::GET, "/model/info"),
+        )
+        .await
+    }
+}

@@ -1,0 +1,187 @@
+//! Supabase Auth (GoTrue) over its REST API.
+
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::{
+    app::{
+        config::SupabaseConfig,
+        dependency::{DependencyError, Service},
+        secret::Secret,
+    },
+    clients::http as upstream,
+};
+
+const API_VERSION: &str = "2024-01-01";
+
+#[derive(Clone, Debug)]
+pub struct SupabaseAuth {
+    http: reqwest::Client,
+    base: String,
+    anon_key: Secret,
+    service_role_key: Secret,
+}
+
+/// GoTrue's user object (fields the backend uses; the rest is ignored).
+#[derive(Debug, Clone, Deserialize)]
+pub struct User {
+    pub id: String,
+    #[serde(default)]
+    pub email: Option<String>,
+    #[serde(default)]
+    pub created_at: Option<String>,
+    #[serde(default)]
+    pub user_metadata: Value,
+}
+
+/// GoTrue's session (`AccessTokenResponse`).
+#[derive(Clone, Deserialize)]
+pub struct Session {
+    pub access_token: Secret,
+    pub refresh_token: Secret,
+    pub token_type: String,
+    pub expires_in: u64,
+    #[serde(default)]
+    pub expires_at: Option<u64>,
+    pub user: User,
+}
+
+impl std::fmt::Debug for Session {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Session")
+            .field("user", &self.user.id)
+            .field("expires_in", &self.expires_in)
+            .finish()
+    }
+}
+
+/// What sign-up gives: a session, or (email confirmation on) only the user.
+#[derive(Debug)]
+pub enum SignUp {
+    Session(Box<Session>),
+    ConfirmationSent(User),
+}
+
+/// The error code GoTrue put in an error body, in either of its two shapes
+/// (`{"code":"…","message"}` with the API-version header, `{"error_code":"…","msg"}` without).
+pub fn error_code(err: &DependencyError) -> Option<String> {
+    let DependencyError::Status { body, .. } = err else {
+        return None;
+    };
+    let v: Value = serde_json::from_str(body).ok()?;
+    v.get("code")
+        .and_then(Value::as_str)
+        .or_else(|| v.get("error_code").and_then(Value::as_str))
+        .or_else(|| v.get("error").and_then(Value::as_str))
+        .map(str::to_string)
+}
+
+impl SupabaseAuth {
+    pub fn new(http: reqwest::Client, config: &SupabaseConfig) -> Self {
+        Self {
+            http,
+            base: format!("{}/auth/v1", config.url),
+            anon_key: config.anon_key.clone(),
+            service_role_key: config.service_role_key.clone(),
+        }
+    }
+
+    fn request(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        self.http
+            .request(method, format!("{}{}", self.base, path))
+            .header("apikey", self.anon_key.expose())
+            .header("X-Supabase-Api-Version", API_VERSION)
+    }
+
+    pub fn jwks_url(&self) -> String {
+        format!("{}/.well-known/jwks.json", self.base)
+    }
+
+    pub async fn health(&self) -> Result<(), DependencyError> {
+        upstream::send(
+            Service::SupabaseAuth,
+            self.request(reqwest::Method::GET, "/health"),
+        )
+        .await
+        .map(|_| ())
+    }
+
+    pub async fn sign_up(
+        &self,
+        email: &str,
+        password: &str,
+        data: Value,
+    ) -> Result<SignUp, DependencyError> {
+        let body: Value = upstream::send_json(
+            Service::SupabaseAuth,
+            self.request(reqwest::Method::POST, "/signup")
+                .json(&json!({"email": email, "password": password, "data": data})),
+        )
+        .await?;
+        let decode = |e: serde_json::Error| DependencyError::Decode {
+            service: Service::SupabaseAuth,
+            detail: e.to_string(),
+        };
+        if body.get("access_token").is_some() {
+            Ok(SignUp::Session(Box::new(
+                serde_json::from_value(body).map_err(decode)?,
+            )))
+        } else {
+            Ok(SignUp::ConfirmationSent(
+                serde_json::from_value(body).map_err(decode)?,
+            ))
+        }
+    }
+
+    pub async fn sign_in_with_password(
+        &self,
+        email: &str,
+        password: &str,
+    ) -> Result<Session, DependencyError> {
+        upstream::send_json(
+            Service::SupabaseAuth,
+            self.request(reqwest::Method::POST, "/token?grant_type=password")
+                .json(&json!({"email": email, "password": password})),
+        )
+        .await
+    }
+
+    pub async fn refresh(&self, refresh_token: &str) -> Result<Session, DependencyError> {
+        upstream::send_json(
+            Service::SupabaseAuth,
+            self.request(reqwest::Method::POST, "/token?grant_type=refresh_token")
+                .json(&json!({"refresh_token": refresh_token})),
+        )
+        .await
+    }
+
+    pub async fn get_user(&self, access_token: &str) -> Result<User, DependencyError> {
+        upstream::send_json(
+            Service::SupabaseAuth,
+            self.request(reqwest::Method::GET, "/user")
+                .bearer_auth(access_token),
+        )
+        .await
+    }
+
+    pub async fn sign_out(&self, access_token: &str) -> Result<(), DependencyError> {
+        upstream::send(
+            Service::SupabaseAuth,
+            self.request(reqwest::Method::POST, "/logout?scope=global")
+                .bearer_auth(access_token),
+        )
+        .await
+        .map(|_| ())
+    }
+
+    /// Deletes a user with the service-role key (admin API).
+    pub async fn admin_delete_user(&self, user_id: &str) -> Result<(), DependencyError> {
+        let request = self
+            .http
+            .delete(format!("{}/admin/users/{user_id}", self.base))
+            .header("apikey", self.service_role_key.expose())
+            .header("X-Supabase-Api-Version", API_VERSION)
+            .bearer_auth(self.service_role_key.expose());
+        upstream::absent_on_404(upstream::send(Service::SupabaseAuth, request).await).map(|_| ())
+    }
+}

@@ -1,0 +1,16 @@
+//! Values parsed at the boundary (once one exists, it is valid) and the entities the backend
+//! keeps: profile and messages. No I/O here.
+
+mod account;
+mod chat;
+mod identity;
+mod ids;
+mod message;
+mod profile;
+
+pub use account::{DisplayName, Email, Password};
+pub use chat::ChatContent;
+pub use identity::SignedInUser;
+pub use ids::{IdempotencyKey, UserId};
+pub use message::{ErrorRecord, Message, MessageStatus, Role, ToolCall, Usage};
+pub use profile::{Profile, ProvisioningState};

@@ -1,0 +1,87 @@
+//! A user's profile and the provisioning state machine it records:
+//! `signed_up → litellm_user → letta_provider → letta_agent → ready`.
+
+use serde::{Deserialize, Serialize};
+
+use crate::{app::clock::now_rfc3339, domain::ids::UserId};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ProvisioningState {
+    SignedUp,
+    LitellmUser,
+    LettaProvider,
+    LettaAgent,
+    Ready,
+}
+
+impl ProvisioningState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::SignedUp => "signed_up",
+            Self::LitellmUser => "litellm_user",
+            Self::LettaProvider => "letta_provider",
+            Self::LettaAgent => "letta_agent",
+            Self::Ready => "ready",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Profile {
+    pub user_id: UserId,
+    pub email: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub display_name: Option<String>,
+    pub state: ProvisioningState,
+    pub model: String,
+    /// When the Supabase user was created.
+    pub user_created_at: String,
+    pub created_at: String,
+    pub updated_at: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub litellm_key_alias: Option<String>,
+    /// SHA-256 of the user's LiteLLM key (LiteLLM's own key id); the key itself is stored only
+    /// in Letta's provider, encrypted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub litellm_key_hash: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub letta_provider_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub letta_agent_id: Option<String>,
+    /// Why the last provisioning attempt stopped, if it did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provisioning_error: Option<String>,
+    /// Epoch seconds until which a provisioning run holds the lease.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lock_until: Option<i64>,
+}
+
+impl Profile {
+    pub fn new(
+        user_id: UserId,
+        email: &str,
+        display_name: Option<String>,
+        model: &str,
+        user_created_at: &str,
+    ) -> Self {
+        let now = now_rfc3339();
+        Self {
+            user_id,
+            email: email.to_string(),
+            display_name,
+            state: ProvisioningState::SignedUp,
+            model: model.to_string(),
+            user_created_at: user_created_at.to_string(),
+            created_at: now.clone(),
+            updated_at: now,
+            litellm_key_alias: None,
+            litellm_key_hash: None,
+            letta_provider_id: None,
+            letta_agent_id: None,
+            provisioning_error: None,
+            lock_until: None,
+        }
+    }
+}
+

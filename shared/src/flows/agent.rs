@@ -1,0 +1,283 @@
+//! The user's agent: status, core memory, archival memory, reset.
+
+use crate::{
+    app::error::AppError,
+    clients::letta::{Block, Passage},
+    domain::{Profile, ProvisioningState, UserId},
+    flows::provisioning::{self, agent_name, agent_tag},
+    state::AppState,
+};
+
+/// Blocks the user may edit directly.
+pub const EDITABLE_BLOCKS: &[&str] = &["human", "persona"];
+/// The longest archival memory accepted, in characters.
+pub const MAX_ARCHIVAL_CHARS: usize = 10_000;
+
+fn no_account() -> AppError {
+    AppError::NotFound("no account for this user".into())
+}
+
+/// The ready profile and its agent id (provisioning resumed when unfinished).
+pub async fn ready_agent(state: &AppState, user: &UserId) -> Result<(Profile, String), AppError> {
+    let profile = provisioning::ensure_ready(state, user)
+        .await?
+        .ok_or_else(no_account)?;
+    let agent_id = profile
+        .letta_agent_id
+        .clone()
+        .ok_or_else(|| AppError::Internal("a ready profile without an agent".into()))?;
+    Ok((profile, agent_id))
+}
+
+/// What `GET /agent/status` reports.
+pub struct AgentStatus {
+    /// The profile (state, agent id, model).
+    pub profile: Profile,
+    /// Whether Letta has the agent.
+    pub responding: bool,
+    /// Messages in the agent's context window.
+    pub context_messages: Option<usize>,
+    /// Messages stored in the backend.
+    pub message_count: u64,
+    /// When the newest stored message was written.
+    pub last_activity: Option<String>,
+    /// The core memory blocks.
+    pub blocks: Vec<Block>,
+    /// Archival memories (up to 1,000 counted).
+    pub archival_passages: Option<usize>,
+}
+
+/// Provisioning state, whether the agent answers, message counts, last activity, memory block
+/// sizes and the number of archival memories.
+pub async fn status(state: &AppState, user: &UserId) -> Result<AgentStatus, AppError> {
+    let profile = state.store.get_profile(user).await?.ok_or_else(no_account)?;
+    let profile = match profile.state {
+        ProvisioningState::Ready => profile,
+        _ => provisioning::resume(state, profile).await?,
+    };
+    let agent_id = profile.letta_agent_id.clone().unwrap_or_default();
+    let agent = state.letta.get_agent(&agent_id).await.ok().flatten();
+    let responding = agent.is_some();
+    let (blocks, archival_passages) = if responding {
+        let blocks = state.letta.blocks(&agent_id).await.unwrap_or_default();
+        let passages = state.letta.list_passages(&agent_id, 1000).await;
+        (blocks, passages.map(|p| p.len()).ok())
+    } else {
+        (Vec::new(), None)
+    };
+    let last = state.store.history(user, 1, None).await?.messages;
+    Ok(AgentStatus {
+        context_messages: agent.map(|a| a.message_ids.len()),
+        message_count: state.store.count_messages(user).await?,
+        last_activity: last.into_iter().next().map(|m| m.created_at),
+        profile,
+        responding,
+        blocks,
+        archival_passages,
+    })
+}
+
+/// The agent's core memory blocks.
+pub async fn memory(state: &AppState, user: &UserId) -> Result<Vec<Block>, AppError> {
+    let (_, agent_id) = ready_agent(state, user).await?;
+    Ok(state.letta.blocks(&agent_id).await?)
+}
+
+/// Replaces the value of `human` or `persona`, within the block's limit.
+pub async fn replace_block(
+    state: &AppState,
+    user: &UserId,
+    label: &str,
+    value: &str,
+) -> Result<Block, AppError> {
+    if !EDITABLE_BLOCKS.contains(&label) {
+        return Err(AppError::validation(
+            "label",
+            format!("must be one of {}", EDITABLE_BLOCKS.join(", ")),
+        ));
+    }
+    let (_, agent_id) = ready_agent(state, user).await?;
+    let block = state
+        .letta
+        .block(&agent_id, label)
+        .await?
+        .ok_or_else(|| AppError::NotFound(format!("the agent has no {label} block")))?;
+    let chars = value.chars().count();
+    if let Some(limit) = block.limit
+        && chars as u64 > limit
+    {
+        return Err(AppError::validation(
+            "value",
+            format!("is {chars} characters; the {label} block holds at most {limit}"),
+        ));
+    }
+    Ok(state.letta.update_block(&agent_id, label, value).await?)
+}
+
+/// Adds a long-term memory (at most 10,000 characters, 20 tags of 1 to 64 characters).
+pub async fn add_archival(
+    state: &AppState,
+    user: &UserId,
+    text: &str,
+    tags: &[String],
+) -> Result<Vec<Passage>, AppError> {
+    let text = text.trim();
+    if text.is_empty() {
+        return Err(AppError::validation("archival.text", "must not be empty"));
+    }
+    if text.chars().count() > MAX_ARCHIVAL_CHARS {
+        return Err(AppError::validation(
+            "archival.text",
+            format!("must be at most {MAX_ARCHIVAL_CHARS} characters"),
+        ));
+    }
+    if tags.len() > 20
+        || tags
+            .iter()
+            .any(|t| t.trim().is_empty() || t.chars().count() > 64)
+    {
+        return Err(AppError::validation(
+            "archival.tags",
+            "at most 20 tags of 1 to 64 characters",
+        ));
+    }
+    let (_, agent_id) = ready_agent(state, user).await?;
+    Ok(state.letta.insert_passage(&agent_id, text, tags).await?)
+}
+
+/// One archival memory as the user sees it.
+pub struct Memory {
+    /// Letta's passage id.
+    pub id: Option<String>,
+    /// The text.
+    pub text: String,
+    /// Its tags.
+    pub tags: Option<Vec<String>>,
+    /// When it was stored.
+    pub created_at: Option<String>,
+}
+
+/// Archival memories: a semantic search with `query`, else the newest.
+pub async fn archival(
+    state: &AppState,
+    user: &UserId,
+    query: Option<&str>,
+    limit: u32,
+) -> Result<(Option<String>, Vec<Memory>), AppError> {
+    if !(1..=100).contains(&limit) {
+        return Err(AppError::validation("limit", "must be between 1 and 100"));
+    }
+    let (_, agent_id) = ready_agent(state, user).await?;
+    let query = query.map(str::trim).filter(|q| !q.is_empty());
+    let memories = match query {
+        Some(q) => state
+            .letta
+            .search_passages(&agent_id, q, limit)
+            .await?
+            .into_iter()
+            .map(|r| Memory {
+                id: r.id,
+                text: r.content,
+                tags: r.tags,
+                created_at: r.timestamp,
+            })
+            .collect(),
+        None => state
+            .letta
+            .list_passages(&agent_id, limit)
+            .await?
+            .into_iter()
+            .map(|p| Memory {
+                id: Some(p.id),
+                text: p.text,
+                tags: p.tags,
+                created_at: p.created_at,
+            })
+            .collect(),
+    };
+    Ok((query.map(str::to_string), memories))
+}
+
+/// What a reset clears.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ResetScope {
+    /// The conversation; memory stays.
+    Messages,
+    /// Everything: a fresh agent replaces the old one.
+    All,
+}
+
+impl ResetScope {
+    /// The name clients send and get back.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Messages => "messages",
+            Self::All => "all",
+        }
+    }
+}
+
+/// What a reset did.
+pub struct ResetOutcome {
+    /// What was cleared.
+    pub scope: ResetScope,
+    /// The agent now serving the user.
+    pub agent_id: String,
+    /// Stored messages deleted.
+    pub history_deleted: usize,
+}
+
+/// `messages`: the agent forgets the conversation but keeps its memory. `all`: a fresh agent
+/// (new blocks, no archival memory); the old one and its archive are deleted. `delete_history`
+/// also removes the stored chat history (usage records stay: they are billing records).
+pub async fn reset(
+    state: &AppState,
+    user: &UserId,
+    scope: ResetScope,
+    delete_history: bool,
+) -> Result<ResetOutcome, AppError> {
+    let (profile, agent_id) = ready_agent(state, user).await?;
+    let agent_id = match scope {
+        ResetScope::Messages => {
+            state.letta.reset_messages(&agent_id).await?;
+            agent_id
+        }
+        ResetScope::All => replace_agent(state, &profile).await?,
+    };
+    let history_deleted = if delete_history {
+        state.store.delete_messages(user).await?
+    } else {
+        0
+    };
+    Ok(ResetOutcome {
+        scope,
+        agent_id,
+        history_deleted,
+    })
+}
+
+/// New agent first, then the profile, then every other agent of the user: a failure at any
+/// point leaves the user with a working agent, and a retry cleans up.
+async fn replace_agent(state: &AppState, profile: &Profile) -> Result<String, AppError> {
+    let user = &profile.user_id;
+    let fresh = provisioning::create_agent(state, profile).await?;
+    state
+        .store
+        .set_profile_field(user, "letta_agent_id", Some(&fresh.id))
+        .await?;
+    let mut others: Vec<String> = state
+        .letta
+        .find_agents_by_name(&agent_name(user))
+        .await?
+        .into_iter()
+        .chain(state.letta.find_agents_by_tag(&agent_tag(user)).await?)
+        .map(|a| a.id)
+        .filter(|id| *id != fresh.id)
+        .collect();
+    others.sort();
+    others.dedup();
+    for old in others {
+        state.letta.delete_agent_and_archives(&old).await?;
+    }
+    Ok(fresh.id)
+}

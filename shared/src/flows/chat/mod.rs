@@ -1,0 +1,248 @@
+//! One chat turn: the user's message is stored, sent to the user's Letta agent with token
+//! streaming, and Letta's events are relayed as chat events the moment they arrive. The turn
+//! runs in its own task (carrying the request's span), so it completes and is stored even when
+//! the client goes away.
+
+pub mod events;
+mod failure;
+mod relay;
+mod replay;
+
+use std::time::{Duration, Instant};
+
+use futures_util::StreamExt;
+use tokio::sync::mpsc;
+use tracing::Instrument;
+
+pub use events::{ChatEvent, Done, TurnError};
+pub use failure::TurnFailure;
+
+use crate::{
+    app::error::AppError,
+    clients::letta::TurnStream,
+    domain::{
+        ChatContent, ErrorRecord, IdempotencyKey, Message, MessageStatus, Role, SignedInUser,
+    },
+    flows::agent::ready_agent,
+    state::AppState,
+    store::TurnState,
+};
+use relay::{Outbox, Reply};
+
+/// How long the first Letta events are awaited before the response starts: refusals (budget,
+/// revoked key) arrive within a fraction of a second and can still be a plain 402/403.
+const PEEK_WINDOW: Duration = Duration::from_millis(2500);
+
+/// What `start_turn` gives the handler.
+pub enum TurnOutcome {
+    /// Events as they happen; the channel closes after the turn is stored.
+    Live(mpsc::Receiver<ChatEvent>),
+    /// A finished turn replayed for a repeated `Idempotency-Key`.
+    Replay(Vec<ChatEvent>),
+}
+
+/// One turn in progress and what it must undo or close.
+struct Turn {
+    state: AppState,
+    user: SignedInUser,
+    agent_id: String,
+    model: String,
+    user_message: Message,
+    reply_id: ulid::Ulid,
+    idempotency_key: Option<IdempotencyKey>,
+    started: Instant,
+}
+
+impl Turn {
+    fn start_event(&self) -> ChatEvent {
+        ChatEvent::Start {
+            message_id: self.reply_id.to_string(),
+            user_message_id: self.user_message.id.clone(),
+            model: Some(self.model.clone()),
+            replayed: false,
+        }
+    }
+
+    /// Undoes what a turn that never reached the agent left: the user message is marked failed,
+    /// the lock released, and the idempotency key freed for a retry.
+    async fn abandon(&self, error: &AppError) {
+        let mut failed = self.user_message.clone();
+        failed.status = MessageStatus::Failed;
+        failed.error = Some(ErrorRecord {
+            code: error.code().to_string(),
+            message: error.to_string(),
+        });
+        if let Err(e) = self.state.store.put_message(&self.user.id, &failed).await {
+            tracing::error!(error = %e, "could not mark the user message failed");
+        }
+        self.release(None).await;
+    }
+
+    /// Releases the turn lock and settles the idempotency record (`None` frees the key).
+    async fn release(&self, idempotency_state: Option<TurnState>) {
+        let store = &self.state.store;
+        if let Err(e) = store
+            .unlock_turn(&self.user.id, &self.user_message.id)
+            .await
+        {
+            tracing::warn!(error = %e, "could not release the turn lock; it expires by itself");
+        }
+        if let Some(key) = &self.idempotency_key {
+            let result = match idempotency_state {
+                Some(s) => store.set_idempotency_state(&self.user.id, key, s).await,
+                None => store.release_idempotency_key(&self.user.id, key).await,
+            };
+            if let Err(e) = result {
+                tracing::warn!(error = %e, "could not update the idempotency record");
+            }
+        }
+    }
+
+    /// Stores the reply (retried: the stream must still end properly) and adds the turn to the
+    /// day's usage. Logged, never raised.
+    async fn persist(&self, assistant: &Message) {
+        let store = &self.state.store;
+        for attempt in 0..3u64 {
+            match store.put_message(&self.user.id, assistant).await {
+                Ok(()) => break,
+                Err(e) if attempt < 2 => {
+                    tracing::warn!(error = %e, "storing the reply failed; retrying");
+                    tokio::time::sleep(Duration::from_millis(200 * (attempt + 1))).await;
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, message_id = %assistant.id, "the reply could not be stored")
+                }
+            }
+        }
+        let usage = assistant.usage.clone().unwrap_or_default();
+        if usage.total_tokens > 0 {
+            let day = &assistant.created_at[..10.min(assistant.created_at.len())];
+            let cost = assistant.cost_usd.unwrap_or(0.0);
+            if let Err(e) = store.add_daily_usage(&self.user.id, day, &usage, cost).await {
+                tracing::error!(error = %e, "could not add the turn to the daily usage");
+            }
+        }
+    }
+}
+
+/// Starts a turn: validation, provisioning, idempotency, the turn lock, the user message, and
+/// Letta's stream. Errors before the stream starts are plain JSON answers.
+pub async fn start_turn(
+    state: &AppState,
+    user: SignedInUser,
+    content: &str,
+    idempotency_key: Option<IdempotencyKey>,
+) -> Result<TurnOutcome, AppError> {
+    let content = ChatContent::parse(content, state.config.http.chat_max_chars)?;
+    let (profile, agent_id) = ready_agent(state, &user.id).await?;
+    let mut ids = ulid::Generator::new();
+    let mut next_id = || ids.generate().map_err(|e| AppError::Internal(e.to_string()));
+    let (user_message_id, reply_id) = (next_id()?, next_id()?);
+
+    if let Some(key) = &idempotency_key {
+        let claimed = state
+            .store
+            .claim_idempotency_key(
+                &user.id,
+                key,
+                &user_message_id.to_string(),
+                &reply_id.to_string(),
+            )
+            .await?;
+        if let Some(existing) = claimed {
+            return replay::replay(state, &user, &existing)
+                .await
+                .map(TurnOutcome::Replay);
+        }
+    }
+    let turn = Turn {
+        state: state.clone(),
+        user,
+        agent_id,
+        model: profile.model,
+        user_message: Message::new(
+            &user_message_id,
+            Role::User,
+            content.into_string(),
+            MessageStatus::Pending,
+        ),
+        reply_id,
+        idempotency_key,
+        started: Instant::now(),
+    };
+    take_turn(&turn).await?;
+    let (stream, reply, early) = open_stream(&turn).await?;
+    let (tx, rx) = mpsc::channel(256);
+    // The turn's own task keeps the request's span, so its log lines carry the request id.
+    tokio::spawn(relay::run(turn, stream, reply, early, Outbox::new(tx)).in_current_span());
+    Ok(TurnOutcome::Live(rx))
+}
+
+/// Takes the per-user turn lock and stores the user's message before anything else can fail.
+async fn take_turn(turn: &Turn) -> Result<(), AppError> {
+    let store = &turn.state.store;
+    if !store.lock_turn(&turn.user.id, &turn.user_message.id).await? {
+        if let Some(key) = &turn.idempotency_key {
+            let _ = store.release_idempotency_key(&turn.user.id, key).await;
+        }
+        return Err(AppError::Conflict {
+            code: "turn_in_progress",
+            message: "the assistant is still answering your previous message".into(),
+        });
+    }
+    // Stored before anything else can fail: the user's words are never lost.
+    if let Err(e) = store.put_message(&turn.user.id, &turn.user_message).await {
+        turn.release(None).await;
+        return Err(e.into());
+    }
+    Ok(())
+}
+
+/// Sends the message to Letta and peeks at the first events: a refusal that comes before any
+/// content is a plain JSON error (the turn is abandoned); otherwise the early events are kept
+/// for the stream.
+async fn open_stream(turn: &Turn) -> Result<(TurnStream, Reply, Vec<ChatEvent>), AppError> {
+    let mut stream = match turn
+        .state
+        .letta
+        .stream_message(&turn.agent_id, &turn.user_message.content)
+        .await
+    {
+        Ok(s) => s,
+        Err(e) => {
+            let error: AppError = e.into();
+            turn.abandon(&error).await;
+            return Err(error);
+        }
+    };
+    let mut reply = Reply::default();
+    let mut early = Vec::new();
+    let deadline = tokio::time::Instant::now() + PEEK_WINDOW;
+    loop {
+        match tokio::time::timeout_at(deadline, stream.next()).await {
+            Err(_) | Ok(None) => break,
+            Ok(Some(Err(e))) => {
+                reply.failure = Some(TurnFailure::Interrupted {
+                    detail: e.to_string(),
+                });
+                break;
+            }
+            Ok(Some(Ok(message))) => {
+                let content = message.is_content();
+                early.extend(reply.absorb(message));
+                if content || reply.failure.is_some() {
+                    break;
+                }
+            }
+        }
+    }
+    if let Some(failure) = reply.failure.clone()
+        && !reply.has_content()
+        && !failure.is_interruption()
+    {
+        let error = failure.into_app_error();
+        turn.abandon(&error).await;
+        return Err(error);
+    }
+    Ok((stream, reply, early))
+}

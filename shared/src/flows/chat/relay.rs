@@ -1,0 +1,453 @@
+//! The live turn: Letta's events folded into the reply and relayed as chat events the moment
+//! they arrive; then the reply is completed, stored, and the turn closed with `usage` and
+//! `done` (or `error`).
+
+use std::{collections::BTreeMap, time::Instant};
+
+use futures_util::StreamExt;
+use tokio::sync::mpsc;
+
+use super::{
+    Turn,
+    events::{ChatEvent, Done},
+    failure::TurnFailure,
+};
+use crate::{
+    clients::letta::{LettaMessage, TurnStream},
+    domain::{ErrorRecord, Message, MessageStatus, Role, ToolCall, Usage},
+    store::TurnState,
+};
+
+/// Everything known about the reply so far.
+#[derive(Default)]
+pub(super) struct Reply {
+    pub(super) text: String,
+    reasoning: String,
+    tool_calls: BTreeMap<String, ToolCall>,
+    tool_order: Vec<String>,
+    letta_ids: Vec<String>,
+    run_id: Option<String>,
+    stop_reason: Option<String>,
+    usage: Option<Usage>,
+    pub(super) failure: Option<TurnFailure>,
+    first_token_at: Option<Instant>,
+}
+
+impl Reply {
+    /// Folds one Letta message in; returns the chat events it produces.
+    pub(super) fn absorb(&mut self, message: LettaMessage) -> Vec<ChatEvent> {
+        if let Some(meta) = message.meta() {
+            self.note_ids(meta.id.as_deref(), meta.run_id.as_deref());
+        }
+        match message {
+            LettaMessage::Reasoning { reasoning, .. } if !reasoning.is_empty() => {
+                self.first_token_at.get_or_insert_with(Instant::now);
+                self.reasoning.push_str(&reasoning);
+                vec![ChatEvent::Reasoning { delta: reasoning }]
+            }
+            LettaMessage::Assistant { content, .. } if !content.is_empty() => {
+                self.first_token_at.get_or_insert_with(Instant::now);
+                self.text.push_str(&content);
+                vec![ChatEvent::Delta { text: content }]
+            }
+            LettaMessage::ToolCall {
+                call_id,
+                name,
+                arguments,
+                ..
+            } => {
+                self.on_tool_call(call_id, name, arguments);
+                Vec::new() // announced whole, once its result arrives
+            }
+            LettaMessage::ToolReturn {
+                call_id,
+                name,
+                result,
+                status,
+                ..
+            } => self.on_tool_return(call_id, name, result, status),
+            LettaMessage::StopReason { reason } => {
+                // Letta sometimes repeats it; the first one counts.
+                self.stop_reason.get_or_insert(reason);
+                Vec::new()
+            }
+            LettaMessage::Usage {
+                prompt_tokens,
+                completion_tokens,
+                total_tokens,
+                steps,
+            } => {
+                self.usage = Some(Usage {
+                    prompt_tokens,
+                    completion_tokens,
+                    total_tokens,
+                    steps,
+                });
+                Vec::new()
+            }
+            LettaMessage::Error {
+                message, detail, ..
+            } => {
+                if self.failure.is_none() {
+                    self.failure = Some(TurnFailure::classify(&[
+                        message.as_deref(),
+                        detail.as_deref(),
+                    ]));
+                }
+                Vec::new()
+            }
+            _ => Vec::new(), // pings, empty chunks and types we do not relay
+        }
+    }
+
+    fn note_ids(&mut self, id: Option<&str>, run_id: Option<&str>) {
+        if self.run_id.is_none() {
+            self.run_id = run_id.map(str::to_string);
+        }
+        if let Some(id) = id
+            && !id.starts_with("ping-")
+            && !self.letta_ids.iter().any(|known| known == id)
+        {
+            self.letta_ids.push(id.to_string());
+        }
+    }
+
+    fn call_entry(&mut self, id: &str) -> &mut ToolCall {
+        if !self.tool_calls.contains_key(id) {
+            self.tool_order.push(id.to_string());
+        }
+        self.tool_calls
+            .entry(id.to_string())
+            .or_insert_with(|| ToolCall {
+                id: id.to_string(),
+                name: String::new(),
+                arguments: String::new(),
+                result: None,
+                status: None,
+            })
+    }
+
+    fn on_tool_call(
+        &mut self,
+        call_id: Option<String>,
+        name: Option<String>,
+        arguments: Option<String>,
+    ) {
+        let entry = self.call_entry(call_id.as_deref().unwrap_or("unknown"));
+        if let Some(name) = name {
+            entry.name = name;
+        }
+        if let Some(args) = arguments {
+            entry.arguments.push_str(&args);
+        }
+    }
+
+    fn on_tool_return(
+        &mut self,
+        call_id: Option<String>,
+        name: Option<String>,
+        result: String,
+        status: Option<String>,
+    ) -> Vec<ChatEvent> {
+        let id = call_id.unwrap_or_else(|| "unknown".into());
+        let status = status.unwrap_or_else(|| "success".into());
+        let call = self.call_entry(&id);
+        if call.name.is_empty() {
+            call.name = name.unwrap_or_default();
+        }
+        call.result = Some(result.clone());
+        call.status = Some(status.clone());
+        let name = call.name.clone();
+        vec![
+            ChatEvent::ToolCall {
+                id: id.clone(),
+                name: name.clone(),
+                arguments: call.arguments.clone(),
+            },
+            ChatEvent::ToolResult {
+                id,
+                name,
+                status: Some(status),
+                result,
+            },
+        ]
+    }
+
+    /// Tool calls whose result never came: still recorded, and announced at the end.
+    fn unanswered_calls(&self) -> Vec<ChatEvent> {
+        self.tool_order
+            .iter()
+            .filter_map(|id| self.tool_calls.get(id))
+            .filter(|call| call.result.is_none())
+            .map(|call| ChatEvent::ToolCall {
+                id: call.id.clone(),
+                name: call.name.clone(),
+                arguments: call.arguments.clone(),
+            })
+            .collect()
+    }
+
+    pub(super) fn has_content(&self) -> bool {
+        !self.text.is_empty() || !self.reasoning.is_empty() || !self.tool_calls.is_empty()
+    }
+
+    fn status(&self) -> MessageStatus {
+        match &self.failure {
+            None => MessageStatus::Complete,
+            Some(_) if self.has_content() => MessageStatus::Interrupted,
+            Some(_) => MessageStatus::Failed,
+        }
+    }
+}
+
+/// The client's end of the turn: events go out until the client goes away; the turn goes on
+/// either way.
+pub(super) struct Outbox {
+    tx: mpsc::Sender<ChatEvent>,
+    gone: bool,
+}
+
+impl Outbox {
+    pub(super) fn new(tx: mpsc::Sender<ChatEvent>) -> Self {
+        Self { tx, gone: false }
+    }
+
+    async fn emit(&mut self, event: ChatEvent) {
+        if !self.gone && self.tx.send(event).await.is_err() {
+            self.gone = true;
+            tracing::info!("client went away; finishing the turn anyway");
+        }
+    }
+
+    async fn emit_all(&mut self, events: Vec<ChatEvent>) {
+        for event in events {
+            self.emit(event).await;
+        }
+    }
+}
+
+/// Runs the rest of a started turn: relay, complete, store, close.
+pub(super) async fn run(
+    turn: Turn,
+    stream: TurnStream,
+    mut reply: Reply,
+    early: Vec<ChatEvent>,
+    mut out: Outbox,
+) {
+    out.emit(turn.start_event()).await;
+    out.emit_all(early).await;
+    if !reply.failure.as_ref().is_some_and(TurnFailure::is_interruption) {
+        relay(stream, &mut reply, &mut out).await;
+    }
+    out.emit_all(reply.unanswered_calls()).await;
+    let corrected = complete_text(&turn, &mut reply, &mut out).await;
+    let stored = store_reply(&turn, &reply).await;
+    out.emit(ChatEvent::Usage {
+        usage: stored.usage.clone().unwrap_or_default(),
+        cost_usd: stored.cost_usd,
+    })
+    .await;
+    let last = match &reply.failure {
+        Some(failure) => ChatEvent::Error(failure.event()),
+        None => ChatEvent::Done(Done {
+            message_id: stored.id.clone(),
+            stop_reason: stored.stop_reason.clone(),
+            latency_ms: stored.latency_ms,
+            ttft_ms: stored.ttft_ms,
+            text_corrected: corrected,
+            text: corrected.then(|| stored.content.clone()),
+            replayed_status: None,
+        }),
+    };
+    out.emit(last).await;
+    let usage = stored.usage.unwrap_or_default();
+    tracing::info!(
+        status = stored.status.as_str(), latency_ms = stored.latency_ms, ttft_ms = stored.ttft_ms,
+        prompt_tokens = usage.prompt_tokens, completion_tokens = usage.completion_tokens,
+        client_gone = out.gone, "turn finished"
+    );
+}
+
+/// Relays Letta's events until its stream ends or breaks.
+async fn relay(mut stream: TurnStream, reply: &mut Reply, out: &mut Outbox) {
+    while let Some(item) = stream.next().await {
+        match item {
+            Ok(message) => out.emit_all(reply.absorb(message)).await,
+            Err(e) => {
+                reply.failure.get_or_insert(TurnFailure::Interrupted {
+                    detail: e.to_string(),
+                });
+                return;
+            }
+        }
+    }
+}
+
+/// Letta's token stream often omits assistant deltas (and drops whitespace at delta ends);
+/// the stored messages are authoritative. Sends what the client lacks as a last `delta`, or
+/// returns true when the client's text must be replaced.
+async fn complete_text(turn: &Turn, reply: &mut Reply, out: &mut Outbox) -> bool {
+    if reply.failure.is_some() {
+        return false;
+    }
+    let Some(text) = stored_text(turn, reply.run_id.as_deref()).await else {
+        return false;
+    };
+    if text == reply.text {
+        return false;
+    }
+    let corrected = match text.strip_prefix(reply.text.as_str()) {
+        Some(rest) => {
+            out.emit(ChatEvent::Delta {
+                text: rest.to_string(),
+            })
+            .await;
+            false
+        }
+        None => true,
+    };
+    reply.text = text;
+    corrected
+}
+
+/// The assistant text Letta stored for this run, in order.
+async fn stored_text(turn: &Turn, run_id: Option<&str>) -> Option<String> {
+    let run_id = run_id?;
+    let messages = match turn.state.letta.recent_messages(&turn.agent_id, 50).await {
+        Ok(m) => m,
+        Err(e) => {
+            tracing::warn!(error = %e, "could not read the stored reply back; keeping the streamed text");
+            return None;
+        }
+    };
+    let mut parts: Vec<(String, String)> = messages
+        .into_iter()
+        .filter_map(|m| match m {
+            LettaMessage::Assistant { meta, content } if meta.run_id.as_deref() == Some(run_id) => {
+                Some((meta.date.unwrap_or_default(), content))
+            }
+            _ => None,
+        })
+        .collect();
+    parts.sort_by(|a, b| a.0.cmp(&b.0));
+    let text: String = parts.into_iter().map(|(_, t)| t).collect();
+    (!text.is_empty()).then_some(text)
+}
+
+/// Builds the reply message, stores it with the day's usage, settles the user's message and
+/// releases the turn. Returns what was stored.
+async fn store_reply(turn: &Turn, reply: &Reply) -> Message {
+    let status = reply.status();
+    let usage = reply.usage.clone().unwrap_or_default();
+    let price = turn.state.prices.price(&turn.state.litellm, &turn.model).await;
+    let mut assistant = Message::new(&turn.reply_id, Role::Assistant, reply.text.clone(), status);
+    assistant.reply_to = Some(turn.user_message.id.clone());
+    assistant.reasoning = (!reply.reasoning.is_empty()).then(|| reply.reasoning.clone());
+    assistant.tool_calls = reply
+        .tool_order
+        .iter()
+        .filter_map(|id| reply.tool_calls.get(id).cloned())
+        .collect();
+    assistant.letta_message_ids = reply.letta_ids.clone();
+    assistant.letta_run_id = reply.run_id.clone();
+    assistant.usage = reply.usage.clone();
+    assistant.cost_usd = price.map(|p| p.cost(usage.prompt_tokens, usage.completion_tokens));
+    assistant.model = Some(turn.model.clone());
+    assistant.ttft_ms = reply
+        .first_token_at
+        .map(|t| t.duration_since(turn.started).as_millis() as u64);
+    assistant.latency_ms = Some(turn.started.elapsed().as_millis() as u64);
+    assistant.stop_reason = reply.stop_reason.clone();
+    assistant.error = reply.failure.as_ref().map(|f| ErrorRecord {
+        code: f.code().into(),
+        message: f.message(),
+    });
+    turn.persist(&assistant).await;
+
+    let user_status = if status == MessageStatus::Failed && reply.letta_ids.is_empty() {
+        MessageStatus::Failed
+    } else {
+        MessageStatus::Complete
+    };
+    if let Err(e) = turn
+        .state
+        .store
+        .set_message_status(&turn.user.id, &turn.user_message.id, user_status)
+        .await
+    {
+        tracing::error!(error = %e, "could not update the user message");
+    }
+    turn.release(match status {
+        MessageStatus::Failed => None,
+        MessageStatus::Interrupted => Some(TurnState::Interrupted),
+        _ => Some(TurnState::Complete),
+    })
+    .await;
+    assistant
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::{Value, json};
+
+    fn msg(v: Value) -> LettaMessage {
+        LettaMessage::from_value(v)
+    }
+
+    #[test]
+    fn letta_events_become_chat_events() {
+        let mut reply = Reply::default();
+        let mut events = Vec::new();
+        for item in [
+            msg(json!({"id": "ping-1", "message_type": "ping", "run_id": "run-1"})),
+            msg(
+                json!({"id": "message-1", "message_type": "reasoning_message", "reasoning": "Let me ", "run_id": "run-1"}),
+            ),
+            msg(
+                json!({"id": "message-1", "message_type": "tool_call_message", "tool_call": {"name": "core_memory_append", "arguments": "{\"a\":", "tool_call_id": "c1"}}),
+            ),
+            msg(
+                json!({"id": "message-1", "message_type": "tool_call_message", "tool_call": {"arguments": "1}", "tool_call_id": "c1"}}),
+            ),
+            msg(
+                json!({"id": "message-2", "message_type": "tool_return_message", "tool_return": "ok", "status": "success", "tool_call_id": "c1", "name": "core_memory_append"}),
+            ),
+            msg(
+                json!({"id": "message-3", "message_type": "assistant_message", "content": "Hello"}),
+            ),
+            msg(
+                json!({"id": "message-3", "message_type": "assistant_message", "content": [{"type": "text", "text": " there"}]}),
+            ),
+            msg(json!({"message_type": "stop_reason", "stop_reason": "end_turn"})),
+            msg(json!({"message_type": "stop_reason", "stop_reason": "llm_api_error"})),
+            msg(
+                json!({"message_type": "usage_statistics", "prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15, "step_count": 2}),
+            ),
+        ] {
+            events.extend(reply.absorb(item));
+        }
+        let names: Vec<&str> = events
+            .iter()
+            .map(|e| match e {
+                ChatEvent::Reasoning { .. } => "reasoning",
+                ChatEvent::ToolCall { .. } => "tool_call",
+                ChatEvent::ToolResult { .. } => "tool_result",
+                ChatEvent::Delta { .. } => "delta",
+                _ => "other",
+            })
+            .collect();
+        assert_eq!(
+            names,
+            ["reasoning", "tool_call", "tool_result", "delta", "delta"]
+        );
+        assert!(
+            matches!(&events[1], ChatEvent::ToolCall { arguments, .. } if arguments == "{\"a\":1}")
+        );
+        assert_eq!(reply.text, "Hello there");
+        assert_eq!(reply.stop_reason.as_deref(), Some("end_turn"));
+        assert_eq!(reply.usage.as_ref().unwrap().steps, 2);
+        assert_eq!(reply.run_id.as_deref(), Some("run-1"));
+        assert_eq!(reply.letta_ids, ["message-1", "message-2", "message-3"]);
+    }
+}

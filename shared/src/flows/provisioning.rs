@@ -1,0 +1,235 @@
+//! Provisioning a user's account, as a resumable state machine stored on the profile:
+//! `signed_up → litellm_user → letta_provider → letta_agent → ready`.
+//!
+//! Each step first looks for what an earlier try made (the LiteLLM user by id, the Letta provider
+//! by its name, the agent by its name), creates it only when absent, then advances the state with
+//! a conditional update. A lease on the profile keeps two entry points from running it at once.
+//! A failed step leaves the state where it stopped; any entry point that needs a ready account
+//! (login, me, agent status, chat) runs the remaining steps.
+
+use crate::{
+    app::{dependency::DependencyError, error::AppError, secret::Secret},
+    clients::{
+        letta::{Agent, AgentSpec},
+        litellm::key_hash,
+    },
+    domain::{Profile, ProvisioningState, UserId},
+    state::AppState,
+    store::Transition,
+};
+
+/// How long one provisioning run may hold the lease.
+const LEASE_SECS: i64 = 60;
+
+pub fn provider_name(user: &UserId) -> String {
+    format!("user-{user}")
+}
+
+pub fn agent_name(user: &UserId) -> String {
+    format!("agent-{user}")
+}
+
+pub fn agent_tag(user: &UserId) -> String {
+    format!("user:{user}")
+}
+
+fn new_key_alias(user: &UserId) -> String {
+    // LiteLLM requires key aliases to be unique across all keys.
+    format!(
+        "user-{user}-{}",
+        ulid::Ulid::new().to_string().to_lowercase()
+    )
+}
+
+/// The user's profile, provisioned to `ready` (resuming an unfinished run). `None` when there
+/// is no profile for this user.
+pub async fn ensure_ready(state: &AppState, user: &UserId) -> Result<Option<Profile>, AppError> {
+    let Some(profile) = state.store.get_profile(user).await? else {
+        return Ok(None);
+    };
+    if profile.state == ProvisioningState::Ready {
+        return Ok(Some(profile));
+    }
+    resume(state, profile).await.map(Some)
+}
+
+/// Runs the remaining steps of a profile's provisioning.
+pub async fn resume(state: &AppState, profile: Profile) -> Result<Profile, AppError> {
+    let user = profile.user_id.clone();
+    if !state.store.lock_provisioning(&user, LEASE_SECS).await? {
+        return Err(AppError::Conflict {
+            code: "provisioning",
+            message: format!(
+                "your account is being set up (step: {}); try again in a few seconds",
+                profile.state.as_str()
+            ),
+        });
+    }
+    let result = run(state, &user).await;
+    if let Err(e) = state.store.unlock_provisioning(&user).await {
+        tracing::warn!(error = %e, "could not release the provisioning lease; it expires by itself");
+    }
+    match result {
+        Ok(profile) => Ok(profile),
+        Err(e) => {
+            tracing::warn!(user = %user, error = %e, "provisioning stopped; it resumes on the next request");
+            let _ = state
+                .store
+                .set_profile_field(&user, "provisioning_error", Some(&e.to_string()))
+                .await;
+            Err(e)
+        }
+    }
+}
+
+/// The starting value of the `human` block: what the user told us at sign-up.
+pub fn initial_human_block(display_name: Option<&str>) -> String {
+    match display_name {
+        Some(n) => format!("Name: {n}"),
+        None => "Name: (not told yet)".to_string(),
+    }
+}
+
+/// Creates the user's agent (fresh memory blocks, no archival memory) on the user's provider.
+pub async fn create_agent(state: &AppState, profile: &Profile) -> Result<Agent, AppError> {
+    let user = &profile.user_id;
+    let human = initial_human_block(profile.display_name.as_deref());
+    let tags = vec![agent_tag(user)];
+    let spec = AgentSpec {
+        name: &agent_name(user),
+        provider_name: &provider_name(user),
+        human: &human,
+        persona: "I am a personal assistant with long-term memory. I keep what the user tells me \
+                  about themselves in my memory and use it to help them.",
+        tags: &tags,
+    };
+    Ok(state
+        .letta
+        .create_agent(&spec.body(&state.config.letta))
+        .await?)
+}
+
+/// A key made earlier in this run (with its alias), so the next step need not make another.
+type FreshKey = Option<(Secret, String)>;
+
+/// Runs steps until the profile is ready, re-reading it after each (another run may move it).
+async fn run(state: &AppState, user: &UserId) -> Result<Profile, AppError> {
+    let mut fresh_key: FreshKey = None;
+    loop {
+        let profile = state
+            .store
+            .get_profile(user)
+            .await?
+            .ok_or_else(|| AppError::NotFound("no account for this user".into()))?;
+        let (next, transition) = match profile.state {
+            ProvisioningState::Ready => return Ok(profile),
+            ProvisioningState::SignedUp => {
+                fresh_key = litellm_user(state, user).await?;
+                (ProvisioningState::LitellmUser, Transition::default())
+            }
+            ProvisioningState::LitellmUser => (
+                ProvisioningState::LettaProvider,
+                letta_provider(state, user, fresh_key.take()).await?,
+            ),
+            ProvisioningState::LettaProvider => (
+                ProvisioningState::LettaAgent,
+                letta_agent(state, &profile).await?,
+            ),
+            ProvisioningState::LettaAgent => (ProvisioningState::Ready, Transition::default()),
+        };
+        if !state
+            .store
+            .advance_profile(user, profile.state, next, transition)
+            .await?
+        {
+            tracing::info!(user = %user, "provisioning state moved under us; re-reading");
+        }
+    }
+}
+
+/// The LiteLLM user with the default budget, unless it exists; its first key when made here.
+async fn litellm_user(state: &AppState, user: &UserId) -> Result<FreshKey, AppError> {
+    if state.litellm.user_info(user.as_str()).await?.is_some() {
+        return Ok(None);
+    }
+    let budget = &state.config.budget;
+    let alias = new_key_alias(user);
+    match state
+        .litellm
+        .new_user(user.as_str(), &alias, budget.default_budget, &budget.duration)
+        .await
+    {
+        Ok(created) => Ok(Some((created.key, alias))),
+        // Created by a try whose answer was lost: the next step makes a key.
+        Err(DependencyError::Status {
+            status: 400, body, ..
+        }) if body.contains("already exists") => Ok(None),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// The BYOK provider `user-<id>` holding the user's key (created, or its key rotated), and no
+/// other key of the user's left in LiteLLM.
+async fn letta_provider(
+    state: &AppState,
+    user: &UserId,
+    fresh_key: FreshKey,
+) -> Result<Transition, AppError> {
+    let (key, alias) = match fresh_key {
+        Some(k) => k,
+        None => {
+            let alias = new_key_alias(user);
+            (
+                state.litellm.generate_key(user.as_str(), &alias).await?,
+                alias,
+            )
+        }
+    };
+    let name = provider_name(user);
+    let base_url = format!("{}/v1", state.config.letta.litellm_url_for_letta);
+    let provider = match state.letta.find_provider(&name).await? {
+        Some(p) => {
+            state.letta.update_provider_key(&p.id, &key).await?;
+            p
+        }
+        None => state.letta.create_provider(&name, &key, &base_url).await?,
+    };
+    // Keys other than the provider's are leftovers of earlier tries.
+    let hash = key_hash(&key);
+    if let Some(info) = state.litellm.user_info(user.as_str()).await? {
+        let stale: Vec<String> = info
+            .keys
+            .into_iter()
+            .map(|k| k.token)
+            .filter(|t| *t != hash)
+            .collect();
+        state.litellm.delete_keys(&stale).await?;
+    }
+    Ok(Transition {
+        set: vec![
+            ("letta_provider_id", provider.id),
+            ("litellm_key_alias", alias),
+            ("litellm_key_hash", hash),
+        ],
+    })
+}
+
+/// Exactly one agent per user: found by name or created; extras from raced tries are removed.
+async fn letta_agent(state: &AppState, profile: &Profile) -> Result<Transition, AppError> {
+    let mut existing = state
+        .letta
+        .find_agents_by_name(&agent_name(&profile.user_id))
+        .await?;
+    let agent = if existing.is_empty() {
+        create_agent(state, profile).await?
+    } else {
+        let keep = existing.remove(0);
+        for extra in existing {
+            state.letta.delete_agent_and_archives(&extra.id).await?;
+        }
+        keep
+    };
+    Ok(Transition {
+        set: vec![("letta_agent_id", agent.id)],
+    })
+}

@@ -1,0 +1,205 @@
+//! The user's own view of usage and budget: daily aggregates from the store, the budget from
+//! LiteLLM (which records spend a few seconds after each call).
+
+use time::{
+    Date, Duration, OffsetDateTime, format_description::FormatItem, macros::format_description,
+};
+
+use crate::{
+    app::{config::BUDGET_DURATIONS, error::AppError},
+    clients::litellm::UserRecord,
+    domain::UserId,
+    state::AppState,
+    store::DayUsage,
+};
+
+const DAY: &[FormatItem<'static>] = format_description!("[year]-[month]-[day]");
+/// The longest range `GET /user/usage` answers.
+pub const MAX_DAYS: i64 = 366;
+/// How far LiteLLM's recorded spend may trail the calls (batched writes).
+pub const SPEND_LAG_SECS: i64 = 15;
+
+/// Parses `YYYY-MM-DD`; 422 naming `field` otherwise.
+pub fn parse_day(field: &str, raw: &str) -> Result<Date, AppError> {
+    Date::parse(raw.trim(), DAY)
+        .map_err(|_| AppError::validation(field, "must be a date as YYYY-MM-DD"))
+}
+
+/// `YYYY-MM-DD`.
+pub fn format_day(d: Date) -> String {
+    d.format(DAY).unwrap_or_default()
+}
+
+/// The requested range: defaults to the last 30 days, at most 366 days, `from` ≤ `to`.
+pub fn date_range(from: Option<&str>, to: Option<&str>) -> Result<(Date, Date), AppError> {
+    let today = OffsetDateTime::now_utc().date();
+    let to = to.map(|t| parse_day("to", t)).transpose()?.unwrap_or(today);
+    let from = from
+        .map(|f| parse_day("from", f))
+        .transpose()?
+        .unwrap_or(to - Duration::days(29));
+    if from > to {
+        return Err(AppError::validation("from", "must not be after `to`"));
+    }
+    if (to - from).whole_days() + 1 > MAX_DAYS {
+        return Err(AppError::validation(
+            "from",
+            format!("the range is at most {MAX_DAYS} days"),
+        ));
+    }
+    Ok((from, to))
+}
+
+/// Usage over a range of days.
+pub struct UsageReport {
+    /// First day.
+    pub from: Date,
+    /// Last day.
+    pub to: Date,
+    /// Every day of the range, zeros where nothing happened.
+    pub days: Vec<(Date, DayUsage)>,
+    /// The sums over the range.
+    pub totals: DayUsage,
+    /// LiteLLM's figures for the current budget period, when LiteLLM answered.
+    pub current_period: Option<UserRecord>,
+}
+
+/// One row per day of the range (zeros where nothing happened), totals, and LiteLLM's spend for
+/// the current budget period.
+pub async fn usage(
+    state: &AppState,
+    user: &UserId,
+    from: Date,
+    to: Date,
+) -> Result<UsageReport, AppError> {
+    let stored = state
+        .store
+        .usage_days(user, &format_day(from), &format_day(to))
+        .await?;
+    let mut days = Vec::new();
+    let mut totals = DayUsage::default();
+    let mut day = from;
+    while day <= to {
+        let row = stored.get(&format_day(day)).copied().unwrap_or_default();
+        totals.messages += row.messages;
+        totals.prompt_tokens += row.prompt_tokens;
+        totals.completion_tokens += row.completion_tokens;
+        totals.cost_usd += row.cost_usd;
+        days.push((day, row));
+        match day.next_day() {
+            Some(next) => day = next,
+            None => break,
+        }
+    }
+    let current_period = match state.litellm.user_info(user.as_str()).await {
+        Ok(info) => info.and_then(|i| i.user_info),
+        Err(e) => {
+            tracing::warn!(error = %e, "LiteLLM spend unavailable for the usage report");
+            None
+        }
+    };
+    Ok(UsageReport {
+        from,
+        to,
+        days,
+        totals,
+        current_period,
+    })
+}
+
+/// The budget as LiteLLM has it, with our tally of the turns it may not count yet.
+pub struct BudgetReport {
+    /// LiteLLM's record: limit, spend, period.
+    pub record: UserRecord,
+    /// Replies stored in the last `SPEND_LAG_SECS`.
+    pub recent_turns: u64,
+    /// Their cost.
+    pub recent_cost_usd: f64,
+}
+
+/// The cost of the replies stored in the last `SPEND_LAG_SECS`, which LiteLLM may not count yet.
+async fn recent_cost(state: &AppState, user: &UserId) -> Result<(u64, f64), AppError> {
+    let page = state.store.history(user, 20, None).await?;
+    let cutoff = OffsetDateTime::now_utc() - Duration::seconds(SPEND_LAG_SECS);
+    let rfc3339 = &time::format_description::well_known::Rfc3339;
+    let recent = page.messages.iter().filter(|m| {
+        OffsetDateTime::parse(&m.created_at, rfc3339).is_ok_and(|w| w >= cutoff)
+    });
+    let costs: Vec<f64> = recent.filter_map(|m| m.cost_usd).collect();
+    Ok((costs.len() as u64, costs.iter().sum()))
+}
+
+/// The user's budget from LiteLLM; 409 `provisioning` when LiteLLM has no user yet.
+pub async fn budget(state: &AppState, user: &UserId) -> Result<BudgetReport, AppError> {
+    let record = state
+        .litellm
+        .user_info(user.as_str())
+        .await?
+        .and_then(|i| i.user_info)
+        .ok_or_else(|| AppError::Conflict {
+            code: "provisioning",
+            message: "your account has no budget yet; sign in again to finish setting it up".into(),
+        })?;
+    let (recent_turns, recent_cost_usd) = recent_cost(state, user).await?;
+    Ok(BudgetReport {
+        record,
+        recent_turns,
+        recent_cost_usd,
+    })
+}
+
+/// Sets the user's own cap: 0 ≤ `max_budget` ≤ `USER_MAX_BUDGET`, a LiteLLM duration.
+pub async fn set_budget(
+    state: &AppState,
+    user: &UserId,
+    max_budget: f64,
+    duration: Option<&str>,
+) -> Result<BudgetReport, AppError> {
+    let ceiling = state.config.budget.max_budget;
+    if !max_budget.is_finite() || max_budget < 0.0 {
+        return Err(AppError::validation("max_budget", "must be at least 0"));
+    }
+    if max_budget > ceiling {
+        return Err(AppError::validation(
+            "max_budget",
+            format!("must be at most {ceiling} (the operator's ceiling)"),
+        ));
+    }
+    if let Some(d) = duration
+        && !BUDGET_DURATIONS.contains(&d)
+    {
+        return Err(AppError::validation(
+            "budget_duration",
+            format!("must be one of {}", BUDGET_DURATIONS.join(", ")),
+        ));
+    }
+    state
+        .litellm
+        .update_user_budget(user.as_str(), max_budget, duration)
+        .await?;
+    budget(state, user).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ranges_default_to_thirty_days_and_are_bounded() {
+        let (from, to) = date_range(None, Some("2026-03-31")).unwrap();
+        assert_eq!(format_day(from), "2026-03-02");
+        assert_eq!(format_day(to), "2026-03-31");
+        assert!(
+            date_range(Some("2025-01-01"), Some("2026-01-01")).is_ok(),
+            "366 days"
+        );
+        assert!(
+            date_range(Some("2025-01-01"), Some("2026-01-02")).is_err(),
+            "367 days"
+        );
+        assert!(date_range(Some("2026-02-02"), Some("2026-02-01")).is_err());
+        assert!(
+            matches!(date_range(Some("2026-13-01"), None), Err(AppError::Validation { field, .. }) if field == "from")
+        );
+    }
+}

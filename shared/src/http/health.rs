@@ -1,0 +1,76 @@
+//! `GET /health`: liveness plus a timed check of each dependency a function uses.
+
+use std::time::{Duration, Instant};
+
+use axum::{
+    Json,
+    http::{HeaderValue, StatusCode, header},
+    response::{IntoResponse, Response},
+};
+use futures_util::future::join_all;
+use serde_json::{Map, Value, json};
+
+use crate::{
+    app::{
+        dependency::{DependencyError, Service},
+        error::RETRY_AFTER_SECS,
+    },
+    state::AppState,
+};
+
+const CHECK_TIMEOUT: Duration = Duration::from_secs(3);
+
+async fn check(state: &AppState, service: Service) -> Result<(), DependencyError> {
+    let probe = async {
+        match service {
+            Service::DynamoDb => state.store.health().await,
+            Service::Letta => state.letta.health().await,
+            Service::LiteLlm => state.litellm.health().await,
+            Service::SupabaseAuth => state.supabase.health().await,
+        }
+    };
+    tokio::time::timeout(CHECK_TIMEOUT, probe)
+        .await
+        .unwrap_or(Err(DependencyError::Timeout { service }))
+}
+
+/// Checks every dependency concurrently: 200 when all are up, else 503 naming the failing ones.
+pub async fn report(state: &AppState, function: &'static str, deps: &[Service]) -> Response {
+    let results = join_all(deps.iter().map(|&service| async move {
+        let start = Instant::now();
+        let result = check(state, service).await;
+        (service, result, start.elapsed())
+    }))
+    .await;
+
+    let mut checks = Map::new();
+    let mut failing = Vec::new();
+    for (service, result, elapsed) in results {
+        let latency_ms = (elapsed.as_secs_f64() * 1000.0 * 10.0).round() / 10.0;
+        let entry = match result {
+            Ok(()) => json!({"status": "up", "latency_ms": latency_ms}),
+            Err(e) => {
+                tracing::warn!(dependency = service.name(), error = %e, "health check failed");
+                failing.push(service.name());
+                json!({"status": "down", "latency_ms": latency_ms, "error": e.to_string()})
+            }
+        };
+        checks.insert(service.name().to_string(), entry);
+    }
+    let healthy = failing.is_empty();
+    let body = json!({
+        "status": if healthy { "ok" } else { "unavailable" },
+        "function": function,
+        "version": env!("CARGO_PKG_VERSION"),
+        "checks": Value::Object(checks),
+        "failing": failing,
+    });
+    if healthy {
+        (StatusCode::OK, Json(body)).into_response()
+    } else {
+        let mut res = (StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response();
+        res.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECS));
+        res
+    }
+}

@@ -1,0 +1,188 @@
+//! Message items (`sk = MSG#<ulid>`, so they sort by time): write, read, status, pages of
+//! history newest first with cursors bound to their user, count and delete.
+
+use aws_sdk_dynamodb::types::Select;
+use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
+use serde::{Deserialize, Serialize};
+
+use super::{
+    Store,
+    attrs::{Item, key, s, sdk_error},
+    keys::{MESSAGE_PREFIX, message_sk, user_pk},
+};
+use crate::{
+    app::{dependency::DependencyError, error::AppError},
+    domain::{Message, MessageStatus, UserId},
+};
+
+/// A page of history: newest first, with the cursor of the next (older) page.
+pub struct HistoryPage {
+    /// The messages, newest first.
+    pub messages: Vec<Message>,
+    /// The cursor of the next (older) page; `None` on the last page.
+    pub next_cursor: Option<String>,
+}
+
+/// Cursors name the last message of a page and the user they belong to.
+#[derive(Serialize, Deserialize)]
+struct Cursor {
+    u: String,
+    m: String,
+}
+
+fn encode_cursor(user: &UserId, message_id: &str) -> String {
+    let json = serde_json::to_vec(&Cursor {
+        u: user.to_string(),
+        m: message_id.to_string(),
+    })
+    .unwrap_or_default();
+    URL_SAFE_NO_PAD.encode(json)
+}
+
+/// The message id a cursor points at; 400 for a cursor that is malformed or not this user's.
+pub fn decode_cursor(user: &UserId, cursor: &str) -> Result<String, AppError> {
+    let invalid = || AppError::BadRequest {
+        code: "invalid_cursor",
+        message: "the cursor is not valid".into(),
+    };
+    let bytes = URL_SAFE_NO_PAD
+        .decode(cursor.trim())
+        .map_err(|_| invalid())?;
+    let cursor: Cursor = serde_json::from_slice(&bytes).map_err(|_| invalid())?;
+    if cursor.u != user.as_str() || cursor.m.parse::<ulid::Ulid>().is_err() {
+        return Err(invalid());
+    }
+    Ok(cursor.m)
+}
+
+impl Store {
+    /// Writes a message of the user's (replacing an earlier version of it).
+    pub async fn put_message(
+        &self,
+        user: &UserId,
+        message: &Message,
+    ) -> Result<(), DependencyError> {
+        self.put(user_pk(user), message_sk(&message.id), message)
+            .await
+    }
+
+    /// One of the user's messages; `None` when absent.
+    pub async fn get_message(
+        &self,
+        user: &UserId,
+        id: &str,
+    ) -> Result<Option<Message>, DependencyError> {
+        self.get(user_pk(user), message_sk(id)).await
+    }
+
+    /// Sets the status of a stored message (nothing happens when it is gone).
+    pub async fn set_message_status(
+        &self,
+        user: &UserId,
+        id: &str,
+        status: MessageStatus,
+    ) -> Result<(), DependencyError> {
+        self.client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key(user_pk(user), message_sk(id))))
+            .update_expression("SET #status = :s")
+            .condition_expression("attribute_exists(pk)")
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":s", s(status.as_str()))
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(sdk_error)
+    }
+
+    /// A page of the user's messages, newest first, older than `before` (a message id).
+    pub async fn history(
+        &self,
+        user: &UserId,
+        limit: u32,
+        before: Option<&str>,
+    ) -> Result<HistoryPage, DependencyError> {
+        let upper = match before {
+            Some(id) => message_sk(id),
+            None => "MSG$".to_string(), // '$' sorts right after '#': every MSG# key is below it
+        };
+        let out = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("pk = :pk AND sk BETWEEN :lo AND :hi")
+            .expression_attribute_values(":pk", s(&user_pk(user)))
+            .expression_attribute_values(":lo", s(MESSAGE_PREFIX))
+            .expression_attribute_values(":hi", s(&upper))
+            .scan_index_forward(false)
+            // One more than the page tells whether there is a next page; BETWEEN includes the
+            // cursor's own message, which is dropped below.
+            .limit(i32::try_from(limit + 1 + u32::from(before.is_some())).unwrap_or(102))
+            .send()
+            .await
+            .map_err(sdk_error)?;
+        let mut messages: Vec<Message> = out
+            .items
+            .unwrap_or_default()
+            .into_iter()
+            .map(Item::from_attributes)
+            .collect::<Result<_, _>>()?;
+        if let Some(id) = before {
+            messages.retain(|m| m.id != id);
+        }
+        let more = messages.len() > limit as usize;
+        messages.truncate(limit as usize);
+        let next_cursor = if more {
+            messages.last().map(|m| encode_cursor(user, &m.id))
+        } else {
+            None
+        };
+        Ok(HistoryPage {
+            messages,
+            next_cursor,
+        })
+    }
+
+    /// How many messages the user has stored (counted by DynamoDB, no items read).
+    pub async fn count_messages(&self, user: &UserId) -> Result<u64, DependencyError> {
+        let mut count = 0u64;
+        self.for_each_page(
+            |q| {
+                q.key_condition_expression("pk = :pk AND begins_with(sk, :msg)")
+                    .expression_attribute_values(":pk", s(&user_pk(user)))
+                    .expression_attribute_values(":msg", s(MESSAGE_PREFIX))
+                    .select(Select::Count)
+            },
+            |page| {
+                count += page.count as u64;
+                Ok(())
+            },
+        )
+        .await?;
+        Ok(count)
+    }
+
+    /// Deletes every stored message of the user (usage records stay); returns how many.
+    pub async fn delete_messages(&self, user: &UserId) -> Result<usize, DependencyError> {
+        let keys = self.keys_of(user, MESSAGE_PREFIX).await?;
+        self.delete_keys(keys).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cursors_are_bound_to_their_user() {
+        let ada = UserId::parse("6f9619ff-8b86-d011-b42d-00c04fc964ff").unwrap();
+        let bob = UserId::parse("00000000-0000-4000-8000-000000000001").unwrap();
+        let id = ulid::Ulid::new().to_string();
+        let cursor = encode_cursor(&ada, &id);
+        assert_eq!(decode_cursor(&ada, &cursor).unwrap(), id);
+        assert!(decode_cursor(&bob, &cursor).is_err());
+        assert!(decode_cursor(&ada, "not-base64!").is_err());
+        assert!(decode_cursor(&ada, &URL_SAFE_NO_PAD.encode(r#"{"u":"x","m":"y"}"#)).is_err());
+    }
+}

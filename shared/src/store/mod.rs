@@ -1,0 +1,205 @@
+//! Everything that talks to DynamoDB: one table, one item collection per user
+//! (`pk = USER#<sub>`). No other module builds a DynamoDB request; the rest of the code asks
+//! the store for domain values. Key formats live in [`keys`].
+
+mod attrs;
+mod keys;
+mod messages;
+mod profiles;
+pub mod table;
+mod turns;
+mod usage;
+
+use std::collections::HashMap;
+
+use aws_sdk_dynamodb::{
+    Client,
+    operation::query::{QueryOutput, builders::QueryFluentBuilder},
+    types::{AttributeValue, DeleteRequest, WriteRequest},
+};
+
+pub use messages::{HistoryPage, decode_cursor};
+pub use profiles::Transition;
+pub use turns::{IDEMPOTENCY_TTL_SECS, IdempotencyRecord, TURN_LOCK_TTL_SECS, TurnState};
+pub use usage::DayUsage;
+
+use crate::{
+    app::{
+        config::DynamoDbConfig,
+        dependency::{DependencyError, Service},
+    },
+    domain::UserId,
+};
+use attrs::{Item, sdk_error, s};
+
+/// The table and the client that reaches it, built once per cold start.
+#[derive(Clone, Debug)]
+pub struct Store {
+    client: Client,
+    table: String,
+}
+
+impl Store {
+    /// A store on the configured table (and DynamoDB Local's endpoint, when set).
+    pub async fn new(config: &DynamoDbConfig) -> Self {
+        let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
+        if let Some(endpoint) = &config.endpoint {
+            loader = loader.endpoint_url(endpoint);
+        }
+        let sdk_config = loader.load().await;
+        Self {
+            client: Client::new(&sdk_config),
+            table: config.table_name.clone(),
+        }
+    }
+
+    /// The table's name.
+    pub fn table_name(&self) -> &str {
+        &self.table
+    }
+
+    /// Liveness of DynamoDB and existence of the table.
+    pub async fn health(&self) -> Result<(), DependencyError> {
+        self.client
+            .describe_table()
+            .table_name(&self.table)
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(sdk_error)
+    }
+
+    /// Writes `value` as the item `(pk, sk)`, replacing what was there.
+    async fn put<T: serde::Serialize>(
+        &self,
+        pk: String,
+        sk: String,
+        value: &T,
+    ) -> Result<(), DependencyError> {
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(Item::new(pk, sk, value).into_attributes()?))
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(sdk_error)
+    }
+
+    /// Reads one item by key (strongly consistent); `None` when absent.
+    async fn get<T: serde::de::DeserializeOwned>(
+        &self,
+        pk: String,
+        sk: String,
+    ) -> Result<Option<T>, DependencyError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(attrs::key(pk, sk)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(sdk_error)?;
+        out.item.map(Item::<T>::from_attributes).transpose()
+    }
+
+    /// A query on this table, from its first page to its last; `page` sees each page.
+    /// The one page-walking loop of the store.
+    async fn for_each_page(
+        &self,
+        query: impl Fn(QueryFluentBuilder) -> QueryFluentBuilder,
+        mut page: impl FnMut(QueryOutput) -> Result<(), DependencyError>,
+    ) -> Result<(), DependencyError> {
+        let mut start = None;
+        loop {
+            let out = query(self.client.query().table_name(&self.table))
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(sdk_error)?;
+            start = out.last_evaluated_key.clone();
+            page(out)?;
+            if start.is_none() {
+                return Ok(());
+            }
+        }
+    }
+
+    /// The keys of a user's items whose sort key starts with `prefix` (all items for "").
+    async fn keys_of(
+        &self,
+        user: &UserId,
+        prefix: &str,
+    ) -> Result<Vec<HashMap<String, AttributeValue>>, DependencyError> {
+        let mut found = Vec::new();
+        self.for_each_page(
+            |q| {
+                q.key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
+                    .expression_attribute_values(":pk", s(&keys::user_pk(user)))
+                    .expression_attribute_values(":prefix", s(prefix))
+                    .projection_expression("pk, sk")
+            },
+            |out| {
+                found.extend(out.items.unwrap_or_default());
+                Ok(())
+            },
+        )
+        .await?;
+        Ok(found)
+    }
+
+    /// Deletes items by key, 25 per batch, retrying what DynamoDB leaves unprocessed.
+    async fn delete_keys(
+        &self,
+        keys: Vec<HashMap<String, AttributeValue>>,
+    ) -> Result<usize, DependencyError> {
+        let count = keys.len();
+        for chunk in keys.chunks(25) {
+            let mut requests: Vec<WriteRequest> = chunk
+                .iter()
+                .map(|k| {
+                    WriteRequest::builder()
+                        .delete_request(
+                            DeleteRequest::builder()
+                                .set_key(Some(k.clone()))
+                                .build()
+                                .expect("key set"),
+                        )
+                        .build()
+                })
+                .collect();
+            for attempt in 0..5 {
+                let out = self
+                    .client
+                    .batch_write_item()
+                    .request_items(&self.table, requests.clone())
+                    .send()
+                    .await
+                    .map_err(sdk_error)?;
+                requests = out
+                    .unprocessed_items
+                    .and_then(|mut m| m.remove(&self.table))
+                    .unwrap_or_default();
+                if requests.is_empty() {
+                    break;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(50 << attempt)).await;
+            }
+            if !requests.is_empty() {
+                return Err(DependencyError::Status {
+                    service: Service::DynamoDb,
+                    status: 503,
+                    body: "some items could not be deleted (throttled)".into(),
+                });
+            }
+        }
+        Ok(count)
+    }
+
+    /// Deletes every item of a user's collection; returns how many there were.
+    pub async fn delete_user_items(&self, user: &UserId) -> Result<usize, DependencyError> {
+        let keys = self.keys_of(user, "").await?;
+        self.delete_keys(keys).await
+    }
+}

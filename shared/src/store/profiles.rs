@@ -1,0 +1,156 @@
+//! The profile item (`sk = PROFILE`): create, read, conditional state transitions, single
+//! fields, and the provisioning lease.
+
+use std::collections::HashMap;
+
+use aws_sdk_dynamodb::types::AttributeValue;
+
+use super::{
+    Store,
+    attrs::{Item, conditional, key, n, s},
+    keys::{PROFILE_SK, user_pk},
+};
+use crate::{
+    app::{
+        clock::{now_epoch, now_rfc3339},
+        dependency::DependencyError,
+    },
+    domain::{Profile, ProvisioningState, UserId},
+};
+
+/// Fields a state transition sets alongside the new state.
+#[derive(Default)]
+pub struct Transition {
+    /// `(field, value)` pairs.
+    pub set: Vec<(&'static str, String)>,
+}
+
+fn profile_key(user: &UserId) -> HashMap<String, AttributeValue> {
+    key(user_pk(user), PROFILE_SK.into())
+}
+
+impl Store {
+    /// The user's profile; `None` when there is none.
+    pub async fn get_profile(&self, user: &UserId) -> Result<Option<Profile>, DependencyError> {
+        self.get(user_pk(user), PROFILE_SK.into()).await
+    }
+
+    /// Creates the profile unless one exists; returns the stored one either way.
+    pub async fn create_profile(&self, profile: &Profile) -> Result<Profile, DependencyError> {
+        let item = Item::new(user_pk(&profile.user_id), PROFILE_SK.into(), profile);
+        let put = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item.into_attributes()?))
+            .condition_expression("attribute_not_exists(pk)")
+            .send()
+            .await;
+        if conditional(put)? {
+            return Ok(profile.clone());
+        }
+        Ok(self
+            .get_profile(&profile.user_id)
+            .await?
+            .unwrap_or_else(|| profile.clone()))
+    }
+
+    /// Moves the profile from `from` to `to` (only if it is still at `from`), setting fields.
+    /// Returns false when another run moved it first.
+    pub async fn advance_profile(
+        &self,
+        user: &UserId,
+        from: ProvisioningState,
+        to: ProvisioningState,
+        transition: Transition,
+    ) -> Result<bool, DependencyError> {
+        let mut expr = vec!["#state = :to".to_string(), "updated_at = :now".to_string()];
+        let mut names = HashMap::from([("#state".to_string(), "state".to_string())]);
+        let mut values = HashMap::from([
+            (":to".to_string(), s(to.as_str())),
+            (":from".to_string(), s(from.as_str())),
+            (":now".to_string(), s(&now_rfc3339())),
+        ]);
+        for (i, (field, value)) in transition.set.iter().enumerate() {
+            expr.push(format!("#f{i} = :v{i}"));
+            names.insert(format!("#f{i}"), field.to_string());
+            values.insert(format!(":v{i}"), s(value));
+        }
+        let mut update = format!("SET {}", expr.join(", "));
+        if to == ProvisioningState::Ready {
+            update.push_str(" REMOVE provisioning_error");
+        }
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(profile_key(user)))
+            .update_expression(update)
+            .condition_expression("#state = :from")
+            .set_expression_attribute_names(Some(names))
+            .set_expression_attribute_values(Some(values))
+            .send()
+            .await;
+        conditional(result)
+    }
+
+    /// Sets (or clears) one string field of the profile; nothing happens without a profile.
+    pub async fn set_profile_field(
+        &self,
+        user: &UserId,
+        field: &str,
+        value: Option<&str>,
+    ) -> Result<(), DependencyError> {
+        let request = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(profile_key(user)))
+            .condition_expression("attribute_exists(pk)")
+            .expression_attribute_names("#f", field);
+        let request = match value {
+            Some(v) => request
+                .update_expression("SET #f = :v")
+                .expression_attribute_values(":v", s(v)),
+            None => request.update_expression("REMOVE #f"),
+        };
+        conditional(request.send().await).map(|_| ())
+    }
+
+    /// Takes the provisioning lease for `seconds`; false when another run holds it.
+    pub async fn lock_provisioning(
+        &self,
+        user: &UserId,
+        seconds: i64,
+    ) -> Result<bool, DependencyError> {
+        let now = now_epoch();
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(profile_key(user)))
+            .update_expression("SET lock_until = :until")
+            .condition_expression(
+                "attribute_exists(pk) AND (attribute_not_exists(lock_until) OR lock_until < :now)",
+            )
+            .expression_attribute_values(":until", n(now + seconds))
+            .expression_attribute_values(":now", n(now))
+            .send()
+            .await;
+        conditional(result)
+    }
+
+    /// Releases the provisioning lease.
+    pub async fn unlock_provisioning(&self, user: &UserId) -> Result<(), DependencyError> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(profile_key(user)))
+            .update_expression("REMOVE lock_until")
+            .condition_expression("attribute_exists(pk)")
+            .send()
+            .await;
+        conditional(result).map(|_| ())
+    }
+}

@@ -1,0 +1,158 @@
+//! The turn lock (`sk = TURN`, one turn at a time per user) and idempotency records
+//! (`sk = IDEM#<key>`, 24 h), both conditional puts with an expiry.
+
+use serde::{Deserialize, Serialize};
+
+use super::{
+    Store,
+    attrs::{Item, conditional, key, n, s, sdk_error},
+    keys::{TURN_SK, idempotency_sk, user_pk},
+    table,
+};
+use crate::{
+    app::{clock::now_epoch, dependency::DependencyError},
+    domain::{IdempotencyKey, UserId},
+};
+
+/// How long an idempotency key is remembered.
+pub const IDEMPOTENCY_TTL_SECS: i64 = 24 * 3600;
+/// A turn lock older than this is considered abandoned (an invocation that crashed or timed
+/// out): just above the chat function's 300 s timeout, so a user is never locked out for long.
+pub const TURN_LOCK_TTL_SECS: i64 = 330;
+
+/// Where the turn behind an idempotency key is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TurnState {
+    /// Still being answered.
+    Running,
+    /// Answered and stored.
+    Complete,
+    /// The reply broke off; what arrived is stored.
+    Interrupted,
+}
+
+impl TurnState {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Running => "running",
+            Self::Complete => "complete",
+            Self::Interrupted => "interrupted",
+        }
+    }
+}
+
+/// The idempotency record of one `Idempotency-Key`: the turn's message ids and its state.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct IdempotencyRecord {
+    /// The turn's state.
+    pub state: TurnState,
+    /// The user's message.
+    pub user_message_id: String,
+    /// The reply.
+    pub assistant_message_id: String,
+}
+
+impl Store {
+    /// Takes the per-user turn lock; false when another turn holds it.
+    pub async fn lock_turn(&self, user: &UserId, message_id: &str) -> Result<bool, DependencyError> {
+        let now = now_epoch();
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .item(table::PARTITION_KEY, s(&user_pk(user)))
+            .item(table::SORT_KEY, s(TURN_SK))
+            .item("message_id", s(message_id))
+            .item(table::TTL_ATTRIBUTE, n(now + TURN_LOCK_TTL_SECS))
+            .condition_expression("attribute_not_exists(pk) OR #ttl < :now")
+            .expression_attribute_names("#ttl", table::TTL_ATTRIBUTE)
+            .expression_attribute_values(":now", n(now))
+            .send()
+            .await;
+        conditional(result)
+    }
+
+    /// Releases the turn lock if `message_id`'s turn still holds it.
+    pub async fn unlock_turn(&self, user: &UserId, message_id: &str) -> Result<(), DependencyError> {
+        let result = self
+            .client
+            .delete_item()
+            .table_name(&self.table)
+            .set_key(Some(key(user_pk(user), TURN_SK.into())))
+            .condition_expression("message_id = :m")
+            .expression_attribute_values(":m", s(message_id))
+            .send()
+            .await;
+        conditional(result).map(|_| ())
+    }
+
+    /// Records a new idempotency key; returns the existing record when the key was used before
+    /// (and has not expired).
+    pub async fn claim_idempotency_key(
+        &self,
+        user: &UserId,
+        idem_key: &IdempotencyKey,
+        user_message_id: &str,
+        assistant_message_id: &str,
+    ) -> Result<Option<IdempotencyRecord>, DependencyError> {
+        let now = now_epoch();
+        let record = IdempotencyRecord {
+            state: TurnState::Running,
+            user_message_id: user_message_id.to_string(),
+            assistant_message_id: assistant_message_id.to_string(),
+        };
+        let sk = idempotency_sk(idem_key.as_str());
+        let item = Item::new(user_pk(user), sk.clone(), &record).expiring(now + IDEMPOTENCY_TTL_SECS);
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item.into_attributes()?))
+            .condition_expression("attribute_not_exists(pk) OR #ttl < :now")
+            .expression_attribute_names("#ttl", table::TTL_ATTRIBUTE)
+            .expression_attribute_values(":now", n(now))
+            .send()
+            .await;
+        if conditional(result)? {
+            return Ok(None);
+        }
+        self.get(user_pk(user), sk).await
+    }
+
+    /// Records how the key's turn ended.
+    pub async fn set_idempotency_state(
+        &self,
+        user: &UserId,
+        idem_key: &IdempotencyKey,
+        state: TurnState,
+    ) -> Result<(), DependencyError> {
+        self.client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key(user_pk(user), idempotency_sk(idem_key.as_str()))))
+            .update_expression("SET #state = :s")
+            .expression_attribute_names("#state", "state")
+            .expression_attribute_values(":s", s(state.as_str()))
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(sdk_error)
+    }
+
+    /// Forgets the key, so a retry with it runs the turn again.
+    pub async fn release_idempotency_key(
+        &self,
+        user: &UserId,
+        idem_key: &IdempotencyKey,
+    ) -> Result<(), DependencyError> {
+        self.client
+            .delete_item()
+            .table_name(&self.table)
+            .set_key(Some(key(user_pk(user), idempotency_sk(idem_key.as_str()))))
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(sdk_error)
+    }
+}

@@ -1,0 +1,97 @@
+//! Daily usage items (`sk = USAGE#<yyyy-mm-dd>`): counters added to atomically with `ADD`, and
+//! read back for a range of days.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+
+use super::{
+    Store,
+    attrs::{Item, key, n, s, sdk_error},
+    keys::{USAGE_PREFIX, usage_sk, user_pk},
+};
+use crate::{
+    app::dependency::DependencyError,
+    domain::{Usage, UserId},
+};
+
+/// One day's totals.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Deserialize)]
+pub struct DayUsage {
+    /// Replies stored that day.
+    #[serde(default)]
+    pub messages: u64,
+    /// Prompt tokens.
+    #[serde(default)]
+    pub prompt_tokens: u64,
+    /// Completion tokens.
+    #[serde(default)]
+    pub completion_tokens: u64,
+    /// Cost in USD.
+    #[serde(default)]
+    pub cost_usd: f64,
+}
+
+impl Store {
+    /// Adds one turn to the day's usage aggregate, atomically.
+    pub async fn add_daily_usage(
+        &self,
+        user: &UserId,
+        day: &str,
+        usage: &Usage,
+        cost_usd: f64,
+    ) -> Result<(), DependencyError> {
+        self.client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key(user_pk(user), usage_sk(day))))
+            .update_expression(
+                "ADD messages :one, prompt_tokens :p, completion_tokens :c, total_tokens :t, cost_usd :cost SET #day = :day",
+            )
+            .expression_attribute_names("#day", "day")
+            .expression_attribute_values(":one", n(1))
+            .expression_attribute_values(":p", n(usage.prompt_tokens))
+            .expression_attribute_values(":c", n(usage.completion_tokens))
+            .expression_attribute_values(":t", n(usage.total_tokens))
+            .expression_attribute_values(":cost", n(format!("{cost_usd:.12}")))
+            .expression_attribute_values(":day", s(day))
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(sdk_error)
+    }
+
+    /// The stored days between `from` and `to` (`yyyy-mm-dd`, inclusive), by day.
+    pub async fn usage_days(
+        &self,
+        user: &UserId,
+        from: &str,
+        to: &str,
+    ) -> Result<BTreeMap<String, DayUsage>, DependencyError> {
+        let mut days = BTreeMap::new();
+        self.for_each_page(
+            |q| {
+                q.key_condition_expression("pk = :pk AND sk BETWEEN :lo AND :hi")
+                    .expression_attribute_values(":pk", s(&user_pk(user)))
+                    .expression_attribute_values(":lo", s(&usage_sk(from)))
+                    .expression_attribute_values(":hi", s(&usage_sk(to)))
+            },
+            |page| {
+                for item in page.items.unwrap_or_default() {
+                    let day = item
+                        .get("sk")
+                        .and_then(|v| v.as_s().ok())
+                        .and_then(|sk| sk.strip_prefix(USAGE_PREFIX))
+                        .map(str::to_string);
+                    let row: DayUsage = Item::from_attributes(item)?;
+                    if let Some(day) = day {
+                        days.insert(day, row);
+                    }
+                }
+                Ok(())
+            },
+        )
+        .await?;
+        Ok(days)
+    }
+}

@@ -1,0 +1,405 @@
+//! Accounts end to end: registration with provisioning, login, refresh, logout, me, deletion,
+//! and the input and token checks, against the real local services.
+
+
+
+use crate::helpers::*;
+use reqwest::Method;
+use serde_json::json;
+
+#[tokio::test]
+async fn register_then_login_then_me_gives_a_ready_account_with_one_of_everything() {
+    let app = spawn_app().await;
+    let (email, password, reply) = app.register("Ada Lovelace").await;
+    assert_eq!(reply.status, 201, "{}", reply.body);
+    let body = &reply.body;
+    assert_eq!(body["user"]["email"], email.as_str());
+    assert_eq!(body["session"]["token_type"], "bearer");
+    assert_eq!(body["profile"]["state"], "ready");
+    assert_eq!(body["profile"]["display_name"], "Ada Lovelace");
+    assert_eq!(body["profile"]["model"], "gpt-4");
+    assert_eq!(
+        body["profile"]["budget"]["max_budget"],
+        app.state.config.budget.default_budget
+    );
+    assert!(
+        body["profile"]["agent_id"]
+            .as_str()
+            .unwrap()
+            .starts_with("agent-")
+    );
+    let user_id = body["user"]["id"].as_str().unwrap().to_string();
+    // No key material in the answer.
+    assert!(!body.to_string().contains("sk-"), "{body}");
+
+    let login = app
+        .post(
+            "/api/v1/auth/login",
+            json!({"email": email.to_uppercase(), "password": password}),
+        )
+        .await;
+    assert_eq!(login.status, 200, "{}", login.body);
+    assert_eq!(login.body["user"]["id"], user_id.as_str());
+    let token = login.body["session"]["access_token"].as_str().unwrap();
+
+    let me = app.get("/api/v1/auth/me", token).await;
+    assert_eq!(me.status, 200, "{}", me.body);
+    assert_eq!(me.body["user"]["id"], user_id.as_str());
+    assert_eq!(me.body["user"]["email"], email.as_str());
+    assert!(
+        me.body["user"]["created_at"]
+            .as_str()
+            .is_some_and(|c| !c.is_empty())
+    );
+    assert_eq!(me.body["profile"]["agent_id"], body["profile"]["agent_id"]);
+    assert_eq!(me.body["profile"]["budget"]["spend"], 0.0);
+
+    let fp = footprint(&app, &user_id).await;
+    assert_eq!(
+        fp,
+        Footprint {
+            supabase_user: true,
+            litellm_user: true,
+            litellm_keys: 1,
+            letta_providers: 1,
+            letta_agents: 1,
+            dynamodb_items: 1
+        }
+    );
+    // The agent calls the LLM through the user's own provider, with max_tokens set.
+    let agent = app
+        .state
+        .letta
+        .get_agent(body["profile"]["agent_id"].as_str().unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(agent.llm_config["provider_name"], format!("user-{user_id}"));
+    assert_eq!(agent.llm_config["provider_category"], "byok");
+    assert_eq!(agent.llm_config["max_tokens"], 1024);
+}
+
+#[tokio::test]
+async fn a_taken_email_is_409_email_taken() {
+    let app = spawn_app().await;
+    let (email, _, first) = app.register("First").await;
+    assert_eq!(first.status, 201, "{}", first.body);
+    let again = app
+        .post(
+            "/api/v1/auth/register",
+            json!({"email": email, "password": "another-password"}),
+        )
+        .await;
+    assert_eq!(again.status, 409, "{}", again.body);
+    assert_eq!(again.body["error"]["code"], "email_taken");
+}
+
+#[tokio::test]
+async fn bad_registration_input_is_a_4xx_naming_the_field() {
+    let app = spawn_app().await;
+    let cases = [
+        (json!({"password": "long-enough-pw"}), 422, "email"),
+        (
+            json!({"email": "not-an-email", "password": "long-enough-pw"}),
+            422,
+            "email",
+        ),
+        (
+            json!({"email": unique_email(), "password": "short"}),
+            422,
+            "password",
+        ),
+        (
+            json!({"email": unique_email(), "password": "x".repeat(80)}),
+            422,
+            "password",
+        ),
+        (
+            json!({"email": unique_email(), "password": "long-enough-pw", "display_name": "n".repeat(65)}),
+            422,
+            "display_name",
+        ),
+        (
+            json!({"email": unique_email(), "password": "long-enough-pw", "display_name": "   "}),
+            422,
+            "display_name",
+        ),
+        (
+            json!({"email": unique_email(), "password": "long-enough-pw", "admin": true}),
+            422,
+            "admin",
+        ),
+        (
+            json!({"email": 42, "password": "long-enough-pw"}),
+            422,
+            "body",
+        ),
+    ];
+    for (body, status, field) in cases {
+        let reply = app.post("/api/v1/auth/register", body.clone()).await;
+        assert_eq!(reply.status, status, "{body} -> {}", reply.body);
+        assert_eq!(
+            reply.body["error"]["code"], "validation_failed",
+            "{}",
+            reply.body
+        );
+        if field != "body" {
+            assert_eq!(
+                reply.body["error"]["field"], field,
+                "{body} -> {}",
+                reply.body
+            );
+        }
+    }
+
+    let raw = |body: &'static str, content_type: &'static str| {
+        app.http
+            .post(format!("{}/api/v1/auth/register", app.base))
+            .header("content-type", content_type)
+            .body(body)
+            .send()
+    };
+    let res = raw("{\"email\": ", "application/json").await.unwrap();
+    assert_eq!(res.status(), 400);
+    assert_eq!(
+        res.json::<serde_json::Value>().await.unwrap()["error"]["code"],
+        "invalid_json"
+    );
+    let res = raw("email=a", "application/x-www-form-urlencoded")
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 400);
+    assert_eq!(
+        res.json::<serde_json::Value>().await.unwrap()["error"]["code"],
+        "unsupported_media_type"
+    );
+
+    let huge = json!({"email": unique_email(), "password": "long-enough-pw", "display_name": "x".repeat(300_000)});
+    let reply = app.post("/api/v1/auth/register", huge).await;
+    assert_eq!(reply.status, 413, "{}", reply.body);
+    assert_eq!(reply.body["error"]["code"], "payload_too_large");
+}
+
+#[tokio::test]
+async fn wrong_password_and_unknown_email_get_the_same_401() {
+    let app = spawn_app().await;
+    let (email, _, reply) = app.register("Bob").await;
+    assert_eq!(reply.status, 201, "{}", reply.body);
+    let wrong = app
+        .post(
+            "/api/v1/auth/login",
+            json!({"email": email, "password": "wrong-password"}),
+        )
+        .await;
+    let unknown = app
+        .post(
+            "/api/v1/auth/login",
+            json!({"email": unique_email(), "password": "wrong-password"}),
+        )
+        .await;
+    assert_eq!(wrong.status, 401);
+    assert_eq!(wrong.headers["www-authenticate"], "Bearer");
+    assert_eq!(wrong.body["error"]["code"], "invalid_credentials");
+    assert_eq!(wrong.body, unknown.body);
+    assert_eq!(unknown.status, 401);
+    let empty = app
+        .post(
+            "/api/v1/auth/login",
+            json!({"email": email, "password": ""}),
+        )
+        .await;
+    assert_eq!(empty.status, 422);
+    assert_eq!(empty.body["error"]["field"], "password");
+}
+
+#[tokio::test]
+async fn refresh_rotates_and_logout_ends_the_session() {
+    let app = spawn_app().await;
+    let (email, password, reply) = app.register("Cy").await;
+    assert_eq!(reply.status, 201, "{}", reply.body);
+    let login = app.login(&email, &password).await;
+    let refresh_token = login.body["session"]["refresh_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    let refreshed = app
+        .post(
+            "/api/v1/auth/refresh",
+            json!({"refresh_token": refresh_token}),
+        )
+        .await;
+    assert_eq!(refreshed.status, 200, "{}", refreshed.body);
+    let new_refresh = refreshed.body["session"]["refresh_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let new_access = refreshed.body["session"]["access_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_ne!(new_refresh, refresh_token);
+    assert_eq!(app.get("/api/v1/auth/me", &new_access).await.status, 200);
+
+    let reused = app
+        .post(
+            "/api/v1/auth/refresh",
+            json!({"refresh_token": refresh_token}),
+        )
+        .await;
+    assert_eq!(reused.status, 401, "{}", reused.body);
+    let bogus = app
+        .post("/api/v1/auth/refresh", json!({"refresh_token": "nope"}))
+        .await;
+    assert_eq!(bogus.status, 401, "{}", bogus.body);
+    let missing = app.post("/api/v1/auth/refresh", json!({})).await;
+    assert_eq!(missing.status, 422);
+
+    let out = app
+        .call(Method::POST, "/api/v1/auth/logout", Some(&new_access), None)
+        .await;
+    assert_eq!(out.status, 204, "{}", out.body);
+    let after = app
+        .post(
+            "/api/v1/auth/refresh",
+            json!({"refresh_token": new_refresh}),
+        )
+        .await;
+    assert_eq!(after.status, 401, "{}", after.body);
+    // Logging out twice is fine.
+    let again = app
+        .call(Method::POST, "/api/v1/auth/logout", Some(&new_access), None)
+        .await;
+    assert_eq!(again.status, 204, "{}", again.body);
+}
+
+#[tokio::test]
+async fn bad_tokens_are_401_json_never_500() {
+    let app = spawn_app().await;
+    let (_, _, _, user_id) = app.ready_user("Dee").await;
+
+    let none = app.call(Method::GET, "/api/v1/auth/me", None, None).await;
+    assert_eq!(none.status, 401);
+    assert_eq!(none.headers["www-authenticate"], "Bearer");
+    assert_eq!(none.body["error"]["code"], "unauthorized");
+
+    let mut expired = claims_for(&user_id, now() - 7200);
+    expired["exp"] = json!(now() - 3600);
+    let mut wrong_aud = claims_for(&user_id, now());
+    wrong_aud["aud"] = json!("anon");
+    let valid = sign_hs256(&claims_for(&user_id, now()));
+    let parts: Vec<&str> = valid.split('.').collect();
+    let tampered = format!("{}.{}x.{}", parts[0], parts[1], parts[2]);
+    let none_alg = format!("eyJhbGciOiJub25lIiwidHlwIjoiSldUIn0.{}.", parts[1]);
+    for token in [
+        sign_hs256(&expired),
+        sign_hs256(&wrong_aud),
+        tampered,
+        none_alg,
+        "garbage".into(),
+    ] {
+        let reply = app.get("/api/v1/auth/me", &token).await;
+        assert_eq!(reply.status, 401, "{token}: {}", reply.body);
+        assert_eq!(reply.headers["www-authenticate"], "Bearer");
+        assert_eq!(reply.body["error"]["code"], "unauthorized");
+    }
+    let basic = app
+        .http
+        .get(format!("{}/api/v1/auth/me", app.base))
+        .header("authorization", "Basic abc")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(basic.status(), 401);
+    // A valid signature for a user with no account here.
+    let stranger = sign_hs256(&claims_for("00000000-0000-4000-8000-000000000001", now()));
+    assert_eq!(app.get("/api/v1/auth/me", &stranger).await.status, 404);
+}
+
+#[tokio::test]
+async fn deleting_the_account_leaves_nothing_in_any_system() {
+    let app = spawn_app().await;
+    let (_, password, token, user_id) = app.ready_user("Eve").await;
+    let profile = app.get("/api/v1/auth/me", &token).await;
+    let agent_id = profile.body["profile"]["agent_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // Give the agent archival memory, so an archive exists that deleting the agent alone leaves.
+    let letta = &app.state.config.letta;
+    let mut insert = app
+        .http
+        .post(format!(
+            "{}/v1/agents/{agent_id}/archival-memory",
+            letta.base_url
+        ))
+        .json(&json!({"text": "Eve keeps bees."}));
+    if let Some(p) = &letta.password {
+        insert = insert.bearer_auth(p.expose());
+    }
+    assert!(insert.send().await.unwrap().status().is_success());
+    let archives = app.state.letta.agent_archive_ids(&agent_id).await.unwrap();
+    assert_eq!(archives.len(), 1);
+
+    // A stale token is not enough; the wrong password neither.
+    let stale = sign_hs256(&claims_for(&user_id, now() - 3000));
+    let reply = app
+        .call(Method::DELETE, "/api/v1/auth/account", Some(&stale), None)
+        .await;
+    assert_eq!(reply.status, 403, "{}", reply.body);
+    assert_eq!(reply.body["error"]["code"], "reauthentication_required");
+    let reply = app
+        .call(
+            Method::DELETE,
+            "/api/v1/auth/account",
+            Some(&stale),
+            Some(json!({"password": "wrong-password"})),
+        )
+        .await;
+    assert_eq!(reply.status, 401, "{}", reply.body);
+
+    let reply = app
+        .call(
+            Method::DELETE,
+            "/api/v1/auth/account",
+            Some(&stale),
+            Some(json!({"password": password})),
+        )
+        .await;
+    assert_eq!(reply.status, 204, "{}", reply.body);
+    assert_eq!(
+        footprint(&app, &user_id).await,
+        Footprint {
+            supabase_user: false,
+            litellm_user: false,
+            litellm_keys: 0,
+            letta_providers: 0,
+            letta_agents: 0,
+            dynamodb_items: 0
+        }
+    );
+    let mut archive = app
+        .http
+        .get(format!("{}/v1/archives/{}", letta.base_url, archives[0]));
+    if let Some(p) = &letta.password {
+        archive = archive.bearer_auth(p.expose());
+    }
+    assert_eq!(
+        archive.send().await.unwrap().status(),
+        404,
+        "the agent's archive is gone too"
+    );
+
+    // A fresh token works too, and deleting twice is harmless.
+    let (_, _, token, user_id) = app.ready_user("Fay").await;
+    let reply = app
+        .call(Method::DELETE, "/api/v1/auth/account", Some(&token), None)
+        .await;
+    assert_eq!(reply.status, 204, "{}", reply.body);
+    assert!(!footprint(&app, &user_id).await.supabase_user);
+    let fresh = sign_hs256(&claims_for(&user_id, now()));
+    let reply = app
+        .call(Method::DELETE, "/api/v1/auth/account", Some(&fresh), None)
+        .await;
+    assert_eq!(reply.status, 204, "{}", reply.body);
+}

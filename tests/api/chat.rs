@@ -1,0 +1,376 @@
+//! Chat end to end against the real stack: SSE relay, stored history and usage, memory,
+//! paging, idempotency, concurrency, disconnects, budgets and bad input.
+
+
+
+use std::time::Duration;
+
+use crate::helpers::*;
+use serde_json::json;
+
+#[tokio::test]
+async fn a_turn_streams_deltas_that_add_up_to_the_stored_reply() {
+    let app = spawn_app().await;
+    let (_, _, token, user_id) = app.ready_user("Ivy").await;
+    let events = app.chat(&token, LONG_MESSAGE, None).await.events();
+    let kinds = names(&events);
+    assert_eq!(kinds.first(), Some(&"start"), "{kinds:?}");
+    assert_eq!(&kinds[kinds.len() - 2..], ["usage", "done"], "{kinds:?}");
+    assert!(
+        kinds.iter().filter(|k| **k == "delta").count() >= 2,
+        "several deltas: {kinds:?}"
+    );
+    assert!(kinds.contains(&"reasoning"), "{kinds:?}");
+    let ids: Vec<u64> = events.iter().map(|e| e.id.parse().unwrap()).collect();
+    assert!(
+        ids.windows(2).all(|w| w[1] == w[0] + 1),
+        "every event has an increasing id: {ids:?}"
+    );
+    let streamed = text_of(&events);
+    assert_eq!(streamed, format!("echo: {LONG_MESSAGE}"));
+
+    let start = &events[0].data;
+    let done = &events.last().unwrap().data;
+    assert_eq!(done["stop_reason"], "end_turn");
+    assert!(done["latency_ms"].as_u64().unwrap() > 0);
+    assert_eq!(done["message_id"], start["message_id"]);
+    let usage = &events[events.len() - 2].data;
+    let (prompt, completion) = (
+        usage["prompt_tokens"].as_f64().unwrap(),
+        usage["completion_tokens"].as_f64().unwrap(),
+    );
+    assert!(prompt > 0.0 && completion > 0.0);
+    let expected_cost = prompt * 0.00003 + completion * 0.00006;
+    assert!(
+        (usage["cost_usd"].as_f64().unwrap() - expected_cost).abs() < 1e-9,
+        "{usage}"
+    );
+
+    let history = app.history(&token, "").await;
+    assert_eq!(history.status, 200, "{}", history.body);
+    let messages = history.body["messages"].as_array().unwrap();
+    assert_eq!(messages.len(), 2);
+    let (reply, asked) = (&messages[0], &messages[1]);
+    assert_eq!(reply["role"], "assistant");
+    assert_eq!(reply["id"], start["message_id"]);
+    assert_eq!(
+        reply["content"],
+        streamed.as_str(),
+        "the stored reply is what was streamed"
+    );
+    assert_eq!(reply["status"], "complete");
+    assert_eq!(reply["usage"]["prompt_tokens"], usage["prompt_tokens"]);
+    assert_eq!(reply["cost_usd"], usage["cost_usd"]);
+    assert_eq!(reply["model"], "gpt-4");
+    assert!(reply["latency_ms"].as_u64().is_some() && reply["ttft_ms"].as_u64().is_some());
+    assert!(reply["reasoning"].as_str().is_some_and(|r| !r.is_empty()));
+    assert_eq!(asked["role"], "user");
+    assert_eq!(asked["content"], LONG_MESSAGE);
+    assert_eq!(asked["status"], "complete");
+    assert_eq!(asked["id"], start["user_message_id"]);
+
+    // The day's usage aggregate counts the turn; LiteLLM billed the same amount to this user.
+    let day = &reply["created_at"].as_str().unwrap()[..10];
+    let aggregate = app
+        .raw_item(&format!("USER#{user_id}"), &format!("USAGE#{day}"))
+        .await
+        .expect("the day's usage item");
+    assert_eq!(aggregate["messages"], 1);
+    assert_eq!(aggregate["prompt_tokens"].as_f64().unwrap(), prompt);
+    let spend = eventually("LiteLLM spend", Duration::from_secs(20), || {
+        let app = &app;
+        let user_id = user_id.clone();
+        async move {
+            app.state
+                .litellm
+                .user_info(&user_id)
+                .await
+                .ok()??
+                .user_info
+                .map(|u| u.spend)
+                .filter(|s| *s > 0.0)
+        }
+    })
+    .await;
+    assert!(
+        (spend - expected_cost).abs() < 1e-9,
+        "LiteLLM's spend {spend} = tokens × price {expected_cost}"
+    );
+}
+
+#[tokio::test]
+async fn the_agent_remembers_a_fact_from_an_earlier_turn() {
+    let app = spawn_app().await;
+    let (_, _, token, _) = app.ready_user("Someone").await;
+    let told = app
+        .chat(&token, "Hello! My name is Zed Quill.", None)
+        .await
+        .events();
+    let kinds = names(&told);
+    assert!(
+        kinds.contains(&"tool_call") && kinds.contains(&"tool_result"),
+        "{kinds:?}"
+    );
+    let call = told.iter().find(|e| e.name == "tool_call").unwrap();
+    assert_eq!(call.data["name"], "core_memory_append");
+    assert!(
+        call.data["arguments"]
+            .as_str()
+            .unwrap()
+            .contains("Zed Quill")
+    );
+    assert!(text_of(&told).contains("Zed Quill"), "{}", text_of(&told));
+
+    let asked = app.chat(&token, "What is my name?", None).await.events();
+    assert_eq!(text_of(&asked), "Your name is Zed Quill.");
+    let history = app.history(&token, "?limit=1").await;
+    assert_eq!(
+        history.body["messages"][0]["content"],
+        "Your name is Zed Quill."
+    );
+    let stored_calls =
+        app.history(&token, "?limit=4").await.body["messages"][2]["tool_calls"].clone();
+    assert_eq!(
+        stored_calls[0]["name"], "core_memory_append",
+        "{stored_calls}"
+    );
+    assert!(stored_calls[0]["result"].as_str().is_some());
+}
+
+#[tokio::test]
+async fn history_pages_newest_first_with_cursors_bound_to_the_user() {
+    let app = spawn_app().await;
+    let (_, _, token, _) = app.ready_user("Pager").await;
+    for i in 0..6 {
+        let events = app
+            .chat(&token, &format!("message number {i}"), None)
+            .await
+            .events();
+        assert_eq!(names(&events).last(), Some(&"done"));
+    }
+    let mut seen = Vec::new();
+    let mut query = "?limit=5".to_string();
+    let mut pages = 0;
+    loop {
+        let page = app.history(&token, &query).await;
+        assert_eq!(page.status, 200, "{}", page.body);
+        pages += 1;
+        seen.extend(
+            page.body["messages"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|m| m["id"].as_str().unwrap().to_string()),
+        );
+        match page.body["next_cursor"].as_str() {
+            Some(cursor) => query = format!("?limit=5&before={cursor}"),
+            None => break,
+        }
+    }
+    assert_eq!(pages, 3);
+    assert_eq!(seen.len(), 12);
+    let mut sorted = seen.clone();
+    sorted.sort();
+    sorted.reverse();
+    assert_eq!(seen, sorted, "newest first, no duplicates");
+    let newest = app.history(&token, "?limit=1").await;
+    assert_eq!(
+        newest.body["messages"][0]["content"],
+        "echo: message number 5"
+    );
+
+    for bad in ["?limit=0", "?limit=101", "?limit=abc"] {
+        let reply = app.history(&token, bad).await;
+        assert_eq!(reply.status, 422, "{bad}: {}", reply.body);
+        assert_eq!(reply.body["error"]["field"], "limit");
+    }
+    for cursor in ["garbage", "eyJ1IjoieCIsIm0iOiJ5In0"] {
+        let reply = app.history(&token, &format!("?before={cursor}")).await;
+        assert_eq!(reply.status, 400, "{}", reply.body);
+        assert_eq!(reply.body["error"]["code"], "invalid_cursor");
+    }
+    // Another user can neither see these messages nor use this user's cursor.
+    let (_, _, other, _) = app.ready_user("Other").await;
+    let mine = app.history(&token, "?limit=5").await.body["next_cursor"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let theirs = app.history(&other, "").await;
+    assert_eq!(theirs.body["messages"], json!([]));
+    let stolen = app.history(&other, &format!("?before={mine}")).await;
+    assert_eq!(stolen.status, 400);
+}
+
+#[tokio::test]
+async fn a_repeated_idempotency_key_replays_the_stored_reply() {
+    let app = spawn_app().await;
+    let (_, _, token, _) = app.ready_user("Idem").await;
+    let first = app
+        .chat(&token, "say this once", Some("key-123"))
+        .await
+        .events();
+    let again = app
+        .chat(&token, "say this once", Some("key-123"))
+        .await
+        .events();
+    assert_eq!(again[0].data["replayed"], true);
+    assert_eq!(again[0].data["message_id"], first[0].data["message_id"]);
+    assert_eq!(text_of(&again), text_of(&first));
+    assert_eq!(names(&again).last(), Some(&"done"));
+    let history = app.history(&token, "").await;
+    assert_eq!(
+        history.body["messages"].as_array().unwrap().len(),
+        2,
+        "the agent was reached once"
+    );
+    // Another key is another turn.
+    let other = app
+        .chat(&token, "say this once", Some("key-456"))
+        .await
+        .events();
+    assert_ne!(other[0].data["message_id"], first[0].data["message_id"]);
+    let bad = app.chat(&token, "x", Some("has spaces in it")).await.json();
+    assert_eq!(bad.status, 400);
+    assert_eq!(bad.body["error"]["code"], "invalid_idempotency_key");
+}
+
+#[tokio::test]
+async fn one_turn_at_a_time_and_a_gone_client_still_gets_its_turn_stored() {
+    let app = spawn_app().await;
+    let (_, _, token, _) = app.ready_user("Busy").await;
+    let slow = format!("/slow 150 {LONG_MESSAGE}");
+    let res = app.chat_request(&token, &slow, Some("slow-1")).await;
+    assert_eq!(res.status(), 200);
+
+    // While that turn runs: a second send is refused, and so is the same key.
+    let second = app.chat(&token, "are you there?", None).await.json();
+    assert_eq!(second.status, 409, "{}", second.body);
+    assert_eq!(second.body["error"]["code"], "turn_in_progress");
+    let same_key = app.chat(&token, &slow, Some("slow-1")).await.json();
+    assert_eq!(same_key.status, 409, "{}", same_key.body);
+
+    // Read until the first delta, then hang up.
+    {
+        use eventsource_stream::Eventsource;
+        use futures_util::StreamExt;
+        let mut stream = res.bytes_stream().eventsource();
+        while let Some(event) = stream.next().await {
+            if event.unwrap().event == "delta" {
+                break;
+            }
+        }
+    }
+    let reply = eventually(
+        "the reply stored after the client left",
+        Duration::from_secs(60),
+        || {
+            let app = &app;
+            let token = token.clone();
+            async move {
+                let page = app.history(&token, "?limit=1").await;
+                let m = page.body["messages"][0].clone();
+                (m["role"] == "assistant" && m["status"] == "complete").then_some(m)
+            }
+        },
+    )
+    .await;
+    assert_eq!(reply["content"], format!("echo: {LONG_MESSAGE}"));
+    // The lock is released: the next turn goes through.
+    let next = app.chat(&token, "and now?", None).await.events();
+    assert_eq!(text_of(&next), "echo: and now?");
+}
+
+#[tokio::test]
+async fn an_exhausted_budget_is_402_with_spend_and_limit() {
+    let app = spawn_app().await;
+    let (_, _, token, user_id) = app.ready_user("Spender").await;
+    app.state
+        .litellm
+        .update_user_budget(&user_id, 0.000001, None)
+        .await
+        .unwrap();
+    // The call that crosses the budget is let through; the next one is refused.
+    let first = app.chat(&token, "spend a little", None).await.events();
+    assert_eq!(names(&first).last(), Some(&"done"));
+    let refused = eventually("a budget refusal", Duration::from_secs(30), || {
+        let app = &app;
+        let token = token.clone();
+        async move {
+            match app.chat(&token, "and a little more", None).await {
+                ChatReply::Json(reply) => Some(reply),
+                ChatReply::Stream(_) => None,
+            }
+        }
+    })
+    .await;
+    assert_eq!(refused.status, 402, "{}", refused.body);
+    assert_eq!(refused.body["error"]["code"], "budget_exceeded");
+    assert!(refused.body["error"]["spend"].as_f64().unwrap() > 0.0);
+    assert_eq!(refused.body["error"]["limit"].as_f64().unwrap(), 0.000001);
+    // The refused message is kept, marked failed.
+    let history = app.history(&token, "?limit=1").await;
+    let last = &history.body["messages"][0];
+    assert_eq!(last["role"], "user");
+    assert_eq!(last["status"], "failed");
+    assert_eq!(last["error"]["code"], "budget_exceeded");
+}
+
+#[tokio::test]
+async fn bad_chat_input_is_a_clear_4xx() {
+    let app = spawn_app().await;
+    let (_, _, token, _) = app.ready_user("Typo").await;
+    for (content, status, code) in [("", 400, "empty_content"), ("   \n ", 400, "empty_content")] {
+        let reply = app.chat(&token, content, None).await.json();
+        assert_eq!(reply.status, status);
+        assert_eq!(reply.body["error"]["code"], code);
+    }
+    let long = "x".repeat(32_001);
+    let reply = app.chat(&token, &long, None).await.json();
+    assert_eq!(reply.status, 413);
+    assert_eq!(reply.body["error"]["code"], "content_too_long");
+    assert_eq!(reply.body["error"]["field"], "content");
+    let missing = app
+        .call(
+            reqwest::Method::POST,
+            "/api/v1/chat/message",
+            Some(&token),
+            Some(json!({"text": "hi"})),
+        )
+        .await;
+    assert_eq!(missing.status, 422);
+    let anonymous = app
+        .call(
+            reqwest::Method::POST,
+            "/api/v1/chat/message",
+            None,
+            Some(json!({"content": "hi"})),
+        )
+        .await;
+    assert_eq!(anonymous.status, 401);
+    assert_eq!(
+        app.call(reqwest::Method::GET, "/api/v1/chat/history", None, None)
+            .await
+            .status,
+        401
+    );
+    // Nothing was stored for refused input.
+    assert_eq!(app.history(&token, "").await.body["messages"], json!([]));
+}
+
+#[tokio::test]
+async fn a_reply_letta_did_not_stream_is_sent_from_its_stored_copy() {
+    // Streamed in OpenAI's fine token shapes, Letta 0.16.8 drops the assistant deltas although
+    // it stores the message: the backend reads the stored reply back and sends the missing text.
+    let app = spawn_app().await;
+    let (_, _, token, _) = app.ready_user("Reader").await;
+    let events = app
+        .chat(&token, "/tokens what did you store?", None)
+        .await
+        .events();
+    assert_eq!(names(&events).last(), Some(&"done"), "{:?}", names(&events));
+    let streamed = text_of(&events);
+    assert_eq!(streamed, "echo: what did you store?");
+    let history = app.history(&token, "?limit=1").await;
+    assert_eq!(history.body["messages"][0]["content"], streamed.as_str());
+    assert_eq!(events.last().unwrap().data["text_corrected"], false);
+}

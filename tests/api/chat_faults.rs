@@ -1,0 +1,73 @@
+//! Chat when Letta fails: killed in the middle of a reply, and unreachable before one starts.
+//! Nothing is lost: the user's message is stored first, partial replies are kept and marked.
+
+
+
+use std::time::Duration;
+
+use crate::helpers::*;
+
+struct Restore;
+
+impl Drop for Restore {
+    fn drop(&mut self) {
+        service("start", "letta");
+    }
+}
+
+#[tokio::test]
+async fn letta_dying_mid_stream_keeps_the_partial_reply_and_being_down_is_503() {
+    let app = spawn_app_exclusive().await;
+    let (_, _, token, _) = app.ready_user("Fragile").await;
+    let _restore = Restore;
+
+    // Killed mid-stream: an `error` event, and what arrived is stored as `interrupted`.
+    let res = app
+        .chat_request(&token, &format!("/slow 400 {LONG_MESSAGE}"), None)
+        .await;
+    assert_eq!(res.status(), 200);
+    let reader = tokio::spawn(read_chat(res));
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    service("kill", "letta");
+    let events = tokio::time::timeout(Duration::from_secs(90), reader)
+        .await
+        .expect("the stream ends")
+        .unwrap()
+        .events();
+    let last = events.last().unwrap();
+    assert_eq!(last.name, "error", "{:?}", names(&events));
+    assert_eq!(last.data["code"], "agent_interrupted");
+    assert_eq!(last.data["retryable"], true);
+    let partial = text_of(&events);
+    assert!(
+        !partial.is_empty(),
+        "some text arrived before the kill: {:?}",
+        names(&events)
+    );
+    let full = format!("echo: {LONG_MESSAGE}");
+    assert!(
+        full.starts_with(&partial) && partial.len() < full.len(),
+        "{partial:?}"
+    );
+
+    let history = app.history(&token, "?limit=2").await;
+    let (reply, asked) = (&history.body["messages"][0], &history.body["messages"][1]);
+    assert_eq!(reply["status"], "interrupted", "{}", history.body);
+    assert_eq!(reply["content"], partial.as_str());
+    assert_eq!(reply["error"]["code"], "agent_interrupted");
+    assert_eq!(asked["role"], "user");
+
+    // Letta down before the turn: 503 with Retry-After, and the message is kept as failed.
+    let down = app.chat(&token, "anyone there?", None).await.json();
+    assert_eq!(down.status, 503, "{}", down.body);
+    assert_eq!(down.headers["retry-after"], "5");
+    assert_eq!(down.body["error"]["service"], "letta");
+    let history = app.history(&token, "?limit=1").await;
+    assert_eq!(history.body["messages"][0]["content"], "anyone there?");
+    assert_eq!(history.body["messages"][0]["status"], "failed");
+
+    // Back up: the same user chats again (the turn lock was released both times).
+    service("start", "letta");
+    let events = app.chat(&token, "hello again", None).await.events();
+    assert_eq!(text_of(&events), "echo: hello again");
+}

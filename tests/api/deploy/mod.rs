@@ -1,0 +1,5 @@
+//! Deployment checks: the SAM template against the code, and every function with every sample
+//! event under the Lambda runtime emulator.
+
+mod lambda_watch;
+mod template;

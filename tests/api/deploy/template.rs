@@ -1,0 +1,273 @@
+//! `template.yaml` checked for what the linters miss: the table is the one the code creates (and
+//! the local stack has), chat streams, every binary exists, CORS lets the frontend's headers
+//! through, least-privilege policies, timeouts above the upstream timeout.
+
+use std::path::PathBuf;
+
+use serde_norway::Value;
+
+use crate::helpers::{dynamodb, share_stack, stack_config};
+
+fn workspace() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn template() -> Value {
+    let text = std::fs::read_to_string(workspace().join("template.yaml")).expect("template.yaml");
+    serde_norway::from_str(&text).expect("template.yaml is YAML")
+}
+
+fn s(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        Value::Number(n) => n.to_string(),
+        Value::Bool(b) => b.to_string(),
+        Value::Tagged(t) => format!("{} {}", t.tag, s(&t.value)),
+        other => format!("{other:?}"),
+    }
+}
+
+const FUNCTIONS: [(&str, &str); 4] = [
+    ("AuthFunction", "auth"),
+    ("ChatFunction", "chat"),
+    ("UserFunction", "user"),
+    ("AgentFunction", "agent"),
+];
+
+#[test]
+fn every_function_is_an_arm64_rust_binary_of_this_workspace_with_a_function_url() {
+    let t = template();
+    let globals = &t["Globals"]["Function"];
+    assert_eq!(s(&globals["Runtime"]), "provided.al2023");
+    assert_eq!(s(&globals["Architectures"][0]), "arm64");
+    assert_eq!(s(&globals["Handler"]), "bootstrap");
+    for (resource, binary) in FUNCTIONS {
+        let f = &t["Resources"][resource];
+        assert_eq!(s(&f["Type"]), "AWS::Serverless::Function");
+        assert_eq!(s(&f["Metadata"]["BuildMethod"]), "rust-cargolambda");
+        assert_eq!(s(&f["Metadata"]["BuildProperties"]["Binary"]), binary);
+        let manifest =
+            std::fs::read_to_string(workspace().join(format!("functions/{binary}/Cargo.toml")))
+                .unwrap();
+        assert!(
+            manifest.contains(&format!("name = \"{binary}\"")),
+            "{binary} is a workspace package"
+        );
+        assert!(
+            workspace()
+                .join(format!("functions/{binary}/src/main.rs"))
+                .exists(),
+            "{binary} has a main"
+        );
+        let url = &f["Properties"]["FunctionUrlConfig"];
+        // The JWT is verified in the function; the URL itself is public.
+        assert_eq!(s(&url["AuthType"]), "NONE", "{resource}");
+        let expected_mode = if binary == "chat" {
+            "RESPONSE_STREAM"
+        } else {
+            ""
+        };
+        let mode = if url["InvokeMode"].is_null() {
+            String::new()
+        } else {
+            s(&url["InvokeMode"])
+        };
+        assert_eq!(mode, expected_mode, "{resource} InvokeMode");
+        let headers: Vec<String> = url["Cors"]["AllowHeaders"]
+            .as_sequence()
+            .unwrap()
+            .iter()
+            .map(|h| s(h).to_lowercase())
+            .collect();
+        for needed in ["authorization", "content-type", "idempotency-key"] {
+            assert!(
+                headers.contains(&needed.to_string()),
+                "{resource} CORS allows {needed}"
+            );
+        }
+        assert!(
+            s(&url["Cors"]["AllowOrigins"]).contains("AllowedOrigins"),
+            "origins come from the parameter"
+        );
+        // Timeouts: the function outlives its calls to dependencies.
+        let timeout = f["Properties"]["Timeout"]
+            .as_u64()
+            .or(globals["Timeout"].as_u64())
+            .unwrap();
+        let upstream = f["Properties"]["Environment"]["Variables"]["UPSTREAM_TIMEOUT_SECS"]
+            .as_u64()
+            .unwrap();
+        assert!(
+            upstream > 16 && upstream < timeout,
+            "{resource}: Letta's ~16 s < {upstream} < {timeout}"
+        );
+        assert!(
+            !s(&f["Properties"]["LoggingConfig"]["LogGroup"]).is_empty(),
+            "{resource} logs to a group with retention"
+        );
+    }
+    let chat_timeout = t["Resources"]["ChatFunction"]["Properties"]["Timeout"]
+        .as_u64()
+        .unwrap();
+    assert!(chat_timeout >= 120, "long agent turns fit");
+    // A turn lock outlives any turn, and frees the user soon after a timed-out invocation.
+    let lock = shared::store::TURN_LOCK_TTL_SECS as u64;
+    assert!(
+        chat_timeout < lock && lock <= chat_timeout + 60,
+        "turn lock {lock} s vs chat timeout {chat_timeout} s"
+    );
+    for output in ["AuthUrl", "ChatUrl", "UserUrl", "AgentUrl", "TableName"] {
+        assert!(!t["Outputs"][output].is_null(), "output {output}");
+    }
+}
+
+#[test]
+fn secrets_are_resolved_by_name_never_plain_parameters() {
+    let t = template();
+    let vars = t["Globals"]["Function"]["Environment"]["Variables"]
+        .as_mapping()
+        .unwrap();
+    for secret in [
+        "LITELLM_MASTER_KEY",
+        "SUPABASE_SERVICE_ROLE_KEY",
+        "SUPABASE_JWT_SECRET",
+        "LETTA_SERVER_PASSWORD",
+        "SUPABASE_ANON_KEY",
+    ] {
+        let value = s(&vars[&Value::String(secret.into())]);
+        assert!(
+            value.contains("{{resolve:secretsmanager:"),
+            "{secret} comes from Secrets Manager: {value}"
+        );
+    }
+    let params = t["Parameters"].as_mapping().unwrap();
+    for (name, _) in params {
+        let name = s(name).to_lowercase();
+        assert!(
+            !(name.contains("key") || name.contains("password") || name.contains("jwtsecret")),
+            "no secret parameter: {name}"
+        );
+    }
+}
+
+#[test]
+fn each_function_gets_only_the_dynamodb_actions_it_uses_on_this_table() {
+    let t = template();
+    for (resource, _) in FUNCTIONS {
+        let policies = t["Resources"][resource]["Properties"]["Policies"]
+            .as_sequence()
+            .unwrap();
+        for policy in policies {
+            for statement in policy["Statement"].as_sequence().unwrap() {
+                assert_eq!(s(&statement["Resource"]), "!GetAtt Table.Arn", "{resource}");
+                for action in statement["Action"].as_sequence().unwrap() {
+                    let action = s(action);
+                    assert!(action.starts_with("dynamodb:"), "{resource}: {action}");
+                    assert!(
+                        !action.contains('*')
+                            && action != "dynamodb:DeleteTable"
+                            && action != "dynamodb:Scan",
+                        "{resource}: {action}"
+                    );
+                }
+            }
+        }
+    }
+    let actions = |resource: &str| -> Vec<String> {
+        t["Resources"][resource]["Properties"]["Policies"][0]["Statement"][0]["Action"]
+            .as_sequence()
+            .unwrap()
+            .iter()
+            .map(s)
+            .collect()
+    };
+    assert!(
+        actions("AuthFunction").contains(&"dynamodb:BatchWriteItem".to_string()),
+        "account deletion"
+    );
+    assert!(
+        !actions("UserFunction").contains(&"dynamodb:PutItem".to_string()),
+        "user only updates"
+    );
+}
+
+#[tokio::test]
+async fn the_table_is_the_one_the_code_creates_and_the_local_stack_has() {
+    use shared::store::table;
+    let t = template();
+    let p = &t["Resources"]["Table"]["Properties"];
+    assert_eq!(s(&p["BillingMode"]), "PAY_PER_REQUEST");
+    assert_eq!(s(&p["KeySchema"][0]["AttributeName"]), table::PARTITION_KEY);
+    assert_eq!(s(&p["KeySchema"][0]["KeyType"]), "HASH");
+    assert_eq!(s(&p["KeySchema"][1]["AttributeName"]), table::SORT_KEY);
+    assert_eq!(s(&p["KeySchema"][1]["KeyType"]), "RANGE");
+    assert!(
+        p["AttributeDefinitions"]
+            .as_sequence()
+            .unwrap()
+            .iter()
+            .all(|a| s(&a["AttributeType"]) == "S")
+    );
+    assert_eq!(
+        s(&p["TimeToLiveSpecification"]["AttributeName"]),
+        table::TTL_ATTRIBUTE
+    );
+    assert_eq!(
+        p["TimeToLiveSpecification"]["Enabled"].as_bool(),
+        Some(true)
+    );
+    assert_eq!(
+        p["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"].as_bool(),
+        Some(true)
+    );
+    assert_eq!(p["SSESpecification"]["SSEEnabled"].as_bool(), Some(true));
+
+    // The table the local stack created with the code's definition has the same shape.
+    let _stack = share_stack().await;
+    let state = shared::AppState::new(stack_config()).await;
+    shared::store::table::ensure_table(&state.store)
+        .await
+        .unwrap();
+    let client = dynamodb(&state.config).await;
+    let described = client
+        .describe_table()
+        .table_name(state.store.table_name())
+        .send()
+        .await
+        .unwrap();
+    let live = described.table().unwrap();
+    let keys: Vec<(String, String)> = live
+        .key_schema()
+        .iter()
+        .map(|k| {
+            (
+                k.attribute_name().to_string(),
+                k.key_type().as_str().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        keys,
+        vec![
+            (table::PARTITION_KEY.into(), "HASH".into()),
+            (table::SORT_KEY.into(), "RANGE".into())
+        ]
+    );
+    assert_eq!(
+        live.billing_mode_summary()
+            .and_then(|b| b.billing_mode())
+            .map(|m| m.as_str()),
+        Some("PAY_PER_REQUEST")
+    );
+    let ttl = client
+        .describe_time_to_live()
+        .table_name(state.store.table_name())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        ttl.time_to_live_description()
+            .and_then(|d| d.attribute_name()),
+        Some(table::TTL_ATTRIBUTE)
+    );
+}

@@ -1,0 +1,94 @@
+//! Health and routing of the gateway as a black box, and its start-up refusing a bad
+//! configuration.
+
+use std::{process::Command, time::Duration};
+
+use serde_json::Value;
+
+use crate::helpers::*;
+
+async fn get(url: &str) -> (u16, reqwest::header::HeaderMap, Value) {
+    let res = reqwest::Client::new()
+        .get(url)
+        .timeout(Duration::from_secs(10))
+        .send()
+        .await
+        .unwrap();
+    let status = res.status().as_u16();
+    let headers = res.headers().clone();
+    (status, headers, res.json().await.unwrap())
+}
+
+/// Stops the auth server, so it takes the stack exclusively.
+#[tokio::test]
+async fn health_is_200_with_every_dependency_up_and_503_naming_the_one_that_is_down() {
+    let gw = spawn_app_exclusive().await;
+
+    let (status, headers, body) = get(&format!("{}/health", gw.base)).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(headers.contains_key("x-request-id"));
+    for dep in ["dynamodb", "letta", "litellm", "supabase_auth"] {
+        assert_eq!(body["checks"][dep]["status"], "up", "{dep}: {body}");
+        assert!(
+            body["checks"][dep]["latency_ms"].as_f64().is_some(),
+            "{body}"
+        );
+    }
+    for function in ["auth", "chat", "user", "agent"] {
+        let (status, _, body) = get(&format!("{}/health/{function}", gw.base)).await;
+        assert_eq!(status, 200, "{function}: {body}");
+        assert_eq!(body["function"], function);
+    }
+
+    service("stop", "auth");
+    let (status, headers, body) = get(&format!("{}/health", gw.base)).await;
+    service("start", "auth");
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(headers["retry-after"], "5");
+    assert_eq!(body["status"], "unavailable");
+    assert_eq!(body["failing"], serde_json::json!(["supabase_auth"]));
+    assert_eq!(body["checks"]["supabase_auth"]["status"], "down");
+    assert_eq!(body["checks"]["letta"]["status"], "up");
+    // The agent function does not use LiteLLM, so it is not listed there.
+    let (_, _, agent) = get(&format!("{}/health/agent", gw.base)).await;
+    assert!(agent["checks"].get("litellm").is_none(), "{agent}");
+
+    let (status, _, body) = get(&format!("{}/health", gw.base)).await;
+    assert_eq!(status, 200, "after restart: {body}");
+}
+
+#[tokio::test]
+async fn unknown_routes_and_methods_get_the_json_error_shape() {
+    let gw = spawn_app().await;
+    let (status, _, body) = get(&format!("{}/api/v1/nothing-here", gw.base)).await;
+    assert_eq!(status, 404);
+    assert_eq!(body["error"]["code"], "not_found");
+    let res = reqwest::Client::new()
+        .delete(format!("{}/health", gw.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 405);
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "method_not_allowed");
+}
+
+#[test]
+fn a_missing_variable_is_named_and_the_gateway_exits() {
+    let out = Command::new(workspace_binary("gateway"))
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("LETTA_BASE_URL", "not-a-url")
+        .output()
+        .expect("run gateway");
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    for needle in [
+        "TABLE_NAME is missing",
+        "LITELLM_MASTER_KEY is missing",
+        "SUPABASE_URL is missing",
+        "LETTA_BASE_URL must be an http(s) URL",
+    ] {
+        assert!(stderr.contains(needle), "{needle:?} not in {stderr}");
+    }
+}

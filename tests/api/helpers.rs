@@ -1,0 +1,435 @@
+//! Helpers for black-box tests: the gateway on a free port, against the real local stack.
+
+use std::{path::PathBuf, process::Command, time::Duration};
+
+use reqwest::{Method, StatusCode, header::HeaderMap};
+use serde_json::{Value, json};
+use shared::{AppState, Config};
+use tokio::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
+
+/// The local stack is shared by every test of this binary. Most tests only use it; the few that
+/// stop or kill a service take it exclusively, so no other test sees the outage.
+static STACK: RwLock<()> = RwLock::const_new(());
+
+/// How a test holds the stack, for as long as it lives.
+pub enum StackGuard {
+    /// Alongside other tests.
+    Shared(#[allow(dead_code)] RwLockReadGuard<'static, ()>),
+    /// Alone: the test stops or kills services.
+    Exclusive(#[allow(dead_code)] RwLockWriteGuard<'static, ()>),
+}
+
+pub struct TestApp {
+    pub base: String,
+    pub http: reqwest::Client,
+    pub state: AppState,
+    /// Released when the test ends (after its own clean-up guards, declared later, ran).
+    _stack: StackGuard,
+}
+
+pub struct Reply {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Value,
+}
+
+/// The backend for a test that only uses the stack.
+pub async fn spawn_app() -> TestApp {
+    start(StackGuard::Shared(STACK.read().await)).await
+}
+
+/// The backend for a test that stops or kills services: no other test runs meanwhile.
+pub async fn spawn_app_exclusive() -> TestApp {
+    start(StackGuard::Exclusive(STACK.write().await)).await
+}
+
+/// A share of the stack for a test that uses it without the gateway.
+pub async fn share_stack() -> StackGuard {
+    StackGuard::Shared(STACK.read().await)
+}
+
+/// The stack's configuration, as `make test` exports it.
+pub fn stack_config() -> Config {
+    Config::from_env().unwrap_or_else(|e| {
+        panic!("the local stack's environment is missing; run `make test`. {e}")
+    })
+}
+
+async fn start(stack: StackGuard) -> TestApp {
+    let state = AppState::new(stack_config()).await;
+    shared::store::table::ensure_table(&state.store)
+        .await
+        .expect("table");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let app = gateway::app(state.clone());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    TestApp {
+        base,
+        http: reqwest::Client::builder()
+            .timeout(Duration::from_secs(120))
+            .build()
+            .unwrap(),
+        state,
+        _stack: stack,
+    }
+}
+
+/// A DynamoDB client of the tests' own, so checks do not go through the store they check.
+pub async fn dynamodb(config: &Config) -> aws_sdk_dynamodb::Client {
+    let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
+    if let Some(endpoint) = &config.dynamodb.endpoint {
+        loader = loader.endpoint_url(endpoint);
+    }
+    aws_sdk_dynamodb::Client::new(&loader.load().await)
+}
+
+/// A binary of this workspace, built by `make test` before the tests run.
+pub fn workspace_binary(name: &str) -> PathBuf {
+    // The test runs as target/<profile>/deps/api-<hash>; binaries are in target/<profile>.
+    let exe = std::env::current_exe().expect("the test binary's path");
+    exe.parent()
+        .and_then(|deps| deps.parent())
+        .expect("target/<profile>")
+        .join(name)
+}
+
+impl TestApp {
+    /// One item read straight from the table, as JSON; `None` when absent.
+    pub async fn raw_item(&self, pk: &str, sk: &str) -> Option<Value> {
+        use aws_sdk_dynamodb::types::AttributeValue;
+        let out = dynamodb(&self.state.config)
+            .await
+            .get_item()
+            .table_name(self.state.store.table_name())
+            .key("pk", AttributeValue::S(pk.into()))
+            .key("sk", AttributeValue::S(sk.into()))
+            .consistent_read(true)
+            .send()
+            .await
+            .expect("get_item");
+        out.item.map(|item| serde_dynamo::from_item(item).expect("a JSON-shaped item"))
+    }
+
+    pub async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> Reply {
+        let mut request = self.http.request(method, format!("{}{path}", self.base));
+        if let Some(t) = token {
+            request = request.bearer_auth(t);
+        }
+        if let Some(b) = body {
+            request = request.json(&b);
+        }
+        let res = request.send().await.expect("request");
+        let status = res.status();
+        let headers = res.headers().clone();
+        let text = res.text().await.unwrap();
+        let body = if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap_or(Value::String(text))
+        };
+        Reply {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    pub async fn post(&self, path: &str, body: Value) -> Reply {
+        self.call(Method::POST, path, None, Some(body)).await
+    }
+
+    pub async fn get(&self, path: &str, token: &str) -> Reply {
+        self.call(Method::GET, path, Some(token), None).await
+    }
+
+    /// Registers a new user and returns (email, password, register reply).
+    pub async fn register(&self, display_name: &str) -> (String, String, Reply) {
+        let email = unique_email();
+        let password = "correct-horse-battery".to_string();
+        let reply = self
+            .post(
+                "/api/v1/auth/register",
+                json!({"email": email, "password": password, "display_name": display_name}),
+            )
+            .await;
+        (email, password, reply)
+    }
+
+    pub async fn login(&self, email: &str, password: &str) -> Reply {
+        self.post(
+            "/api/v1/auth/login",
+            json!({"email": email, "password": password}),
+        )
+        .await
+    }
+
+    /// Registers a user that must come out ready; returns (email, password, access token, user id).
+    pub async fn ready_user(&self, display_name: &str) -> (String, String, String, String) {
+        let (email, password, reply) = self.register(display_name).await;
+        assert_eq!(reply.status, 201, "{}", reply.body);
+        assert_eq!(reply.body["profile"]["state"], "ready", "{}", reply.body);
+        let token = reply.body["session"]["access_token"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let id = reply.body["user"]["id"].as_str().unwrap().to_string();
+        (email, password, token, id)
+    }
+}
+
+pub fn unique_email() -> String {
+    format!(
+        "t-{}@example.com",
+        ulid::Ulid::new().to_string().to_lowercase()
+    )
+}
+
+/// Starts or stops one local service (`services.sh start|stop NAME`).
+pub fn service(action: &str, name: &str) {
+    let script = std::env::var("LOCAL_SERVICES").expect("LOCAL_SERVICES (set by make test)");
+    let status = Command::new("bash")
+        .arg(script)
+        .args([action, name])
+        .status()
+        .expect("services.sh");
+    assert!(status.success(), "services.sh {action} {name} failed");
+}
+
+/// Signs a token with the local HS256 secret (for attacks and freshness tests).
+pub fn sign_hs256(claims: &Value) -> String {
+    let secret = std::env::var("SUPABASE_JWT_SECRET").expect("SUPABASE_JWT_SECRET");
+    jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+        claims,
+        &jsonwebtoken::EncodingKey::from_secret(secret.as_bytes()),
+    )
+    .unwrap()
+}
+
+pub fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
+
+pub fn claims_for(user_id: &str, iat: i64) -> Value {
+    let issuer = format!("{}/auth/v1", std::env::var("SUPABASE_URL").unwrap());
+    json!({"iss": issuer, "sub": user_id, "aud": "authenticated", "role": "authenticated",
+           "exp": iat + 3600, "iat": iat, "email": "x@example.com", "session_id": "s"})
+}
+
+/// What the four systems hold for a user.
+#[derive(Debug, PartialEq)]
+pub struct Footprint {
+    pub supabase_user: bool,
+    pub litellm_user: bool,
+    pub litellm_keys: usize,
+    pub letta_providers: usize,
+    pub letta_agents: usize,
+    pub dynamodb_items: usize,
+}
+
+pub async fn footprint(app: &TestApp, user_id: &str) -> Footprint {
+    let s = &app.state;
+    let id = shared::domain::UserId::parse(user_id).unwrap();
+    let supabase_user = app
+        .http
+        .get(format!(
+            "{}/auth/v1/admin/users/{user_id}",
+            s.config.supabase.url
+        ))
+        .header("apikey", s.config.supabase.service_role_key.expose())
+        .bearer_auth(s.config.supabase.service_role_key.expose())
+        .send()
+        .await
+        .unwrap()
+        .status()
+        == 200;
+    let info = s.litellm.user_info(user_id).await.unwrap();
+    let providers = s
+        .letta
+        .find_provider(&shared::flows::provisioning::provider_name(&id))
+        .await
+        .unwrap();
+    let mut agents: Vec<String> = s
+        .letta
+        .find_agents_by_name(&shared::flows::provisioning::agent_name(&id))
+        .await
+        .unwrap()
+        .into_iter()
+        .chain(
+            s.letta
+                .find_agents_by_tag(&shared::flows::provisioning::agent_tag(&id))
+                .await
+                .unwrap(),
+        )
+        .map(|a| a.id)
+        .collect();
+    agents.sort();
+    agents.dedup();
+    let items = dynamodb(&s.config)
+        .await
+        .query()
+        .table_name(s.store.table_name())
+        .key_condition_expression("pk = :pk")
+        .expression_attribute_values(
+            ":pk",
+            aws_sdk_dynamodb::types::AttributeValue::S(format!("USER#{id}")),
+        )
+        .send()
+        .await
+        .unwrap()
+        .count as usize;
+    Footprint {
+        supabase_user,
+        litellm_user: info.is_some(),
+        litellm_keys: info.map(|i| i.keys.len()).unwrap_or(0),
+        letta_providers: usize::from(providers.is_some()),
+        letta_agents: agents.len(),
+        dynamodb_items: items,
+    }
+}
+
+/// One SSE event as a standard parser reads it.
+#[derive(Debug, Clone)]
+pub struct SseEvent {
+    pub id: String,
+    pub name: String,
+    pub data: Value,
+}
+
+pub enum ChatReply {
+    Stream(Vec<SseEvent>),
+    Json(Reply),
+}
+
+impl ChatReply {
+    pub fn events(self) -> Vec<SseEvent> {
+        match self {
+            Self::Stream(events) => events,
+            Self::Json(reply) => panic!("expected a stream, got {} {}", reply.status, reply.body),
+        }
+    }
+
+    pub fn json(self) -> Reply {
+        match self {
+            Self::Json(reply) => reply,
+            Self::Stream(events) => panic!("expected a JSON answer, got a stream: {events:?}"),
+        }
+    }
+}
+
+pub fn names(events: &[SseEvent]) -> Vec<&str> {
+    events.iter().map(|e| e.name.as_str()).collect()
+}
+
+pub fn text_of(events: &[SseEvent]) -> String {
+    events
+        .iter()
+        .filter(|e| e.name == "delta")
+        .filter_map(|e| e.data["text"].as_str())
+        .collect()
+}
+
+impl TestApp {
+    pub async fn chat_request(
+        &self,
+        token: &str,
+        content: &str,
+        idempotency_key: Option<&str>,
+    ) -> reqwest::Response {
+        let mut request = self
+            .http
+            .post(format!("{}/api/v1/chat/message", self.base))
+            .bearer_auth(token)
+            .json(&json!({"content": content}));
+        if let Some(k) = idempotency_key {
+            request = request.header("idempotency-key", k);
+        }
+        request.send().await.expect("chat request")
+    }
+
+    /// Sends a message and reads the whole SSE stream (or the JSON error).
+    pub async fn chat(
+        &self,
+        token: &str,
+        content: &str,
+        idempotency_key: Option<&str>,
+    ) -> ChatReply {
+        let res = self.chat_request(token, content, idempotency_key).await;
+        read_chat(res).await
+    }
+
+    pub async fn history(&self, token: &str, query: &str) -> Reply {
+        self.get(&format!("/api/v1/chat/history{query}"), token)
+            .await
+    }
+}
+
+pub async fn read_chat(res: reqwest::Response) -> ChatReply {
+    use eventsource_stream::Eventsource;
+    use futures_util::StreamExt;
+    let is_sse = res
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("text/event-stream"));
+    if !is_sse {
+        let status = res.status();
+        let headers = res.headers().clone();
+        let body = res.json().await.unwrap_or(Value::Null);
+        return ChatReply::Json(Reply {
+            status,
+            headers,
+            body,
+        });
+    }
+    let mut events = Vec::new();
+    let mut stream = res.bytes_stream().eventsource();
+    while let Some(event) = stream.next().await {
+        let event = event.expect("a valid SSE stream");
+        events.push(SseEvent {
+            id: event.id,
+            name: event.event,
+            data: serde_json::from_str(&event.data).expect("JSON data"),
+        });
+    }
+    ChatReply::Stream(events)
+}
+
+/// Polls until `f` gives `Some` (for what lands asynchronously).
+pub async fn eventually<T, F, Fut>(what: &str, timeout: Duration, mut f: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let start = std::time::Instant::now();
+    loop {
+        if let Some(v) = f().await {
+            return v;
+        }
+        assert!(
+            start.elapsed() < timeout,
+            "{what} did not happen within {timeout:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+}
+
+/// A message long enough that the agent's reply streams in many pieces.
+pub const LONG_MESSAGE: &str = "please repeat these words back to me so that the stream has many small pieces in it today and tomorrow";
+
+impl TestApp {
+    /// POSTs JSON with a token.
+    pub async fn post_with(&self, path: &str, token: &str, body: Value) -> Reply {
+        self.call(Method::POST, path, Some(token), Some(body)).await
+    }
+}

@@ -1,0 +1,16 @@
+//! Black-box tests of the backend, one binary: the gateway (every function's router) started
+//! on a free port against the real local stack (`make test` starts it), one module per area.
+//! Tests that stop or kill a service take the stack exclusively (see `helpers::spawn_app`).
+
+mod helpers;
+
+mod auth;
+mod chat;
+mod chat_faults;
+mod clients;
+mod deploy;
+mod health;
+mod logs;
+mod provisioning_faults;
+mod tokens;
+mod user_agent;

@@ -1,0 +1,500 @@
+//! The user and agent endpoints against the real stack: profile, usage, budget, account health,
+//! agent status, memory (core and archival) and reset; each only ever for the token's user.
+
+
+
+use crate::helpers::*;
+use reqwest::Method;
+use serde_json::json;
+
+#[tokio::test]
+async fn profile_can_be_read_and_renamed_and_the_agent_learns_the_new_name() {
+    let app = spawn_app().await;
+    let (email, _, token, _) = app.ready_user("Old Name").await;
+    let profile = app.get("/api/v1/user/profile", &token).await;
+    assert_eq!(profile.status, 200, "{}", profile.body);
+    assert_eq!(profile.body["profile"]["display_name"], "Old Name");
+    assert_eq!(profile.body["profile"]["email"], email.as_str());
+    assert_eq!(profile.body["profile"]["state"], "ready");
+    assert_eq!(profile.body["profile"]["model"], "gpt-4");
+
+    let renamed = app
+        .call(
+            Method::PATCH,
+            "/api/v1/user/profile",
+            Some(&token),
+            Some(json!({"display_name": "Nova Reyes"})),
+        )
+        .await;
+    assert_eq!(renamed.status, 200, "{}", renamed.body);
+    assert_eq!(renamed.body["profile"]["display_name"], "Nova Reyes");
+    let memory = app.get("/api/v1/agent/memory", &token).await;
+    let human = memory.body["blocks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|b| b["label"] == "human")
+        .unwrap()
+        .clone();
+    assert!(
+        human["value"]
+            .as_str()
+            .unwrap()
+            .contains("Name: Nova Reyes"),
+        "{human}"
+    );
+    // The scripted model answers from the memory Letta puts in its prompt.
+    let events = app.chat(&token, "What is my name?", None).await.events();
+    assert_eq!(text_of(&events), "Your name is Nova Reyes.");
+
+    for bad in [
+        json!({"display_name": ""}),
+        json!({"display_name": "x".repeat(65)}),
+        json!({"name": "x"}),
+    ] {
+        let reply = app
+            .call(
+                Method::PATCH,
+                "/api/v1/user/profile",
+                Some(&token),
+                Some(bad.clone()),
+            )
+            .await;
+        assert_eq!(reply.status, 422, "{bad}: {}", reply.body);
+    }
+}
+
+#[tokio::test]
+async fn usage_counts_turns_per_day_and_budget_updates_reach_litellm() {
+    let app = spawn_app().await;
+    let (_, _, token, user_id) = app.ready_user("Counter").await;
+    for i in 0..2 {
+        let events = app
+            .chat(&token, &format!("count me {i}"), None)
+            .await
+            .events();
+        assert_eq!(names(&events).last(), Some(&"done"));
+    }
+    let usage = app.get("/api/v1/user/usage", &token).await;
+    assert_eq!(usage.status, 200, "{}", usage.body);
+    let days = usage.body["days"].as_array().unwrap();
+    assert_eq!(days.len(), 30, "the last 30 days by default");
+    let today = days.last().unwrap();
+    assert_eq!(today["messages"], 2);
+    assert!(today["cost_usd"].as_f64().unwrap() > 0.0);
+    assert_eq!(usage.body["totals"]["messages"], 2);
+    assert_eq!(
+        usage.body["totals"]["prompt_tokens"],
+        today["prompt_tokens"]
+    );
+    let history = app.history(&token, "?limit=4").await;
+    let stored_cost: f64 = history.body["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|m| m["cost_usd"].as_f64())
+        .sum();
+    assert!((today["cost_usd"].as_f64().unwrap() - stored_cost).abs() < 1e-9);
+    assert!(usage.body["current_period"]["spend_usd"].as_f64().is_some());
+
+    let range = app
+        .get(
+            &format!(
+                "/api/v1/user/usage?from={}&to={}",
+                today["date"].as_str().unwrap(),
+                today["date"].as_str().unwrap()
+            ),
+            &token,
+        )
+        .await;
+    assert_eq!(range.body["days"].as_array().unwrap().len(), 1);
+    for (query, field) in [
+        ("?from=2020-01-01&to=2021-06-01", "from"),
+        ("?from=yesterday", "from"),
+        ("?to=2026-02-30", "to"),
+        ("?from=2026-05-02&to=2026-05-01", "from"),
+    ] {
+        let reply = app.get(&format!("/api/v1/user/usage{query}"), &token).await;
+        assert_eq!(reply.status, 422, "{query}: {}", reply.body);
+        assert_eq!(reply.body["error"]["field"], field, "{query}");
+    }
+
+    let budget = app.get("/api/v1/user/budget", &token).await;
+    assert_eq!(budget.status, 200, "{}", budget.body);
+    assert_eq!(
+        budget.body["max_budget"],
+        app.state.config.budget.default_budget
+    );
+    assert_eq!(budget.body["budget_duration"], "1mo");
+    assert!(budget.body["spend_lag_seconds"].as_i64().is_some());
+
+    let set = app
+        .post_with(
+            "/api/v1/user/budget",
+            &token,
+            json!({"max_budget": 12.5, "budget_duration": "1w"}),
+        )
+        .await;
+    assert_eq!(set.status, 200, "{}", set.body);
+    assert_eq!(set.body["max_budget"], 12.5);
+    assert_eq!(set.body["budget_duration"], "1w");
+    let litellm = app
+        .state
+        .litellm
+        .user_info(&user_id)
+        .await
+        .unwrap()
+        .unwrap()
+        .user_info
+        .unwrap();
+    assert_eq!(litellm.max_budget, Some(12.5));
+    let ceiling = app.state.config.budget.max_budget;
+    for (body, field) in [
+        (json!({"max_budget": -1}), "max_budget"),
+        (json!({"max_budget": ceiling + 1.0}), "max_budget"),
+        (
+            json!({"max_budget": 1, "budget_duration": "2d"}),
+            "budget_duration",
+        ),
+        (json!({"max_budget": "lots"}), "body"),
+    ] {
+        let reply = app
+            .post_with("/api/v1/user/budget", &token, body.clone())
+            .await;
+        assert_eq!(reply.status, 422, "{body}: {}", reply.body);
+        if field != "body" {
+            assert_eq!(reply.body["error"]["field"], field);
+        }
+    }
+    let over = app
+        .post_with(
+            "/api/v1/user/budget",
+            &token,
+            json!({"max_budget": ceiling + 1.0}),
+        )
+        .await;
+    assert!(
+        over.body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains(&ceiling.to_string()),
+        "names the bound: {}",
+        over.body
+    );
+
+    // A budget of zero is enforced on the next chat turn.
+    let zero = app
+        .post_with("/api/v1/user/budget", &token, json!({"max_budget": 0}))
+        .await;
+    assert_eq!(zero.status, 200, "{}", zero.body);
+    let refused = eventually(
+        "the zero budget enforced",
+        std::time::Duration::from_secs(30),
+        || {
+            let app = &app;
+            let token = token.clone();
+            async move {
+                match app.chat(&token, "one more?", None).await {
+                    ChatReply::Json(reply) => Some(reply),
+                    ChatReply::Stream(_) => None,
+                }
+            }
+        },
+    )
+    .await;
+    assert_eq!(refused.status, 402, "{}", refused.body);
+    assert_eq!(refused.body["error"]["code"], "budget_exceeded");
+
+    let health = app.get("/api/v1/user/health", &token).await;
+    assert_eq!(health.status, 200, "{}", health.body);
+    assert_eq!(
+        health.body["status"], "degraded",
+        "no budget left: {}",
+        health.body
+    );
+    assert_eq!(health.body["checks"]["budget"]["ok"], false);
+    assert_eq!(health.body["checks"]["letta_agent"]["ok"], true);
+    assert_eq!(health.body["checks"]["litellm_user"]["ok"], true);
+    assert_eq!(health.body["checks"]["provisioning"]["ok"], true);
+}
+
+#[tokio::test]
+async fn agent_status_memory_and_archival_search() {
+    let app = spawn_app().await;
+    let (_, _, token, _) = app.ready_user("Mem").await;
+    let status = app.get("/api/v1/agent/status", &token).await;
+    assert_eq!(status.status, 200, "{}", status.body);
+    assert_eq!(status.body["state"], "ready");
+    assert_eq!(status.body["responding"], true);
+    assert_eq!(status.body["message_count"], 0);
+    assert_eq!(status.body["archival_passages"], 0);
+    let labels: Vec<&str> = status.body["memory_blocks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["label"].as_str().unwrap())
+        .collect();
+    assert!(
+        labels.contains(&"human") && labels.contains(&"persona"),
+        "{labels:?}"
+    );
+
+    let memory = app.get("/api/v1/agent/memory", &token).await;
+    let human = memory.body["blocks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|b| b["label"] == "human")
+        .unwrap()
+        .clone();
+    assert!(human["limit"].as_u64().unwrap() > 0 && human["description"].as_str().is_some());
+
+    // Written through the API, used by the agent.
+    let write = app
+        .post_with(
+            "/api/v1/agent/memory",
+            &token,
+            json!({"label": "human", "value": "The user's name is Quinn Vale."}),
+        )
+        .await;
+    assert_eq!(write.status, 200, "{}", write.body);
+    let events = app.chat(&token, "what's my name?", None).await.events();
+    assert_eq!(text_of(&events), "Your name is Quinn Vale.");
+
+    let added = app.post_with("/api/v1/agent/memory", &token, json!({"archival": {"text": "Quinn keeps three beehives on the roof.", "tags": ["hobby"]}})).await;
+    assert_eq!(added.status, 200, "{}", added.body);
+    app.post_with(
+        "/api/v1/agent/memory",
+        &token,
+        json!({"archival": {"text": "The weather in Lisbon was sunny."}}),
+    )
+    .await;
+    let found = app
+        .get(
+            "/api/v1/agent/memory/archival?query=beehives%20roof&limit=1",
+            &token,
+        )
+        .await;
+    assert_eq!(found.status, 200, "{}", found.body);
+    assert_eq!(
+        found.body["memories"][0]["text"],
+        "Quinn keeps three beehives on the roof."
+    );
+    let listed = app.get("/api/v1/agent/memory/archival", &token).await;
+    assert_eq!(listed.body["memories"].as_array().unwrap().len(), 2);
+    let status = app.get("/api/v1/agent/status", &token).await;
+    assert_eq!(status.body["archival_passages"], 2);
+    assert_eq!(status.body["message_count"], 2);
+    assert!(status.body["last_activity"].as_str().is_some());
+
+    for (body, field) in [
+        (json!({"label": "system", "value": "x"}), "label"),
+        (
+            json!({"label": "human", "value": "x".repeat(5001)}),
+            "value",
+        ),
+        (json!({"label": "human"}), "value"),
+        (json!({"archival": {"text": "  "}}), "archival.text"),
+        (
+            json!({"label": "human", "value": "x", "archival": {"text": "y"}}),
+            "body",
+        ),
+    ] {
+        let reply = app
+            .post_with("/api/v1/agent/memory", &token, body.clone())
+            .await;
+        assert_eq!(reply.status, 422, "{body}: {}", reply.body);
+        assert_eq!(reply.body["error"]["field"], field, "{body}");
+    }
+    let reply = app
+        .get("/api/v1/agent/memory/archival?limit=0", &token)
+        .await;
+    assert_eq!(reply.status, 422);
+}
+
+#[tokio::test]
+async fn reset_messages_keeps_memory_and_reset_all_does_not() {
+    let app = spawn_app().await;
+    let (_, _, token, user_id) = app.ready_user("Resetter").await;
+    let told = app
+        .chat(&token, "my name is Rory Finch", None)
+        .await
+        .events();
+    assert!(names(&told).contains(&"tool_call"));
+    app.post_with(
+        "/api/v1/agent/memory",
+        &token,
+        json!({"archival": {"text": "Rory likes kites."}}),
+    )
+    .await;
+    let first_agent = app.get("/api/v1/agent/status", &token).await.body["agent_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    let reset = app
+        .post_with("/api/v1/agent/reset", &token, json!({"scope": "messages"}))
+        .await;
+    assert_eq!(reset.status, 200, "{}", reset.body);
+    let status = app.get("/api/v1/agent/status", &token).await;
+    assert_eq!(status.body["agent_id"], first_agent.as_str());
+    assert!(
+        status.body["context_messages"].as_u64().unwrap() <= 1,
+        "the context is cleared: {}",
+        status.body
+    );
+    assert_eq!(status.body["archival_passages"], 1);
+    assert_eq!(
+        text_of(&app.chat(&token, "What is my name?", None).await.events()),
+        "Your name is Rory Finch."
+    );
+    assert!(
+        app.history(&token, "").await.body["messages"]
+            .as_array()
+            .unwrap()
+            .len()
+            >= 4,
+        "history is kept"
+    );
+
+    let archives = app
+        .state
+        .letta
+        .agent_archive_ids(&first_agent)
+        .await
+        .unwrap();
+    let reset = app
+        .post_with(
+            "/api/v1/agent/reset",
+            &token,
+            json!({"scope": "all", "delete_history": true}),
+        )
+        .await;
+    assert_eq!(reset.status, 200, "{}", reset.body);
+    let new_agent = reset.body["agent_id"].as_str().unwrap().to_string();
+    assert_ne!(new_agent, first_agent);
+    assert!(
+        app.state
+            .letta
+            .get_agent(&first_agent)
+            .await
+            .unwrap()
+            .is_none(),
+        "the old agent is gone"
+    );
+    for archive in archives {
+        assert!(
+            app.state
+                .letta
+                .agent_archive_ids(&first_agent)
+                .await
+                .map(|a| a.is_empty())
+                .unwrap_or(true)
+        );
+        let mut get = app.http.get(format!(
+            "{}/v1/archives/{archive}",
+            app.state.config.letta.base_url
+        ));
+        if let Some(p) = &app.state.config.letta.password {
+            get = get.bearer_auth(p.expose());
+        }
+        assert_eq!(
+            get.send().await.unwrap().status(),
+            404,
+            "the old archive is gone"
+        );
+    }
+    assert_eq!(app.history(&token, "").await.body["messages"], json!([]));
+    let status = app.get("/api/v1/agent/status", &token).await;
+    assert_eq!(status.body["agent_id"], new_agent.as_str());
+    assert_eq!(status.body["archival_passages"], 0);
+    assert_eq!(
+        text_of(&app.chat(&token, "What is my name?", None).await.events()),
+        "Your name is Resetter."
+    );
+    assert_eq!(footprint(&app, &user_id).await.letta_agents, 1);
+    // Again: still exactly one agent.
+    let again = app
+        .post_with("/api/v1/agent/reset", &token, json!({"scope": "all"}))
+        .await;
+    assert_eq!(again.status, 200);
+    assert_eq!(footprint(&app, &user_id).await.letta_agents, 1);
+    let bad = app
+        .post_with(
+            "/api/v1/agent/reset",
+            &token,
+            json!({"scope": "everything"}),
+        )
+        .await;
+    assert_eq!(bad.status, 422);
+    assert_eq!(bad.body["error"]["field"], "scope");
+}
+
+#[tokio::test]
+async fn a_second_user_sees_none_of_the_first_users_data() {
+    let app = spawn_app().await;
+    let (_, _, alice, _) = app.ready_user("Alice").await;
+    let (_, _, bob, _) = app.ready_user("Bob").await;
+    app.post_with(
+        "/api/v1/agent/memory",
+        &alice,
+        json!({"archival": {"text": "Alice's secret recipe uses saffron."}}),
+    )
+    .await;
+    app.post_with(
+        "/api/v1/agent/memory",
+        &alice,
+        json!({"label": "human", "value": "Name: Alice. Allergic to nuts."}),
+    )
+    .await;
+    app.chat(&alice, "alice was here", None).await.events();
+
+    let memory = app.get("/api/v1/agent/memory", &bob).await.body.to_string();
+    assert!(!memory.contains("Alice"), "{memory}");
+    let hers = app
+        .get("/api/v1/agent/memory/archival?query=saffron", &alice)
+        .await;
+    assert_eq!(
+        hers.body["memories"][0]["text"],
+        "Alice's secret recipe uses saffron."
+    );
+    let his = app
+        .get("/api/v1/agent/memory/archival?query=saffron", &bob)
+        .await;
+    assert_eq!(his.body["memories"], json!([]), "{}", his.body);
+    assert_eq!(app.history(&bob, "").await.body["messages"], json!([]));
+    let usage = app.get("/api/v1/user/usage", &bob).await;
+    assert_eq!(usage.body["totals"]["messages"], 0);
+    let alice_agent = app.get("/api/v1/agent/status", &alice).await.body["agent_id"].clone();
+    assert_ne!(
+        app.get("/api/v1/agent/status", &bob).await.body["agent_id"],
+        alice_agent
+    );
+    // Nothing in any request names a user: ids in bodies or queries are refused, not obeyed.
+    let reply = app
+        .get("/api/v1/agent/memory/archival?user_id=x", &bob)
+        .await;
+    assert_eq!(reply.status, 422);
+}
+
+#[tokio::test]
+async fn every_user_and_agent_endpoint_requires_a_token() {
+    let app = spawn_app().await;
+    for (method, path) in [
+        (Method::GET, "/api/v1/user/profile"),
+        (Method::PATCH, "/api/v1/user/profile"),
+        (Method::GET, "/api/v1/user/usage"),
+        (Method::GET, "/api/v1/user/budget"),
+        (Method::POST, "/api/v1/user/budget"),
+        (Method::GET, "/api/v1/user/health"),
+        (Method::GET, "/api/v1/agent/status"),
+        (Method::GET, "/api/v1/agent/memory"),
+        (Method::POST, "/api/v1/agent/memory"),
+        (Method::GET, "/api/v1/agent/memory/archival"),
+        (Method::POST, "/api/v1/agent/reset"),
+    ] {
+        let reply = app.call(method.clone(), path, None, Some(json!({}))).await;
+        assert_eq!(reply.status, 401, "{method} {path}");
+        assert_eq!(reply.body["error"]["code"], "unauthorized");
+    }
+}

@@ -1,0 +1,1 @@
+//! Nothing here: the tests are the `api` test binary (`api/main.rs`).
