@@ -1,8 +1,6 @@
 //! Accounts end to end: registration with provisioning, login, refresh, logout, me, deletion,
 //! and the input and token checks, against the real local services.
 
-
-
 use crate::helpers::*;
 use reqwest::Method;
 use serde_json::json;

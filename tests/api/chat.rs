@@ -1,8 +1,6 @@
 //! Chat end to end against the real stack: SSE relay, stored history and usage, memory,
 //! paging, idempotency, concurrency, disconnects, budgets and bad input.
 
-
-
 use std::time::Duration;
 
 use crate::helpers::*;
@@ -275,8 +273,20 @@ async fn one_turn_at_a_time_and_a_gone_client_still_gets_its_turn_stored() {
     )
     .await;
     assert_eq!(reply["content"], format!("echo: {LONG_MESSAGE}"));
-    // The lock is released: the next turn goes through.
-    let next = app.chat(&token, "and now?", None).await.events();
+    // The lock is released (just after the reply is stored): the next turn goes through.
+    let next = eventually("the next turn", Duration::from_secs(10), || {
+        let (app, token) = (&app, &token);
+        async move {
+            match app.chat(token, "and now?", None).await {
+                ChatReply::Stream(events) => Some(events),
+                ChatReply::Json(reply) => {
+                    assert_eq!(reply.status, 409, "{}", reply.body);
+                    None
+                }
+            }
+        }
+    })
+    .await;
     assert_eq!(text_of(&next), "echo: and now?");
 }
 

@@ -1,8 +1,6 @@
 //! Chat when Letta fails: killed in the middle of a reply, and unreachable before one starts.
 //! Nothing is lost: the user's message is stored first, partial replies are kept and marked.
 
-
-
 use std::time::Duration;
 
 use crate::helpers::*;

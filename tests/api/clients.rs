@@ -59,7 +59,10 @@ async fn dynamodb_put_then_get_round_trips_an_item() {
         serde_json::to_value(back.as_ref()).unwrap(),
         serde_json::to_value(Some(&item)).unwrap()
     );
-    assert_eq!(state.store.delete_user_items(&user).await.expect("delete"), 1);
+    assert_eq!(
+        state.store.delete_user_items(&user).await.expect("delete"),
+        1
+    );
     assert!(
         state
             .store

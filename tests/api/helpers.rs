@@ -108,7 +108,8 @@ impl TestApp {
             .send()
             .await
             .expect("get_item");
-        out.item.map(|item| serde_dynamo::from_item(item).expect("a JSON-shaped item"))
+        out.item
+            .map(|item| serde_dynamo::from_item(item).expect("a JSON-shaped item"))
     }
 
     pub async fn call(

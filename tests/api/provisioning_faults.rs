@@ -1,8 +1,6 @@
 //! Provisioning interrupted by stopping LiteLLM, then Letta, in the middle of registration;
 //! resumed by later requests once they are back, with no duplicates anywhere.
 
-
-
 use crate::helpers::*;
 use shared::{
     clients::letta::LettaMessage,

@@ -1,8 +1,6 @@
 //! The user and agent endpoints against the real stack: profile, usage, budget, account health,
 //! agent status, memory (core and archival) and reset; each only ever for the token's user.
 
-
-
 use crate::helpers::*;
 use reqwest::Method;
 use serde_json::json;

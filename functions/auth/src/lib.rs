@@ -116,10 +116,7 @@ async fn refresh(
     ))
 }
 
-async fn logout(
-    State(state): State<AppState>,
-    user: SignedInUser,
-) -> Result<StatusCode, AppError> {
+async fn logout(State(state): State<AppState>, user: SignedInUser) -> Result<StatusCode, AppError> {
     accounts::logout(&state, &user).await?;
     Ok(StatusCode::NO_CONTENT)
 }

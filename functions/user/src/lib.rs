@@ -27,7 +27,10 @@ pub const FUNCTION: Function = Function {
 /// The API routes, without the common layers (the gateway merges these).
 pub fn api_routes(state: AppState) -> Router {
     Router::new()
-        .route("/api/v1/user/profile", get(get_profile).patch(update_profile))
+        .route(
+            "/api/v1/user/profile",
+            get(get_profile).patch(update_profile),
+        )
         .route("/api/v1/user/usage", get(get_usage))
         .route("/api/v1/user/budget", get(get_budget).post(set_budget))
         .route("/api/v1/user/health", get(account_health))

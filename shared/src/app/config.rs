@@ -7,32 +7,48 @@ use std::{collections::HashMap, fmt, str::FromStr, time::Duration};
 
 use crate::app::secret::Secret;
 
+/// Everything read from the environment, validated.
 #[derive(Debug, Clone)]
 pub struct Config {
+    /// The table.
     pub dynamodb: DynamoDbConfig,
+    /// The Letta server and the agents it makes.
     pub letta: LettaConfig,
+    /// The LiteLLM proxy.
     pub litellm: LiteLlmConfig,
+    /// Supabase Auth and token verification.
     pub supabase: SupabaseConfig,
+    /// Users' budgets.
     pub budget: BudgetConfig,
+    /// HTTP limits and timeouts.
     pub http: HttpConfig,
 }
 
+/// Where the table is.
 #[derive(Debug, Clone)]
 pub struct DynamoDbConfig {
+    /// The table's name.
     pub table_name: String,
     /// Set for DynamoDB Local; unset in AWS, where the SDK finds the regional endpoint.
     pub endpoint: Option<String>,
 }
 
+/// The Letta server and the agents made on it.
 #[derive(Debug, Clone)]
 pub struct LettaConfig {
+    /// Its URL.
     pub base_url: String,
     /// Letta's server password (`--secure` mode); unset when Letta runs without one.
     pub password: Option<Secret>,
+    /// The agent architecture (`agent_type`).
     pub agent_type: String,
+    /// The LiteLLM model agents use.
     pub model: String,
+    /// The embedding model of archival memory.
     pub embedding_model: String,
+    /// Its dimensions.
     pub embedding_dim: u32,
+    /// The agents' context window, in tokens.
     pub context_window: u32,
     /// Sent as `llm_config.max_tokens`: LiteLLM reserves the worst-case cost of each call
     /// against the budget, so an unset value makes the reservation huge.
@@ -41,16 +57,23 @@ pub struct LettaConfig {
     pub litellm_url_for_letta: String,
 }
 
+/// The LiteLLM proxy.
 #[derive(Debug, Clone)]
 pub struct LiteLlmConfig {
+    /// Its URL.
     pub base_url: String,
+    /// Its master key.
     pub master_key: Secret,
 }
 
+/// An access-token signature algorithm Supabase uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum JwtAlgorithm {
+    /// HMAC with the project's JWT secret.
     Hs256,
+    /// ECDSA P-256, keys from the JWKS.
     Es256,
+    /// RSA, keys from the JWKS.
     Rs256,
 }
 
@@ -68,31 +91,41 @@ impl FromStr for JwtAlgorithm {
     }
 }
 
+/// Supabase Auth.
 #[derive(Debug, Clone)]
 pub struct SupabaseConfig {
+    /// The project URL.
     pub url: String,
+    /// The anon key (sent as `apikey`).
     pub anon_key: Secret,
+    /// The service-role key (admin API).
     pub service_role_key: Secret,
     /// Needed when HS256 is among the accepted algorithms.
     pub jwt_secret: Option<Secret>,
+    /// Accepted algorithms.
     pub jwt_algorithms: Vec<JwtAlgorithm>,
+    /// The expected `iss`.
     pub jwt_issuer: String,
 }
 
+/// Users' budgets.
 #[derive(Debug, Clone)]
 pub struct BudgetConfig {
     /// USD given to each new user for each budget period.
     pub default_budget: f64,
+    /// The budget period (a LiteLLM duration).
     pub duration: String,
     /// The operator's ceiling on what a user may set for themselves.
     pub max_budget: f64,
 }
 
+/// HTTP limits and timeouts.
 #[derive(Debug, Clone)]
 pub struct HttpConfig {
     /// Timeout of calls to dependencies. Above Letta's ~16 s worst case of LLM retries,
     /// below the function's own timeout.
     pub upstream_timeout: Duration,
+    /// Largest request body accepted.
     pub body_limit_bytes: usize,
     /// Origins allowed by CORS; empty means no CORS headers (function URLs add their own).
     pub cors_allowed_origins: Vec<String>,
@@ -103,8 +136,10 @@ pub struct HttpConfig {
 /// Budget durations LiteLLM accepts.
 pub const BUDGET_DURATIONS: &[&str] = &["1d", "1w", "1mo", "3mo", "6mo", "1y"];
 
+/// Every problem of the configuration, each naming its variable.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConfigError {
+    /// The problems.
     pub problems: Vec<String>,
 }
 

@@ -16,39 +16,98 @@ pub const RETRY_AFTER_SECS: u64 = 5;
 /// Stable machine-readable codes; the README lists them.
 pub type ErrorCode = &'static str;
 
+/// Every way a request can fail, each with its status and stable `code`.
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {
+    /// 400: malformed input.
     #[error("{message}")]
-    BadRequest { code: ErrorCode, message: String },
+    BadRequest {
+        /// The stable code.
+        code: ErrorCode,
+        /// A sentence for the client.
+        message: String,
+    },
+    /// 422: a field with a value that is not allowed.
     #[error("{field}: {message}")]
-    Validation { field: String, message: String },
+    Validation {
+        /// The field, as the client named it.
+        field: String,
+        /// What is wrong with it.
+        message: String,
+    },
+    /// 413: a body above the limit.
     #[error("request body is larger than {limit} bytes")]
-    PayloadTooLarge { limit: usize },
+    PayloadTooLarge {
+        /// The limit, in bytes.
+        limit: usize,
+    },
+    /// 413: a chat message above the limit.
     #[error("content is {actual} characters long; the limit is {limit}")]
-    ContentTooLong { limit: usize, actual: usize },
+    ContentTooLong {
+        /// The limit, in characters.
+        limit: usize,
+        /// The message's length.
+        actual: usize,
+    },
+    /// 401: no valid access token.
     #[error("{0}")]
     Unauthorized(String),
+    /// 401: wrong email or password (the same for both).
     #[error("invalid email or password")]
     InvalidCredentials,
+    /// 403: signed in, but not allowed.
     #[error("{message}")]
-    Forbidden { code: ErrorCode, message: String },
+    Forbidden {
+        /// The stable code.
+        code: ErrorCode,
+        /// A sentence for the client.
+        message: String,
+    },
+    /// 402: LiteLLM refused the user's key: the budget is used up.
     #[error("budget exceeded: spent {spend:.6} of {limit:.6} USD")]
-    BudgetExceeded { spend: f64, limit: f64 },
+    BudgetExceeded {
+        /// What was spent, USD.
+        spend: f64,
+        /// The cap, USD.
+        limit: f64,
+    },
+    /// 404.
     #[error("{0}")]
     NotFound(String),
+    /// 405.
     #[error("method not allowed")]
     MethodNotAllowed,
+    /// 409: the request conflicts with the state (a turn in progress, provisioning, …).
     #[error("{message}")]
-    Conflict { code: ErrorCode, message: String },
+    Conflict {
+        /// The stable code.
+        code: ErrorCode,
+        /// A sentence for the client.
+        message: String,
+    },
+    /// 503: a dependency is down or overloaded; retry later.
     #[error("{service} is unavailable: {message}")]
-    Unavailable { service: Service, message: String },
+    Unavailable {
+        /// Which dependency.
+        service: Service,
+        /// What happened.
+        message: String,
+    },
+    /// 502: a dependency answered in a way we cannot use.
     #[error("{service} answered unexpectedly: {message}")]
-    Upstream { service: Service, message: String },
+    Upstream {
+        /// Which dependency.
+        service: Service,
+        /// What happened.
+        message: String,
+    },
+    /// 500: a bug; details only in the logs.
     #[error("internal error: {0}")]
     Internal(String),
 }
 
 impl AppError {
+    /// A 422 naming `field`.
     pub fn validation(field: impl Into<String>, message: impl Into<String>) -> Self {
         Self::Validation {
             field: field.into(),
@@ -56,6 +115,7 @@ impl AppError {
         }
     }
 
+    /// The HTTP status.
     pub fn status(&self) -> StatusCode {
         match self {
             Self::BadRequest { .. } => StatusCode::BAD_REQUEST,
@@ -75,6 +135,7 @@ impl AppError {
         }
     }
 
+    /// The stable code.
     pub fn code(&self) -> ErrorCode {
         match self {
             Self::BadRequest { code, .. }

@@ -4,10 +4,12 @@ use std::fmt;
 
 use serde::Deserialize;
 
+/// A secret value (a key, a token, a password).
 #[derive(Clone, PartialEq, Eq)]
 pub struct Secret(String);
 
 impl Secret {
+    /// Wraps a value.
     pub fn new(value: impl Into<String>) -> Self {
         Self(value.into())
     }

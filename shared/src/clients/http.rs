@@ -30,10 +30,7 @@ const MAX_ERROR_BODY: usize = 600;
 
 /// Sends a request and returns the response when its status is a success.
 pub async fn send(service: Service, request: RequestBuilder) -> Result<Response, DependencyError> {
-    let response = request
-        .send()
-        .await
-        .map_err(|e| from_reqwest(service, e))?;
+    let response = request.send().await.map_err(|e| from_reqwest(service, e))?;
     let status = response.status();
     if status.is_success() {
         return Ok(response);

@@ -26,20 +26,28 @@ const LEEWAY_SECS: u64 = 30;
 const JWKS_REFETCH_INTERVAL: Duration = Duration::from_secs(60);
 const AUDIENCE: &str = "authenticated";
 
+/// The claims of a Supabase access token this backend reads.
 #[derive(Debug, Clone, Deserialize)]
 pub struct Claims {
+    /// The user id.
     pub sub: String,
+    /// The user's email.
     #[serde(default)]
     pub email: Option<String>,
+    /// `authenticated` for signed-in users.
     #[serde(default)]
     pub role: Option<String>,
+    /// The session the token belongs to.
     #[serde(default)]
     pub session_id: Option<String>,
+    /// Expiry (epoch seconds).
     pub exp: u64,
+    /// Issued at (epoch seconds).
     #[serde(default)]
     pub iat: Option<u64>,
 }
 
+/// Verifies access tokens; keeps the JWKS for the life of the process.
 pub struct JwtVerifier {
     algorithms: Vec<Algorithm>,
     hs_key: Option<DecodingKey>,
@@ -61,6 +69,7 @@ fn unauthorized(message: &str) -> AppError {
 }
 
 impl JwtVerifier {
+    /// A verifier for the configured algorithms, secret, issuer and JWKS.
     pub fn new(http: reqwest::Client, config: &SupabaseConfig) -> Self {
         let algorithms = config
             .jwt_algorithms

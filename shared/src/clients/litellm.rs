@@ -12,6 +12,7 @@ use crate::{
     clients::http as upstream,
 };
 
+/// The LiteLLM proxy's admin API, with the master key.
 #[derive(Clone, Debug)]
 pub struct LiteLlm {
     http: reqwest::Client,
@@ -22,30 +23,43 @@ pub struct LiteLlm {
 /// The answer to `/user/new`: the user and its first virtual key.
 #[derive(Debug, Deserialize)]
 pub struct NewUser {
+    /// The user id (the Supabase id).
     pub user_id: String,
+    /// The user's first virtual key.
     pub key: Secret,
+    /// The key's alias.
     #[serde(default)]
     pub key_alias: Option<String>,
+    /// The budget LiteLLM set.
     #[serde(default)]
     pub max_budget: Option<f64>,
 }
 
+/// The answer to `/user/info`.
 #[derive(Debug, Clone, Deserialize)]
 pub struct UserInfo {
+    /// The user id asked for.
     pub user_id: String,
+    /// The user, or `null` for unknown ids.
     pub user_info: Option<UserRecord>,
+    /// The user's keys (as hashes).
     #[serde(default)]
     pub keys: Vec<KeyRecord>,
 }
 
+/// A LiteLLM user's budget and spend.
 #[derive(Debug, Clone, Deserialize)]
 pub struct UserRecord {
+    /// Spend in the current budget period, USD.
     #[serde(default)]
     pub spend: f64,
+    /// The cap per period, USD.
     #[serde(default)]
     pub max_budget: Option<f64>,
+    /// The period (`1mo`, …).
     #[serde(default)]
     pub budget_duration: Option<String>,
+    /// When the period resets.
     #[serde(default)]
     pub budget_reset_at: Option<String>,
 }
@@ -57,14 +71,18 @@ impl UserRecord {
     }
 }
 
+/// One of a user's keys, as `/user/info` lists it.
 #[derive(Debug, Clone, Deserialize)]
 pub struct KeyRecord {
     /// The key's hash (never the key itself).
     pub token: String,
+    /// Its alias.
     #[serde(default)]
     pub key_alias: Option<String>,
+    /// Its shortened display name.
     #[serde(default)]
     pub key_name: Option<String>,
+    /// Its spend, USD.
     #[serde(default)]
     pub spend: f64,
 }
@@ -79,6 +97,7 @@ pub fn key_hash(key: &Secret) -> String {
 }
 
 impl LiteLlm {
+    /// A client on the shared HTTP client.
     pub fn new(http: reqwest::Client, config: &LiteLlmConfig) -> Self {
         Self {
             http,
@@ -110,6 +129,7 @@ impl LiteLlm {
         }
     }
 
+    /// Creates a user with a budget and a first key (aliased `key_alias`).
     pub async fn new_user(
         &self,
         user_id: &str,
@@ -191,6 +211,7 @@ impl LiteLlm {
         Ok(info.filter(|i| i.user_info.is_some()))
     }
 
+    /// Deletes the user (its keys must be deleted first).
     pub async fn delete_user(&self, user_id: &str) -> Result<(), DependencyError> {
         let request = self
             .admin(reqwest::Method::POST, "/user/delete")

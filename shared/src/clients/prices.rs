@@ -13,19 +13,24 @@ use crate::clients::litellm::LiteLlm;
 
 const TTL: Duration = Duration::from_secs(600);
 
+/// A model's price per token, USD.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Price {
+    /// Per prompt token.
     pub input_per_token: f64,
+    /// Per completion token.
     pub output_per_token: f64,
 }
 
 impl Price {
+    /// The cost of a call with these token counts.
     pub fn cost(&self, prompt_tokens: u64, completion_tokens: u64) -> f64 {
         prompt_tokens as f64 * self.input_per_token
             + completion_tokens as f64 * self.output_per_token
     }
 }
 
+/// Model prices, fetched from LiteLLM and cached for ten minutes.
 #[derive(Default)]
 pub struct PriceBook {
     cache: RwLock<Option<(Instant, HashMap<String, Price>)>>,

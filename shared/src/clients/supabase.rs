@@ -14,6 +14,7 @@ use crate::{
 
 const API_VERSION: &str = "2024-01-01";
 
+/// Supabase Auth's REST API.
 #[derive(Clone, Debug)]
 pub struct SupabaseAuth {
     http: reqwest::Client,
@@ -25,11 +26,15 @@ pub struct SupabaseAuth {
 /// GoTrue's user object (fields the backend uses; the rest is ignored).
 #[derive(Debug, Clone, Deserialize)]
 pub struct User {
+    /// The user id (a UUID).
     pub id: String,
+    /// The email.
     #[serde(default)]
     pub email: Option<String>,
+    /// When the user was created.
     #[serde(default)]
     pub created_at: Option<String>,
+    /// What the user (or the sign-up) put in `user_metadata`.
     #[serde(default)]
     pub user_metadata: Value,
 }
@@ -37,12 +42,18 @@ pub struct User {
 /// GoTrue's session (`AccessTokenResponse`).
 #[derive(Clone, Deserialize)]
 pub struct Session {
+    /// The access token (a JWT).
     pub access_token: Secret,
+    /// The refresh token (single use).
     pub refresh_token: Secret,
+    /// `bearer`.
     pub token_type: String,
+    /// Seconds until the access token expires.
     pub expires_in: u64,
+    /// When it expires (epoch seconds).
     #[serde(default)]
     pub expires_at: Option<u64>,
+    /// The signed-in user.
     pub user: User,
 }
 
@@ -58,7 +69,9 @@ impl std::fmt::Debug for Session {
 /// What sign-up gives: a session, or (email confirmation on) only the user.
 #[derive(Debug)]
 pub enum SignUp {
+    /// Signed up and signed in.
     Session(Box<Session>),
+    /// A confirmation email was sent; no session yet.
     ConfirmationSent(User),
 }
 
@@ -77,6 +90,7 @@ pub fn error_code(err: &DependencyError) -> Option<String> {
 }
 
 impl SupabaseAuth {
+    /// A client on the shared HTTP client.
     pub fn new(http: reqwest::Client, config: &SupabaseConfig) -> Self {
         Self {
             http,
@@ -93,10 +107,12 @@ impl SupabaseAuth {
             .header("X-Supabase-Api-Version", API_VERSION)
     }
 
+    /// Where the project publishes its signing keys.
     pub fn jwks_url(&self) -> String {
         format!("{}/.well-known/jwks.json", self.base)
     }
 
+    /// Liveness.
     pub async fn health(&self) -> Result<(), DependencyError> {
         upstream::send(
             Service::SupabaseAuth,
@@ -106,6 +122,7 @@ impl SupabaseAuth {
         .map(|_| ())
     }
 
+    /// Creates a user (`data` becomes `user_metadata`).
     pub async fn sign_up(
         &self,
         email: &str,
@@ -133,6 +150,7 @@ impl SupabaseAuth {
         }
     }
 
+    /// Signs in with email and password.
     pub async fn sign_in_with_password(
         &self,
         email: &str,
@@ -146,6 +164,7 @@ impl SupabaseAuth {
         .await
     }
 
+    /// Exchanges a refresh token for a new session (the token rotates).
     pub async fn refresh(&self, refresh_token: &str) -> Result<Session, DependencyError> {
         upstream::send_json(
             Service::SupabaseAuth,
@@ -155,6 +174,7 @@ impl SupabaseAuth {
         .await
     }
 
+    /// The user behind an access token.
     pub async fn get_user(&self, access_token: &str) -> Result<User, DependencyError> {
         upstream::send_json(
             Service::SupabaseAuth,
@@ -164,6 +184,7 @@ impl SupabaseAuth {
         .await
     }
 
+    /// Ends every session of the token's user (`scope=global`).
     pub async fn sign_out(&self, access_token: &str) -> Result<(), DependencyError> {
         upstream::send(
             Service::SupabaseAuth,

@@ -12,6 +12,7 @@ use crate::app::error::AppError;
 pub struct Email(String);
 
 impl Email {
+    /// Normalises and checks; 422 naming `email` otherwise.
     pub fn parse(raw: &str) -> Result<Self, AppError> {
         let email = raw.trim().to_lowercase();
         let invalid = || AppError::validation("email", "must be a valid email address");
@@ -35,6 +36,7 @@ impl Email {
         Ok(Self(email))
     }
 
+    /// The normalised address.
     pub fn as_str(&self) -> &str {
         &self.0
     }
@@ -44,9 +46,12 @@ impl Email {
 pub struct Password(String);
 
 impl Password {
+    /// The shortest password accepted, in characters.
     pub const MIN_CHARS: usize = 8;
+    /// The longest password accepted, in bytes.
     pub const MAX_BYTES: usize = 72;
 
+    /// Checks the bounds; 422 naming `password` otherwise.
     pub fn parse(raw: &str) -> Result<Self, AppError> {
         if raw.chars().count() < Self::MIN_CHARS {
             return Err(AppError::validation(
@@ -63,6 +68,7 @@ impl Password {
         Ok(Self(raw.to_string()))
     }
 
+    /// The raw value, for the one call that sends it.
     pub fn expose(&self) -> &str {
         &self.0
     }
@@ -79,8 +85,10 @@ impl fmt::Debug for Password {
 pub struct DisplayName(String);
 
 impl DisplayName {
+    /// The longest name accepted, in characters.
     pub const MAX_CHARS: usize = 64;
 
+    /// Trims and checks; 422 naming `display_name` otherwise.
     pub fn parse(raw: &str) -> Result<Self, AppError> {
         let name = raw.trim();
         if name.is_empty() {
@@ -101,6 +109,7 @@ impl DisplayName {
         Ok(Self(name.to_string()))
     }
 
+    /// The name.
     pub fn as_str(&self) -> &str {
         &self.0
     }

@@ -12,16 +12,17 @@ use crate::app::error::AppError;
 pub struct UserId(String);
 
 impl UserId {
+    /// Parses (and normalises) a UUID.
     pub fn parse(raw: &str) -> Result<Self, String> {
         uuid::Uuid::parse_str(raw)
             .map(|u| Self(u.hyphenated().to_string()))
             .map_err(|_| format!("{raw:?} is not a user id"))
     }
 
+    /// The id as text.
     pub fn as_str(&self) -> &str {
         &self.0
     }
-
 }
 
 impl TryFrom<String> for UserId {

@@ -5,17 +5,24 @@ use serde::{Deserialize, Serialize};
 
 use crate::{app::clock::now_rfc3339, domain::ids::UserId};
 
+/// Where a user's provisioning stands; each step is resumable.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ProvisioningState {
+    /// The Supabase user and the profile exist.
     SignedUp,
+    /// The LiteLLM user (with its budget) exists.
     LitellmUser,
+    /// The Letta provider holds the user's key.
     LettaProvider,
+    /// The agent exists.
     LettaAgent,
+    /// Everything is in place.
     Ready,
 }
 
 impl ProvisioningState {
+    /// The stored (and shown) name.
     pub fn as_str(self) -> &'static str {
         match self {
             Self::SignedUp => "signed_up",
@@ -27,26 +34,37 @@ impl ProvisioningState {
     }
 }
 
+/// A user's profile: identity, provisioning state, and the ids of what was made for them.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Profile {
+    /// The Supabase user id.
     pub user_id: UserId,
+    /// The email.
     pub email: String,
+    /// The name the agent knows the user by.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub display_name: Option<String>,
+    /// Where provisioning stands.
     pub state: ProvisioningState,
+    /// The LiteLLM model the agent uses.
     pub model: String,
     /// When the Supabase user was created.
     pub user_created_at: String,
+    /// When the profile was made.
     pub created_at: String,
+    /// When it last changed.
     pub updated_at: String,
+    /// The alias of the user's LiteLLM key.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub litellm_key_alias: Option<String>,
     /// SHA-256 of the user's LiteLLM key (LiteLLM's own key id); the key itself is stored only
     /// in Letta's provider, encrypted.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub litellm_key_hash: Option<String>,
+    /// The Letta provider holding the user's key.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub letta_provider_id: Option<String>,
+    /// The user's agent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub letta_agent_id: Option<String>,
     /// Why the last provisioning attempt stopped, if it did.
@@ -58,6 +76,7 @@ pub struct Profile {
 }
 
 impl Profile {
+    /// A new profile at `signed_up`.
     pub fn new(
         user_id: UserId,
         email: &str,
@@ -84,4 +103,3 @@ impl Profile {
         }
     }
 }
-

@@ -50,20 +50,30 @@ fn map_supabase_error(err: DependencyError, field_hint: &str) -> AppError {
     }
 }
 
+/// A registration, parsed.
 pub struct Registration {
+    /// The email.
     pub email: Email,
+    /// The password.
     pub password: Password,
+    /// The name the agent will know.
     pub display_name: Option<DisplayName>,
 }
 
+/// What registration gives.
 pub enum Registered {
     /// Signed in and provisioned.
     Ready {
+        /// The new session.
         session: Box<Session>,
+        /// The ready profile.
         profile: Box<Profile>,
     },
     /// Email confirmation is on: provisioning happens at first login.
-    ConfirmationRequired { user: SupabaseUser },
+    ConfirmationRequired {
+        /// The Supabase user awaiting confirmation.
+        user: SupabaseUser,
+    },
 }
 
 fn user_id_of(user: &SupabaseUser) -> Result<UserId, AppError> {
@@ -111,6 +121,7 @@ fn provisioning_failed(e: AppError) -> AppError {
     }
 }
 
+/// Signs the user up at Supabase and provisions the account (or leaves that to the first login when emails must be confirmed).
 pub async fn register(state: &AppState, input: Registration) -> Result<Registered, AppError> {
     let data = match &input.display_name {
         Some(n) => json!({"display_name": n.as_str()}),
@@ -140,6 +151,7 @@ pub async fn register(state: &AppState, input: Registration) -> Result<Registere
     }
 }
 
+/// Signs in and finishes provisioning when an earlier try stopped.
 pub async fn login(
     state: &AppState,
     email: &str,
@@ -165,6 +177,7 @@ pub async fn login(
     Ok((session, profile))
 }
 
+/// A new session for a refresh token (each can be used once).
 pub async fn refresh(state: &AppState, refresh_token: &str) -> Result<Session, AppError> {
     if refresh_token.trim().is_empty() {
         return Err(AppError::validation("refresh_token", "is required"));
@@ -185,6 +198,7 @@ pub async fn refresh(state: &AppState, refresh_token: &str) -> Result<Session, A
     })
 }
 
+/// Ends every session of the user at Supabase.
 pub async fn logout(state: &AppState, user: &SignedInUser) -> Result<(), AppError> {
     match state.supabase.sign_out(user.token.expose()).await {
         Ok(()) => Ok(()),

@@ -50,7 +50,11 @@ pub struct AgentStatus {
 /// Provisioning state, whether the agent answers, message counts, last activity, memory block
 /// sizes and the number of archival memories.
 pub async fn status(state: &AppState, user: &UserId) -> Result<AgentStatus, AppError> {
-    let profile = state.store.get_profile(user).await?.ok_or_else(no_account)?;
+    let profile = state
+        .store
+        .get_profile(user)
+        .await?
+        .ok_or_else(no_account)?;
     let profile = match profile.state {
         ProvisioningState::Ready => profile,
         _ => provisioning::resume(state, profile).await?,

@@ -21,14 +21,17 @@ use crate::{
 /// How long one provisioning run may hold the lease.
 const LEASE_SECS: i64 = 60;
 
+/// The Letta provider's name for a user.
 pub fn provider_name(user: &UserId) -> String {
     format!("user-{user}")
 }
 
+/// The agent's name for a user.
 pub fn agent_name(user: &UserId) -> String {
     format!("agent-{user}")
 }
 
+/// The tag every agent of a user carries.
 pub fn agent_tag(user: &UserId) -> String {
     format!("user:{user}")
 }
@@ -156,7 +159,12 @@ async fn litellm_user(state: &AppState, user: &UserId) -> Result<FreshKey, AppEr
     let alias = new_key_alias(user);
     match state
         .litellm
-        .new_user(user.as_str(), &alias, budget.default_budget, &budget.duration)
+        .new_user(
+            user.as_str(),
+            &alias,
+            budget.default_budget,
+            &budget.duration,
+        )
         .await
     {
         Ok(created) => Ok(Some((created.key, alias))),

@@ -122,9 +122,10 @@ async fn recent_cost(state: &AppState, user: &UserId) -> Result<(u64, f64), AppE
     let page = state.store.history(user, 20, None).await?;
     let cutoff = OffsetDateTime::now_utc() - Duration::seconds(SPEND_LAG_SECS);
     let rfc3339 = &time::format_description::well_known::Rfc3339;
-    let recent = page.messages.iter().filter(|m| {
-        OffsetDateTime::parse(&m.created_at, rfc3339).is_ok_and(|w| w >= cutoff)
-    });
+    let recent = page
+        .messages
+        .iter()
+        .filter(|m| OffsetDateTime::parse(&m.created_at, rfc3339).is_ok_and(|w| w >= cutoff));
     let costs: Vec<f64> = recent.filter_map(|m| m.cost_usd).collect();
     Ok((costs.len() as u64, costs.iter().sum()))
 }

@@ -91,4 +91,3 @@ fn cors_layer(origins: &[String]) -> Option<CorsLayer> {
             .max_age(Duration::from_secs(600)),
     )
 }
-

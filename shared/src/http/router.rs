@@ -23,8 +23,12 @@ impl Function {
     /// The whole function as Lambda hosts it: API routes, `GET /health`, the common layers.
     pub fn router(&self, state: AppState) -> Router {
         let config = state.config.http.clone();
-        let routes = (self.routes)(state.clone())
-            .merge(health_route("/health", self.name, self.dependencies, state));
+        let routes = (self.routes)(state.clone()).merge(health_route(
+            "/health",
+            self.name,
+            self.dependencies,
+            state,
+        ));
         with_common_layers(routes, &config)
     }
 

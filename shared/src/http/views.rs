@@ -77,7 +77,11 @@ pub fn account_profile(profile: &Profile, budget_record: Option<&UserRecord>) ->
 }
 
 /// `{user, session, profile}` after registration or login.
-pub fn signed_in(session: &Session, profile: &Profile, budget_record: Option<&UserRecord>) -> Value {
+pub fn signed_in(
+    session: &Session,
+    profile: &Profile,
+    budget_record: Option<&UserRecord>,
+) -> Value {
     json!({
         "user": user(profile),
         "session": SessionView::from(session),

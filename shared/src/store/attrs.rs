@@ -85,7 +85,9 @@ pub(crate) fn is_condition_failure<E: aws_sdk_dynamodb::error::ProvideErrorMetad
 }
 
 /// `Ok(true)` for a write that happened, `Ok(false)` for one whose condition failed.
-pub(crate) fn conditional<O, E, R>(result: Result<O, SdkError<E, R>>) -> Result<bool, DependencyError>
+pub(crate) fn conditional<O, E, R>(
+    result: Result<O, SdkError<E, R>>,
+) -> Result<bool, DependencyError>
 where
     E: std::error::Error + aws_sdk_dynamodb::error::ProvideErrorMetadata + 'static,
     R: std::fmt::Debug,

@@ -30,7 +30,7 @@ use crate::{
     },
     domain::UserId,
 };
-use attrs::{Item, sdk_error, s};
+use attrs::{Item, s, sdk_error};
 
 /// The table and the client that reaches it, built once per cold start.
 #[derive(Clone, Debug)]
@@ -135,10 +135,16 @@ impl Store {
         let mut found = Vec::new();
         self.for_each_page(
             |q| {
-                q.key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
+                let q = q
                     .expression_attribute_values(":pk", s(&keys::user_pk(user)))
-                    .expression_attribute_values(":prefix", s(prefix))
-                    .projection_expression("pk, sk")
+                    .projection_expression("pk, sk");
+                // DynamoDB refuses an empty string in a key condition: no prefix, no condition.
+                if prefix.is_empty() {
+                    q.key_condition_expression("pk = :pk")
+                } else {
+                    q.key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
+                        .expression_attribute_values(":prefix", s(prefix))
+                }
             },
             |out| {
                 found.extend(out.items.unwrap_or_default());

@@ -55,7 +55,11 @@ pub struct IdempotencyRecord {
 
 impl Store {
     /// Takes the per-user turn lock; false when another turn holds it.
-    pub async fn lock_turn(&self, user: &UserId, message_id: &str) -> Result<bool, DependencyError> {
+    pub async fn lock_turn(
+        &self,
+        user: &UserId,
+        message_id: &str,
+    ) -> Result<bool, DependencyError> {
         let now = now_epoch();
         let result = self
             .client
@@ -74,7 +78,11 @@ impl Store {
     }
 
     /// Releases the turn lock if `message_id`'s turn still holds it.
-    pub async fn unlock_turn(&self, user: &UserId, message_id: &str) -> Result<(), DependencyError> {
+    pub async fn unlock_turn(
+        &self,
+        user: &UserId,
+        message_id: &str,
+    ) -> Result<(), DependencyError> {
         let result = self
             .client
             .delete_item()
@@ -103,7 +111,8 @@ impl Store {
             assistant_message_id: assistant_message_id.to_string(),
         };
         let sk = idempotency_sk(idem_key.as_str());
-        let item = Item::new(user_pk(user), sk.clone(), &record).expiring(now + IDEMPOTENCY_TTL_SECS);
+        let item =
+            Item::new(user_pk(user), sk.clone(), &record).expiring(now + IDEMPOTENCY_TTL_SECS);
         let result = self
             .client
             .put_item()

@@ -338,8 +338,10 @@ mod tests {
 
     #[test]
     fn letta_samples_become_typed_messages() {
-        let reasoning = LettaMessage::from_value(json!({"id": "message-1", "date": "2026-11-21T21:18:42+00:00",
-            "name": null, "message_type": "reasoning_message", "run_id": "run-1", "reasoning": " fake", "signature": null}));
+        let reasoning = LettaMessage::from_value(
+            json!({"id": "message-1", "date": "2026-11-21T21:18:42+00:00",
+            "name": null, "message_type": "reasoning_message", "run_id": "run-1", "reasoning": " fake", "signature": null}),
+        );
         assert!(
             matches!(&reasoning, LettaMessage::Reasoning { meta, reasoning } if reasoning == " fake" && meta.run_id.as_deref() == Some("run-1"))
         );
@@ -379,7 +381,9 @@ mod tests {
         assert!(
             matches!(&m, LettaMessage::Other { message_type, meta } if message_type == "approval_request_message" && meta.id.as_deref() == Some("message-9"))
         );
-        let bad = LettaMessage::from_value(json!({"message_type": "usage_statistics", "prompt_tokens": "many"}));
+        let bad = LettaMessage::from_value(
+            json!({"message_type": "usage_statistics", "prompt_tokens": "many"}),
+        );
         assert!(matches!(bad, LettaMessage::Other { .. }));
     }
 }

@@ -16,6 +16,7 @@ use crate::{
     clients::http as upstream,
 };
 
+/// The Letta server's REST API.
 #[derive(Clone, Debug)]
 pub struct Letta {
     http: reqwest::Client,
@@ -31,18 +32,26 @@ pub type TurnStream = std::pin::Pin<
     Box<dyn futures_util::Stream<Item = Result<LettaMessage, DependencyError>> + Send>,
 >;
 
+/// A BYOK provider.
 #[derive(Debug, Clone, Deserialize)]
 pub struct Provider {
+    /// Its id.
     pub id: String,
+    /// Its name (`user-<id>`).
     pub name: String,
 }
 
+/// An agent.
 #[derive(Debug, Clone, Deserialize)]
 pub struct Agent {
+    /// Its id.
     pub id: String,
+    /// Its name (`agent-<id>`).
     pub name: String,
+    /// Its tags (`user:<id>`).
     #[serde(default)]
     pub tags: Vec<String>,
+    /// Its LLM settings (provider, model).
     #[serde(default)]
     pub llm_config: Value,
     /// The messages in the agent's context window.
@@ -53,11 +62,15 @@ pub struct Agent {
 /// A core memory block.
 #[derive(Debug, Clone, Deserialize, Serialize)]
 pub struct Block {
+    /// `human` or `persona`.
     pub label: String,
+    /// Its text.
     #[serde(default)]
     pub value: String,
+    /// Its limit, in characters.
     #[serde(default)]
     pub limit: Option<u64>,
+    /// What it is for (shown to the agent).
     #[serde(default)]
     pub description: Option<String>,
 }
@@ -65,10 +78,14 @@ pub struct Block {
 /// An archival memory (passage), without its embedding.
 #[derive(Debug, Clone, Deserialize, Serialize)]
 pub struct Passage {
+    /// The passage id.
     pub id: String,
+    /// Its text.
     pub text: String,
+    /// Its tags.
     #[serde(default)]
     pub tags: Option<Vec<String>>,
+    /// When it was stored.
     #[serde(default)]
     pub created_at: Option<String>,
 }
@@ -99,10 +116,15 @@ pub struct SearchResult {
 
 /// What a new agent is made of (the body of `POST /v1/agents/`).
 pub struct AgentSpec<'a> {
+    /// The agent's name.
     pub name: &'a str,
+    /// The BYOK provider it calls the model through.
     pub provider_name: &'a str,
+    /// The `human` block's first value.
     pub human: &'a str,
+    /// The `persona` block's value.
     pub persona: &'a str,
+    /// Its tags.
     pub tags: &'a [String],
 }
 
@@ -154,6 +176,7 @@ impl AgentSpec<'_> {
 }
 
 impl Letta {
+    /// A client on the shared HTTP client and the streaming client.
     pub fn new(http: reqwest::Client, stream_http: reqwest::Client, config: &LettaConfig) -> Self {
         Self {
             http,
@@ -174,6 +197,7 @@ impl Letta {
         }
     }
 
+    /// Liveness.
     pub async fn health(&self) -> Result<(), DependencyError> {
         upstream::send(
             Service::Letta,
@@ -204,6 +228,7 @@ impl Letta {
         .await
     }
 
+    /// The provider with this name, if any.
     pub async fn find_provider(&self, name: &str) -> Result<Option<Provider>, DependencyError> {
         let providers: Vec<Provider> = upstream::send_json(
             Service::Letta,
@@ -226,11 +251,13 @@ impl Letta {
         upstream::send(Service::Letta, request).await.map(|_| ())
     }
 
+    /// Deletes a provider (absent is fine).
     pub async fn delete_provider(&self, id: &str) -> Result<(), DependencyError> {
         let request = self.request(reqwest::Method::DELETE, &format!("/v1/providers/{id}"));
         upstream::absent_on_404(upstream::send(Service::Letta, request).await).map(|_| ())
     }
 
+    /// Creates an agent from an [`AgentSpec`] body.
     pub async fn create_agent(&self, body: &Value) -> Result<Agent, DependencyError> {
         upstream::send_json(
             Service::Letta,
@@ -240,11 +267,13 @@ impl Letta {
         .await
     }
 
+    /// The agent, or `None` when Letta has none with this id.
     pub async fn get_agent(&self, id: &str) -> Result<Option<Agent>, DependencyError> {
         let request = self.request(reqwest::Method::GET, &format!("/v1/agents/{id}"));
         upstream::absent_on_404(upstream::send_json(Service::Letta, request).await)
     }
 
+    /// Agents with exactly this name.
     pub async fn find_agents_by_name(&self, name: &str) -> Result<Vec<Agent>, DependencyError> {
         let agents: Vec<Agent> = upstream::send_json(
             Service::Letta,
@@ -284,6 +313,7 @@ impl Letta {
         Ok(archives.into_iter().map(|a| a.id).collect())
     }
 
+    /// Deletes an archive (absent is fine).
     pub async fn delete_archive(&self, id: &str) -> Result<(), DependencyError> {
         let request = self.request(reqwest::Method::DELETE, &format!("/v1/archives/{id}"));
         upstream::absent_on_404(upstream::send(Service::Letta, request).await).map(|_| ())
@@ -300,6 +330,7 @@ impl Letta {
         Ok(())
     }
 
+    /// Deletes an agent (absent is fine); its archive stays, see `delete_agent_and_archives`.
     pub async fn delete_agent(&self, id: &str) -> Result<(), DependencyError> {
         let request = self.request(reqwest::Method::DELETE, &format!("/v1/agents/{id}"));
         upstream::absent_on_404(upstream::send(Service::Letta, request).await).map(|_| ())
@@ -346,6 +377,7 @@ impl Letta {
         Ok(Box::pin(events))
     }
 
+    /// The agent's core memory blocks.
     pub async fn blocks(&self, agent_id: &str) -> Result<Vec<Block>, DependencyError> {
         upstream::send_json(
             Service::Letta,
@@ -357,6 +389,7 @@ impl Letta {
         .await
     }
 
+    /// One block by label; `None` when the agent has none.
     pub async fn block(
         &self,
         agent_id: &str,
@@ -369,6 +402,7 @@ impl Letta {
         upstream::absent_on_404(upstream::send_json(Service::Letta, request).await)
     }
 
+    /// Replaces a block's value.
     pub async fn update_block(
         &self,
         agent_id: &str,
@@ -386,6 +420,7 @@ impl Letta {
         .await
     }
 
+    /// Adds an archival memory.
     pub async fn insert_passage(
         &self,
         agent_id: &str,

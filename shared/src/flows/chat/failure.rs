@@ -40,7 +40,12 @@ fn number_after(text: &str, marker: &str) -> Option<f64> {
 impl TurnFailure {
     /// Reads LiteLLM's refusal out of the texts of Letta's `error_message`.
     pub fn classify(texts: &[Option<&str>]) -> Self {
-        let detail = texts.iter().flatten().copied().collect::<Vec<_>>().join(" ");
+        let detail = texts
+            .iter()
+            .flatten()
+            .copied()
+            .collect::<Vec<_>>()
+            .join(" ");
         if detail.contains("budget_exceeded")
             || detail.contains("ExceededBudget")
             || detail.contains("Budget has been exceeded")
@@ -151,8 +156,10 @@ mod tests {
                 limit: Some(1.0)
             }
         );
-        let revoked =
-            TurnFailure::classify(&[None, Some("UNAUTHENTICATED: ... 'type': 'token_not_found_in_db' ...")]);
+        let revoked = TurnFailure::classify(&[
+            None,
+            Some("UNAUTHENTICATED: ... 'type': 'token_not_found_in_db' ..."),
+        ]);
         assert_eq!(revoked, TurnFailure::KeyRevoked);
         assert!(matches!(
             TurnFailure::classify(&[Some("Connection error.")]),

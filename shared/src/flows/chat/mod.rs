@@ -118,7 +118,10 @@ impl Turn {
         if usage.total_tokens > 0 {
             let day = &assistant.created_at[..10.min(assistant.created_at.len())];
             let cost = assistant.cost_usd.unwrap_or(0.0);
-            if let Err(e) = store.add_daily_usage(&self.user.id, day, &usage, cost).await {
+            if let Err(e) = store
+                .add_daily_usage(&self.user.id, day, &usage, cost)
+                .await
+            {
                 tracing::error!(error = %e, "could not add the turn to the daily usage");
             }
         }
@@ -136,7 +139,10 @@ pub async fn start_turn(
     let content = ChatContent::parse(content, state.config.http.chat_max_chars)?;
     let (profile, agent_id) = ready_agent(state, &user.id).await?;
     let mut ids = ulid::Generator::new();
-    let mut next_id = || ids.generate().map_err(|e| AppError::Internal(e.to_string()));
+    let mut next_id = || {
+        ids.generate()
+            .map_err(|e| AppError::Internal(e.to_string()))
+    };
     let (user_message_id, reply_id) = (next_id()?, next_id()?);
 
     if let Some(key) = &idempotency_key {
@@ -181,7 +187,10 @@ pub async fn start_turn(
 /// Takes the per-user turn lock and stores the user's message before anything else can fail.
 async fn take_turn(turn: &Turn) -> Result<(), AppError> {
     let store = &turn.state.store;
-    if !store.lock_turn(&turn.user.id, &turn.user_message.id).await? {
+    if !store
+        .lock_turn(&turn.user.id, &turn.user_message.id)
+        .await?
+    {
         if let Some(key) = &turn.idempotency_key {
             let _ = store.release_idempotency_key(&turn.user.id, key).await;
         }

@@ -236,7 +236,11 @@ pub(super) async fn run(
 ) {
     out.emit(turn.start_event()).await;
     out.emit_all(early).await;
-    if !reply.failure.as_ref().is_some_and(TurnFailure::is_interruption) {
+    if !reply
+        .failure
+        .as_ref()
+        .is_some_and(TurnFailure::is_interruption)
+    {
         relay(stream, &mut reply, &mut out).await;
     }
     out.emit_all(reply.unanswered_calls()).await;
@@ -262,9 +266,13 @@ pub(super) async fn run(
     out.emit(last).await;
     let usage = stored.usage.unwrap_or_default();
     tracing::info!(
-        status = stored.status.as_str(), latency_ms = stored.latency_ms, ttft_ms = stored.ttft_ms,
-        prompt_tokens = usage.prompt_tokens, completion_tokens = usage.completion_tokens,
-        client_gone = out.gone, "turn finished"
+        status = stored.status.as_str(),
+        latency_ms = stored.latency_ms,
+        ttft_ms = stored.ttft_ms,
+        prompt_tokens = usage.prompt_tokens,
+        completion_tokens = usage.completion_tokens,
+        client_gone = out.gone,
+        "turn finished"
     );
 }
 
@@ -339,7 +347,11 @@ async fn stored_text(turn: &Turn, run_id: Option<&str>) -> Option<String> {
 async fn store_reply(turn: &Turn, reply: &Reply) -> Message {
     let status = reply.status();
     let usage = reply.usage.clone().unwrap_or_default();
-    let price = turn.state.prices.price(&turn.state.litellm, &turn.model).await;
+    let price = turn
+        .state
+        .prices
+        .price(&turn.state.litellm, &turn.model)
+        .await;
     let mut assistant = Message::new(&turn.reply_id, Role::Assistant, reply.text.clone(), status);
     assistant.reply_to = Some(turn.user_message.id.clone());
     assistant.reasoning = (!reply.reasoning.is_empty()).then(|| reply.reasoning.clone());
