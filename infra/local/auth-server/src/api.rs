@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 
 use crate::{
     App,
-    users::{User, now},
+    users::{Db, User, now},
 };
 
 type Shared = State<Arc<App>>;
@@ -190,6 +190,50 @@ pub struct SignupBody {
     data: Option<Value>,
 }
 
+/// Email, password and metadata of a sign-up, or GoTrue's refusal.
+fn signup_input(
+    app: &App,
+    headers: &HeaderMap,
+    body: SignupBody,
+) -> Result<(String, String, Value), GoTrueError> {
+    let email = body.email.unwrap_or_default().trim().to_lowercase();
+    if email.is_empty() {
+        return Err(error(
+            headers,
+            StatusCode::BAD_REQUEST,
+            "validation_failed",
+            "To signup, please provide your email",
+        ));
+    }
+    if !valid_email(&email) {
+        return Err(error(
+            headers,
+            StatusCode::BAD_REQUEST,
+            "validation_failed",
+            "Unable to validate email address: invalid format",
+        ));
+    }
+    let password = body.password.unwrap_or_default();
+    if password.chars().count() < app.settings.password_min_length {
+        let mut e = error(
+            headers,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "weak_password",
+            format!(
+                "Password should be at least {} characters.",
+                app.settings.password_min_length
+            ),
+        );
+        e.extra = Some(Box::new(("weak_password", json!({"reasons": ["length"]}))));
+        return Err(e);
+    }
+    let metadata = match body.data {
+        Some(Value::Object(m)) => Value::Object(m),
+        _ => json!({}),
+    };
+    Ok((email, password, metadata))
+}
+
 pub async fn signup(
     State(app): Shared,
     headers: HeaderMap,
@@ -205,42 +249,9 @@ pub async fn signup(
         )
         .into_response();
     };
-    let email = body.email.unwrap_or_default().trim().to_lowercase();
-    if email.is_empty() {
-        return error(
-            &headers,
-            StatusCode::BAD_REQUEST,
-            "validation_failed",
-            "To signup, please provide your email",
-        )
-        .into_response();
-    }
-    if !valid_email(&email) {
-        return error(
-            &headers,
-            StatusCode::BAD_REQUEST,
-            "validation_failed",
-            "Unable to validate email address: invalid format",
-        )
-        .into_response();
-    }
-    let password = body.password.unwrap_or_default();
-    if password.chars().count() < app.settings.password_min_length {
-        let mut e = error(
-            &headers,
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "weak_password",
-            format!(
-                "Password should be at least {} characters.",
-                app.settings.password_min_length
-            ),
-        );
-        e.extra = Some(Box::new(("weak_password", json!({"reasons": ["length"]}))));
-        return e.into_response();
-    }
-    let metadata = match body.data {
-        Some(Value::Object(m)) => Value::Object(m),
-        _ => json!({}),
+    let (email, password, metadata) = match signup_input(&app, &headers, body) {
+        Ok(input) => input,
+        Err(refused) => return refused.into_response(),
     };
     let mut db = app.db.lock().await;
     if let Some(existing) = db.by_email(&email) {
@@ -297,71 +308,102 @@ pub async fn token(
     };
     let mut db = app.db.lock().await;
     match query.get("grant_type").map(String::as_str) {
-        Some("password") => {
-            let email = body.email.unwrap_or_default().trim().to_lowercase();
-            let password = body.password.unwrap_or_default();
-            let user = match db.by_email(&email) {
-                Some(u) if u.password_matches(&password) => u.clone(),
-                _ => {
-                    return error(&headers, StatusCode::BAD_REQUEST, "invalid_credentials", "Invalid login credentials")
-                        .into_response();
-                }
-            };
-            if user.email_confirmed_at.is_none() {
-                return error(&headers, StatusCode::BAD_REQUEST, "email_not_confirmed", "Email not confirmed").into_response();
-            }
-            let mut user = user;
-            user.last_sign_in_at = Some(now());
-            db.data.users.insert(user.id.clone(), user.clone());
-            let (session_id, refresh) = db.new_session(&user.id);
-            db.save();
-            Json(session_body(&app, &user, &session_id, refresh, "password")).into_response()
-        }
-        Some("refresh_token") => {
-            let Some(token) = body.refresh_token.filter(|t| !t.is_empty()) else {
-                return (
-                    StatusCode::BAD_REQUEST,
-                    Json(json!({"error": "invalid_request", "error_description": "refresh_token required"})),
-                )
-                    .into_response();
-            };
-            let Some(record) = db.data.refresh_tokens.get(&token).cloned() else {
-                return error(
-                    &headers,
-                    StatusCode::BAD_REQUEST,
-                    "refresh_token_not_found",
-                    "Invalid Refresh Token: Refresh Token Not Found",
-                )
-                .into_response();
-            };
-            if record.revoked {
-                // Reuse of a rotated token ends the whole session (GoTrue's reuse detection).
-                db.end_sessions(&record.user_id, Some(&record.session_id), None);
-                db.save();
-                return error(
-                    &headers,
-                    StatusCode::BAD_REQUEST,
-                    "refresh_token_already_used",
-                    "Invalid Refresh Token: Already Used",
-                )
-                .into_response();
-            }
-            let Some(user) = db.data.users.get(&record.user_id).cloned() else {
-                return error(&headers, StatusCode::NOT_FOUND, "user_not_found", "User not found").into_response();
-            };
-            if let Some(r) = db.data.refresh_tokens.get_mut(&token) {
-                r.revoked = true;
-            }
-            let refresh = db.new_refresh_token(&user.id, &record.session_id);
-            db.save();
-            Json(session_body(&app, &user, &record.session_id, refresh, "token_refresh")).into_response()
-        }
+        Some("password") => password_grant(&app, &headers, &mut db, body),
+        Some("refresh_token") => refresh_grant(&app, &headers, &mut db, body),
         _ => (
             StatusCode::BAD_REQUEST,
             Json(json!({"error": "unsupported_grant_type", "error_description": "unsupported_grant_type"})),
         )
             .into_response(),
     }
+}
+
+/// `grant_type=password`: a new session for a confirmed user with the right password.
+fn password_grant(app: &App, headers: &HeaderMap, db: &mut Db, body: TokenBody) -> Response {
+    let email = body.email.unwrap_or_default().trim().to_lowercase();
+    let password = body.password.unwrap_or_default();
+    let mut user = match db.by_email(&email) {
+        Some(u) if u.password_matches(&password) => u.clone(),
+        _ => {
+            return error(
+                headers,
+                StatusCode::BAD_REQUEST,
+                "invalid_credentials",
+                "Invalid login credentials",
+            )
+            .into_response();
+        }
+    };
+    if user.email_confirmed_at.is_none() {
+        return error(
+            headers,
+            StatusCode::BAD_REQUEST,
+            "email_not_confirmed",
+            "Email not confirmed",
+        )
+        .into_response();
+    }
+    user.last_sign_in_at = Some(now());
+    db.data.users.insert(user.id.clone(), user.clone());
+    let (session_id, refresh) = db.new_session(&user.id);
+    db.save();
+    Json(session_body(app, &user, &session_id, refresh, "password")).into_response()
+}
+
+/// `grant_type=refresh_token`: rotates the refresh token; reusing a rotated one ends the session.
+fn refresh_grant(app: &App, headers: &HeaderMap, db: &mut Db, body: TokenBody) -> Response {
+    let Some(token) = body.refresh_token.filter(|t| !t.is_empty()) else {
+        return (
+            StatusCode::BAD_REQUEST,
+            Json(
+                json!({"error": "invalid_request", "error_description": "refresh_token required"}),
+            ),
+        )
+            .into_response();
+    };
+    let Some(record) = db.data.refresh_tokens.get(&token).cloned() else {
+        return error(
+            headers,
+            StatusCode::BAD_REQUEST,
+            "refresh_token_not_found",
+            "Invalid Refresh Token: Refresh Token Not Found",
+        )
+        .into_response();
+    };
+    if record.revoked {
+        // Reuse of a rotated token ends the whole session (GoTrue's reuse detection).
+        db.end_sessions(&record.user_id, Some(&record.session_id), None);
+        db.save();
+        return error(
+            headers,
+            StatusCode::BAD_REQUEST,
+            "refresh_token_already_used",
+            "Invalid Refresh Token: Already Used",
+        )
+        .into_response();
+    }
+    let Some(user) = db.data.users.get(&record.user_id).cloned() else {
+        return error(
+            headers,
+            StatusCode::NOT_FOUND,
+            "user_not_found",
+            "User not found",
+        )
+        .into_response();
+    };
+    if let Some(r) = db.data.refresh_tokens.get_mut(&token) {
+        r.revoked = true;
+    }
+    let refresh = db.new_refresh_token(&user.id, &record.session_id);
+    db.save();
+    Json(session_body(
+        app,
+        &user,
+        &record.session_id,
+        refresh,
+        "token_refresh",
+    ))
+    .into_response()
 }
 
 /// The user and session behind a bearer token, or GoTrue's error.

@@ -163,43 +163,49 @@ pub fn plan(messages: &[Value], tools: &Tools) -> Plan {
         chunk_delay: None,
         fine_tokens: false,
     };
-    let last = messages.last();
-
-    let Some(mut words) = last.and_then(user_words) else {
+    let Some(words) = messages.last().and_then(user_words) else {
         // A tool result or a heartbeat: finish the turn, never call another tool.
-        let last_tool = messages.iter().rev().find_map(|m| {
-            m.get("tool_calls")?
-                .as_array()?
-                .first()?
-                .pointer("/function/name")?
-                .as_str()
-                .map(str::to_string)
-        });
-        // The memory just written is in the tool call; the system prompt may not show it yet.
-        let last_arguments = messages.iter().rev().find_map(|m| {
-            m.get("tool_calls")?
-                .as_array()?
-                .first()?
-                .pointer("/function/arguments")?
-                .as_str()
-                .map(str::to_string)
-        });
-        let written = last_arguments.as_deref().and_then(remembered_name);
-        let reply = match last_tool.as_deref() {
-            Some("core_memory_append") | Some("core_memory_replace") => {
-                match written.or_else(|| remembered_name(&system)) {
-                    Some(name) => format!("Nice to meet you, {name}! I will remember that."),
-                    None => "Noted, I will remember that.".to_string(),
-                }
-            }
-            Some("archival_memory_insert") => "I saved that to my long-term memory.".to_string(),
-            Some("archival_memory_search") => "I searched my long-term memory.".to_string(),
-            _ => "Done.".to_string(),
-        };
-        plan.action = say(tools, reply);
+        plan.action = say(tools, after_tool(messages, &system));
         return plan;
     };
+    let words = apply_commands(words, &mut plan);
+    if plan.fail.is_some() || matches!(plan.action, Action::CallTool { .. }) {
+        return plan;
+    }
+    plan.action = memory_tool(&words, tools).unwrap_or_else(|| say(tools, answer(&words, &system)));
+    plan
+}
 
+/// The closing words after a tool ran: what the last tool call did.
+fn after_tool(messages: &[Value], system: &str) -> String {
+    let last_call = |field: &str| {
+        messages.iter().rev().find_map(|m| {
+            m.get("tool_calls")?
+                .as_array()?
+                .first()?
+                .pointer(&format!("/function/{field}"))?
+                .as_str()
+                .map(str::to_string)
+        })
+    };
+    // The memory just written is in the tool call; the system prompt may not show it yet.
+    let written = last_call("arguments").as_deref().and_then(remembered_name);
+    match last_call("name").as_deref() {
+        Some("core_memory_append") | Some("core_memory_replace") => {
+            match written.or_else(|| remembered_name(system)) {
+                Some(name) => format!("Nice to meet you, {name}! I will remember that."),
+                None => "Noted, I will remember that.".to_string(),
+            }
+        }
+        Some("archival_memory_insert") => "I saved that to my long-term memory.".to_string(),
+        Some("archival_memory_search") => "I searched my long-term memory.".to_string(),
+        _ => "Done.".to_string(),
+    }
+}
+
+/// `/slow MS`, `/tokens`, `/fail STATUS`, `/tool NAME {json}`: set on the plan; the rest of
+/// the words is returned.
+fn apply_commands(mut words: String, plan: &mut Plan) -> String {
     if let Some(rest) = words.strip_prefix("/slow ") {
         let (ms, tail) = rest.split_once(' ').unwrap_or((rest, ""));
         plan.chunk_delay = ms.parse().ok().map(Duration::from_millis);
@@ -211,70 +217,62 @@ pub fn plan(messages: &[Value], tools: &Tools) -> Plan {
     }
     if let Some(status) = words.strip_prefix("/fail ") {
         plan.fail = Some(status.trim().parse().unwrap_or(500));
-        return plan;
-    }
-    if let Some(rest) = words.strip_prefix("/tool ") {
+    } else if let Some(rest) = words.strip_prefix("/tool ") {
         let (name, args) = rest.split_once(' ').unwrap_or((rest, "{}"));
         let arguments = serde_json::from_str(args).unwrap_or_else(|_| json!({}));
         plan.action = Action::CallTool {
             name: name.trim().to_string(),
             arguments,
         };
-        return plan;
     }
+    words
+}
 
-    let lower = words.to_lowercase();
-    if let Some(name) = after_prefix(&words, "my name is ")
+/// "my name is X" and "remember that X" call the memory tools, when offered.
+fn memory_tool(words: &str, tools: &Tools) -> Option<Action> {
+    let call = |name: &str, thinking: &str, args: Vec<(&str, Value)>| Action::CallTool {
+        name: name.into(),
+        arguments: tools.arguments(name, thinking, args, true),
+    };
+    if let Some(name) = after_prefix(words, "my name is ")
         .map(clean_fact)
         .filter(|n| !n.is_empty())
         && tools.has("core_memory_append")
     {
-        {
-            let arguments = tools.arguments(
-                "core_memory_append",
-                "The user told me their name; I should store it in the human block.",
-                vec![
-                    ("label", json!("human")),
-                    ("content", json!(format!("The user's name is {name}."))),
-                ],
-                true,
-            );
-            plan.action = Action::CallTool {
-                name: "core_memory_append".into(),
-                arguments,
-            };
-            return plan;
-        }
+        return Some(call(
+            "core_memory_append",
+            "The user told me their name; I should store it in the human block.",
+            vec![
+                ("label", json!("human")),
+                ("content", json!(format!("The user's name is {name}."))),
+            ],
+        ));
     }
-    if let Some(fact) = after_prefix(&words, "remember that ")
+    if let Some(fact) = after_prefix(words, "remember that ")
         .map(clean_fact)
         .filter(|f| !f.is_empty())
         && tools.has("archival_memory_insert")
     {
-        {
-            let arguments = tools.arguments(
-                "archival_memory_insert",
-                "The user asked me to remember something for the long term.",
-                vec![("content", json!(fact))],
-                true,
-            );
-            plan.action = Action::CallTool {
-                name: "archival_memory_insert".into(),
-                arguments,
-            };
-            return plan;
-        }
+        return Some(call(
+            "archival_memory_insert",
+            "The user asked me to remember something for the long term.",
+            vec![("content", json!(fact))],
+        ));
     }
-    let reply = if lower.contains("what is my name") || lower.contains("what's my name") {
-        match remembered_name(&system) {
+    None
+}
+
+/// A plain answer: the name from memory when asked, else an echo.
+fn answer(words: &str, system: &str) -> String {
+    let lower = words.to_lowercase();
+    if lower.contains("what is my name") || lower.contains("what's my name") {
+        match remembered_name(system) {
             Some(name) => format!("Your name is {name}."),
             None => "I don't know your name yet.".to_string(),
         }
     } else {
         format!("echo: {words}")
-    };
-    plan.action = say(tools, reply);
-    plan
+    }
 }
 
 fn say(tools: &Tools, text: String) -> Action {
