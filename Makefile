@@ -27,6 +27,8 @@ services-status:
 lint:
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets -- -D warnings
+	bash infra/local/install.sh deny
+	.state/cargo-tools/bin/cargo-deny --workspace check licenses bans sources
 
 fmt:
 	cargo fmt --all

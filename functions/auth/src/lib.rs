@@ -22,12 +22,7 @@ use shared::{
 /// This function: its name, what its health check covers, its routes.
 pub const FUNCTION: Function = Function {
     name: "auth",
-    dependencies: &[
-        Service::DynamoDb,
-        Service::Letta,
-        Service::LiteLlm,
-        Service::SupabaseAuth,
-    ],
+    dependencies: Service::ALL,
     routes: api_routes,
 };
 

@@ -16,18 +16,10 @@ pub const FUNCTIONS: [&Function; 4] = [
     &agent::FUNCTION,
 ];
 
-/// Every dependency any function uses.
-pub const ALL_DEPENDENCIES: &[Service] = &[
-    Service::DynamoDb,
-    Service::Letta,
-    Service::LiteLlm,
-    Service::SupabaseAuth,
-];
-
 /// Every function's routes on one router, with the common layers once.
 pub fn app(state: AppState) -> Router {
     let routes = FUNCTIONS.iter().fold(
-        health_route("/health", "gateway", ALL_DEPENDENCIES, state.clone()),
+        health_route("/health", "gateway", Service::ALL, state.clone()),
         |router, function| router.merge(function.mounted(state.clone())),
     );
     with_common_layers(routes, &state.config.http)

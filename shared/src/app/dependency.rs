@@ -17,6 +17,14 @@ pub enum Service {
 }
 
 impl Service {
+    /// Every dependency.
+    pub const ALL: &'static [Service] = &[
+        Self::DynamoDb,
+        Self::Letta,
+        Self::LiteLlm,
+        Self::SupabaseAuth,
+    ];
+
     /// The name used in errors, health reports and logs.
     pub fn name(self) -> &'static str {
         match self {

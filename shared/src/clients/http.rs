@@ -78,24 +78,26 @@ pub fn absent_on_404<T>(result: Result<T, DependencyError>) -> Result<Option<T>,
     }
 }
 
-/// One HTTP client per cold start, shared by every dependency client.
-pub fn http_client(timeout: Duration) -> reqwest::Client {
+/// What every client of the backend shares: connect timeout, pooling, user agent.
+fn builder() -> reqwest::ClientBuilder {
     reqwest::Client::builder()
         .connect_timeout(Duration::from_secs(3))
-        .timeout(timeout)
         .pool_idle_timeout(Duration::from_secs(50))
         .user_agent(concat!("chat-backend/", env!("CARGO_PKG_VERSION")))
+}
+
+/// One HTTP client per cold start, shared by every dependency client.
+pub fn http_client(timeout: Duration) -> reqwest::Client {
+    builder()
+        .timeout(timeout)
         .build()
         .expect("the HTTP client settings are static and valid")
 }
 
 /// A client for long streams: no total timeout, but a read timeout so a silent peer is noticed.
 pub fn stream_client(read_timeout: Duration) -> reqwest::Client {
-    reqwest::Client::builder()
-        .connect_timeout(Duration::from_secs(3))
+    builder()
         .read_timeout(read_timeout)
-        .pool_idle_timeout(Duration::from_secs(50))
-        .user_agent(concat!("chat-backend/", env!("CARGO_PKG_VERSION")))
         .build()
         .expect("the HTTP client settings are static and valid")
 }

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{
     Store,
-    attrs::{Item, key, s, sdk_error},
+    attrs::{Item, s, sdk_error},
     keys::{MESSAGE_PREFIX, message_sk, user_pk},
 };
 use crate::{
@@ -82,18 +82,13 @@ impl Store {
         id: &str,
         status: MessageStatus,
     ) -> Result<(), DependencyError> {
-        self.client
-            .update_item()
-            .table_name(&self.table)
-            .set_key(Some(key(user_pk(user), message_sk(id))))
-            .update_expression("SET #status = :s")
-            .condition_expression("attribute_exists(pk)")
-            .expression_attribute_names("#status", "status")
-            .expression_attribute_values(":s", s(status.as_str()))
-            .send()
-            .await
-            .map(|_| ())
-            .map_err(sdk_error)
+        self.set_field(
+            user_pk(user),
+            message_sk(id),
+            "status",
+            Some(status.as_str()),
+        )
+        .await
     }
 
     /// A page of the user's messages, newest first, older than `before` (a message id).

@@ -30,7 +30,7 @@ use crate::{
     },
     domain::UserId,
 };
-use attrs::{Item, s, sdk_error};
+use attrs::{Item, conditional, n, s, sdk_error};
 
 /// The table and the client that reaches it, built once per cold start.
 #[derive(Clone, Debug)]
@@ -102,6 +102,53 @@ impl Store {
             .await
             .map_err(sdk_error)?;
         out.item.map(Item::<T>::from_attributes).transpose()
+    }
+
+    /// Writes a new item unless one with its key exists (for an item with an expiry: one that
+    /// has not expired at `now`). Returns false when it exists.
+    async fn put_new(
+        &self,
+        item: HashMap<String, AttributeValue>,
+        now: Option<i64>,
+    ) -> Result<bool, DependencyError> {
+        let request = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item));
+        let request = match now {
+            None => request.condition_expression("attribute_not_exists(pk)"),
+            Some(now) => request
+                .condition_expression("attribute_not_exists(pk) OR #ttl < :now")
+                .expression_attribute_names("#ttl", table::TTL_ATTRIBUTE)
+                .expression_attribute_values(":now", n(now)),
+        };
+        conditional(request.send().await)
+    }
+
+    /// Sets (or, with `None`, removes) one string attribute of an item that exists; an item
+    /// that is gone is left alone.
+    async fn set_field(
+        &self,
+        pk: String,
+        sk: String,
+        field: &str,
+        value: Option<&str>,
+    ) -> Result<(), DependencyError> {
+        let request = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(attrs::key(pk, sk)))
+            .condition_expression("attribute_exists(pk)")
+            .expression_attribute_names("#f", field);
+        let request = match value {
+            Some(v) => request
+                .update_expression("SET #f = :v")
+                .expression_attribute_values(":v", s(v)),
+            None => request.update_expression("REMOVE #f"),
+        };
+        conditional(request.send().await).map(|_| ())
     }
 
     /// A query on this table, from its first page to its last; `page` sees each page.

@@ -38,15 +38,7 @@ impl Store {
     /// Creates the profile unless one exists; returns the stored one either way.
     pub async fn create_profile(&self, profile: &Profile) -> Result<Profile, DependencyError> {
         let item = Item::new(user_pk(&profile.user_id), PROFILE_SK.into(), profile);
-        let put = self
-            .client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(item.into_attributes()?))
-            .condition_expression("attribute_not_exists(pk)")
-            .send()
-            .await;
-        if conditional(put)? {
+        if self.put_new(item.into_attributes()?, None).await? {
             return Ok(profile.clone());
         }
         Ok(self
@@ -101,20 +93,8 @@ impl Store {
         field: &str,
         value: Option<&str>,
     ) -> Result<(), DependencyError> {
-        let request = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .set_key(Some(profile_key(user)))
-            .condition_expression("attribute_exists(pk)")
-            .expression_attribute_names("#f", field);
-        let request = match value {
-            Some(v) => request
-                .update_expression("SET #f = :v")
-                .expression_attribute_values(":v", s(v)),
-            None => request.update_expression("REMOVE #f"),
-        };
-        conditional(request.send().await).map(|_| ())
+        self.set_field(user_pk(user), PROFILE_SK.into(), field, value)
+            .await
     }
 
     /// Takes the provisioning lease for `seconds`; false when another run holds it.

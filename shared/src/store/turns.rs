@@ -5,9 +5,8 @@ use serde::{Deserialize, Serialize};
 
 use super::{
     Store,
-    attrs::{Item, conditional, key, n, s, sdk_error},
+    attrs::{Item, conditional, key, s, sdk_error},
     keys::{TURN_SK, idempotency_sk, user_pk},
-    table,
 };
 use crate::{
     app::{clock::now_epoch, dependency::DependencyError},
@@ -60,21 +59,14 @@ impl Store {
         user: &UserId,
         message_id: &str,
     ) -> Result<bool, DependencyError> {
+        #[derive(Serialize)]
+        struct TurnLock<'a> {
+            message_id: &'a str,
+        }
         let now = now_epoch();
-        let result = self
-            .client
-            .put_item()
-            .table_name(&self.table)
-            .item(table::PARTITION_KEY, s(&user_pk(user)))
-            .item(table::SORT_KEY, s(TURN_SK))
-            .item("message_id", s(message_id))
-            .item(table::TTL_ATTRIBUTE, n(now + TURN_LOCK_TTL_SECS))
-            .condition_expression("attribute_not_exists(pk) OR #ttl < :now")
-            .expression_attribute_names("#ttl", table::TTL_ATTRIBUTE)
-            .expression_attribute_values(":now", n(now))
-            .send()
-            .await;
-        conditional(result)
+        let lock = Item::new(user_pk(user), TURN_SK.into(), TurnLock { message_id })
+            .expiring(now + TURN_LOCK_TTL_SECS);
+        self.put_new(lock.into_attributes()?, Some(now)).await
     }
 
     /// Releases the turn lock if `message_id`'s turn still holds it.
@@ -113,17 +105,7 @@ impl Store {
         let sk = idempotency_sk(idem_key.as_str());
         let item =
             Item::new(user_pk(user), sk.clone(), &record).expiring(now + IDEMPOTENCY_TTL_SECS);
-        let result = self
-            .client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(item.into_attributes()?))
-            .condition_expression("attribute_not_exists(pk) OR #ttl < :now")
-            .expression_attribute_names("#ttl", table::TTL_ATTRIBUTE)
-            .expression_attribute_values(":now", n(now))
-            .send()
-            .await;
-        if conditional(result)? {
+        if self.put_new(item.into_attributes()?, Some(now)).await? {
             return Ok(None);
         }
         self.get(user_pk(user), sk).await
@@ -136,17 +118,13 @@ impl Store {
         idem_key: &IdempotencyKey,
         state: TurnState,
     ) -> Result<(), DependencyError> {
-        self.client
-            .update_item()
-            .table_name(&self.table)
-            .set_key(Some(key(user_pk(user), idempotency_sk(idem_key.as_str()))))
-            .update_expression("SET #state = :s")
-            .expression_attribute_names("#state", "state")
-            .expression_attribute_values(":s", s(state.as_str()))
-            .send()
-            .await
-            .map(|_| ())
-            .map_err(sdk_error)
+        self.set_field(
+            user_pk(user),
+            idempotency_sk(idem_key.as_str()),
+            "state",
+            Some(state.as_str()),
+        )
+        .await
     }
 
     /// Forgets the key, so a retry with it runs the turn again.

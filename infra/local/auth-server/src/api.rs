@@ -269,13 +269,9 @@ pub async fn signup(
         fake.id = uuid::Uuid::new_v4().to_string();
         return Json(fake.to_json()).into_response();
     }
-    let mut user = User::new(&email, &password, metadata, app.settings.autoconfirm);
+    let user = User::new(&email, &password, metadata, app.settings.autoconfirm);
     if app.settings.autoconfirm {
-        user.last_sign_in_at = Some(now());
-        db.data.users.insert(user.id.clone(), user.clone());
-        let (session_id, refresh) = db.new_session(&user.id);
-        db.save();
-        Json(session_body(&app, &user, &session_id, refresh, "password")).into_response()
+        sign_in(&app, &mut db, user)
     } else {
         db.data.users.insert(user.id.clone(), user.clone());
         db.save();
@@ -322,7 +318,7 @@ pub async fn token(
 fn password_grant(app: &App, headers: &HeaderMap, db: &mut Db, body: TokenBody) -> Response {
     let email = body.email.unwrap_or_default().trim().to_lowercase();
     let password = body.password.unwrap_or_default();
-    let mut user = match db.by_email(&email) {
+    let user = match db.by_email(&email) {
         Some(u) if u.password_matches(&password) => u.clone(),
         _ => {
             return error(
@@ -343,6 +339,11 @@ fn password_grant(app: &App, headers: &HeaderMap, db: &mut Db, body: TokenBody) 
         )
         .into_response();
     }
+    sign_in(app, db, user)
+}
+
+/// A new session for `user` (saved with its sign-in time), as GoTrue answers a password grant.
+fn sign_in(app: &App, db: &mut Db, mut user: User) -> Response {
     user.last_sign_in_at = Some(now());
     db.data.users.insert(user.id.clone(), user.clone());
     let (session_id, refresh) = db.new_session(&user.id);
