@@ -25,10 +25,7 @@ services-status:
 	bash infra/local/services.sh status
 
 lint:
-	cargo fmt --all -- --check
-	cargo clippy --workspace --all-targets -- -D warnings
-	bash infra/local/install.sh deny
-	.state/cargo-tools/bin/cargo-deny --workspace check licenses bans sources
+	bash infra/local/lint.sh
 
 fmt:
 	cargo fmt --all

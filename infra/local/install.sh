@@ -106,11 +106,10 @@ install_deploy() {
 }
 
 install_deny() {
-  local want="cargo-deny=$CARGO_DENY_VERSION"
-  stamp_ok deny "$want" && [ -x "$CARGO_TOOLS/bin/cargo-deny" ] && return 0
-  say "installing cargo-deny $CARGO_DENY_VERSION from crates.io (a few minutes: it is compiled)"
+  [ "$("$CARGO_TOOLS/bin/cargo-deny" --version 2>/dev/null)" = "cargo-deny $CARGO_DENY_VERSION" ] && return 0
+  say "installing cargo-deny $CARGO_DENY_VERSION from crates.io into $CARGO_TOOLS (a few minutes: it is compiled)"
+  mkdir -p "$CARGO_TOOLS"
   cargo install --quiet --locked --no-default-features "cargo-deny@$CARGO_DENY_VERSION" --root "$CARGO_TOOLS" >&2
-  stamp deny "$want"
 }
 
 targets=("$@"); [ ${#targets[@]} -gt 0 ] || targets=(all)

