@@ -3,15 +3,18 @@
 //! It speaks the wire format LiteLLM and Letta use (`/v1/chat/completions` with and without
 //! streaming, `stream_options.include_usage`, `/v1/embeddings`, `/v1/models`), and it behaves
 //! like a small, predictable agent model:
-//! - "my name is X" makes it call `core_memory_append` on the `human` block;
+//! - "my name is X" makes it store the name in the `human` block: `memory_replace` of the
+//!   `Name:` line (else `memory_insert`) with Letta's v1 tools, `core_memory_append` with MemGPT's;
 //! - "remember that X" makes it call `archival_memory_insert`;
 //! - "what is my name?" makes it answer from the memory it finds in the system prompt;
 //! - "/tool NAME {json}" makes it call tool NAME with those arguments;
 //! - "/slow MS rest" waits MS milliseconds between streamed chunks, then handles "rest";
 //! - "/fail STATUS" answers with that HTTP status (an upstream failure);
-//! - "/tokens rest" streams tool arguments in OpenAI's fine token shapes;
+//! - it streams in OpenAI's fine token shapes (content word by word, tool arguments as `{"`,
+//!   key, `":"`, words, `"}`), as real models do; "/coarse rest" streams ~10-byte chunks instead;
 //! - anything else gets `echo: <text>`, through `send_message` when offered (with `thinking`
-//!   first) or as plain content.
+//!   first) or as plain content, after native reasoning (`reasoning_content`) as reasoning
+//!   models send it.
 //!
 //! It only calls a non-terminal tool when the newest message is the user's own, so it never
 //! loops on Letta's heartbeat steps. Every answer carries a usage block.
@@ -245,8 +248,16 @@ fn stream_reply(
     let mut events: Vec<Value> = vec![chunk(json!({"role": "assistant", "content": ""}), None)];
     let finish = match &plan.action {
         Action::Say(text) => {
+            let size = if plan.coarse { 6 } else { 0 };
+            if let Some(reasoning) = &plan.reasoning {
+                events.extend(
+                    pieces(reasoning, size)
+                        .into_iter()
+                        .map(|p| chunk(json!({"reasoning_content": p}), None)),
+                );
+            }
             events.extend(
-                pieces(text, 6)
+                pieces(text, size)
                     .into_iter()
                     .map(|p| chunk(json!({"content": p}), None)),
             );
@@ -258,10 +269,10 @@ fn stream_reply(
                     "function": {"name": name, "arguments": ""}}]}),
                 None,
             ));
-            let tokens = if plan.fine_tokens {
-                argument_tokens(arguments)
-            } else {
+            let tokens = if plan.coarse {
                 pieces(&arguments.to_string(), 10)
+            } else {
+                argument_tokens(arguments)
             };
             events.extend(tokens.into_iter().map(|p| {
                 chunk(

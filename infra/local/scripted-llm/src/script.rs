@@ -13,11 +13,14 @@ pub enum Action {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Plan {
     pub action: Action,
+    /// Native reasoning streamed before a plain-content answer (`reasoning_content`, as reasoning
+    /// models send it through LiteLLM).
+    pub reasoning: Option<String>,
     pub fail: Option<u16>,
     pub chunk_delay: Option<Duration>,
-    /// Stream tool arguments in OpenAI's fine token shapes (`{"`, key, `":"`, words, `"}`), which
-    /// Letta 0.16.8's parser often fails to turn into assistant deltas.
-    pub fine_tokens: bool,
+    /// Stream in coarse ~10-byte chunks instead of OpenAI's fine token shapes (content word by
+    /// word; tool arguments as `{"`, key, `":"`, words, `"}`), the default as real models do.
+    pub coarse: bool,
 }
 
 /// The tools offered in a request, with their parameter schemas.
@@ -124,7 +127,7 @@ fn remembered_name(system_prompt: &str) -> Option<String> {
             let after = &system_prompt[pos + marker.len()..];
             let name: String = after
                 .chars()
-                .take_while(|c| !matches!(c, '.' | '\n' | '<' | ','))
+                .take_while(|c| !matches!(c, '.' | '\n' | '<' | ',' | '"'))
                 .collect();
             let name = name.trim().to_string();
             if !name.is_empty() && found.as_ref().is_none_or(|(best, _)| pos > *best) {
@@ -133,6 +136,23 @@ fn remembered_name(system_prompt: &str) -> Option<String> {
         }
     }
     found.map(|(_, n)| n)
+}
+
+/// The human block's `Name: …` line as it stands in the system prompt (the last one).
+fn name_line(system_prompt: &str) -> Option<String> {
+    let block = match system_prompt.find("<human>") {
+        Some(start) => {
+            let rest = &system_prompt[start..];
+            &rest[..rest.find("</human>").unwrap_or(rest.len())]
+        }
+        None => system_prompt,
+    };
+    let at = block.rfind("Name: ")?;
+    let line: String = block[at..]
+        .chars()
+        .take_while(|c| *c != '\n' && *c != '<')
+        .collect();
+    Some(line.trim_end().to_string())
 }
 
 fn after_prefix<'a>(text: &'a str, prefix: &str) -> Option<&'a str> {
@@ -159,9 +179,10 @@ pub fn plan(messages: &[Value], tools: &Tools) -> Plan {
         .join("\n");
     let mut plan = Plan {
         action: Action::Say(String::new()),
+        reasoning: None,
         fail: None,
         chunk_delay: None,
-        fine_tokens: false,
+        coarse: false,
     };
     let Some(words) = messages.last().and_then(user_words) else {
         // A tool result or a heartbeat: finish the turn, never call another tool.
@@ -172,7 +193,14 @@ pub fn plan(messages: &[Value], tools: &Tools) -> Plan {
     if plan.fail.is_some() || matches!(plan.action, Action::CallTool { .. }) {
         return plan;
     }
-    plan.action = memory_tool(&words, tools).unwrap_or_else(|| say(tools, answer(&words, &system)));
+    plan.action =
+        memory_tool(&words, tools, &system).unwrap_or_else(|| say(tools, answer(&words, &system)));
+    if matches!(plan.action, Action::Say(_)) {
+        plan.reasoning = Some(format!(
+            "The user wrote {} words; I will answer.",
+            words.split_whitespace().count()
+        ));
+    }
     plan
 }
 
@@ -191,7 +219,7 @@ fn after_tool(messages: &[Value], system: &str) -> String {
     // The memory just written is in the tool call; the system prompt may not show it yet.
     let written = last_call("arguments").as_deref().and_then(remembered_name);
     match last_call("name").as_deref() {
-        Some("core_memory_append") | Some("core_memory_replace") => {
+        Some("core_memory_append" | "core_memory_replace" | "memory_insert" | "memory_replace") => {
             match written.or_else(|| remembered_name(system)) {
                 Some(name) => format!("Nice to meet you, {name}! I will remember that."),
                 None => "Noted, I will remember that.".to_string(),
@@ -203,16 +231,20 @@ fn after_tool(messages: &[Value], system: &str) -> String {
     }
 }
 
-/// `/slow MS`, `/tokens`, `/fail STATUS`, `/tool NAME {json}`: set on the plan; the rest of
-/// the words is returned.
+/// `/slow MS`, `/coarse`, `/tokens`, `/fail STATUS`, `/tool NAME {json}`: set on the plan; the
+/// rest of the words is returned.
 fn apply_commands(mut words: String, plan: &mut Plan) -> String {
     if let Some(rest) = words.strip_prefix("/slow ") {
         let (ms, tail) = rest.split_once(' ').unwrap_or((rest, ""));
         plan.chunk_delay = ms.parse().ok().map(Duration::from_millis);
         words = tail.to_string();
     }
+    if let Some(rest) = words.strip_prefix("/coarse ") {
+        plan.coarse = true;
+        words = rest.to_string();
+    }
+    // Fine token shapes are the default; `/tokens` is kept so older scripts still read.
     if let Some(rest) = words.strip_prefix("/tokens ") {
-        plan.fine_tokens = true;
         words = rest.to_string();
     }
     if let Some(status) = words.strip_prefix("/fail ") {
@@ -228,25 +260,43 @@ fn apply_commands(mut words: String, plan: &mut Plan) -> String {
     words
 }
 
-/// "my name is X" and "remember that X" call the memory tools, when offered.
-fn memory_tool(words: &str, tools: &Tools) -> Option<Action> {
+/// "my name is X" and "remember that X" call the memory tools, when offered: the v1 tools
+/// (`memory_replace` of the `Name:` line, else `memory_insert`) or the MemGPT ones
+/// (`core_memory_append`).
+fn memory_tool(words: &str, tools: &Tools, system: &str) -> Option<Action> {
     let call = |name: &str, thinking: &str, args: Vec<(&str, Value)>| Action::CallTool {
         name: name.into(),
         arguments: tools.arguments(name, thinking, args, true),
     };
+    let thinking = "The user told me their name; I should store it in the human block.";
     if let Some(name) = after_prefix(words, "my name is ")
         .map(clean_fact)
         .filter(|n| !n.is_empty())
-        && tools.has("core_memory_append")
     {
-        return Some(call(
-            "core_memory_append",
-            "The user told me their name; I should store it in the human block.",
-            vec![
-                ("label", json!("human")),
-                ("content", json!(format!("The user's name is {name}."))),
-            ],
-        ));
+        let fact = format!("The user's name is {name}.");
+        let human = json!("human");
+        if let Some(line) = name_line(system)
+            && tools.has("memory_replace")
+        {
+            let new_line = json!(format!("Name: {name}"));
+            return Some(call(
+                "memory_replace",
+                thinking,
+                vec![
+                    ("label", human),
+                    ("old_string", json!(line)),
+                    ("new_string", new_line),
+                ],
+            ));
+        }
+        if tools.has("memory_insert") {
+            let args = vec![("label", human), ("new_string", json!(fact))];
+            return Some(call("memory_insert", thinking, args));
+        }
+        if tools.has("core_memory_append") {
+            let args = vec![("label", human), ("content", json!(fact))];
+            return Some(call("core_memory_append", thinking, args));
+        }
     }
     if let Some(fact) = after_prefix(words, "remember that ")
         .map(clean_fact)
@@ -391,6 +441,58 @@ mod tests {
             };
             assert_eq!(name, "send_message");
         }
+    }
+
+    fn v1_tools() -> Tools {
+        let with = |name: &str, props: Value| json!({"type": "function", "function": {"name": name, "parameters": {"properties": props}}});
+        Tools::from_request(&json!({"tools": [
+            with("memory_insert", json!({"label": {}, "new_string": {}, "insert_line": {}})),
+            with("memory_replace", json!({"label": {}, "old_string": {}, "new_string": {}})),
+            with("archival_memory_insert", json!({"content": {}})),
+        ]}))
+    }
+
+    #[test]
+    fn with_v1_tools_the_name_line_is_replaced_or_a_line_inserted() {
+        let system = json!({"role": "system", "content": "<persona>I help.</persona>\n<human>\n<value>\nName: (not told yet)\n</value>\n</human>"});
+        let p = plan(&[system, user("my name is Ada.")], &v1_tools());
+        assert_eq!(
+            p.action,
+            Action::CallTool {
+                name: "memory_replace".into(),
+                arguments: json!({"label": "human", "old_string": "Name: (not told yet)", "new_string": "Name: Ada"}),
+            }
+        );
+        let bare = json!({"role": "system", "content": "<human>\n<value>\nLikes tea.\n</value>\n</human>"});
+        let p = plan(&[bare, user("my name is Ada.")], &v1_tools());
+        let Action::CallTool { name, arguments } = p.action else {
+            panic!("expected a tool call")
+        };
+        assert_eq!(name, "memory_insert");
+        assert_eq!(arguments["new_string"], "The user's name is Ada.");
+        // The tool's result: the reply names the new name, in plain content.
+        let after = plan(
+            &[
+                json!({"role": "system", "content": "<human>Name: (not told yet)</human>"}),
+                json!({"role": "assistant", "tool_calls": [{"function": {"name": "memory_replace",
+                    "arguments": "{\"label\":\"human\",\"old_string\":\"Name: (not told yet)\",\"new_string\":\"Name: Ada\"}"}}]}),
+                json!({"role": "tool", "content": "ok", "tool_call_id": "1"}),
+            ],
+            &v1_tools(),
+        );
+        assert_eq!(
+            after.action,
+            Action::Say("Nice to meet you, Ada! I will remember that.".into())
+        );
+    }
+
+    #[test]
+    fn plain_answers_come_after_native_reasoning() {
+        let p = plan(&[user("hello there")], &v1_tools());
+        assert_eq!(p.action, Action::Say("echo: hello there".into()));
+        assert!(p.reasoning.is_some_and(|r| r.contains("2 words")));
+        assert!(!p.coarse);
+        assert!(plan(&[user("/coarse hello")], &v1_tools()).coarse);
     }
 
     #[test]
