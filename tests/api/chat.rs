@@ -110,7 +110,8 @@ async fn the_agent_remembers_a_fact_from_an_earlier_turn() {
         "{kinds:?}"
     );
     let call = told.iter().find(|e| e.name == "tool_call").unwrap();
-    assert_eq!(call.data["name"], "core_memory_append");
+    // The v1 memory tool: the `Name:` line of the human block is replaced.
+    assert_eq!(call.data["name"], "memory_replace");
     assert!(
         call.data["arguments"]
             .as_str()
@@ -128,10 +129,7 @@ async fn the_agent_remembers_a_fact_from_an_earlier_turn() {
     );
     let stored_calls =
         app.history(&token, "?limit=4").await.body["messages"][2]["tool_calls"].clone();
-    assert_eq!(
-        stored_calls[0]["name"], "core_memory_append",
-        "{stored_calls}"
-    );
+    assert_eq!(stored_calls[0]["name"], "memory_replace", "{stored_calls}");
     assert!(stored_calls[0]["result"].as_str().is_some());
 }
 
@@ -383,4 +381,37 @@ async fn a_reply_letta_did_not_stream_is_sent_from_its_stored_copy() {
     let history = app.history(&token, "?limit=1").await;
     assert_eq!(history.body["messages"][0]["content"], streamed.as_str());
     assert_eq!(events.last().unwrap().data["text_corrected"], false);
+}
+
+#[tokio::test]
+async fn a_long_reply_in_fine_token_shapes_streams_token_by_token() {
+    // Real models stream a word (or less) a chunk; the scripted model does the same by default.
+    let app = spawn_app().await;
+    let (_, _, token, _) = app.ready_user("Tess").await;
+    let words = "tell me about the sea and the sky and the long road home before the night comes";
+    let events = app.chat(&token, words, None).await.events();
+    let kinds = names(&events);
+    let usage_at = kinds
+        .iter()
+        .position(|k| *k == "usage")
+        .expect("a usage event");
+    let deltas_before_usage = kinds[..usage_at].iter().filter(|k| **k == "delta").count();
+    let reply = format!("echo: {words}");
+    assert!(reply.split_whitespace().count() >= 12);
+    assert!(
+        deltas_before_usage >= 4,
+        "{deltas_before_usage} deltas before usage: {kinds:?}"
+    );
+    let done = &events.last().unwrap().data;
+    assert_eq!(events.last().unwrap().name, "done", "{kinds:?}");
+    assert_eq!(done["text_corrected"], false);
+    assert_eq!(text_of(&events), reply);
+    let history = app.history(&token, "?limit=1").await;
+    assert_eq!(history.body["messages"][0]["content"], reply.as_str());
+    // One LLM call for a plain turn (no heartbeat step).
+    assert_eq!(
+        events[usage_at].data["steps"], 1,
+        "{}",
+        events[usage_at].data
+    );
 }

@@ -3,6 +3,8 @@
 
 use std::time::Duration;
 
+use futures_util::StreamExt;
+
 use crate::helpers::*;
 
 struct Restore;
@@ -24,14 +26,24 @@ async fn letta_dying_mid_stream_keeps_the_partial_reply_and_being_down_is_503() 
         .chat_request(&token, &format!("/slow 400 {LONG_MESSAGE}"), None)
         .await;
     assert_eq!(res.status(), 200);
-    let reader = tokio::spawn(read_chat(res));
-    tokio::time::sleep(Duration::from_millis(2500)).await;
+    // Killed once the reply has started: after its first delta.
+    let mut stream = sse_events(res);
+    let mut events = Vec::new();
+    while let Some(event) = stream.next().await {
+        let delta = event.name == "delta";
+        events.push(event);
+        if delta {
+            break;
+        }
+    }
     service("kill", "letta");
-    let events = tokio::time::timeout(Duration::from_secs(90), reader)
-        .await
-        .expect("the stream ends")
-        .unwrap()
-        .events();
+    tokio::time::timeout(Duration::from_secs(90), async {
+        while let Some(event) = stream.next().await {
+            events.push(event);
+        }
+    })
+    .await
+    .expect("the stream ends");
     let last = events.last().unwrap();
     assert_eq!(last.name, "error", "{:?}", names(&events));
     assert_eq!(last.data["code"], "agent_interrupted");

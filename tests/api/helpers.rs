@@ -55,8 +55,19 @@ pub fn stack_config() -> Config {
     })
 }
 
+/// The backend with a changed configuration (a previous version's settings, say).
+pub async fn spawn_app_configured(change: impl FnOnce(&mut Config)) -> TestApp {
+    let mut config = stack_config();
+    change(&mut config);
+    start_with(StackGuard::Shared(STACK.read().await), config).await
+}
+
 async fn start(stack: StackGuard) -> TestApp {
-    let state = AppState::new(stack_config()).await;
+    start_with(stack, stack_config()).await
+}
+
+async fn start_with(stack: StackGuard, config: Config) -> TestApp {
+    let state = AppState::new(config).await;
     shared::store::table::ensure_table(&state.store)
         .await
         .expect("table");
@@ -376,7 +387,6 @@ impl TestApp {
 }
 
 pub async fn read_chat(res: reqwest::Response) -> ChatReply {
-    use eventsource_stream::Eventsource;
     use futures_util::StreamExt;
     let is_sse = res
         .headers()
@@ -393,17 +403,21 @@ pub async fn read_chat(res: reqwest::Response) -> ChatReply {
             body,
         });
     }
-    let mut events = Vec::new();
-    let mut stream = res.bytes_stream().eventsource();
-    while let Some(event) = stream.next().await {
+    ChatReply::Stream(sse_events(res).collect().await)
+}
+
+/// A chat stream's events as they arrive, for tests that act in the middle of a turn.
+pub fn sse_events(res: reqwest::Response) -> impl futures_util::Stream<Item = SseEvent> + Unpin {
+    use eventsource_stream::Eventsource;
+    use futures_util::StreamExt;
+    res.bytes_stream().eventsource().map(|event| {
         let event = event.expect("a valid SSE stream");
-        events.push(SseEvent {
+        SseEvent {
             id: event.id,
             name: event.event,
             data: serde_json::from_str(&event.data).expect("JSON data"),
-        });
-    }
-    ChatReply::Stream(events)
+        }
+    })
 }
 
 /// Polls until `f` gives `Some` (for what lands asynchronously).

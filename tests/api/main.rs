@@ -11,6 +11,7 @@ mod clients;
 mod deploy;
 mod health;
 mod logs;
+mod migration;
 mod provisioning_faults;
 mod tokens;
 mod user_agent;

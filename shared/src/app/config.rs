@@ -40,7 +40,7 @@ pub struct LettaConfig {
     pub base_url: String,
     /// Letta's server password (`--secure` mode); unset when Letta runs without one.
     pub password: Option<Secret>,
-    /// The agent architecture (`agent_type`).
+    /// The agent architecture (`agent_type`); existing agents move to it on their next request.
     pub agent_type: String,
     /// The LiteLLM model agents use.
     pub model: String,
@@ -258,7 +258,7 @@ impl LettaConfig {
             password: r.optional("LETTA_SERVER_PASSWORD").map(Secret::new),
             agent_type: r
                 .optional("LETTA_AGENT_TYPE")
-                .unwrap_or_else(|| "memgpt_v2_agent".into()),
+                .unwrap_or_else(|| "letta_v1_agent".into()),
             model: r.optional("LETTA_MODEL").unwrap_or_else(|| "gpt-4".into()),
             embedding_model: r
                 .optional("LETTA_EMBEDDING_MODEL")
@@ -401,7 +401,7 @@ mod tests {
         assert_eq!(cfg.letta.litellm_url_for_letta, "http://127.0.0.1:4000");
         assert_eq!(cfg.supabase.jwt_issuer, "http://127.0.0.1:9999/auth/v1");
         assert_eq!(cfg.supabase.jwt_algorithms, vec![JwtAlgorithm::Hs256]);
-        assert_eq!(cfg.letta.agent_type, "memgpt_v2_agent");
+        assert_eq!(cfg.letta.agent_type, "letta_v1_agent");
         assert_eq!(cfg.budget.duration, "1mo");
     }
 

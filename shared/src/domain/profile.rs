@@ -67,6 +67,10 @@ pub struct Profile {
     /// The user's agent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub letta_agent_id: Option<String>,
+    /// Its architecture, as recorded when it was made or last checked (absent on profiles
+    /// made before it was recorded).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub letta_agent_type: Option<String>,
     /// Why the last provisioning attempt stopped, if it did.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub provisioning_error: Option<String>,
@@ -98,6 +102,7 @@ impl Profile {
             litellm_key_hash: None,
             letta_provider_id: None,
             letta_agent_id: None,
+            letta_agent_type: None,
             provisioning_error: None,
             lock_until: None,
         }

@@ -4,7 +4,10 @@ use crate::{
     app::error::AppError,
     clients::letta::{Block, Passage},
     domain::{Profile, ProvisioningState, UserId},
-    flows::provisioning::{self, agent_name, agent_tag},
+    flows::{
+        migration,
+        provisioning::{self, agent_name, agent_tag},
+    },
     state::AppState,
 };
 
@@ -22,6 +25,7 @@ pub async fn ready_agent(state: &AppState, user: &UserId) -> Result<(Profile, St
     let profile = provisioning::ensure_ready(state, user)
         .await?
         .ok_or_else(no_account)?;
+    let profile = migration::ensure_current_type(state, profile).await?;
     let agent_id = profile
         .letta_agent_id
         .clone()
@@ -265,9 +269,13 @@ pub async fn reset(
 async fn replace_agent(state: &AppState, profile: &Profile) -> Result<String, AppError> {
     let user = &profile.user_id;
     let fresh = provisioning::create_agent(state, profile).await?;
+    let agent_type = fresh
+        .agent_type
+        .as_deref()
+        .unwrap_or(&state.config.letta.agent_type);
     state
         .store
-        .set_profile_field(user, "letta_agent_id", Some(&fresh.id))
+        .set_profile_agent(user, &fresh.id, agent_type)
         .await?;
     let mut others: Vec<String> = state
         .letta

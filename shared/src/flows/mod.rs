@@ -4,6 +4,7 @@
 pub mod accounts;
 pub mod agent;
 pub mod chat;
+pub mod migration;
 pub mod profile;
 pub mod provisioning;
 pub mod usage;

@@ -18,8 +18,12 @@ use crate::{
     store::Transition,
 };
 
-/// How long one provisioning run may hold the lease.
-const LEASE_SECS: i64 = 60;
+/// How long one provisioning run (or agent migration) may hold the lease.
+pub(crate) const LEASE_SECS: i64 = 60;
+
+/// The `persona` block every new agent starts with.
+pub const INITIAL_PERSONA: &str = "I am a personal assistant with long-term memory. I keep what \
+    the user tells me about themselves in my memory and use it to help them.";
 
 /// The Letta provider's name for a user.
 pub fn provider_name(user: &UserId) -> String {
@@ -95,15 +99,23 @@ pub fn initial_human_block(display_name: Option<&str>) -> String {
 
 /// Creates the user's agent (fresh memory blocks, no archival memory) on the user's provider.
 pub async fn create_agent(state: &AppState, profile: &Profile) -> Result<Agent, AppError> {
-    let user = &profile.user_id;
     let human = initial_human_block(profile.display_name.as_deref());
+    create_agent_with(state, &profile.user_id, &human, INITIAL_PERSONA).await
+}
+
+/// Creates an agent of the configured type for the user, with these memory blocks.
+pub async fn create_agent_with(
+    state: &AppState,
+    user: &UserId,
+    human: &str,
+    persona: &str,
+) -> Result<Agent, AppError> {
     let tags = vec![agent_tag(user)];
     let spec = AgentSpec {
         name: &agent_name(user),
         provider_name: &provider_name(user),
-        human: &human,
-        persona: "I am a personal assistant with long-term memory. I keep what the user tells me \
-                  about themselves in my memory and use it to help them.",
+        human,
+        persona,
         tags: &tags,
     };
     Ok(state
@@ -237,7 +249,13 @@ async fn letta_agent(state: &AppState, profile: &Profile) -> Result<Transition, 
         }
         keep
     };
+    let agent_type = agent
+        .agent_type
+        .unwrap_or_else(|| state.config.letta.agent_type.clone());
     Ok(Transition {
-        set: vec![("letta_agent_id", agent.id)],
+        set: vec![
+            ("letta_agent_id", agent.id),
+            ("letta_agent_type", agent_type),
+        ],
     })
 }

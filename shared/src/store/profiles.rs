@@ -97,6 +97,28 @@ impl Store {
             .await
     }
 
+    /// Points the profile at the user's agent and records its architecture, in one write.
+    pub async fn set_profile_agent(
+        &self,
+        user: &UserId,
+        agent_id: &str,
+        agent_type: &str,
+    ) -> Result<(), DependencyError> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(profile_key(user)))
+            .update_expression("SET letta_agent_id = :a, letta_agent_type = :t, updated_at = :now")
+            .condition_expression("attribute_exists(pk)")
+            .expression_attribute_values(":a", s(agent_id))
+            .expression_attribute_values(":t", s(agent_type))
+            .expression_attribute_values(":now", s(&now_rfc3339()))
+            .send()
+            .await;
+        conditional(result).map(|_| ())
+    }
+
     /// Takes the provisioning lease for `seconds`; false when another run holds it.
     pub async fn lock_provisioning(
         &self,

@@ -51,6 +51,9 @@ pub struct Agent {
     /// Its tags (`user:<id>`).
     #[serde(default)]
     pub tags: Vec<String>,
+    /// Its architecture (`letta_v1_agent`, `memgpt_v2_agent`, …).
+    #[serde(default)]
+    pub agent_type: Option<String>,
     /// Its LLM settings (provider, model).
     #[serde(default)]
     pub llm_config: Value,
@@ -128,14 +131,26 @@ pub struct AgentSpec<'a> {
     pub tags: &'a [String],
 }
 
-/// The memory tools every agent gets, plus `send_message`.
-pub const AGENT_TOOLS: &[&str] = &[
-    "send_message",
-    "core_memory_append",
-    "core_memory_replace",
-    "archival_memory_insert",
-    "archival_memory_search",
-];
+/// The tools an agent of `agent_type` gets: its architecture's memory tools and archival
+/// memory. `letta_v1_agent` replies in plain content (no `send_message`, no heartbeats).
+pub fn agent_tools(agent_type: &str) -> &'static [&'static str] {
+    match agent_type {
+        "letta_v1_agent" => &[
+            "memory_insert",
+            "memory_replace",
+            "conversation_search",
+            "archival_memory_insert",
+            "archival_memory_search",
+        ],
+        _ => &[
+            "send_message",
+            "core_memory_append",
+            "core_memory_replace",
+            "archival_memory_insert",
+            "archival_memory_search",
+        ],
+    }
+}
 
 impl AgentSpec<'_> {
     /// The request body. The explicit `llm_config` names the user's BYOK provider, so every LLM
@@ -153,7 +168,7 @@ impl AgentSpec<'_> {
                 {"label": "persona", "value": self.persona, "limit": 5000,
                  "description": "Who I am and how I behave in this conversation."},
             ],
-            "tools": AGENT_TOOLS,
+            "tools": agent_tools(&config.agent_type),
             "include_base_tools": false,
             "llm_config": {
                 "model": config.model,
@@ -311,6 +326,19 @@ impl Letta {
         )
         .await?;
         Ok(archives.into_iter().map(|a| a.id).collect())
+    }
+
+    /// Attaches an existing archive to an agent (its passages become the agent's archival
+    /// memory); attaching it again changes nothing.
+    pub async fn attach_archive(
+        &self,
+        agent_id: &str,
+        archive_id: &str,
+    ) -> Result<(), DependencyError> {
+        let path = format!("/v1/agents/{agent_id}/archives/attach/{archive_id}");
+        upstream::send(Service::Letta, self.request(reqwest::Method::PATCH, &path))
+            .await
+            .map(|_| ())
     }
 
     /// Deletes an archive (absent is fine).

@@ -33,6 +33,9 @@ use relay::{Outbox, Reply};
 /// revoked key) arrive within a fraction of a second and can still be a plain 402/403.
 const PEEK_WINDOW: Duration = Duration::from_millis(2500);
 
+/// The agent architecture that replies in plain content, streamed exactly.
+const PLAIN_CONTENT_AGENT: &str = "letta_v1_agent";
+
 /// What `start_turn` gives the handler.
 pub enum TurnOutcome {
     /// Events as they happen; the channel closes after the turn is stored.
@@ -51,6 +54,9 @@ struct Turn {
     reply_id: ulid::Ulid,
     idempotency_key: Option<IdempotencyKey>,
     started: Instant,
+    /// The agent streams its reply's text exactly (plain content, `letta_v1_agent`), so a
+    /// completed stream needs no read-back.
+    streams_exact_text: bool,
 }
 
 impl Turn {
@@ -166,6 +172,7 @@ pub async fn start_turn(
         user,
         agent_id,
         model: profile.model,
+        streams_exact_text: profile.letta_agent_type.as_deref() == Some(PLAIN_CONTENT_AGENT),
         user_message: Message::new(
             &user_message_id,
             Role::User,

@@ -291,11 +291,16 @@ async fn relay(mut stream: TurnStream, reply: &mut Reply, out: &mut Outbox) {
     }
 }
 
-/// Letta's token stream often omits assistant deltas (and drops whitespace at delta ends);
-/// the stored messages are authoritative. Sends what the client lacks as a last `delta`, or
-/// returns true when the client's text must be replaced.
+/// Makes the reply's text complete. A `letta_v1_agent` streams its plain content exactly, so a
+/// turn that ended (a stop reason came) with text streamed needs nothing more. Otherwise the
+/// stored messages are authoritative: Letta 0.16.8 often omits the deltas of a `send_message`
+/// reply, and trims whitespace at their ends. Sends what the client lacks as a last `delta`,
+/// or returns true when the client's text must be replaced.
 async fn complete_text(turn: &Turn, reply: &mut Reply, out: &mut Outbox) -> bool {
     if reply.failure.is_some() {
+        return false;
+    }
+    if turn.streams_exact_text && reply.stop_reason.is_some() && !reply.text.is_empty() {
         return false;
     }
     let Some(text) = stored_text(turn, reply.run_id.as_deref()).await else {
