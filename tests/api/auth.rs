@@ -309,9 +309,11 @@ async fn bad_tokens_are_401_json_never_500() {
         .await
         .unwrap();
     assert_eq!(basic.status(), 401);
-    // A valid signature for a user with no account here.
+    // A valid signature for a user Supabase does not know: no account is made for it.
     let stranger = sign_hs256(&claims_for("00000000-0000-4000-8000-000000000001", now()));
-    assert_eq!(app.get("/api/v1/auth/me", &stranger).await.status, 404);
+    let reply = app.get("/api/v1/auth/me", &stranger).await;
+    assert_eq!(reply.status, 401, "{}", reply.body);
+    assert_eq!(reply.headers["www-authenticate"], "Bearer");
 }
 
 #[tokio::test]

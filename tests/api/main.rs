@@ -9,6 +9,7 @@ mod chat;
 mod chat_faults;
 mod clients;
 mod deploy;
+mod first_use;
 mod health;
 mod logs;
 mod migration;

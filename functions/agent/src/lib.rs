@@ -42,7 +42,7 @@ async fn status(
     State(state): State<AppState>,
     user: SignedInUser,
 ) -> Result<Json<Value>, AppError> {
-    let status = agent::status(&state, &user.id).await?;
+    let status = agent::status(&state, &user).await?;
     Ok(Json(views::agent_status(&status)))
 }
 
@@ -50,7 +50,7 @@ async fn memory(
     State(state): State<AppState>,
     user: SignedInUser,
 ) -> Result<Json<Value>, AppError> {
-    let blocks = agent::memory(&state, &user.id).await?;
+    let blocks = agent::memory(&state, &user).await?;
     Ok(Json(views::memory(&blocks)))
 }
 
@@ -82,7 +82,7 @@ async fn write_memory(
             label: None,
             value: None,
         } => {
-            let added = agent::add_archival(&state, &user.id, &a.text, &a.tags).await?;
+            let added = agent::add_archival(&state, &user, &a.text, &a.tags).await?;
             Ok(Json(views::passages(&added)))
         }
         MemoryWrite {
@@ -90,7 +90,7 @@ async fn write_memory(
             label: Some(label),
             value: Some(value),
         } => {
-            let block = agent::replace_block(&state, &user.id, &label, &value).await?;
+            let block = agent::replace_block(&state, &user, &label, &value).await?;
             Ok(Json(views::block(&block)))
         }
         MemoryWrite {
@@ -123,7 +123,7 @@ async fn archival(
     ApiQuery(q): ApiQuery<ArchivalQuery>,
 ) -> Result<Json<Value>, AppError> {
     let (query, memories) =
-        agent::archival(&state, &user.id, q.query.as_deref(), q.limit.unwrap_or(20)).await?;
+        agent::archival(&state, &user, q.query.as_deref(), q.limit.unwrap_or(20)).await?;
     Ok(Json(views::archival(query.as_deref(), &memories)))
 }
 
@@ -150,6 +150,6 @@ async fn reset(
             ));
         }
     };
-    let outcome = agent::reset(&state, &user.id, scope, body.delete_history).await?;
+    let outcome = agent::reset(&state, &user, scope, body.delete_history).await?;
     Ok(Json(views::reset(&outcome)))
 }

@@ -41,7 +41,7 @@ async fn get_profile(
     State(state): State<AppState>,
     user: SignedInUser,
 ) -> Result<Json<Value>, AppError> {
-    let profile = profile::profile(&state, &user.id).await?;
+    let profile = profile::profile(&state, &user).await?;
     Ok(Json(views::user_profile(&profile)))
 }
 
@@ -57,7 +57,7 @@ async fn update_profile(
     ApiJson(body): ApiJson<ProfileUpdate>,
 ) -> Result<Json<Value>, AppError> {
     let name = DisplayName::parse(&body.display_name)?;
-    let profile = profile::set_display_name(&state, &user.id, &name).await?;
+    let profile = profile::set_display_name(&state, &user, &name).await?;
     Ok(Json(views::user_profile(&profile)))
 }
 
@@ -113,6 +113,6 @@ async fn account_health(
     State(state): State<AppState>,
     user: SignedInUser,
 ) -> Result<Json<Value>, AppError> {
-    let health = profile::account_health(&state, &user.id).await?;
+    let health = profile::account_health(&state, &user).await?;
     Ok(Json(views::account_health(&health)))
 }

@@ -12,6 +12,8 @@ use crate::app::dependency::{DependencyError, Service};
 
 /// Seconds a client should wait before retrying after a dependency failure.
 pub const RETRY_AFTER_SECS: u64 = 5;
+/// Seconds a client should wait while another request finishes setting the account up.
+pub const PROVISIONING_RETRY_AFTER_SECS: u64 = 2;
 
 /// Stable machine-readable codes; the README lists them.
 pub type ErrorCode = &'static str;
@@ -85,6 +87,9 @@ pub enum AppError {
         /// A sentence for the client.
         message: String,
     },
+    /// 409 `provisioning`: another request is setting the account up; retry shortly.
+    #[error("{0}")]
+    Provisioning(String),
     /// 503: a dependency is down or overloaded; retry later.
     #[error("{service} is unavailable: {message}")]
     Unavailable {
@@ -128,7 +133,7 @@ impl AppError {
             Self::Forbidden { .. } => StatusCode::FORBIDDEN,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            Self::Conflict { .. } => StatusCode::CONFLICT,
+            Self::Conflict { .. } | Self::Provisioning(_) => StatusCode::CONFLICT,
             Self::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
             Self::Upstream { .. } => StatusCode::BAD_GATEWAY,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -142,6 +147,7 @@ impl AppError {
             | Self::Conflict { code, .. }
             | Self::Forbidden { code, .. } => code,
             Self::Validation { .. } => "validation_failed",
+            Self::Provisioning(_) => "provisioning",
             Self::PayloadTooLarge { .. } => "payload_too_large",
             Self::ContentTooLong { .. } => "content_too_long",
             Self::Unauthorized(_) => "unauthorized",
@@ -157,7 +163,16 @@ impl AppError {
 
     /// Whether retrying the same request later may succeed.
     pub fn retryable(&self) -> bool {
-        matches!(self, Self::Unavailable { .. })
+        matches!(self, Self::Unavailable { .. } | Self::Provisioning(_))
+    }
+
+    /// Seconds to wait before retrying, for the errors that say so (`Retry-After`).
+    pub fn retry_after(&self) -> Option<u64> {
+        match self {
+            Self::Unavailable { .. } => Some(RETRY_AFTER_SECS),
+            Self::Provisioning(_) => Some(PROVISIONING_RETRY_AFTER_SECS),
+            _ => None,
+        }
     }
 
     /// The `error` object (also used for SSE `error` events).
@@ -187,12 +202,14 @@ impl AppError {
             }
             Self::Unavailable { service, .. } => {
                 error.insert("service".into(), json!(service.name()));
-                error.insert("retry_after".into(), json!(RETRY_AFTER_SECS));
             }
             Self::Upstream { service, .. } => {
                 error.insert("service".into(), json!(service.name()));
             }
             _ => {}
+        }
+        if let Some(secs) = self.retry_after() {
+            error.insert("retry_after".into(), json!(secs));
         }
         json!({ "error": error })
     }
@@ -211,8 +228,8 @@ impl IntoResponse for AppError {
         if status == StatusCode::UNAUTHORIZED {
             headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }
-        if status == StatusCode::SERVICE_UNAVAILABLE {
-            headers.insert(header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECS));
+        if let Some(secs) = self.retry_after() {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from(secs));
         }
         response
     }

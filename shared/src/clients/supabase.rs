@@ -34,6 +34,10 @@ pub struct User {
     /// When the user was created.
     #[serde(default)]
     pub created_at: Option<String>,
+    /// When the email was confirmed; absent while it is not (GoTrue sets it at sign-up when
+    /// the project does not ask for confirmation).
+    #[serde(default)]
+    pub email_confirmed_at: Option<String>,
     /// What the user (or the sign-up) put in `user_metadata`.
     #[serde(default)]
     pub user_metadata: Value,

@@ -71,6 +71,9 @@ pub struct Profile {
     /// made before it was recorded).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub letta_agent_type: Option<String>,
+    /// The email was not confirmed when the account was made: the budget stays 0 until it is.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub awaiting_confirmation: bool,
     /// Why the last provisioning attempt stopped, if it did.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub provisioning_error: Option<String>,
@@ -103,6 +106,7 @@ impl Profile {
             letta_provider_id: None,
             letta_agent_id: None,
             letta_agent_type: None,
+            awaiting_confirmation: false,
             provisioning_error: None,
             lock_until: None,
         }

@@ -83,7 +83,28 @@ fn user_id_of(user: &SupabaseUser) -> Result<UserId, AppError> {
     })
 }
 
-/// The profile for a Supabase user, created when missing.
+/// The name a new profile starts with: the one given at registration, else the user's
+/// `user_metadata` (`display_name`, `full_name` or `name`, as sign-in providers set them), else
+/// the email's local part; each validated like registration input, an invalid one skipped.
+fn initial_display_name(user: &SupabaseUser, given: Option<String>) -> Option<String> {
+    let metadata = ["display_name", "full_name", "name"]
+        .into_iter()
+        .filter_map(|key| user.user_metadata.get(key).and_then(Value::as_str));
+    let local_part = user
+        .email
+        .as_deref()
+        .and_then(|e| e.split('@').next())
+        .map(|l| l.chars().take(DisplayName::MAX_CHARS).collect::<String>());
+    given
+        .into_iter()
+        .chain(metadata.map(str::to_string))
+        .chain(local_part)
+        .find_map(|candidate| DisplayName::parse(&candidate).ok())
+        .map(|n| n.as_str().to_string())
+}
+
+/// The profile for a Supabase user, created when missing (the same for every entry point:
+/// registration, login, and the first request of a user who signed in elsewhere).
 async fn profile_for(
     state: &AppState,
     user: &SupabaseUser,
@@ -91,22 +112,90 @@ async fn profile_for(
 ) -> Result<Profile, AppError> {
     let id = user_id_of(user)?;
     if let Some(p) = state.store.get_profile(&id).await? {
-        return Ok(p);
+        return settle_confirmation(state, p, user).await;
     }
-    let display_name = display_name.or_else(|| {
-        user.user_metadata
-            .get("display_name")
-            .and_then(Value::as_str)
-            .map(str::to_string)
-    });
-    let profile = Profile::new(
+    let mut profile = Profile::new(
         id,
         user.email.as_deref().unwrap_or_default(),
-        display_name,
+        initial_display_name(user, display_name),
         &state.config.letta.model,
         user.created_at.as_deref().unwrap_or_default(),
     );
+    profile.awaiting_confirmation = user.email_confirmed_at.is_none();
     Ok(state.store.create_profile(&profile).await?)
+}
+
+/// A profile made before its email was confirmed gets its budget once Supabase says the
+/// email is confirmed (until then LiteLLM holds it at 0).
+async fn settle_confirmation(
+    state: &AppState,
+    profile: Profile,
+    user: &SupabaseUser,
+) -> Result<Profile, AppError> {
+    if !profile.awaiting_confirmation || user.email_confirmed_at.is_none() {
+        return Ok(profile);
+    }
+    let id = &profile.user_id;
+    if state.litellm.user_info(id.as_str()).await?.is_some() {
+        let budget = &state.config.budget;
+        state
+            .litellm
+            .update_user_budget(id.as_str(), budget.default_budget, Some(&budget.duration))
+            .await?;
+    }
+    state
+        .store
+        .set_profile_field(id, "awaiting_confirmation", None)
+        .await?;
+    tracing::info!(user = %id, "email confirmed; the default budget is granted");
+    Ok(Profile {
+        awaiting_confirmation: false,
+        ..profile
+    })
+}
+
+/// The signed-in user's account, ready: made on the first request of a user who signed in
+/// elsewhere (supabase-js, OAuth, magic links), provisioning resumed when unfinished, and the
+/// budget granted once the email is confirmed. 409 `provisioning` while another request holds
+/// the lease.
+pub async fn account(state: &AppState, user: &SignedInUser) -> Result<Profile, AppError> {
+    let profile = profile_of(state, user).await?;
+    if profile.state == ProvisioningState::Ready {
+        return Ok(profile);
+    }
+    provisioning::resume(state, profile)
+        .await
+        .map_err(provisioning_failed)
+}
+
+/// The signed-in user's profile as it stands (no provisioning run): made on a first request,
+/// and its budget granted once the email is confirmed.
+pub async fn profile_of(state: &AppState, user: &SignedInUser) -> Result<Profile, AppError> {
+    Ok(match state.store.get_profile(&user.id).await? {
+        Some(p) if !p.awaiting_confirmation => p,
+        // Supabase says who the user is and whether the email is confirmed; the token does not.
+        _ => {
+            let supabase_user =
+                state
+                    .supabase
+                    .get_user(user.token.expose())
+                    .await
+                    .map_err(|e| match e.status() {
+                        // Verified, but Supabase no longer knows the user or the session.
+                        Some(401 | 403 | 404) => AppError::Unauthorized(
+                            "the access token's user or session no longer exists; sign in again"
+                                .into(),
+                        ),
+                        _ => e.into(),
+                    })?;
+            if user_id_of(&supabase_user)? != user.id {
+                return Err(AppError::Unauthorized(
+                    "the access token does not match its user".into(),
+                ));
+            }
+            profile_for(state, &supabase_user, None).await?
+        }
+    })
 }
 
 fn provisioning_failed(e: AppError) -> AppError {
@@ -220,9 +309,7 @@ pub async fn me(
     state: &AppState,
     user: &SignedInUser,
 ) -> Result<(Profile, Option<UserRecord>), AppError> {
-    let profile = provisioning::ensure_ready(state, &user.id)
-        .await?
-        .ok_or_else(|| AppError::NotFound("no account for this user".into()))?;
+    let profile = account(state, user).await?;
     let budget = budget_summary(state, &user.id).await;
     Ok((profile, budget))
 }

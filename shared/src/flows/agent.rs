@@ -3,9 +3,9 @@
 use crate::{
     app::error::AppError,
     clients::letta::{Block, Passage},
-    domain::{Profile, ProvisioningState, UserId},
+    domain::{Profile, SignedInUser},
     flows::{
-        migration,
+        accounts, migration,
         provisioning::{self, agent_name, agent_tag},
     },
     state::AppState,
@@ -16,15 +16,13 @@ pub const EDITABLE_BLOCKS: &[&str] = &["human", "persona"];
 /// The longest archival memory accepted, in characters.
 pub const MAX_ARCHIVAL_CHARS: usize = 10_000;
 
-fn no_account() -> AppError {
-    AppError::NotFound("no account for this user".into())
-}
-
-/// The ready profile and its agent id (provisioning resumed when unfinished).
-pub async fn ready_agent(state: &AppState, user: &UserId) -> Result<(Profile, String), AppError> {
-    let profile = provisioning::ensure_ready(state, user)
-        .await?
-        .ok_or_else(no_account)?;
+/// The ready profile and its agent id (the account made or its provisioning resumed when
+/// needed, the agent moved to the configured type).
+pub async fn ready_agent(
+    state: &AppState,
+    user: &SignedInUser,
+) -> Result<(Profile, String), AppError> {
+    let profile = accounts::account(state, user).await?;
     let profile = migration::ensure_current_type(state, profile).await?;
     let agent_id = profile
         .letta_agent_id
@@ -53,16 +51,9 @@ pub struct AgentStatus {
 
 /// Provisioning state, whether the agent answers, message counts, last activity, memory block
 /// sizes and the number of archival memories.
-pub async fn status(state: &AppState, user: &UserId) -> Result<AgentStatus, AppError> {
-    let profile = state
-        .store
-        .get_profile(user)
-        .await?
-        .ok_or_else(no_account)?;
-    let profile = match profile.state {
-        ProvisioningState::Ready => profile,
-        _ => provisioning::resume(state, profile).await?,
-    };
+pub async fn status(state: &AppState, user: &SignedInUser) -> Result<AgentStatus, AppError> {
+    let profile = accounts::account(state, user).await?;
+    let user = &user.id;
     let agent_id = profile.letta_agent_id.clone().unwrap_or_default();
     let agent = state.letta.get_agent(&agent_id).await.ok().flatten();
     let responding = agent.is_some();
@@ -86,7 +77,7 @@ pub async fn status(state: &AppState, user: &UserId) -> Result<AgentStatus, AppE
 }
 
 /// The agent's core memory blocks.
-pub async fn memory(state: &AppState, user: &UserId) -> Result<Vec<Block>, AppError> {
+pub async fn memory(state: &AppState, user: &SignedInUser) -> Result<Vec<Block>, AppError> {
     let (_, agent_id) = ready_agent(state, user).await?;
     Ok(state.letta.blocks(&agent_id).await?)
 }
@@ -94,7 +85,7 @@ pub async fn memory(state: &AppState, user: &UserId) -> Result<Vec<Block>, AppEr
 /// Replaces the value of `human` or `persona`, within the block's limit.
 pub async fn replace_block(
     state: &AppState,
-    user: &UserId,
+    user: &SignedInUser,
     label: &str,
     value: &str,
 ) -> Result<Block, AppError> {
@@ -125,7 +116,7 @@ pub async fn replace_block(
 /// Adds a long-term memory (at most 10,000 characters, 20 tags of 1 to 64 characters).
 pub async fn add_archival(
     state: &AppState,
-    user: &UserId,
+    user: &SignedInUser,
     text: &str,
     tags: &[String],
 ) -> Result<Vec<Passage>, AppError> {
@@ -168,7 +159,7 @@ pub struct Memory {
 /// Archival memories: a semantic search with `query`, else the newest.
 pub async fn archival(
     state: &AppState,
-    user: &UserId,
+    user: &SignedInUser,
     query: Option<&str>,
     limit: u32,
 ) -> Result<(Option<String>, Vec<Memory>), AppError> {
@@ -240,7 +231,7 @@ pub struct ResetOutcome {
 /// also removes the stored chat history (usage records stay: they are billing records).
 pub async fn reset(
     state: &AppState,
-    user: &UserId,
+    user: &SignedInUser,
     scope: ResetScope,
     delete_history: bool,
 ) -> Result<ResetOutcome, AppError> {
@@ -253,7 +244,7 @@ pub async fn reset(
         ResetScope::All => replace_agent(state, &profile).await?,
     };
     let history_deleted = if delete_history {
-        state.store.delete_messages(user).await?
+        state.store.delete_messages(&user.id).await?
     } else {
         0
     };

@@ -23,10 +23,9 @@ pub async fn ensure_current_type(state: &AppState, profile: Profile) -> Result<P
     }
     let user = profile.user_id.clone();
     if !state.store.lock_provisioning(&user, LEASE_SECS).await? {
-        return Err(AppError::Conflict {
-            code: "provisioning",
-            message: "your assistant is being upgraded; try again in a few seconds".into(),
-        });
+        return Err(AppError::Provisioning(
+            "your assistant is being upgraded; try again in a few seconds".into(),
+        ));
     }
     let result = migrate(state, &user, target).await;
     if let Err(e) = state.store.unlock_provisioning(&user).await {

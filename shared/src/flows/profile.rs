@@ -4,24 +4,20 @@
 use crate::{
     app::error::AppError,
     clients::litellm::UserRecord,
-    domain::{DisplayName, Profile, ProvisioningState, UserId},
-    flows::agent::ready_agent,
+    domain::{DisplayName, Profile, ProvisioningState, SignedInUser},
+    flows::{accounts, agent::ready_agent},
     state::AppState,
 };
 
-fn no_account() -> AppError {
-    AppError::NotFound("no account for this user".into())
-}
-
-/// The stored profile, as it is (no provisioning run).
-pub async fn profile(state: &AppState, user: &UserId) -> Result<Profile, AppError> {
-    state.store.get_profile(user).await?.ok_or_else(no_account)
+/// The user's profile as it stands (made on a first request, like every entry point).
+pub async fn profile(state: &AppState, user: &SignedInUser) -> Result<Profile, AppError> {
+    accounts::profile_of(state, user).await
 }
 
 /// Sets the display name on the profile and in the agent's `human` block (its `Name:` line).
 pub async fn set_display_name(
     state: &AppState,
-    user: &UserId,
+    user: &SignedInUser,
     name: &DisplayName,
 ) -> Result<Profile, AppError> {
     let (_, agent_id) = ready_agent(state, user).await?;
@@ -31,7 +27,7 @@ pub async fn set_display_name(
     }
     state
         .store
-        .set_profile_field(user, "display_name", Some(name.as_str()))
+        .set_profile_field(&user.id, "display_name", Some(name.as_str()))
         .await?;
     profile(state, user).await
 }
@@ -92,7 +88,10 @@ impl AccountHealth {
 }
 
 /// Checks every part of the account.
-pub async fn account_health(state: &AppState, user: &UserId) -> Result<AccountHealth, AppError> {
+pub async fn account_health(
+    state: &AppState,
+    user: &SignedInUser,
+) -> Result<AccountHealth, AppError> {
     let profile = profile(state, user).await?;
     let letta_agent = match &profile.letta_agent_id {
         Some(id) => state
@@ -105,7 +104,7 @@ pub async fn account_health(state: &AppState, user: &UserId) -> Result<AccountHe
     };
     let info = state
         .litellm
-        .user_info(user.as_str())
+        .user_info(user.id.as_str())
         .await
         .map_err(|e| e.to_string());
     let remaining = match &info {

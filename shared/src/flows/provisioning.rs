@@ -48,29 +48,14 @@ fn new_key_alias(user: &UserId) -> String {
     )
 }
 
-/// The user's profile, provisioned to `ready` (resuming an unfinished run). `None` when there
-/// is no profile for this user.
-pub async fn ensure_ready(state: &AppState, user: &UserId) -> Result<Option<Profile>, AppError> {
-    let Some(profile) = state.store.get_profile(user).await? else {
-        return Ok(None);
-    };
-    if profile.state == ProvisioningState::Ready {
-        return Ok(Some(profile));
-    }
-    resume(state, profile).await.map(Some)
-}
-
 /// Runs the remaining steps of a profile's provisioning.
 pub async fn resume(state: &AppState, profile: Profile) -> Result<Profile, AppError> {
     let user = profile.user_id.clone();
     if !state.store.lock_provisioning(&user, LEASE_SECS).await? {
-        return Err(AppError::Conflict {
-            code: "provisioning",
-            message: format!(
-                "your account is being set up (step: {}); try again in a few seconds",
-                profile.state.as_str()
-            ),
-        });
+        return Err(AppError::Provisioning(format!(
+            "your account is being set up (step: {}); try again in a few seconds",
+            profile.state.as_str()
+        )));
     }
     let result = run(state, &user).await;
     if let Err(e) = state.store.unlock_provisioning(&user).await {
@@ -139,7 +124,7 @@ async fn run(state: &AppState, user: &UserId) -> Result<Profile, AppError> {
         let (next, transition) = match profile.state {
             ProvisioningState::Ready => return Ok(profile),
             ProvisioningState::SignedUp => {
-                fresh_key = litellm_user(state, user).await?;
+                fresh_key = litellm_user(state, &profile).await?;
                 (ProvisioningState::LitellmUser, Transition::default())
             }
             ProvisioningState::LitellmUser => (
@@ -162,21 +147,23 @@ async fn run(state: &AppState, user: &UserId) -> Result<Profile, AppError> {
     }
 }
 
-/// The LiteLLM user with the default budget, unless it exists; its first key when made here.
-async fn litellm_user(state: &AppState, user: &UserId) -> Result<FreshKey, AppError> {
+/// The LiteLLM user, unless it exists, with the default budget (0 while the email is not
+/// confirmed); its first key when made here.
+async fn litellm_user(state: &AppState, profile: &Profile) -> Result<FreshKey, AppError> {
+    let user = &profile.user_id;
     if state.litellm.user_info(user.as_str()).await?.is_some() {
         return Ok(None);
     }
     let budget = &state.config.budget;
+    let amount = if profile.awaiting_confirmation {
+        0.0
+    } else {
+        budget.default_budget
+    };
     let alias = new_key_alias(user);
     match state
         .litellm
-        .new_user(
-            user.as_str(),
-            &alias,
-            budget.default_budget,
-            &budget.duration,
-        )
+        .new_user(user.as_str(), &alias, amount, &budget.duration)
         .await
     {
         Ok(created) => Ok(Some((created.key, alias))),

@@ -137,9 +137,10 @@ pub async fn budget(state: &AppState, user: &UserId) -> Result<BudgetReport, App
         .user_info(user.as_str())
         .await?
         .and_then(|i| i.user_info)
-        .ok_or_else(|| AppError::Conflict {
-            code: "provisioning",
-            message: "your account has no budget yet; sign in again to finish setting it up".into(),
+        .ok_or_else(|| {
+            AppError::Provisioning(
+                "your account has no budget yet; sign in again to finish setting it up".into(),
+            )
         })?;
     let (recent_turns, recent_cost_usd) = recent_cost(state, user).await?;
     Ok(BudgetReport {

@@ -143,7 +143,7 @@ pub async fn start_turn(
     idempotency_key: Option<IdempotencyKey>,
 ) -> Result<TurnOutcome, AppError> {
     let content = ChatContent::parse(content, state.config.http.chat_max_chars)?;
-    let (profile, agent_id) = ready_agent(state, &user.id).await?;
+    let (profile, agent_id) = ready_agent(state, &user).await?;
     let mut ids = ulid::Generator::new();
     let mut next_id = || {
         ids.generate()
