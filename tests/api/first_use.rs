@@ -106,7 +106,7 @@ async fn a_user_signed_up_with_supabase_js_is_provisioned_once_on_first_use() {
     );
 }
 
-/// A second auth server with email confirmation on, issuing tokens the backend accepts (same
+/// A second auth server with email confirmation on (and anonymous sign-ins allowed), issuing tokens the backend accepts (same
 /// issuer and secret as the stack's); stopped when dropped.
 struct ConfirmingAuth {
     child: Child,
@@ -150,6 +150,7 @@ async fn confirming_auth() -> ConfirmingAuth {
             config.supabase.service_role_key.expose(),
         )
         .env("AUTH_MAILER_AUTOCONFIRM", "false")
+        .env("AUTH_ANONYMOUS_USERS_ENABLED", "true")
         .env("AUTH_DATA_FILE", &data.0)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -224,4 +225,33 @@ async fn with_confirmation_on_the_account_is_set_up_at_the_first_login_after_con
 async fn footprint_without_supabase(app: &TestApp, user_id: &str) -> (bool, usize, usize) {
     let f = footprint(app, user_id).await;
     (f.litellm_user, f.litellm_keys, f.letta_agents)
+}
+
+#[tokio::test]
+async fn a_user_without_a_confirmed_email_gets_no_budget() {
+    // Anonymous sign-ins give a session without a confirmed email: an account, but no money.
+    let auth = confirming_auth().await;
+    let app = spawn_app_configured(|c| c.supabase.url = auth.url.clone()).await;
+    let anon = app.state.config.supabase.anon_key.expose().to_string();
+    let signed_in = supabase_client(&["anonymous", &auth.url, &anon, "Guest"]);
+    assert_eq!(signed_in["confirmed"], false);
+    let token = signed_in["access_token"].as_str().unwrap().to_string();
+    let me = eventually("the account ready", Duration::from_secs(60), || {
+        let (app, token) = (&app, &token);
+        async move {
+            let me = app.get("/api/v1/auth/me", token).await;
+            (me.status == 200).then_some(me)
+        }
+    })
+    .await;
+    assert_eq!(me.body["profile"]["state"], "ready", "{}", me.body);
+    assert_eq!(me.body["profile"]["display_name"], "Guest");
+    assert_eq!(
+        me.body["profile"]["budget"]["max_budget"], 0.0,
+        "{}",
+        me.body
+    );
+    let refused = app.chat(&token, "hello", None).await.json();
+    assert_eq!(refused.status, 402, "{}", refused.body);
+    assert_eq!(refused.body["error"]["code"], "budget_exceeded");
 }

@@ -2,6 +2,7 @@
 
 Usage:
   python supabase_client.py signup BASE ANON EMAIL PASSWORD NAME   -> {"user_id", "access_token", "confirmed"}
+  python supabase_client.py anonymous BASE ANON NAME                -> {"user_id", "access_token", "confirmed"}
   python supabase_client.py confirm BASE SERVICE_KEY USER_ID       -> {"confirmed": true}
 Prints one JSON object.
 """
@@ -29,6 +30,14 @@ if command == "signup":
     print(json.dumps({
         "user_id": res.user.id,
         "access_token": res.session.access_token if res.session else None,
+        "confirmed": res.user.email_confirmed_at is not None,
+    }))
+elif command == "anonymous":
+    anon, name = sys.argv[3:5]
+    res = client(base, anon).sign_in_anonymously({"options": {"data": {"full_name": name}}})
+    print(json.dumps({
+        "user_id": res.user.id,
+        "access_token": res.session.access_token,
         "confirmed": res.user.email_confirmed_at is not None,
     }))
 elif command == "confirm":

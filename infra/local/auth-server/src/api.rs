@@ -142,13 +142,13 @@ fn session_body(
         iat,
         email: user.email.clone(),
         phone: String::new(),
-        app_metadata: json!({"provider": "email", "providers": ["email"]}),
+        app_metadata: user.app_metadata(),
         user_metadata: user.user_metadata.clone(),
         role: "authenticated".into(),
         aal: "aal1".into(),
         amr: vec![json!({"method": method, "timestamp": iat})],
         session_id: session_id.to_string(),
-        is_anonymous: false,
+        is_anonymous: user.is_anonymous,
     };
     json!({
         "access_token": app.signer.sign(&claims),
@@ -188,6 +188,29 @@ pub struct SignupBody {
     password: Option<String>,
     #[serde(default)]
     data: Option<Value>,
+}
+
+/// `signInAnonymously`: a sign-up with neither email nor password, when the project allows it.
+async fn anonymous_signup(app: &App, headers: &HeaderMap, data: Option<Value>) -> Response {
+    if !app.settings.anonymous_enabled {
+        return error(
+            headers,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "anonymous_provider_disabled",
+            "Anonymous sign-ins are disabled",
+        )
+        .into_response();
+    }
+    let metadata = match data {
+        Some(Value::Object(m)) => Value::Object(m),
+        _ => json!({}),
+    };
+    let user = User::anonymous(metadata);
+    let mut db = app.db.lock().await;
+    db.data.users.insert(user.id.clone(), user.clone());
+    let (session_id, refresh) = db.new_session(&user.id);
+    db.save();
+    Json(session_body(app, &user, &session_id, refresh, "anonymous")).into_response()
 }
 
 /// Email, password and metadata of a sign-up, or GoTrue's refusal.
@@ -249,6 +272,11 @@ pub async fn signup(
         )
         .into_response();
     };
+    if body.email.as_deref().unwrap_or_default().is_empty()
+        && body.password.as_deref().unwrap_or_default().is_empty()
+    {
+        return anonymous_signup(&app, &headers, body.data).await;
+    }
     let (email, password, metadata) = match signup_input(&app, &headers, body) {
         Ok(input) => input,
         Err(refused) => return refused.into_response(),

@@ -24,6 +24,8 @@ pub struct Settings {
     pub service_role_key: String,
     pub jwt_exp: u64,
     pub autoconfirm: bool,
+    /// `signInAnonymously` allowed (GoTrue's `GOTRUE_EXTERNAL_ANONYMOUS_USERS_ENABLED`, off by default).
+    pub anonymous_enabled: bool,
     pub password_min_length: usize,
 }
 
@@ -69,6 +71,7 @@ async fn main() {
             .and_then(|v| v.parse().ok())
             .unwrap_or(3600),
         autoconfirm: env("AUTH_MAILER_AUTOCONFIRM").is_none_or(|v| v != "false"),
+        anonymous_enabled: env("AUTH_ANONYMOUS_USERS_ENABLED").is_some_and(|v| v == "true"),
         password_min_length: env("AUTH_PASSWORD_MIN_LENGTH")
             .and_then(|v| v.parse().ok())
             .unwrap_or(6),

@@ -23,6 +23,9 @@ pub struct User {
     pub confirmation_sent_at: Option<String>,
     pub last_sign_in_at: Option<String>,
     pub identity_id: String,
+    /// Signed in anonymously: no email, no identity, never confirmed.
+    #[serde(default)]
+    pub is_anonymous: bool,
 }
 
 #[derive(Clone, Serialize, Deserialize)]
@@ -89,6 +92,24 @@ impl User {
             confirmation_sent_at: (!confirmed).then(|| stamp.clone()),
             last_sign_in_at: None,
             identity_id: uuid::Uuid::new_v4().to_string(),
+            is_anonymous: false,
+        }
+    }
+
+    /// An anonymous user (`signInAnonymously`): no email or password, never confirmed.
+    pub fn anonymous(user_metadata: Value) -> Self {
+        let mut user = Self::new("", &random_token(16), user_metadata, false);
+        user.confirmation_sent_at = None;
+        user.is_anonymous = true;
+        user
+    }
+
+    /// `app_metadata`: the provider the user signed up with.
+    pub fn app_metadata(&self) -> Value {
+        if self.is_anonymous {
+            json!({})
+        } else {
+            json!({"provider": "email", "providers": ["email"]})
         }
     }
 
@@ -116,7 +137,7 @@ impl User {
             "role": "authenticated",
             "email": self.email,
             "phone": "",
-            "app_metadata": {"provider": "email", "providers": ["email"]},
+            "app_metadata": self.app_metadata(),
             "user_metadata": self.user_metadata,
             "identities": [{
                 "identity_id": self.identity_id,
@@ -134,9 +155,12 @@ impl User {
             }],
             "created_at": self.created_at,
             "updated_at": self.updated_at,
-            "is_anonymous": false,
+            "is_anonymous": self.is_anonymous,
         });
         let obj = v.as_object_mut().expect("object");
+        if self.is_anonymous {
+            obj.insert("identities".into(), json!([]));
+        }
         if let Some(t) = &self.email_confirmed_at {
             obj.insert("email_confirmed_at".into(), json!(t));
             obj.insert("confirmed_at".into(), json!(t));
@@ -176,7 +200,10 @@ impl Db {
     }
 
     pub fn by_email(&self, email: &str) -> Option<&User> {
-        self.data.users.values().find(|u| u.email == email)
+        self.data
+            .users
+            .values()
+            .find(|u| !u.is_anonymous && u.email == email)
     }
 
     /// Starts a session: returns (session id, refresh token).
