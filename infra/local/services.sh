@@ -194,6 +194,8 @@ start_letta() {
     export LETTA_DISABLE_SQLALCHEMY_POOLING=false LETTA_ENCRYPTION_KEY LETTA_SERVER_PASSWORD
     export OPENAI_API_KEY="$LETTA_EMBEDDINGS_KEY" OPENAI_BASE_URL="http://127.0.0.1:$LITELLM_PORT/v1"
     export LETTA_TELEMETRY_ENABLE_DATADOG=false NLTK_DATA="$STATE_DIR/nltk"
+    # Letta writes openapi_letta.json into its working directory at start: keep it in the state.
+    mkdir -p "$STATE_DIR/letta-run" && cd "$STATE_DIR/letta-run"
     spawn letta "$LETTA_VENV/bin/letta" server --host 127.0.0.1 --port "$LETTA_PORT" "${secure[@]}"
   )
   wait_healthy letta 180

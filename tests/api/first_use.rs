@@ -75,14 +75,7 @@ async fn a_user_signed_up_with_supabase_js_is_provisioned_once_on_first_use() {
             other => panic!("{path}: {other} {}", reply.body),
         }
     }
-    let me = eventually("the account ready", Duration::from_secs(60), || {
-        let (app, token) = (&app, &token);
-        async move {
-            let me = app.get("/api/v1/auth/me", token).await;
-            (me.status == 200).then_some(me)
-        }
-    })
-    .await;
+    let me = me_when_ready(&app, &token).await;
     assert_eq!(me.body["profile"]["state"], "ready", "{}", me.body);
     assert_eq!(me.body["user"]["email"], email.as_str());
     // The name comes from the sign-up's user_metadata.
@@ -104,6 +97,19 @@ async fn a_user_signed_up_with_supabase_js_is_provisioned_once_on_first_use() {
             dynamodb_items: 4, // the profile, two messages, the day's usage (no lock left)
         }
     );
+}
+
+/// `GET /auth/me` once the account is ready (a concurrent first request may hold the lease).
+async fn me_when_ready(app: &TestApp, token: &str) -> Reply {
+    eventually(
+        "the account ready",
+        Duration::from_secs(60),
+        || async move {
+            let me = app.get("/api/v1/auth/me", token).await;
+            (me.status == 200).then_some(me)
+        },
+    )
+    .await
 }
 
 /// A second auth server with email confirmation on (and anonymous sign-ins allowed), issuing tokens the backend accepts (same
@@ -236,14 +242,7 @@ async fn a_user_without_a_confirmed_email_gets_no_budget() {
     let signed_in = supabase_client(&["anonymous", &auth.url, &anon, "Guest"]);
     assert_eq!(signed_in["confirmed"], false);
     let token = signed_in["access_token"].as_str().unwrap().to_string();
-    let me = eventually("the account ready", Duration::from_secs(60), || {
-        let (app, token) = (&app, &token);
-        async move {
-            let me = app.get("/api/v1/auth/me", token).await;
-            (me.status == 200).then_some(me)
-        }
-    })
-    .await;
+    let me = me_when_ready(&app, &token).await;
     assert_eq!(me.body["profile"]["state"], "ready", "{}", me.body);
     assert_eq!(me.body["profile"]["display_name"], "Guest");
     assert_eq!(
