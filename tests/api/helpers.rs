@@ -123,6 +123,19 @@ impl TestApp {
             .map(|item| serde_dynamo::from_item(item).expect("a JSON-shaped item"))
     }
 
+    /// The agent's `human` block, as `GET /agent/memory` shows it.
+    pub async fn human_block(&self, token: &str) -> Value {
+        let memory = self.get("/api/v1/agent/memory", token).await;
+        assert_eq!(memory.status, 200, "{}", memory.body);
+        memory.body["blocks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|b| b["label"] == "human")
+            .cloned()
+            .expect("a human block")
+    }
+
     pub async fn call(
         &self,
         method: Method,

@@ -66,14 +66,7 @@ async fn an_old_type_agent_moves_to_the_new_type_with_its_memory() {
     );
 
     // Memory blocks and archival passages came along.
-    let memory = app.get("/api/v1/agent/memory", &token).await;
-    let human = memory.body["blocks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|b| b["label"] == "human")
-        .cloned()
-        .unwrap();
+    let human = app.human_block(&token).await;
     assert!(
         human["value"].as_str().unwrap().contains("Mira Stone"),
         "{human}"

@@ -26,14 +26,7 @@ async fn profile_can_be_read_and_renamed_and_the_agent_learns_the_new_name() {
         .await;
     assert_eq!(renamed.status, 200, "{}", renamed.body);
     assert_eq!(renamed.body["profile"]["display_name"], "Nova Reyes");
-    let memory = app.get("/api/v1/agent/memory", &token).await;
-    let human = memory.body["blocks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|b| b["label"] == "human")
-        .unwrap()
-        .clone();
+    let human = app.human_block(&token).await;
     assert!(
         human["value"]
             .as_str()
@@ -237,14 +230,7 @@ async fn agent_status_memory_and_archival_search() {
         "{labels:?}"
     );
 
-    let memory = app.get("/api/v1/agent/memory", &token).await;
-    let human = memory.body["blocks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|b| b["label"] == "human")
-        .unwrap()
-        .clone();
+    let human = app.human_block(&token).await;
     assert!(human["limit"].as_u64().unwrap() > 0 && human["description"].as_str().is_some());
 
     // Written through the API, used by the agent.

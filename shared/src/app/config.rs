@@ -133,6 +133,9 @@ pub struct HttpConfig {
     pub chat_max_chars: usize,
 }
 
+/// The agent architecture that replies in plain content, streamed exactly (the default).
+pub const PLAIN_CONTENT_AGENT_TYPE: &str = "letta_v1_agent";
+
 /// Budget durations LiteLLM accepts.
 pub const BUDGET_DURATIONS: &[&str] = &["1d", "1w", "1mo", "3mo", "6mo", "1y"];
 
@@ -258,7 +261,7 @@ impl LettaConfig {
             password: r.optional("LETTA_SERVER_PASSWORD").map(Secret::new),
             agent_type: r
                 .optional("LETTA_AGENT_TYPE")
-                .unwrap_or_else(|| "letta_v1_agent".into()),
+                .unwrap_or_else(|| PLAIN_CONTENT_AGENT_TYPE.into()),
             model: r.optional("LETTA_MODEL").unwrap_or_else(|| "gpt-4".into()),
             embedding_model: r
                 .optional("LETTA_EMBEDDING_MODEL")

@@ -9,7 +9,7 @@ pub use messages::LettaMessage;
 
 use crate::{
     app::{
-        config::LettaConfig,
+        config::{LettaConfig, PLAIN_CONTENT_AGENT_TYPE},
         dependency::{DependencyError, Service},
         secret::Secret,
     },
@@ -135,7 +135,7 @@ pub struct AgentSpec<'a> {
 /// memory. `letta_v1_agent` replies in plain content (no `send_message`, no heartbeats).
 pub fn agent_tools(agent_type: &str) -> &'static [&'static str] {
     match agent_type {
-        "letta_v1_agent" => &[
+        PLAIN_CONTENT_AGENT_TYPE => &[
             "memory_insert",
             "memory_replace",
             "conversation_search",

@@ -18,7 +18,7 @@ pub use events::{ChatEvent, Done, TurnError};
 pub use failure::TurnFailure;
 
 use crate::{
-    app::error::AppError,
+    app::{config::PLAIN_CONTENT_AGENT_TYPE, error::AppError},
     clients::letta::TurnStream,
     domain::{
         ChatContent, ErrorRecord, IdempotencyKey, Message, MessageStatus, Role, SignedInUser,
@@ -32,9 +32,6 @@ use relay::{Outbox, Reply};
 /// How long the first Letta events are awaited before the response starts: refusals (budget,
 /// revoked key) arrive within a fraction of a second and can still be a plain 402/403.
 const PEEK_WINDOW: Duration = Duration::from_millis(2500);
-
-/// The agent architecture that replies in plain content, streamed exactly.
-const PLAIN_CONTENT_AGENT: &str = "letta_v1_agent";
 
 /// What `start_turn` gives the handler.
 pub enum TurnOutcome {
@@ -172,7 +169,7 @@ pub async fn start_turn(
         user,
         agent_id,
         model: profile.model,
-        streams_exact_text: profile.letta_agent_type.as_deref() == Some(PLAIN_CONTENT_AGENT),
+        streams_exact_text: profile.letta_agent_type.as_deref() == Some(PLAIN_CONTENT_AGENT_TYPE),
         user_message: Message::new(
             &user_message_id,
             Role::User,
