@@ -9,7 +9,11 @@
 //! - "what is my name?" makes it answer from the memory it finds in the system prompt;
 //! - "/tool NAME {json}" makes it call tool NAME with those arguments;
 //! - "/slow MS rest" waits MS milliseconds between streamed chunks, then handles "rest";
+//! - a system prompt asking for a "conversation title" gets "Chat: " and the first five words
+//!   of the exchange's user line;
 //! - "/fail STATUS" answers with that HTTP status (an upstream failure);
+//! - "/fail-on MODEL STATUS rest" fails so only when MODEL is asked, else handles "rest" (so a
+//!   LiteLLM fallback to another model answers);
 //! - it streams in OpenAI's fine token shapes (content word by word, tool arguments as `{"`,
 //!   key, `":"`, words, `"}`), as real models do; "/coarse rest" streams ~10-byte chunks instead;
 //! - anything else gets `echo: <text>`, through `send_message` when offered (with `thinking`
@@ -110,6 +114,14 @@ async fn chat(State(settings): State<Settings>, Json(request): Json<Value>) -> R
         .and_then(Value::as_str)
         .unwrap_or("gpt-4")
         .to_string();
+    if let Some((failing, status)) = &plan.fail_on
+        && *failing == model
+    {
+        return error(
+            StatusCode::from_u16(*status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+            "scripted failure of this model",
+        );
+    }
     let prompt_tokens = script::count_tokens(&Value::Array(messages.clone()).to_string())
         + request
             .get("tools")

@@ -17,6 +17,8 @@ pub struct Plan {
     /// models send it through LiteLLM).
     pub reasoning: Option<String>,
     pub fail: Option<u16>,
+    /// `/fail-on MODEL STATUS`: fail with STATUS only when MODEL is asked (a fallback answers).
+    pub fail_on: Option<(String, u16)>,
     pub chunk_delay: Option<Duration>,
     /// Stream in coarse ~10-byte chunks instead of OpenAI's fine token shapes (content word by
     /// word; tool arguments as `{"`, key, `":"`, words, `"}`), the default as real models do.
@@ -181,9 +183,14 @@ pub fn plan(messages: &[Value], tools: &Tools) -> Plan {
         action: Action::Say(String::new()),
         reasoning: None,
         fail: None,
+        fail_on: None,
         chunk_delay: None,
         coarse: false,
     };
+    if system.contains("conversation title") {
+        plan.action = Action::Say(title_for(messages.last().and_then(user_words)));
+        return plan;
+    }
     let Some(words) = messages.last().and_then(user_words) else {
         // A tool result or a heartbeat: finish the turn, never call another tool.
         plan.action = say(tools, after_tool(messages, &system));
@@ -202,6 +209,17 @@ pub fn plan(messages: &[Value], tools: &Tools) -> Plan {
         ));
     }
     plan
+}
+
+/// A title request ("User: …\nAssistant: …"): the first five words of the user's line.
+fn title_for(prompt: Option<String>) -> String {
+    let prompt = prompt.unwrap_or_default();
+    let line = prompt
+        .lines()
+        .find_map(|l| l.strip_prefix("User: "))
+        .unwrap_or(&prompt);
+    let words: Vec<&str> = line.split_whitespace().take(5).collect();
+    format!("Chat: {}", words.join(" "))
 }
 
 /// The closing words after a tool ran: what the last tool call did.
@@ -231,7 +249,7 @@ fn after_tool(messages: &[Value], system: &str) -> String {
     }
 }
 
-/// `/slow MS`, `/coarse`, `/tokens`, `/fail STATUS`, `/tool NAME {json}`: set on the plan; the
+/// `/slow MS`, `/coarse`, `/tokens`, `/fail-on MODEL STATUS`, `/fail STATUS`, `/tool NAME {json}`: set on the plan; the
 /// rest of the words is returned.
 fn apply_commands(mut words: String, plan: &mut Plan) -> String {
     if let Some(rest) = words.strip_prefix("/slow ") {
@@ -246,6 +264,13 @@ fn apply_commands(mut words: String, plan: &mut Plan) -> String {
     // Fine token shapes are the default; `/tokens` is kept so older scripts still read.
     if let Some(rest) = words.strip_prefix("/tokens ") {
         words = rest.to_string();
+    }
+    if let Some(rest) = words.strip_prefix("/fail-on ") {
+        let mut parts = rest.splitn(3, ' ');
+        let model = parts.next().unwrap_or_default().to_string();
+        let status = parts.next().and_then(|s| s.parse().ok()).unwrap_or(500);
+        plan.fail_on = Some((model, status));
+        words = parts.next().unwrap_or_default().to_string();
     }
     if let Some(status) = words.strip_prefix("/fail ") {
         plan.fail = Some(status.trim().parse().unwrap_or(500));
@@ -502,8 +527,25 @@ mod tests {
     }
 
     #[test]
+    fn title_requests_get_the_first_words() {
+        let system = json!({"role": "system", "content": "Write a short conversation title."});
+        let p = plan(
+            &[
+                system,
+                user("User: plan a trip to Lisbon in May\nAssistant: echo"),
+            ],
+            &Tools::from_request(&json!({})),
+        );
+        assert_eq!(p.action, Action::Say("Chat: plan a trip to Lisbon".into()));
+    }
+
+    #[test]
     fn failures_and_delays_are_scripted() {
         assert_eq!(plan(&[user("/fail 503")], &letta_tools()).fail, Some(503));
+        let p = plan(&[user("/fail-on gpt-4 429 hello")], &v1_tools());
+        assert_eq!(p.fail_on, Some(("gpt-4".to_string(), 429)));
+        assert_eq!(p.fail, None);
+        assert!(matches!(p.action, Action::Say(ref text) if text.contains("hello")));
         let p = plan(&[user("/slow 250 hello")], &letta_tools());
         assert_eq!(p.chunk_delay, Some(Duration::from_millis(250)));
     }
