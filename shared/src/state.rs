@@ -10,7 +10,7 @@ use crate::{
         jwks::JwtVerifier,
         letta::Letta,
         litellm::LiteLlm,
-        prices::PriceBook,
+        models::ModelCatalog,
         supabase::SupabaseAuth,
     },
     store::Store,
@@ -34,8 +34,8 @@ pub struct Inner {
     pub supabase: SupabaseAuth,
     /// Verifies access tokens; holds the JWKS cache for the life of the process.
     pub jwt: JwtVerifier,
-    /// Model prices from LiteLLM, cached.
-    pub prices: PriceBook,
+    /// LiteLLM's models and prices, cached.
+    pub models: ModelCatalog,
 }
 
 impl Deref for AppState {
@@ -63,7 +63,7 @@ impl AppState {
             ),
             litellm: LiteLlm::new(http.clone(), &config.litellm),
             jwt: JwtVerifier::new(http.clone(), &config.supabase),
-            prices: PriceBook::default(),
+            models: ModelCatalog::default(),
             supabase: SupabaseAuth::new(http, &config.supabase),
             config,
         }))

@@ -10,7 +10,7 @@ use shared::{
         letta::{AgentSpec, LettaMessage},
         supabase::{self, SignUp},
     },
-    domain::{Message, MessageStatus, Role, UserId},
+    domain::{ConversationId, Message, MessageStatus, Role, UserId},
 };
 
 use crate::helpers::{StackGuard, eventually, share_stack, stack_config};
@@ -45,7 +45,9 @@ async fn dynamodb_put_then_get_round_trips_an_item() {
     let (state, _stack) = state().await;
     state.store.health().await.expect("health");
     let user = UserId::parse(&uuid::Uuid::new_v4().to_string()).unwrap();
+    let conversation = ConversationId::generate();
     let mut item = Message::new(
+        &conversation,
         &ulid::Ulid::new(),
         Role::Assistant,
         "héllo".into(),
@@ -54,7 +56,11 @@ async fn dynamodb_put_then_get_round_trips_an_item() {
     item.cost_usd = Some(0.125);
     item.letta_message_ids = vec!["message-1".into(), "message-2".into()];
     state.store.put_message(&user, &item).await.expect("put");
-    let back = state.store.get_message(&user, &item.id).await.expect("get");
+    let back = state
+        .store
+        .get_message(&user, &conversation, &item.id)
+        .await
+        .expect("get");
     assert_eq!(
         serde_json::to_value(back.as_ref()).unwrap(),
         serde_json::to_value(Some(&item)).unwrap()
@@ -66,7 +72,7 @@ async fn dynamodb_put_then_get_round_trips_an_item() {
     assert!(
         state
             .store
-            .get_message(&user, &item.id)
+            .get_message(&user, &conversation, &item.id)
             .await
             .unwrap()
             .is_none()
@@ -169,6 +175,7 @@ async fn letta_agent_on_a_byok_provider_answers_and_bills_its_user() {
     let spec = AgentSpec {
         name: &format!("agent-{user_id}"),
         provider_name: &provider_name,
+        model: &state.config.letta.model,
         human: "Name: Test",
         persona: "I am a helpful assistant.",
         tags: &tags,

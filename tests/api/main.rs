@@ -8,6 +8,7 @@ mod auth;
 mod chat;
 mod chat_faults;
 mod clients;
+mod conversations;
 mod deploy;
 mod first_use;
 mod health;

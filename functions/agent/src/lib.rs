@@ -1,10 +1,10 @@
-//! The `agent` function: the signed-in user's agent — status, core memory, archival memory,
-//! reset. Its routes as an axum `Router`, hosted by Lambda (`main.rs`) or the local gateway.
+//! The `agent` function: the signed-in user's agent — status, core memory, archival memory
+//! (add, list, search, delete), reset. Its routes as an axum `Router`, hosted by Lambda (`main.rs`) or the local gateway.
 
 use axum::{
     Json, Router,
-    extract::State,
-    routing::{get, post},
+    extract::{Path, State},
+    routing::{delete, get, post},
 };
 use serde::Deserialize;
 use serde_json::Value;
@@ -29,6 +29,10 @@ pub fn api_routes(state: AppState) -> Router {
         .route("/api/v1/agent/status", get(status))
         .route("/api/v1/agent/memory", get(memory).post(write_memory))
         .route("/api/v1/agent/memory/archival", get(archival))
+        .route(
+            "/api/v1/agent/memory/archival/{id}",
+            delete(delete_archival),
+        )
         .route("/api/v1/agent/reset", post(reset))
         .with_state(state)
 }
@@ -115,6 +119,7 @@ async fn write_memory(
 struct ArchivalQuery {
     query: Option<String>,
     limit: Option<u32>,
+    cursor: Option<String>,
 }
 
 async fn archival(
@@ -122,9 +127,24 @@ async fn archival(
     user: SignedInUser,
     ApiQuery(q): ApiQuery<ArchivalQuery>,
 ) -> Result<Json<Value>, AppError> {
-    let (query, memories) =
-        agent::archival(&state, &user, q.query.as_deref(), q.limit.unwrap_or(20)).await?;
-    Ok(Json(views::archival(query.as_deref(), &memories)))
+    let page = agent::archival(
+        &state,
+        &user,
+        q.query.as_deref(),
+        q.limit.unwrap_or(20),
+        q.cursor.as_deref(),
+    )
+    .await?;
+    Ok(Json(views::archival(&page)))
+}
+
+async fn delete_archival(
+    State(state): State<AppState>,
+    user: SignedInUser,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, AppError> {
+    agent::delete_archival(&state, &user, &id).await?;
+    Ok(Json(serde_json::json!({"deleted": true, "id": id})))
 }
 
 #[derive(Deserialize)]

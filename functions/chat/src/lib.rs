@@ -1,13 +1,13 @@
 //! The `chat` function: send a message and receive the agent's reply token by token over SSE
-//! (Lambda response streaming), and read the stored history. Its routes as an axum `Router`,
-//! hosted by Lambda (`main.rs`, streaming) or the local gateway.
+//! (Lambda response streaming), read the stored history, and manage conversations. Its routes
+//! as an axum `Router`, hosted by Lambda (`main.rs`, streaming) or the local gateway.
 
 use std::{convert::Infallible, time::Duration};
 
 use axum::{
     Json, Router,
-    extract::State,
-    http::HeaderMap,
+    extract::{Path, State},
+    http::{HeaderMap, StatusCode},
     response::{
         IntoResponse, Response,
         sse::{Event, KeepAlive, Sse},
@@ -20,9 +20,12 @@ use serde_json::Value;
 use shared::{
     AppError, AppState,
     app::dependency::Service,
-    domain::{IdempotencyKey, SignedInUser},
-    flows::chat::{self, ChatEvent, TurnOutcome},
-    http::{ApiJson, ApiQuery, Function, IDEMPOTENCY_KEY, views},
+    domain::{ConversationId, IdempotencyKey, SignedInUser, Title},
+    flows::{
+        chat::{self, ChatEvent, TurnOutcome},
+        conversations,
+    },
+    http::{ApiJson, ApiQuery, Function, IDEMPOTENCY_KEY, parse_optional_json, views},
     store::decode_cursor,
 };
 
@@ -41,6 +44,16 @@ pub fn api_routes(state: AppState) -> Router {
     Router::new()
         .route("/api/v1/chat/message", post(send_message))
         .route("/api/v1/chat/history", get(history))
+        .route(
+            "/api/v1/conversations",
+            get(list_conversations).post(create_conversation),
+        )
+        .route(
+            "/api/v1/conversations/{id}",
+            get(get_conversation)
+                .patch(rename_conversation)
+                .delete(delete_conversation),
+        )
         .with_state(state)
 }
 
@@ -53,6 +66,15 @@ pub fn router(state: AppState) -> Router {
 #[serde(deny_unknown_fields)]
 struct MessageBody {
     content: String,
+    /// Without it, the user's default conversation.
+    conversation_id: Option<String>,
+}
+
+fn conversation_or_default(raw: Option<&str>) -> Result<ConversationId, AppError> {
+    raw.map_or_else(
+        || Ok(ConversationId::default_conversation()),
+        ConversationId::parse,
+    )
 }
 
 fn sse_event(id: usize, event: ChatEvent) -> Result<Event, Infallible> {
@@ -92,7 +114,8 @@ async fn send_message(
         // A header that is not even text is as invalid as a bad key.
         .map(|v| IdempotencyKey::parse(v.to_str().unwrap_or("")))
         .transpose()?;
-    match chat::start_turn(&state, user, &body.content, idempotency_key).await? {
+    let conversation = conversation_or_default(body.conversation_id.as_deref())?;
+    match chat::start_turn(&state, user, conversation, &body.content, idempotency_key).await? {
         TurnOutcome::Live(rx) => {
             let events =
                 stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|e| (e, rx)) });
@@ -107,6 +130,7 @@ async fn send_message(
 struct HistoryQuery {
     limit: Option<u32>,
     before: Option<String>,
+    conversation_id: Option<String>,
 }
 
 async fn history(
@@ -118,6 +142,9 @@ async fn history(
     if !(1..=100).contains(&limit) {
         return Err(AppError::validation("limit", "must be between 1 and 100"));
     }
+    let conversation = conversation_or_default(query.conversation_id.as_deref())?;
+    // 404 for a conversation that is not the user's, never an empty page.
+    conversations::get(&state, &user, &conversation).await?;
     let before = query
         .before
         .as_deref()
@@ -125,7 +152,87 @@ async fn history(
         .transpose()?;
     let page = state
         .store
-        .history(&user.id, limit, before.as_deref())
+        .history(&user.id, &conversation, limit, before.as_deref())
         .await?;
     Ok(Json(views::history(&page)))
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct NewConversation {
+    title: Option<String>,
+}
+
+async fn create_conversation(
+    State(state): State<AppState>,
+    user: SignedInUser,
+    body: axum::body::Bytes,
+) -> Result<(StatusCode, Json<Value>), AppError> {
+    let body: NewConversation = parse_optional_json(&body)?.unwrap_or_default();
+    let title = body.title.as_deref().map(Title::parse).transpose()?;
+    let conversation = conversations::create(&state, &user, title).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(views::conversation(&conversation)),
+    ))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ListQuery {
+    limit: Option<usize>,
+    cursor: Option<String>,
+}
+
+async fn list_conversations(
+    State(state): State<AppState>,
+    user: SignedInUser,
+    ApiQuery(query): ApiQuery<ListQuery>,
+) -> Result<Json<Value>, AppError> {
+    let limit = query.limit.unwrap_or(20);
+    if !(1..=100).contains(&limit) {
+        return Err(AppError::validation("limit", "must be between 1 and 100"));
+    }
+    let page = conversations::list(&state, &user, limit, query.cursor.as_deref()).await?;
+    Ok(Json(views::conversations(&page)))
+}
+
+async fn get_conversation(
+    State(state): State<AppState>,
+    user: SignedInUser,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, AppError> {
+    let id = ConversationId::parse(&id)?;
+    let conversation = conversations::get(&state, &user, &id).await?;
+    Ok(Json(views::conversation(&conversation)))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ConversationUpdate {
+    title: String,
+}
+
+async fn rename_conversation(
+    State(state): State<AppState>,
+    user: SignedInUser,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<ConversationUpdate>,
+) -> Result<Json<Value>, AppError> {
+    let id = ConversationId::parse(&id)?;
+    let title = Title::parse(&body.title)?;
+    let conversation = conversations::rename(&state, &user, &id, &title).await?;
+    Ok(Json(views::conversation(&conversation)))
+}
+
+async fn delete_conversation(
+    State(state): State<AppState>,
+    user: SignedInUser,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, AppError> {
+    let id = ConversationId::parse(&id)?;
+    let deleted = conversations::delete(&state, &user, &id).await?;
+    Ok(Json(
+        serde_json::json!({"deleted": true, "id": id, "messages_deleted": deleted}),
+    ))
 }

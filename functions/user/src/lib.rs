@@ -1,14 +1,23 @@
-//! The `user` function: profile, usage, budget and account health of the signed-in user.
-//! Its routes as an axum `Router`, hosted by Lambda (`main.rs`) or the local gateway.
+//! The `user` function: profile (display name, model), the models to choose from, usage,
+//! budget, account health and the data export of the signed-in user. Its routes as an axum
+//! `Router`, hosted by Lambda (`main.rs`, streaming, for the export) or the local gateway.
 
-use axum::{Json, Router, extract::State, routing::get};
+use axum::{
+    Json, Router,
+    body::Body,
+    extract::State,
+    http::header,
+    response::{IntoResponse, Response},
+    routing::get,
+};
+use futures_util::stream;
 use serde::Deserialize;
 use serde_json::Value;
 use shared::{
     AppError, AppState,
     app::dependency::Service,
     domain::{DisplayName, SignedInUser},
-    flows::{profile, usage},
+    flows::{export, models, profile, usage},
     http::{ApiJson, ApiQuery, Function, views},
 };
 
@@ -29,6 +38,8 @@ pub fn api_routes(state: AppState) -> Router {
         .route("/api/v1/user/usage", get(get_usage))
         .route("/api/v1/user/budget", get(get_budget).post(set_budget))
         .route("/api/v1/user/health", get(account_health))
+        .route("/api/v1/user/export", get(export_data))
+        .route("/api/v1/models", get(list_models))
         .with_state(state)
 }
 
@@ -48,7 +59,8 @@ async fn get_profile(
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct ProfileUpdate {
-    display_name: String,
+    display_name: Option<String>,
+    model: Option<String>,
 }
 
 async fn update_profile(
@@ -56,9 +68,60 @@ async fn update_profile(
     user: SignedInUser,
     ApiJson(body): ApiJson<ProfileUpdate>,
 ) -> Result<Json<Value>, AppError> {
-    let name = DisplayName::parse(&body.display_name)?;
-    let profile = profile::set_display_name(&state, &user, &name).await?;
+    if body.display_name.is_none() && body.model.is_none() {
+        return Err(AppError::validation(
+            "body",
+            "send display_name, model, or both",
+        ));
+    }
+    // Everything is checked before anything changes.
+    let name = body
+        .display_name
+        .as_deref()
+        .map(DisplayName::parse)
+        .transpose()?;
+    if let Some(model) = &body.model {
+        models::set_model(&state, &user, model).await?;
+    }
+    if let Some(name) = &name {
+        profile::set_display_name(&state, &user, name).await?;
+    }
+    let profile = profile::profile(&state, &user).await?;
     Ok(Json(views::user_profile(&profile)))
+}
+
+async fn list_models(
+    State(state): State<AppState>,
+    _user: SignedInUser,
+) -> Result<Json<Value>, AppError> {
+    let choices = models::choices(&state).await?;
+    Ok(Json(views::models(&choices, &state.config.letta.model)))
+}
+
+/// Everything the backend holds for the user, one JSON object a line (`type` on each), ending
+/// with `{"type":"end"}`; a stream that broke off ends with `{"type":"error"}` instead.
+async fn export_data(
+    State(state): State<AppState>,
+    user: SignedInUser,
+) -> Result<Response, AppError> {
+    let records = export::export(&state, &user).await?;
+    let lines = stream::unfold(records, |mut rx| async move {
+        let record = rx.recv().await?;
+        let mut line = views::export_record(&record).to_string();
+        line.push('\n');
+        Some((Ok::<_, std::convert::Infallible>(line), rx))
+    });
+    Ok((
+        [
+            (header::CONTENT_TYPE, "application/x-ndjson"),
+            (
+                header::CONTENT_DISPOSITION,
+                "attachment; filename=\"export.ndjson\"",
+            ),
+        ],
+        Body::from_stream(lines),
+    )
+        .into_response())
 }
 
 #[derive(Deserialize)]

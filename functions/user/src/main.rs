@@ -1,4 +1,5 @@
-//! Lambda host for the `user` function: build the state once per cold start, then serve the router.
+//! Lambda host for the `user` function, with response streaming so a large data export goes
+//! out as it is read (function URL `InvokeMode: RESPONSE_STREAM`).
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
@@ -6,5 +7,5 @@ async fn main() -> Result<(), lambda_http::Error> {
     let state = shared::AppState::from_env()
         .await
         .inspect_err(|e| tracing::error!(error = %e, "cold start failed"))?;
-    lambda_http::run(user::router(state)).await
+    lambda_http::run_with_streaming_response(user::router(state)).await
 }

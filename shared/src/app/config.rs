@@ -42,8 +42,11 @@ pub struct LettaConfig {
     pub password: Option<Secret>,
     /// The agent architecture (`agent_type`); existing agents move to it on their next request.
     pub agent_type: String,
-    /// The LiteLLM model agents use.
+    /// The LiteLLM model new agents use (a user may choose another).
     pub model: String,
+    /// The models users may choose (`ALLOWED_MODELS`, comma-separated); empty: every chat
+    /// model LiteLLM serves.
+    pub allowed_models: Vec<String>,
     /// The embedding model of archival memory.
     pub embedding_model: String,
     /// Its dimensions.
@@ -256,13 +259,27 @@ impl Config {
 
 impl LettaConfig {
     fn read(r: &mut Reader<'_>, litellm_base_url: &str) -> Self {
+        let model = r.optional("LETTA_MODEL").unwrap_or_else(|| "gpt-4".into());
+        let allowed_models: Vec<String> = r
+            .optional("ALLOWED_MODELS")
+            .unwrap_or_default()
+            .split(',')
+            .map(str::trim)
+            .filter(|m| !m.is_empty())
+            .map(str::to_string)
+            .collect();
+        if !allowed_models.is_empty() && !allowed_models.contains(&model) {
+            r.problems
+                .push(format!("ALLOWED_MODELS must include LETTA_MODEL ({model})"));
+        }
         Self {
+            model,
+            allowed_models,
             base_url: r.url("LETTA_BASE_URL", None),
             password: r.optional("LETTA_SERVER_PASSWORD").map(Secret::new),
             agent_type: r
                 .optional("LETTA_AGENT_TYPE")
                 .unwrap_or_else(|| PLAIN_CONTENT_AGENT_TYPE.into()),
-            model: r.optional("LETTA_MODEL").unwrap_or_else(|| "gpt-4".into()),
             embedding_model: r
                 .optional("LETTA_EMBEDDING_MODEL")
                 .unwrap_or_else(|| "text-embedding-3-small".into()),

@@ -10,6 +10,7 @@ use crate::{
         secret::Secret,
     },
     clients::http as upstream,
+    domain::Usage,
 };
 
 /// The LiteLLM proxy's admin API, with the master key.
@@ -166,6 +167,72 @@ impl LiteLlm {
         )
         .await?;
         Ok(generated.key)
+    }
+
+    /// A key of the user's that expires by itself after `duration` (LiteLLM's `30s`, `2m`, …),
+    /// for one call the backend makes on the user's behalf (billed to the user, under the
+    /// user's budget). Delete it after use.
+    pub async fn short_lived_key(
+        &self,
+        user_id: &str,
+        duration: &str,
+    ) -> Result<Secret, DependencyError> {
+        #[derive(Deserialize)]
+        struct Generated {
+            key: Secret,
+        }
+        let generated: Generated = upstream::send_json(
+            Service::LiteLlm,
+            self.admin(reqwest::Method::POST, "/key/generate")
+                .json(&json!({"user_id": user_id, "duration": duration,
+                              "metadata": {"purpose": "conversation title"}})),
+        )
+        .await?;
+        Ok(generated.key)
+    }
+
+    /// One chat completion with a user's key: the answer's text and its token counts.
+    pub async fn complete(
+        &self,
+        key: &Secret,
+        model: &str,
+        system: &str,
+        prompt: &str,
+        max_tokens: u32,
+    ) -> Result<(String, Usage), DependencyError> {
+        let answer: Value = upstream::send_json(
+            Service::LiteLlm,
+            self.http
+                .post(format!("{}/v1/chat/completions", self.base))
+                .bearer_auth(key.expose())
+                .json(&json!({
+                    "model": model,
+                    "max_tokens": max_tokens,
+                    "messages": [
+                        {"role": "system", "content": system},
+                        {"role": "user", "content": prompt},
+                    ],
+                })),
+        )
+        .await?;
+        let tokens = |field: &str| {
+            answer
+                .pointer(&format!("/usage/{field}"))
+                .and_then(Value::as_u64)
+                .unwrap_or(0)
+        };
+        let usage = Usage {
+            prompt_tokens: tokens("prompt_tokens"),
+            completion_tokens: tokens("completion_tokens"),
+            total_tokens: tokens("total_tokens"),
+            steps: 1,
+        };
+        let text = answer
+            .pointer("/choices/0/message/content")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string();
+        Ok((text, usage))
     }
 
     /// Deletes keys by their hashes (LiteLLM accepts keys or hashes).

@@ -2,6 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::ConversationId;
 use crate::app::clock::now_rfc3339;
 
 /// Who wrote a message.
@@ -85,6 +86,8 @@ pub struct ErrorRecord {
 pub struct Message {
     /// A ULID: messages sort by time.
     pub id: String,
+    /// The conversation it belongs to.
+    pub conversation_id: ConversationId,
     /// Who wrote it.
     pub role: Role,
     /// The text.
@@ -133,9 +136,16 @@ pub struct Message {
 
 impl Message {
     /// A new message with nothing known yet beyond its text and status.
-    pub fn new(id: &ulid::Ulid, role: Role, content: String, status: MessageStatus) -> Self {
+    pub fn new(
+        conversation_id: &ConversationId,
+        id: &ulid::Ulid,
+        role: Role,
+        content: String,
+        status: MessageStatus,
+    ) -> Self {
         Self {
             id: id.to_string(),
+            conversation_id: conversation_id.clone(),
             role,
             content,
             status,

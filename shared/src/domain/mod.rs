@@ -1,8 +1,9 @@
 //! Values parsed at the boundary (once one exists, it is valid) and the entities the backend
-//! keeps: profile and messages. No I/O here.
+//! keeps: profile, conversations and messages. No I/O here.
 
 mod account;
 mod chat;
+mod conversation;
 mod identity;
 mod ids;
 mod message;
@@ -10,6 +11,7 @@ mod profile;
 
 pub use account::{DisplayName, Email, Password};
 pub use chat::ChatContent;
+pub use conversation::{Conversation, ConversationId, Title};
 pub use identity::SignedInUser;
 pub use ids::{IdempotencyKey, UserId};
 pub use message::{ErrorRecord, Message, MessageStatus, Role, ToolCall, Usage};

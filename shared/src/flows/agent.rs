@@ -5,7 +5,7 @@ use crate::{
     clients::letta::{Block, Passage},
     domain::{Profile, SignedInUser},
     flows::{
-        accounts, migration,
+        accounts, conversations, migration,
         provisioning::{self, agent_name, agent_tag},
     },
     state::AppState,
@@ -59,16 +59,22 @@ pub async fn status(state: &AppState, user: &SignedInUser) -> Result<AgentStatus
     let responding = agent.is_some();
     let (blocks, archival_passages) = if responding {
         let blocks = state.letta.blocks(&agent_id).await.unwrap_or_default();
-        let passages = state.letta.list_passages(&agent_id, 1000).await;
+        let passages = state.letta.list_passages(&agent_id, 1000, None).await;
         (blocks, passages.map(|p| p.len()).ok())
     } else {
         (Vec::new(), None)
     };
-    let last = state.store.history(user, 1, None).await?.messages;
+    let last_activity = state
+        .store
+        .conversations(user)
+        .await?
+        .into_iter()
+        .map(|c| c.last_activity)
+        .max();
     Ok(AgentStatus {
         context_messages: agent.map(|a| a.message_ids.len()),
         message_count: state.store.count_messages(user).await?,
-        last_activity: last.into_iter().next().map(|m| m.created_at),
+        last_activity,
         profile,
         responding,
         blocks,
@@ -156,18 +162,63 @@ pub struct Memory {
     pub created_at: Option<String>,
 }
 
+/// A page of archival memories: a semantic search with `query` (best first, one page), else
+/// newest first, `cursor` naming the last memory of the previous page.
+pub struct ArchivalPage {
+    /// The query, trimmed.
+    pub query: Option<String>,
+    /// The memories.
+    pub memories: Vec<Memory>,
+    /// The cursor of the next page (listing only); `None` on the last.
+    pub next_cursor: Option<String>,
+}
+
+/// Whether `id` can be a passage id (`passage-<uuid>`); others name no memory of anyone's.
+fn is_passage_id(id: &str) -> bool {
+    id.strip_prefix("passage-")
+        .is_some_and(|u| uuid::Uuid::parse_str(u).is_ok())
+}
+
+/// Deletes one of the user's archival memories; 404 for an id that is not in the user's
+/// agent's archives (another user's passage included).
+pub async fn delete_archival(
+    state: &AppState,
+    user: &SignedInUser,
+    id: &str,
+) -> Result<(), AppError> {
+    let not_found = || AppError::NotFound("no such archival memory".into());
+    if !is_passage_id(id) {
+        return Err(not_found());
+    }
+    let (_, agent_id) = ready_agent(state, user).await?;
+    for archive in state.letta.agent_archive_ids(&agent_id).await? {
+        if state.letta.delete_passage(&archive, id).await? {
+            return Ok(());
+        }
+    }
+    Err(not_found())
+}
+
 /// Archival memories: a semantic search with `query`, else the newest.
 pub async fn archival(
     state: &AppState,
     user: &SignedInUser,
     query: Option<&str>,
     limit: u32,
-) -> Result<(Option<String>, Vec<Memory>), AppError> {
+    cursor: Option<&str>,
+) -> Result<ArchivalPage, AppError> {
     if !(1..=100).contains(&limit) {
         return Err(AppError::validation("limit", "must be between 1 and 100"));
     }
+    if cursor.is_some_and(|c| !is_passage_id(c)) {
+        return Err(AppError::BadRequest {
+            code: "invalid_cursor",
+            message: "the cursor is not valid".into(),
+        });
+    }
     let (_, agent_id) = ready_agent(state, user).await?;
     let query = query.map(str::trim).filter(|q| !q.is_empty());
+    let mut next_cursor = None;
     let memories = match query {
         Some(q) => state
             .letta
@@ -181,20 +232,32 @@ pub async fn archival(
                 created_at: r.timestamp,
             })
             .collect(),
-        None => state
-            .letta
-            .list_passages(&agent_id, limit)
-            .await?
-            .into_iter()
-            .map(|p| Memory {
-                id: Some(p.id),
-                text: p.text,
-                tags: p.tags,
-                created_at: p.created_at,
-            })
-            .collect(),
+        None => {
+            // One more than the page tells whether there is a next one.
+            let mut passages = state
+                .letta
+                .list_passages(&agent_id, limit + 1, cursor)
+                .await?;
+            if passages.len() > limit as usize {
+                passages.truncate(limit as usize);
+                next_cursor = passages.last().map(|p| p.id.clone());
+            }
+            passages
+                .into_iter()
+                .map(|p| Memory {
+                    id: Some(p.id),
+                    text: p.text,
+                    tags: p.tags,
+                    created_at: p.created_at,
+                })
+                .collect()
+        }
     };
-    Ok((query.map(str::to_string), memories))
+    Ok(ArchivalPage {
+        query: query.map(str::to_string),
+        memories,
+        next_cursor,
+    })
 }
 
 /// What a reset clears.
@@ -226,7 +289,7 @@ pub struct ResetOutcome {
     pub history_deleted: usize,
 }
 
-/// `messages`: the agent forgets the conversation but keeps its memory. `all`: a fresh agent
+/// `messages`: the agent forgets its conversations but keeps its memory. `all`: a fresh agent
 /// (new blocks, no archival memory); the old one and its archive are deleted. `delete_history`
 /// also removes the stored chat history (usage records stay: they are billing records).
 pub async fn reset(
@@ -243,6 +306,8 @@ pub async fn reset(
         }
         ResetScope::All => replace_agent(state, &profile).await?,
     };
+    // The agent forgets every conversation; their stored history goes only on request.
+    conversations::forget_all(state, &user.id, delete_history).await?;
     let history_deleted = if delete_history {
         state.store.delete_messages(&user.id).await?
     } else {

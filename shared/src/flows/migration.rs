@@ -101,7 +101,7 @@ async fn successor(
     let human =
         value("human").unwrap_or_else(|| initial_human_block(profile.display_name.as_deref()));
     let persona = value("persona").unwrap_or_else(|| INITIAL_PERSONA.to_string());
-    create_agent_with(state, user, &human, &persona).await
+    create_agent_with(state, profile, &human, &persona).await
 }
 
 async fn reread(state: &AppState, user: &UserId) -> Result<Profile, AppError> {

@@ -1,10 +1,14 @@
-//! The use cases, one file per area: accounts and their provisioning, the chat turn, the agent,
+//! The use cases, one file per area: accounts and their provisioning, the chat turn and
+//! conversations, the agent,
 //! the profile, usage and budget. Flows return typed values; `http::views` renders them.
 
 pub mod accounts;
 pub mod agent;
 pub mod chat;
+pub mod conversations;
+pub mod export;
 pub mod migration;
+pub mod models;
 pub mod profile;
 pub mod provisioning;
 pub mod usage;

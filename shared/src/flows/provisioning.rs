@@ -85,20 +85,23 @@ pub fn initial_human_block(display_name: Option<&str>) -> String {
 /// Creates the user's agent (fresh memory blocks, no archival memory) on the user's provider.
 pub async fn create_agent(state: &AppState, profile: &Profile) -> Result<Agent, AppError> {
     let human = initial_human_block(profile.display_name.as_deref());
-    create_agent_with(state, &profile.user_id, &human, INITIAL_PERSONA).await
+    create_agent_with(state, profile, &human, INITIAL_PERSONA).await
 }
 
-/// Creates an agent of the configured type for the user, with these memory blocks.
+/// Creates an agent of the configured type for the user, on the user's model, with these
+/// memory blocks.
 pub async fn create_agent_with(
     state: &AppState,
-    user: &UserId,
+    profile: &Profile,
     human: &str,
     persona: &str,
 ) -> Result<Agent, AppError> {
+    let user = &profile.user_id;
     let tags = vec![agent_tag(user)];
     let spec = AgentSpec {
         name: &agent_name(user),
         provider_name: &provider_name(user),
+        model: &profile.model,
         human,
         persona,
         tags: &tags,

@@ -119,14 +119,25 @@ pub struct BudgetReport {
 
 /// The cost of the replies stored in the last `SPEND_LAG_SECS`, which LiteLLM may not count yet.
 async fn recent_cost(state: &AppState, user: &UserId) -> Result<(u64, f64), AppError> {
-    let page = state.store.history(user, 20, None).await?;
     let cutoff = OffsetDateTime::now_utc() - Duration::seconds(SPEND_LAG_SECS);
     let rfc3339 = &time::format_description::well_known::Rfc3339;
-    let recent = page
-        .messages
-        .iter()
-        .filter(|m| OffsetDateTime::parse(&m.created_at, rfc3339).is_ok_and(|w| w >= cutoff));
-    let costs: Vec<f64> = recent.filter_map(|m| m.cost_usd).collect();
+    let recent = |at: &str| OffsetDateTime::parse(at, rfc3339).is_ok_and(|w| w >= cutoff);
+    let mut costs = Vec::new();
+    for conversation in state.store.conversations(user).await? {
+        if !recent(&conversation.last_activity) {
+            continue;
+        }
+        let page = state
+            .store
+            .history(user, &conversation.id, 20, None)
+            .await?;
+        costs.extend(
+            page.messages
+                .iter()
+                .filter(|m| recent(&m.created_at))
+                .filter_map(|m| m.cost_usd),
+        );
+    }
     Ok((costs.len() as u64, costs.iter().sum()))
 }
 

@@ -8,12 +8,15 @@ use crate::{
     clients::{
         letta::{Block, Passage},
         litellm::UserRecord,
+        models::Model,
         supabase::{Session, User as SupabaseUser},
     },
-    domain::{Message, Profile, ProvisioningState},
+    domain::{Conversation, Message, Profile, ProvisioningState},
     flows::{
-        agent::{AgentStatus, Memory, ResetOutcome},
+        agent::{AgentStatus, ArchivalPage, ResetOutcome},
         chat::{ChatEvent, Done, TurnError},
+        conversations::ConversationPage,
+        export::ExportRecord,
         profile::{AccountHealth, Check},
         usage::{BudgetReport, SPEND_LAG_SECS, UsageReport, format_day},
     },
@@ -204,12 +207,13 @@ pub fn passages(passages: &[Passage]) -> Value {
 }
 
 /// `GET /agent/memory/archival`.
-pub fn archival(query: Option<&str>, memories: &[Memory]) -> Value {
-    let memories: Vec<Value> = memories
+pub fn archival(page: &ArchivalPage) -> Value {
+    let memories: Vec<Value> = page
+        .memories
         .iter()
         .map(|m| json!({"id": m.id, "text": m.text, "tags": m.tags, "created_at": m.created_at}))
         .collect();
-    json!({"query": query, "memories": memories})
+    json!({"query": page.query, "memories": memories, "next_cursor": page.next_cursor})
 }
 
 /// `POST /agent/reset`.
@@ -226,6 +230,76 @@ pub fn message(m: &Message) -> Value {
         }
     }
     v
+}
+
+/// `GET /models`: the choices, and which one new accounts get.
+pub fn models(choices: &[Model], default_model: &str) -> Value {
+    let per_million = |per_token: f64| (per_token * 1e6 * 1e6).round() / 1e6;
+    let models: Vec<Value> = choices
+        .iter()
+        .map(|m| {
+            json!({
+                "name": m.name,
+                "provider": m.provider,
+                "context_window": m.context_window,
+                "input_price_per_1m_tokens": per_million(m.price.input_per_token),
+                "output_price_per_1m_tokens": per_million(m.price.output_per_token),
+            })
+        })
+        .collect();
+    json!({"models": models, "default": default_model})
+}
+
+/// One line of `GET /user/export`.
+pub fn export_record(record: &ExportRecord) -> Value {
+    let tagged = |kind: &str, mut v: Value| {
+        if let Some(obj) = v.as_object_mut() {
+            obj.insert("type".into(), json!(kind));
+        }
+        v
+    };
+    match record {
+        ExportRecord::Profile(p) => {
+            let mut v = user_profile(p)["profile"].clone();
+            v["user_id"] = json!(p.user_id);
+            tagged("profile", v)
+        }
+        ExportRecord::Conversation(c) => tagged("conversation", conversation(c)),
+        ExportRecord::Message(m) => tagged("message", message(m)),
+        ExportRecord::Usage(day, d) => {
+            let mut v = day_row(d);
+            v["day"] = json!(day);
+            tagged("usage", v)
+        }
+        ExportRecord::Block(b) => tagged("memory_block", json!(b)),
+        ExportRecord::Passage(p) => tagged(
+            "archival_memory",
+            json!({"id": p.id, "text": p.text, "tags": p.tags, "created_at": p.created_at}),
+        ),
+        ExportRecord::End(counts) => json!({"type": "end", "counts": counts}),
+        ExportRecord::Error(e) => json!({"type": "error", "error": {
+            "code": e.code(), "message": e.to_string(), "retryable": true}}),
+    }
+}
+
+/// A conversation (Letta's id stays inside).
+pub fn conversation(c: &Conversation) -> Value {
+    json!({
+        "id": c.id,
+        "title": c.title,
+        "title_by_user": c.title_by_user,
+        "created_at": c.created_at,
+        "last_activity": c.last_activity,
+        "message_count": c.message_count,
+    })
+}
+
+/// `GET /conversations`.
+pub fn conversations(page: &ConversationPage) -> Value {
+    json!({
+        "conversations": page.conversations.iter().map(conversation).collect::<Vec<_>>(),
+        "next_cursor": page.next_cursor,
+    })
 }
 
 /// `GET /chat/history`.
@@ -267,12 +341,14 @@ fn turn_error(e: &TurnError) -> Value {
 pub fn chat_event(event: &ChatEvent) -> (&'static str, Value) {
     match event {
         ChatEvent::Start {
+            conversation_id,
             message_id,
             user_message_id,
             model,
             replayed,
         } => {
-            let mut v = json!({"message_id": message_id, "user_message_id": user_message_id, "model": model});
+            let mut v = json!({"conversation_id": conversation_id, "message_id": message_id,
+                               "user_message_id": user_message_id, "model": model});
             if *replayed {
                 v["replayed"] = json!(true);
             }
@@ -297,7 +373,11 @@ pub fn chat_event(event: &ChatEvent) -> (&'static str, Value) {
             json!({"id": id, "name": name, "status": status, "result": result}),
         ),
         ChatEvent::Delta { text } => ("delta", json!({"text": text})),
-        ChatEvent::Usage { usage, cost_usd } => (
+        ChatEvent::Usage {
+            usage,
+            cost_usd,
+            model,
+        } => (
             "usage",
             json!({
                 "prompt_tokens": usage.prompt_tokens,
@@ -305,21 +385,30 @@ pub fn chat_event(event: &ChatEvent) -> (&'static str, Value) {
                 "total_tokens": usage.total_tokens,
                 "steps": usage.steps,
                 "cost_usd": cost_usd,
+                "model": model,
             }),
         ),
         ChatEvent::Done(d) => ("done", done(d)),
         ChatEvent::Error(e) => ("error", turn_error(e)),
+        ChatEvent::Title {
+            conversation_id,
+            title,
+        } => (
+            "title",
+            json!({"conversation_id": conversation_id, "title": title}),
+        ),
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::{MessageStatus, Role};
+    use crate::domain::{ConversationId, MessageStatus, Role};
 
     #[test]
     fn message_views_hide_internal_fields() {
         let mut m = Message::new(
+            &ConversationId::default_conversation(),
             &ulid::Ulid::new(),
             Role::Assistant,
             "hi".into(),
@@ -337,6 +426,7 @@ mod tests {
     #[test]
     fn replayed_turns_say_so_in_start_and_done() {
         let (name, start) = chat_event(&ChatEvent::Start {
+            conversation_id: ConversationId::default_conversation(),
             message_id: "m".into(),
             user_message_id: "u".into(),
             model: Some("gpt-4".into()),
@@ -344,6 +434,7 @@ mod tests {
         });
         assert_eq!((name, &start["replayed"]), ("start", &json!(true)));
         let (_, live) = chat_event(&ChatEvent::Start {
+            conversation_id: ConversationId::default_conversation(),
             message_id: "m".into(),
             user_message_id: "u".into(),
             model: None,

@@ -1,7 +1,7 @@
 //! Key formats of the table: every key is built from the JWT's `sub`, so no request can name
 //! another user's partition.
 
-use crate::domain::UserId;
+use crate::domain::{ConversationId, UserId};
 
 /// The partition of a user's items.
 pub(crate) fn user_pk(user: &UserId) -> String {
@@ -10,15 +10,29 @@ pub(crate) fn user_pk(user: &UserId) -> String {
 
 /// The profile item.
 pub(crate) const PROFILE_SK: &str = "PROFILE";
-/// The per-user turn lock.
-pub(crate) const TURN_SK: &str = "TURN";
-/// Messages: `MSG#<ulid>`, so they sort by time.
+/// Messages: `MSG#<conversation>#<ulid>`, so a conversation's messages sort by time.
 pub(crate) const MESSAGE_PREFIX: &str = "MSG#";
+/// Conversations: `CONV#<conversation>`.
+pub(crate) const CONVERSATION_PREFIX: &str = "CONV#";
 /// Daily usage: `USAGE#<yyyy-mm-dd>`.
 pub(crate) const USAGE_PREFIX: &str = "USAGE#";
 
-pub(crate) fn message_sk(id: &str) -> String {
-    format!("{MESSAGE_PREFIX}{id}")
+pub(crate) fn message_sk(conversation: &ConversationId, id: &str) -> String {
+    format!("{}{id}", conversation_messages_prefix(conversation))
+}
+
+/// The prefix of one conversation's messages.
+pub(crate) fn conversation_messages_prefix(conversation: &ConversationId) -> String {
+    format!("{MESSAGE_PREFIX}{conversation}#")
+}
+
+pub(crate) fn conversation_sk(conversation: &ConversationId) -> String {
+    format!("{CONVERSATION_PREFIX}{conversation}")
+}
+
+/// The turn lock of a conversation (one turn at a time in each).
+pub(crate) fn turn_sk(conversation: &ConversationId) -> String {
+    format!("TURN#{conversation}")
 }
 
 pub(crate) fn usage_sk(day: &str) -> String {
@@ -37,7 +51,10 @@ mod tests {
     fn keys_are_built_from_the_user_id() {
         let id = UserId::parse("6F9619FF-8B86-D011-B42D-00C04FC964FF").unwrap();
         assert_eq!(user_pk(&id), "USER#6f9619ff-8b86-d011-b42d-00c04fc964ff");
-        assert_eq!(message_sk("01J"), "MSG#01J");
+        let default = ConversationId::default_conversation();
+        assert_eq!(message_sk(&default, "01J"), "MSG#default#01J");
+        assert_eq!(conversation_sk(&default), "CONV#default");
+        assert_eq!(turn_sk(&default), "TURN#default");
         assert_eq!(usage_sk("2026-01-02"), "USAGE#2026-01-02");
         assert_eq!(idempotency_sk("k"), "IDEM#k");
     }

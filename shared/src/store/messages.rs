@@ -1,5 +1,6 @@
-//! Message items (`sk = MSG#<ulid>`, so they sort by time): write, read, status, pages of
-//! history newest first with cursors bound to their user, count and delete.
+//! Message items (`sk = MSG#<conversation>#<ulid>`, so a conversation's messages sort by
+//! time): write, read, status, pages of a conversation's history newest first with cursors
+//! bound to their user, count and delete.
 
 use aws_sdk_dynamodb::types::Select;
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
@@ -8,11 +9,11 @@ use serde::{Deserialize, Serialize};
 use super::{
     Store,
     attrs::{Item, s, sdk_error},
-    keys::{MESSAGE_PREFIX, message_sk, user_pk},
+    keys::{MESSAGE_PREFIX, conversation_messages_prefix, message_sk, user_pk},
 };
 use crate::{
     app::{dependency::DependencyError, error::AppError},
-    domain::{Message, MessageStatus, UserId},
+    domain::{ConversationId, Message, MessageStatus, UserId},
 };
 
 /// A page of history: newest first, with the cursor of the next (older) page.
@@ -62,45 +63,54 @@ impl Store {
         user: &UserId,
         message: &Message,
     ) -> Result<(), DependencyError> {
-        self.put(user_pk(user), message_sk(&message.id), message)
-            .await
+        self.put(
+            user_pk(user),
+            message_sk(&message.conversation_id, &message.id),
+            message,
+        )
+        .await
     }
 
     /// One of the user's messages; `None` when absent.
     pub async fn get_message(
         &self,
         user: &UserId,
+        conversation: &ConversationId,
         id: &str,
     ) -> Result<Option<Message>, DependencyError> {
-        self.get(user_pk(user), message_sk(id)).await
+        self.get(user_pk(user), message_sk(conversation, id)).await
     }
 
     /// Sets the status of a stored message (nothing happens when it is gone).
     pub async fn set_message_status(
         &self,
         user: &UserId,
+        conversation: &ConversationId,
         id: &str,
         status: MessageStatus,
     ) -> Result<(), DependencyError> {
         self.set_field(
             user_pk(user),
-            message_sk(id),
+            message_sk(conversation, id),
             "status",
             Some(status.as_str()),
         )
         .await
     }
 
-    /// A page of the user's messages, newest first, older than `before` (a message id).
+    /// A page of a conversation's messages, newest first, older than `before` (a message id).
     pub async fn history(
         &self,
         user: &UserId,
+        conversation: &ConversationId,
         limit: u32,
         before: Option<&str>,
     ) -> Result<HistoryPage, DependencyError> {
+        let prefix = conversation_messages_prefix(conversation);
         let upper = match before {
-            Some(id) => message_sk(id),
-            None => "MSG$".to_string(), // '$' sorts right after '#': every MSG# key is below it
+            Some(id) => message_sk(conversation, id),
+            // '$' sorts right after '#': every key of the conversation is below it.
+            None => format!("{}$", prefix.trim_end_matches('#')),
         };
         let out = self
             .client
@@ -108,7 +118,7 @@ impl Store {
             .table_name(&self.table)
             .key_condition_expression("pk = :pk AND sk BETWEEN :lo AND :hi")
             .expression_attribute_values(":pk", s(&user_pk(user)))
-            .expression_attribute_values(":lo", s(MESSAGE_PREFIX))
+            .expression_attribute_values(":lo", s(&prefix))
             .expression_attribute_values(":hi", s(&upper))
             .scan_index_forward(false)
             // One more than the page tells whether there is a next page; BETWEEN includes the
@@ -161,6 +171,18 @@ impl Store {
     /// Deletes every stored message of the user (usage records stay); returns how many.
     pub async fn delete_messages(&self, user: &UserId) -> Result<usize, DependencyError> {
         let keys = self.keys_of(user, MESSAGE_PREFIX).await?;
+        self.delete_keys(keys).await
+    }
+
+    /// Deletes every stored message of one conversation; returns how many.
+    pub async fn delete_conversation_messages(
+        &self,
+        user: &UserId,
+        conversation: &ConversationId,
+    ) -> Result<usize, DependencyError> {
+        let keys = self
+            .keys_of(user, &conversation_messages_prefix(conversation))
+            .await?;
         self.delete_keys(keys).await
     }
 }

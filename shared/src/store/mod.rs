@@ -3,6 +3,7 @@
 //! the store for domain values. Key formats live in [`keys`].
 
 mod attrs;
+mod conversations;
 mod keys;
 mod messages;
 mod profiles;

@@ -1,16 +1,16 @@
-//! The turn lock (`sk = TURN`, one turn at a time per user) and idempotency records
-//! (`sk = IDEM#<key>`, 24 h), both conditional puts with an expiry.
+//! The turn lock (`sk = TURN#<conversation>`, one turn at a time in each conversation) and
+//! idempotency records (`sk = IDEM#<key>`, 24 h), both conditional puts with an expiry.
 
 use serde::{Deserialize, Serialize};
 
 use super::{
     Store,
     attrs::{Item, conditional, key, s, sdk_error},
-    keys::{TURN_SK, idempotency_sk, user_pk},
+    keys::{idempotency_sk, turn_sk, user_pk},
 };
 use crate::{
     app::{clock::now_epoch, dependency::DependencyError},
-    domain::{IdempotencyKey, UserId},
+    domain::{ConversationId, IdempotencyKey, UserId},
 };
 
 /// How long an idempotency key is remembered.
@@ -46,6 +46,8 @@ impl TurnState {
 pub struct IdempotencyRecord {
     /// The turn's state.
     pub state: TurnState,
+    /// The conversation of the turn.
+    pub conversation_id: ConversationId,
     /// The user's message.
     pub user_message_id: String,
     /// The reply.
@@ -53,10 +55,11 @@ pub struct IdempotencyRecord {
 }
 
 impl Store {
-    /// Takes the per-user turn lock; false when another turn holds it.
+    /// Takes the conversation's turn lock; false when another turn holds it.
     pub async fn lock_turn(
         &self,
         user: &UserId,
+        conversation: &ConversationId,
         message_id: &str,
     ) -> Result<bool, DependencyError> {
         #[derive(Serialize)]
@@ -64,8 +67,12 @@ impl Store {
             message_id: &'a str,
         }
         let now = now_epoch();
-        let lock = Item::new(user_pk(user), TURN_SK.into(), TurnLock { message_id })
-            .expiring(now + TURN_LOCK_TTL_SECS);
+        let lock = Item::new(
+            user_pk(user),
+            turn_sk(conversation),
+            TurnLock { message_id },
+        )
+        .expiring(now + TURN_LOCK_TTL_SECS);
         self.put_new(lock.into_attributes()?, Some(now)).await
     }
 
@@ -73,13 +80,14 @@ impl Store {
     pub async fn unlock_turn(
         &self,
         user: &UserId,
+        conversation: &ConversationId,
         message_id: &str,
     ) -> Result<(), DependencyError> {
         let result = self
             .client
             .delete_item()
             .table_name(&self.table)
-            .set_key(Some(key(user_pk(user), TURN_SK.into())))
+            .set_key(Some(key(user_pk(user), turn_sk(conversation))))
             .condition_expression("message_id = :m")
             .expression_attribute_values(":m", s(message_id))
             .send()
@@ -93,12 +101,14 @@ impl Store {
         &self,
         user: &UserId,
         idem_key: &IdempotencyKey,
+        conversation: &ConversationId,
         user_message_id: &str,
         assistant_message_id: &str,
     ) -> Result<Option<IdempotencyRecord>, DependencyError> {
         let now = now_epoch();
         let record = IdempotencyRecord {
             state: TurnState::Running,
+            conversation_id: conversation.clone(),
             user_message_id: user_message_id.to_string(),
             assistant_message_id: assistant_message_id.to_string(),
         };

@@ -33,11 +33,13 @@ pub struct DayUsage {
 }
 
 impl Store {
-    /// Adds one turn to the day's usage aggregate, atomically.
+    /// Adds LLM use to the day's usage aggregate, atomically: a turn (`messages` 1) or a call
+    /// made for the user outside a turn (a conversation's title, `messages` 0).
     pub async fn add_daily_usage(
         &self,
         user: &UserId,
         day: &str,
+        messages: u64,
         usage: &Usage,
         cost_usd: f64,
     ) -> Result<(), DependencyError> {
@@ -49,7 +51,7 @@ impl Store {
                 "ADD messages :one, prompt_tokens :p, completion_tokens :c, total_tokens :t, cost_usd :cost SET #day = :day",
             )
             .expression_attribute_names("#day", "day")
-            .expression_attribute_values(":one", n(1))
+            .expression_attribute_values(":one", n(messages))
             .expression_attribute_values(":p", n(usage.prompt_tokens))
             .expression_attribute_values(":c", n(usage.completion_tokens))
             .expression_attribute_values(":t", n(usage.total_tokens))

@@ -62,7 +62,8 @@ fn every_function_is_an_arm64_rust_binary_of_this_workspace_with_a_function_url(
         let url = &f["Properties"]["FunctionUrlConfig"];
         // The JWT is verified in the function; the URL itself is public.
         assert_eq!(s(&url["AuthType"]), "NONE", "{resource}");
-        let expected_mode = if binary == "chat" {
+        // Chat streams SSE; user streams the NDJSON export.
+        let expected_mode = if binary == "chat" || binary == "user" {
             "RESPONSE_STREAM"
         } else {
             ""

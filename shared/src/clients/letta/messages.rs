@@ -14,6 +14,9 @@ pub struct Meta {
     /// The run (turn) the message belongs to.
     #[serde(default)]
     pub run_id: Option<String>,
+    /// The step (one LLM call) that made it.
+    #[serde(default)]
+    pub step_id: Option<String>,
     /// When Letta made it (RFC 3339).
     #[serde(default)]
     pub date: Option<String>,

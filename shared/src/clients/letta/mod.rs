@@ -1,11 +1,13 @@
 //! Letta server REST API: BYOK providers, agents, memory, messages (typed in [`messages`]).
 
 pub mod messages;
+mod threads;
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 pub use messages::LettaMessage;
+pub use threads::StepCall;
 
 use crate::{
     app::{
@@ -39,6 +41,16 @@ pub struct Provider {
     pub id: String,
     /// Its name (`user-<id>`).
     pub name: String,
+}
+
+/// Where a turn's messages go: the agent's own history, or one of its conversations (which
+/// share its memory).
+#[derive(Debug, Clone, Copy)]
+pub enum Thread<'a> {
+    /// The agent's own message history (`/v1/agents/{id}/messages/stream`).
+    Agent(&'a str),
+    /// A Letta conversation of the agent (`/v1/conversations/{id}/messages`).
+    Conversation(&'a str),
 }
 
 /// An agent.
@@ -123,6 +135,8 @@ pub struct AgentSpec<'a> {
     pub name: &'a str,
     /// The BYOK provider it calls the model through.
     pub provider_name: &'a str,
+    /// The LiteLLM model it asks for.
+    pub model: &'a str,
     /// The `human` block's first value.
     pub human: &'a str,
     /// The `persona` block's value.
@@ -171,7 +185,7 @@ impl AgentSpec<'_> {
             "tools": agent_tools(&config.agent_type),
             "include_base_tools": false,
             "llm_config": {
-                "model": config.model,
+                "model": self.model,
                 "model_endpoint_type": "openai",
                 "model_endpoint": endpoint,
                 "provider_name": self.provider_name,
@@ -368,24 +382,24 @@ impl Letta {
     /// has answered with its headers (an unreachable Letta fails here, before any event).
     pub async fn stream_message(
         &self,
-        agent_id: &str,
+        thread: Thread<'_>,
         text: &str,
     ) -> Result<TurnStream, DependencyError> {
         use eventsource_stream::Eventsource;
         use futures_util::StreamExt;
 
-        let request = self.authorized(
-            self.stream_http
-                .post(format!(
-                    "{}/v1/agents/{agent_id}/messages/stream",
-                    self.base
-                ))
-                .json(&json!({
-                    "messages": [{"role": "user", "content": text}],
-                    "stream_tokens": true,
-                    "include_pings": true,
-                })),
-        );
+        let path = match thread {
+            Thread::Agent(agent_id) => format!("/v1/agents/{agent_id}/messages/stream"),
+            Thread::Conversation(id) => format!("/v1/conversations/{id}/messages"),
+        };
+        let request = self.authorized(self.stream_http.post(format!("{}{path}", self.base)).json(
+            &json!({
+                "messages": [{"role": "user", "content": text}],
+                "streaming": true,
+                "stream_tokens": true,
+                "include_pings": true,
+            }),
+        ));
         let response = upstream::send(Service::Letta, request).await?;
         let events = response
             .bytes_stream()
@@ -466,22 +480,27 @@ impl Letta {
         .await
     }
 
-    /// Passages, newest first.
+    /// Passages, newest first; with `before`, those older than that passage.
     pub async fn list_passages(
         &self,
         agent_id: &str,
         limit: u32,
+        before: Option<&str>,
     ) -> Result<Vec<Passage>, DependencyError> {
+        let mut query = vec![
+            ("limit", limit.to_string()),
+            ("ascending", "false".to_string()),
+        ];
+        if let Some(before) = before {
+            query.push(("before", before.to_string()));
+        }
         upstream::send_json(
             Service::Letta,
             self.request(
                 reqwest::Method::GET,
                 &format!("/v1/agents/{agent_id}/archival-memory"),
             )
-            .query(&[
-                ("limit", limit.to_string()),
-                ("ascending", "false".to_string()),
-            ]),
+            .query(&query),
         )
         .await
     }
@@ -524,19 +543,20 @@ impl Letta {
         .map(|_| ())
     }
 
-    /// The agent's newest messages, newest first.
+    /// A thread's newest messages, newest first.
     pub async fn recent_messages(
         &self,
-        agent_id: &str,
+        thread: Thread<'_>,
         limit: u32,
     ) -> Result<Vec<LettaMessage>, DependencyError> {
+        let path = match thread {
+            Thread::Agent(agent_id) => format!("/v1/agents/{agent_id}/messages"),
+            Thread::Conversation(id) => format!("/v1/conversations/{id}/messages"),
+        };
         upstream::send_json(
             Service::Letta,
-            self.request(
-                reqwest::Method::GET,
-                &format!("/v1/agents/{agent_id}/messages"),
-            )
-            .query(&[("limit", limit.to_string()), ("order", "desc".to_string())]),
+            self.request(reqwest::Method::GET, &path)
+                .query(&[("limit", limit.to_string()), ("order", "desc".to_string())]),
         )
         .await
     }

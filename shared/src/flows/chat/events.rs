@@ -1,13 +1,15 @@
 //! What a client sees of a turn, in order: the SSE events as typed values. Their JSON is
 //! decided in `http::views`.
 
-use crate::domain::{MessageStatus, Usage};
+use crate::domain::{ConversationId, MessageStatus, Usage};
 
 /// One event of a turn's stream.
 #[derive(Debug, Clone, PartialEq)]
 pub enum ChatEvent {
     /// The turn started (or is replayed).
     Start {
+        /// The conversation.
+        conversation_id: ConversationId,
         /// The reply's id.
         message_id: String,
         /// The user's message id.
@@ -53,11 +55,20 @@ pub enum ChatEvent {
         usage: Usage,
         /// Cost in USD, when the model's price is known.
         cost_usd: Option<f64>,
+        /// The model that answered (another than the chosen one when LiteLLM fell back).
+        model: Option<String>,
     },
     /// The turn ended and is stored.
     Done(Done),
     /// The turn failed or broke off (what arrived is stored).
     Error(TurnError),
+    /// After `done` of a conversation's first exchange: the title it was given.
+    Title {
+        /// The conversation.
+        conversation_id: ConversationId,
+        /// Its new title.
+        title: String,
+    },
 }
 
 /// The `done` event.

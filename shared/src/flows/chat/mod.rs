@@ -1,8 +1,11 @@
-//! One chat turn: the user's message is stored, sent to the user's Letta agent with token
+//! One chat turn in one of the user's conversations: the user's message is stored, sent to the
+//! user's Letta agent (its own history, or the conversation's Letta conversation) with token
 //! streaming, and Letta's events are relayed as chat events the moment they arrive. The turn
 //! runs in its own task (carrying the request's span), so it completes and is stored even when
-//! the client goes away.
+//! the client goes away. One turn at a time per conversation; a user's conversations may
+//! stream at the same time (Letta keeps their histories apart and shares the agent's memory).
 
+mod cost;
 pub mod events;
 mod failure;
 mod relay;
@@ -21,9 +24,10 @@ use crate::{
     app::{config::PLAIN_CONTENT_AGENT_TYPE, error::AppError},
     clients::letta::TurnStream,
     domain::{
-        ChatContent, ErrorRecord, IdempotencyKey, Message, MessageStatus, Role, SignedInUser,
+        ChatContent, Conversation, ConversationId, ErrorRecord, IdempotencyKey, Message,
+        MessageStatus, Role, SignedInUser,
     },
-    flows::agent::ready_agent,
+    flows::{agent::ready_agent, conversations},
     state::AppState,
     store::TurnState,
 };
@@ -46,6 +50,10 @@ struct Turn {
     state: AppState,
     user: SignedInUser,
     agent_id: String,
+    conversation: Conversation,
+    /// The Letta thread: the agent id (default conversation) or Letta's conversation id; set
+    /// once the turn lock is held.
+    letta_thread: String,
     model: String,
     user_message: Message,
     reply_id: ulid::Ulid,
@@ -57,8 +65,25 @@ struct Turn {
 }
 
 impl Turn {
+    fn thread(&self) -> crate::clients::letta::Thread<'_> {
+        conversations::thread(&self.conversation.id, &self.letta_thread)
+    }
+
+    /// Counts new messages in the conversation (logged, never raised: the messages are stored).
+    async fn record_activity(&self, added: u64) {
+        if let Err(e) = self
+            .state
+            .store
+            .record_activity(&self.user.id, &self.conversation.id, added)
+            .await
+        {
+            tracing::warn!(error = %e, "could not record the conversation's activity");
+        }
+    }
+
     fn start_event(&self) -> ChatEvent {
         ChatEvent::Start {
+            conversation_id: self.conversation.id.clone(),
             message_id: self.reply_id.to_string(),
             user_message_id: self.user_message.id.clone(),
             model: Some(self.model.clone()),
@@ -85,7 +110,7 @@ impl Turn {
     async fn release(&self, idempotency_state: Option<TurnState>) {
         let store = &self.state.store;
         if let Err(e) = store
-            .unlock_turn(&self.user.id, &self.user_message.id)
+            .unlock_turn(&self.user.id, &self.conversation.id, &self.user_message.id)
             .await
         {
             tracing::warn!(error = %e, "could not release the turn lock; it expires by itself");
@@ -101,13 +126,16 @@ impl Turn {
         }
     }
 
-    /// Stores the reply (retried: the stream must still end properly) and adds the turn to the
-    /// day's usage. Logged, never raised.
+    /// Stores the reply (retried: the stream must still end properly), counts it in the
+    /// conversation and adds the turn to the day's usage. Logged, never raised.
     async fn persist(&self, assistant: &Message) {
         let store = &self.state.store;
         for attempt in 0..3u64 {
             match store.put_message(&self.user.id, assistant).await {
-                Ok(()) => break,
+                Ok(()) => {
+                    self.record_activity(1).await;
+                    break;
+                }
                 Err(e) if attempt < 2 => {
                     tracing::warn!(error = %e, "storing the reply failed; retrying");
                     tokio::time::sleep(Duration::from_millis(200 * (attempt + 1))).await;
@@ -122,7 +150,7 @@ impl Turn {
             let day = &assistant.created_at[..10.min(assistant.created_at.len())];
             let cost = assistant.cost_usd.unwrap_or(0.0);
             if let Err(e) = store
-                .add_daily_usage(&self.user.id, day, &usage, cost)
+                .add_daily_usage(&self.user.id, day, 1, &usage, cost)
                 .await
             {
                 tracing::error!(error = %e, "could not add the turn to the daily usage");
@@ -136,11 +164,13 @@ impl Turn {
 pub async fn start_turn(
     state: &AppState,
     user: SignedInUser,
+    conversation_id: ConversationId,
     content: &str,
     idempotency_key: Option<IdempotencyKey>,
 ) -> Result<TurnOutcome, AppError> {
     let content = ChatContent::parse(content, state.config.http.chat_max_chars)?;
     let (profile, agent_id) = ready_agent(state, &user).await?;
+    let conversation = conversations::get(state, &user, &conversation_id).await?;
     let mut ids = ulid::Generator::new();
     let mut next_id = || {
         ids.generate()
@@ -154,6 +184,7 @@ pub async fn start_turn(
             .claim_idempotency_key(
                 &user.id,
                 key,
+                &conversation_id,
                 &user_message_id.to_string(),
                 &reply_id.to_string(),
             )
@@ -167,10 +198,13 @@ pub async fn start_turn(
     let turn = Turn {
         state: state.clone(),
         user,
+        letta_thread: agent_id.clone(),
         agent_id,
+        conversation,
         model: profile.model,
         streams_exact_text: profile.letta_agent_type.as_deref() == Some(PLAIN_CONTENT_AGENT_TYPE),
         user_message: Message::new(
+            &conversation_id,
             &user_message_id,
             Role::User,
             content.into_string(),
@@ -180,7 +214,8 @@ pub async fn start_turn(
         idempotency_key,
         started: Instant::now(),
     };
-    take_turn(&turn).await?;
+    let mut turn = turn;
+    take_turn(&mut turn).await?;
     let (stream, reply, early) = open_stream(&turn).await?;
     let (tx, rx) = mpsc::channel(256);
     // The turn's own task keeps the request's span, so its log lines carry the request id.
@@ -188,11 +223,12 @@ pub async fn start_turn(
     Ok(TurnOutcome::Live(rx))
 }
 
-/// Takes the per-user turn lock and stores the user's message before anything else can fail.
-async fn take_turn(turn: &Turn) -> Result<(), AppError> {
+/// Takes the conversation's turn lock, stores the user's message before anything else can
+/// fail, and finds the conversation's Letta thread.
+async fn take_turn(turn: &mut Turn) -> Result<(), AppError> {
     let store = &turn.state.store;
     if !store
-        .lock_turn(&turn.user.id, &turn.user_message.id)
+        .lock_turn(&turn.user.id, &turn.conversation.id, &turn.user_message.id)
         .await?
     {
         if let Some(key) = &turn.idempotency_key {
@@ -200,7 +236,8 @@ async fn take_turn(turn: &Turn) -> Result<(), AppError> {
         }
         return Err(AppError::Conflict {
             code: "turn_in_progress",
-            message: "the assistant is still answering your previous message".into(),
+            message: "the assistant is still answering your previous message in this conversation"
+                .into(),
         });
     }
     // Stored before anything else can fail: the user's words are never lost.
@@ -208,7 +245,24 @@ async fn take_turn(turn: &Turn) -> Result<(), AppError> {
         turn.release(None).await;
         return Err(e.into());
     }
-    Ok(())
+    turn.record_activity(1).await;
+    match conversations::letta_thread(
+        &turn.state,
+        &turn.user.id,
+        &turn.agent_id,
+        &turn.conversation,
+    )
+    .await
+    {
+        Ok(thread) => {
+            turn.letta_thread = thread;
+            Ok(())
+        }
+        Err(error) => {
+            turn.abandon(&error).await;
+            Err(error)
+        }
+    }
 }
 
 /// Sends the message to Letta and peeks at the first events: a refusal that comes before any
@@ -218,7 +272,7 @@ async fn open_stream(turn: &Turn) -> Result<(TurnStream, Reply, Vec<ChatEvent>),
     let mut stream = match turn
         .state
         .letta
-        .stream_message(&turn.agent_id, &turn.user_message.content)
+        .stream_message(turn.thread(), &turn.user_message.content)
         .await
     {
         Ok(s) => s,

@@ -1,6 +1,6 @@
 //! The live turn: Letta's events folded into the reply and relayed as chat events the moment
-//! they arrive; then the reply is completed, stored, and the turn closed with `usage` and
-//! `done` (or `error`).
+//! they arrive; then the reply is completed, priced and stored (a conversation's first exchange
+//! named meanwhile: `title`), and the turn closed with `usage` and `done` (or `error`).
 
 use std::{collections::BTreeMap, time::Instant};
 
@@ -8,13 +8,14 @@ use futures_util::StreamExt;
 use tokio::sync::mpsc;
 
 use super::{
-    Turn,
+    Turn, cost,
     events::{ChatEvent, Done},
     failure::TurnFailure,
 };
 use crate::{
     clients::letta::{LettaMessage, TurnStream},
-    domain::{ErrorRecord, Message, MessageStatus, Role, ToolCall, Usage},
+    domain::{ErrorRecord, Message, MessageStatus, Role, Title, ToolCall, Usage},
+    flows::conversations,
     store::TurnState,
 };
 
@@ -26,6 +27,7 @@ pub(super) struct Reply {
     tool_calls: BTreeMap<String, ToolCall>,
     tool_order: Vec<String>,
     letta_ids: Vec<String>,
+    step_ids: Vec<String>,
     run_id: Option<String>,
     stop_reason: Option<String>,
     usage: Option<Usage>,
@@ -38,6 +40,11 @@ impl Reply {
     pub(super) fn absorb(&mut self, message: LettaMessage) -> Vec<ChatEvent> {
         if let Some(meta) = message.meta() {
             self.note_ids(meta.id.as_deref(), meta.run_id.as_deref());
+            if let Some(step) = &meta.step_id
+                && !self.step_ids.contains(step)
+            {
+                self.step_ids.push(step.clone());
+            }
         }
         match message {
             LettaMessage::Reasoning { reasoning, .. } if !reasoning.is_empty() => {
@@ -245,10 +252,20 @@ pub(super) async fn run(
     }
     out.emit_all(reply.unanswered_calls()).await;
     let corrected = complete_text(&turn, &mut reply, &mut out).await;
-    let stored = store_reply(&turn, &reply).await;
+    // A conversation still without a title gets one from its first complete exchange, named
+    // while the reply is stored, so `done` stays the last event and barely waits.
+    let (stored, title) = tokio::join!(store_reply(&turn, &reply), title(&turn, &reply));
+    if let Some(title) = title {
+        out.emit(ChatEvent::Title {
+            conversation_id: turn.conversation.id.clone(),
+            title: title.as_str().to_string(),
+        })
+        .await;
+    }
     out.emit(ChatEvent::Usage {
         usage: stored.usage.clone().unwrap_or_default(),
         cost_usd: stored.cost_usd,
+        model: stored.model.clone(),
     })
     .await;
     let last = match &reply.failure {
@@ -274,6 +291,22 @@ pub(super) async fn run(
         client_gone = out.gone,
         "turn finished"
     );
+}
+
+/// The title a conversation without one gets from this exchange, if it completed.
+async fn title(turn: &Turn, reply: &Reply) -> Option<Title> {
+    if turn.conversation.title.is_some() || reply.failure.is_some() || reply.text.is_empty() {
+        return None;
+    }
+    conversations::give_title(
+        &turn.state,
+        &turn.user.id,
+        &turn.conversation.id,
+        &turn.model,
+        &turn.user_message.content,
+        &reply.text,
+    )
+    .await
 }
 
 /// Relays Letta's events until its stream ends or breaks.
@@ -326,7 +359,7 @@ async fn complete_text(turn: &Turn, reply: &mut Reply, out: &mut Outbox) -> bool
 /// The assistant text Letta stored for this run, in order.
 async fn stored_text(turn: &Turn, run_id: Option<&str>) -> Option<String> {
     let run_id = run_id?;
-    let messages = match turn.state.letta.recent_messages(&turn.agent_id, 50).await {
+    let messages = match turn.state.letta.recent_messages(turn.thread(), 50).await {
         Ok(m) => m,
         Err(e) => {
             tracing::warn!(error = %e, "could not read the stored reply back; keeping the streamed text");
@@ -352,12 +385,14 @@ async fn stored_text(turn: &Turn, run_id: Option<&str>) -> Option<String> {
 async fn store_reply(turn: &Turn, reply: &Reply) -> Message {
     let status = reply.status();
     let usage = reply.usage.clone().unwrap_or_default();
-    let price = turn
-        .state
-        .prices
-        .price(&turn.state.litellm, &turn.model)
-        .await;
-    let mut assistant = Message::new(&turn.reply_id, Role::Assistant, reply.text.clone(), status);
+    let priced = cost::price_turn(&turn.state, &turn.model, &reply.step_ids, &usage).await;
+    let mut assistant = Message::new(
+        &turn.conversation.id,
+        &turn.reply_id,
+        Role::Assistant,
+        reply.text.clone(),
+        status,
+    );
     assistant.reply_to = Some(turn.user_message.id.clone());
     assistant.reasoning = (!reply.reasoning.is_empty()).then(|| reply.reasoning.clone());
     assistant.tool_calls = reply
@@ -368,8 +403,8 @@ async fn store_reply(turn: &Turn, reply: &Reply) -> Message {
     assistant.letta_message_ids = reply.letta_ids.clone();
     assistant.letta_run_id = reply.run_id.clone();
     assistant.usage = reply.usage.clone();
-    assistant.cost_usd = price.map(|p| p.cost(usage.prompt_tokens, usage.completion_tokens));
-    assistant.model = Some(turn.model.clone());
+    assistant.cost_usd = priced.cost_usd;
+    assistant.model = Some(priced.model);
     assistant.ttft_ms = reply
         .first_token_at
         .map(|t| t.duration_since(turn.started).as_millis() as u64);
@@ -389,7 +424,12 @@ async fn store_reply(turn: &Turn, reply: &Reply) -> Message {
     if let Err(e) = turn
         .state
         .store
-        .set_message_status(&turn.user.id, &turn.user_message.id, user_status)
+        .set_message_status(
+            &turn.user.id,
+            &turn.conversation.id,
+            &turn.user_message.id,
+            user_status,
+        )
         .await
     {
         tracing::error!(error = %e, "could not update the user message");

@@ -26,10 +26,15 @@ pub(super) async fn replay(
     }
     let reply = state
         .store
-        .get_message(&user.id, &record.assistant_message_id)
+        .get_message(
+            &user.id,
+            &record.conversation_id,
+            &record.assistant_message_id,
+        )
         .await?
         .ok_or_else(|| in_progress("the reply is not stored yet"))?;
     let mut events = vec![ChatEvent::Start {
+        conversation_id: record.conversation_id.clone(),
         message_id: reply.id.clone(),
         user_message_id: record.user_message_id.clone(),
         model: reply.model.clone(),
@@ -63,6 +68,7 @@ pub(super) async fn replay(
     events.push(ChatEvent::Usage {
         usage: reply.usage.clone().unwrap_or_default(),
         cost_usd: reply.cost_usd,
+        model: reply.model.clone(),
     });
     events.push(ChatEvent::Done(Done {
         message_id: reply.id,

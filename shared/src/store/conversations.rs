@@ -1,0 +1,172 @@
+//! Conversation items (`sk = CONV#<id>`): create, read, list, activity (last message and
+//! count, one update per stored message), titles, Letta's conversation id, delete.
+
+use super::{
+    Store,
+    attrs::{Item, conditional, key, n, s, sdk_error},
+    keys::{CONVERSATION_PREFIX, conversation_sk, user_pk},
+};
+use crate::{
+    app::{clock::now_rfc3339, dependency::DependencyError},
+    domain::{Conversation, ConversationId, Title, UserId},
+};
+
+impl Store {
+    /// Stores a new conversation; false when one with its id exists.
+    pub async fn create_conversation(
+        &self,
+        user: &UserId,
+        conversation: &Conversation,
+    ) -> Result<bool, DependencyError> {
+        let item = Item::new(
+            user_pk(user),
+            conversation_sk(&conversation.id),
+            conversation,
+        );
+        self.put_new(item.into_attributes()?, None).await
+    }
+
+    /// One of the user's conversations; `None` when absent.
+    pub async fn get_conversation(
+        &self,
+        user: &UserId,
+        id: &ConversationId,
+    ) -> Result<Option<Conversation>, DependencyError> {
+        self.get(user_pk(user), conversation_sk(id)).await
+    }
+
+    /// Every conversation of the user, in key order (a user's conversations are few and small:
+    /// one query page holds about 4,000 of them).
+    pub async fn conversations(&self, user: &UserId) -> Result<Vec<Conversation>, DependencyError> {
+        let mut found = Vec::new();
+        self.for_each_page(
+            |q| {
+                q.key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
+                    .expression_attribute_values(":pk", s(&user_pk(user)))
+                    .expression_attribute_values(":prefix", s(CONVERSATION_PREFIX))
+            },
+            |page| {
+                for item in page.items.unwrap_or_default() {
+                    found.push(Item::from_attributes(item)?);
+                }
+                Ok(())
+            },
+        )
+        .await?;
+        Ok(found)
+    }
+
+    /// Records `added` new messages in a conversation: last activity is now, the count grows.
+    /// The default conversation is created by its first message; another conversation that
+    /// was deleted meanwhile is left deleted.
+    pub async fn record_activity(
+        &self,
+        user: &UserId,
+        id: &ConversationId,
+        added: u64,
+    ) -> Result<(), DependencyError> {
+        let now = now_rfc3339();
+        let request = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key(user_pk(user), conversation_sk(id))))
+            .update_expression(
+                "SET last_activity = :now, created_at = if_not_exists(created_at, :now), \
+                 id = if_not_exists(id, :id) ADD message_count :added",
+            )
+            .expression_attribute_values(":now", s(&now))
+            .expression_attribute_values(":id", s(id.as_str()))
+            .expression_attribute_values(":added", n(added));
+        let request = if id.is_default() {
+            request
+        } else {
+            request.condition_expression("attribute_exists(pk)")
+        };
+        conditional(request.send().await).map(|_| ())
+    }
+
+    /// Sets the title. A title the user gives always wins; an automatic one only lands on a
+    /// conversation still without a title. Returns false when nothing was set.
+    pub async fn set_conversation_title(
+        &self,
+        user: &UserId,
+        id: &ConversationId,
+        title: &Title,
+        by_user: bool,
+    ) -> Result<bool, DependencyError> {
+        let condition = if by_user {
+            "attribute_exists(pk)"
+        } else {
+            "attribute_exists(pk) AND attribute_not_exists(title)"
+        };
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key(user_pk(user), conversation_sk(id))))
+            .condition_expression(condition)
+            .update_expression("SET title = :title, title_by_user = :by_user")
+            .expression_attribute_values(":title", s(title.as_str()))
+            .expression_attribute_values(
+                ":by_user",
+                aws_sdk_dynamodb::types::AttributeValue::Bool(by_user),
+            )
+            .send()
+            .await;
+        conditional(result)
+    }
+
+    /// Records the Letta conversation that carries this conversation's turns.
+    pub async fn set_letta_conversation(
+        &self,
+        user: &UserId,
+        id: &ConversationId,
+        letta_conversation_id: &str,
+    ) -> Result<(), DependencyError> {
+        self.set_field(
+            user_pk(user),
+            conversation_sk(id),
+            "letta_conversation_id",
+            Some(letta_conversation_id),
+        )
+        .await
+    }
+
+    /// Forgets the Letta conversation (the next message makes a new one).
+    pub async fn clear_letta_conversation(
+        &self,
+        user: &UserId,
+        id: &ConversationId,
+    ) -> Result<(), DependencyError> {
+        self.set_field(
+            user_pk(user),
+            conversation_sk(id),
+            "letta_conversation_id",
+            None,
+        )
+        .await
+    }
+
+    /// Deletes the conversation item (its messages are deleted first, by the caller).
+    pub async fn delete_conversation(
+        &self,
+        user: &UserId,
+        id: &ConversationId,
+    ) -> Result<(), DependencyError> {
+        self.client
+            .delete_item()
+            .table_name(&self.table)
+            .set_key(Some(key(user_pk(user), conversation_sk(id))))
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(sdk_error)
+    }
+
+    /// Deletes every conversation item of the user; returns how many.
+    pub async fn delete_conversations(&self, user: &UserId) -> Result<usize, DependencyError> {
+        let keys = self.keys_of(user, CONVERSATION_PREFIX).await?;
+        self.delete_keys(keys).await
+    }
+}

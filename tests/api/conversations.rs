@@ -1,0 +1,581 @@
+//! Conversations, model choice with fallback, archival memory deletion and paging, and the data
+//! export, against the real stack: two users with two conversations each, memory shared across
+//! one user's conversations and nothing seen across users.
+
+use std::time::Duration;
+
+use crate::helpers::*;
+use reqwest::Method;
+use serde_json::{Value, json};
+
+impl TestApp {
+    /// Sends a message in a conversation and reads the whole stream (or the JSON error).
+    async fn chat_in(&self, token: &str, conversation: &str, content: &str) -> ChatReply {
+        let res = self
+            .http
+            .post(format!("{}/api/v1/chat/message", self.base))
+            .bearer_auth(token)
+            .json(&json!({"content": content, "conversation_id": conversation}))
+            .send()
+            .await
+            .expect("chat request");
+        read_chat(res).await
+    }
+
+    async fn new_conversation(&self, token: &str, body: Option<Value>) -> Value {
+        let reply = self
+            .call(Method::POST, "/api/v1/conversations", Some(token), body)
+            .await;
+        assert_eq!(reply.status, 201, "{}", reply.body);
+        reply.body
+    }
+
+    /// Every NDJSON line of the user's export.
+    async fn export(&self, token: &str) -> Vec<Value> {
+        let res = self
+            .http
+            .get(format!("{}/api/v1/user/export", self.base))
+            .bearer_auth(token)
+            .send()
+            .await
+            .expect("export");
+        assert_eq!(res.status(), 200);
+        assert_eq!(
+            res.headers()["content-type"].to_str().unwrap(),
+            "application/x-ndjson"
+        );
+        let text = res.text().await.unwrap();
+        text.lines()
+            .map(|l| serde_json::from_str(l).expect("one JSON object a line"))
+            .collect()
+    }
+}
+
+/// The agent's conversations as Letta lists them (plain HTTP, not the backend's client).
+async fn letta_conversations(app: &TestApp, agent_id: &str) -> Vec<String> {
+    let letta = &app.state.config.letta;
+    let mut request = app
+        .http
+        .get(format!("{}/v1/conversations/", letta.base_url))
+        .query(&[("agent_id", agent_id)]);
+    if let Some(password) = &letta.password {
+        request = request.bearer_auth(password.expose());
+    }
+    let listed: Vec<Value> = request.send().await.unwrap().json().await.unwrap();
+    listed
+        .iter()
+        .map(|c| c["id"].as_str().unwrap().to_string())
+        .collect()
+}
+
+fn event<'a>(events: &'a [SseEvent], name: &str) -> &'a SseEvent {
+    events
+        .iter()
+        .find(|e| e.name == name)
+        .unwrap_or_else(|| panic!("no {name} event in {events:?}"))
+}
+
+#[tokio::test]
+async fn conversations_share_memory_keep_their_own_history_and_stay_private() {
+    let app = spawn_app().await;
+    let (_, _, ada, _) = app.ready_user("Ada").await;
+    let (_, _, bob, _) = app.ready_user("Bob").await;
+
+    let work = app
+        .new_conversation(&ada, Some(json!({"title": "  Work  "})))
+        .await;
+    assert_eq!(work["title"], "Work");
+    assert_eq!(work["title_by_user"], true);
+    assert_eq!(work["message_count"], 0);
+    let work_id = work["id"].as_str().unwrap().to_string();
+    let trip_id = app.new_conversation(&ada, None).await["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let bob_id = app.new_conversation(&bob, None).await["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    // A fact told in one conversation is known in another (one agent, one memory), also in
+    // one whose prompt Letta compiled before the fact was told.
+    let hello = app.chat_in(&ada, &trip_id, "hello there").await.events();
+    assert_eq!(text_of(&hello), "echo: hello there");
+    let told = app
+        .chat_in(&ada, &work_id, "my name is Grace Hopper.")
+        .await
+        .events();
+    assert_eq!(
+        event(&told, "start").data["conversation_id"],
+        work_id.as_str()
+    );
+    assert!(names(&told).contains(&"done"), "{told:?}");
+    let asked = app
+        .chat_in(&ada, &trip_id, "What is my name?")
+        .await
+        .events();
+    assert_eq!(text_of(&asked), "Your name is Grace Hopper.");
+    // The default conversation (no id) knows it too.
+    let default = app.chat(&ada, "What is my name?", None).await.events();
+    assert_eq!(event(&default, "start").data["conversation_id"], "default");
+    assert_eq!(text_of(&default), "Your name is Grace Hopper.");
+
+    // The first exchange titles an untitled conversation (the scripted model's title, billed
+    // to the user); a title the user gave stays.
+    let title = event(&hello, "title");
+    assert_eq!(title.data["conversation_id"], trip_id.as_str());
+    assert_eq!(title.data["title"], "Chat: hello there");
+    assert!(!names(&told).contains(&"title"), "{told:?}");
+    assert!(!names(&asked).contains(&"title"), "{asked:?}");
+
+    // Each conversation keeps its own history.
+    let history = |id: String| {
+        let app = &app;
+        let ada = ada.clone();
+        async move {
+            let page = app.history(&ada, &format!("?conversation_id={id}")).await;
+            assert_eq!(page.status, 200, "{}", page.body);
+            page.body["messages"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|m| m["content"].as_str().unwrap().to_string())
+                .collect::<Vec<_>>()
+        }
+    };
+    let work_history = history(work_id.clone()).await;
+    assert_eq!(work_history.len(), 2);
+    assert_eq!(work_history[1], "my name is Grace Hopper.");
+    assert_eq!(
+        history(trip_id.clone()).await,
+        [
+            "Your name is Grace Hopper.",
+            "What is my name?",
+            "echo: hello there",
+            "hello there"
+        ]
+    );
+    assert_eq!(history("default".into()).await.len(), 2);
+
+    // The list: newest activity first, counts, pages with a cursor bound to the user.
+    let list = app.get("/api/v1/conversations?limit=2", &ada).await;
+    assert_eq!(list.status, 200, "{}", list.body);
+    let ids: Vec<&str> = list.body["conversations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["default", trip_id.as_str()]);
+    assert_eq!(list.body["conversations"][1]["message_count"], 4);
+    let cursor = list.body["next_cursor"].as_str().expect("a next page");
+    let rest = app
+        .get(&format!("/api/v1/conversations?cursor={cursor}"), &ada)
+        .await;
+    assert_eq!(rest.body["conversations"][0]["id"], work_id.as_str());
+    assert_eq!(rest.body["next_cursor"], Value::Null);
+    let stolen = app
+        .get(&format!("/api/v1/conversations?cursor={cursor}"), &bob)
+        .await;
+    assert_eq!(stolen.status, 400, "{}", stolen.body);
+
+    // Another user's conversation is 404 everywhere, never a leak.
+    for (method, path) in [
+        (Method::GET, format!("/api/v1/conversations/{bob_id}")),
+        (Method::DELETE, format!("/api/v1/conversations/{bob_id}")),
+        (
+            Method::GET,
+            format!("/api/v1/chat/history?conversation_id={bob_id}"),
+        ),
+        (Method::GET, "/api/v1/conversations/not-an-id".to_string()),
+    ] {
+        let reply = app.call(method.clone(), &path, Some(&ada), None).await;
+        assert_eq!(reply.status, 404, "{method} {path}: {}", reply.body);
+    }
+    let renamed = app
+        .call(
+            Method::PATCH,
+            &format!("/api/v1/conversations/{bob_id}"),
+            Some(&ada),
+            Some(json!({"title": "mine now"})),
+        )
+        .await;
+    assert_eq!(renamed.status, 404, "{}", renamed.body);
+    let sneaked = app.chat_in(&ada, &bob_id, "hello").await.json();
+    assert_eq!(sneaked.status, 404, "{}", sneaked.body);
+    let bobs = app.get("/api/v1/conversations", &bob).await;
+    assert_eq!(bobs.body["conversations"].as_array().unwrap().len(), 1);
+    assert_eq!(bobs.body["conversations"][0]["message_count"], 0);
+
+    // Rename, then delete: the conversation and its stored history go.
+    let renamed = app
+        .call(
+            Method::PATCH,
+            &format!("/api/v1/conversations/{trip_id}"),
+            Some(&ada),
+            Some(json!({"title": "Trip"})),
+        )
+        .await;
+    assert_eq!(renamed.body["title"], "Trip", "{}", renamed.body);
+    let bad = app
+        .call(
+            Method::PATCH,
+            &format!("/api/v1/conversations/{trip_id}"),
+            Some(&ada),
+            Some(json!({"title": ""})),
+        )
+        .await;
+    assert_eq!(bad.status, 422, "{}", bad.body);
+    let agent_id = app.get("/api/v1/user/profile", &ada).await.body["profile"]["agent_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(letta_conversations(&app, &agent_id).await.len(), 2);
+    let deleted = app
+        .call(
+            Method::DELETE,
+            &format!("/api/v1/conversations/{trip_id}"),
+            Some(&ada),
+            None,
+        )
+        .await;
+    assert_eq!(deleted.status, 200, "{}", deleted.body);
+    assert_eq!(deleted.body["messages_deleted"], 4);
+    assert_eq!(
+        letta_conversations(&app, &agent_id).await.len(),
+        1,
+        "its Letta conversation is gone too"
+    );
+    let gone = app
+        .get(&format!("/api/v1/conversations/{trip_id}"), &ada)
+        .await;
+    assert_eq!(gone.status, 404);
+    let gone = app
+        .history(&ada, &format!("?conversation_id={trip_id}"))
+        .await;
+    assert_eq!(gone.status, 404);
+    let default = app
+        .call(
+            Method::DELETE,
+            "/api/v1/conversations/default",
+            Some(&ada),
+            None,
+        )
+        .await;
+    assert_eq!(default.status, 409, "{}", default.body);
+
+    // A reset that deletes the history leaves no conversation, here or in Letta.
+    let reset = app
+        .post_with(
+            "/api/v1/agent/reset",
+            &ada,
+            json!({"scope": "messages", "delete_history": true}),
+        )
+        .await;
+    assert_eq!(reset.status, 200, "{}", reset.body);
+    let list = app.get("/api/v1/conversations", &ada).await;
+    assert_eq!(list.body["conversations"], json!([]), "{}", list.body);
+    assert!(letta_conversations(&app, &agent_id).await.is_empty());
+}
+
+#[tokio::test]
+async fn two_conversations_of_one_user_stream_at_the_same_time() {
+    let app = spawn_app().await;
+    let (_, _, token, _) = app.ready_user("Parallel").await;
+    let first = app.new_conversation(&token, None).await["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let slow = "/slow 60 one two three four five six";
+    let (a, b, c) = tokio::join!(
+        app.chat_in(&token, &first, slow),
+        app.chat_in(&token, "default", slow),
+        async {
+            // The same conversation twice at once: the second waits its turn (409).
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            app.chat_in(&token, &first, "hello").await
+        }
+    );
+    for events in [a.events(), b.events()] {
+        assert_eq!(text_of(&events), "echo: one two three four five six");
+        assert!(names(&events).contains(&"done"), "{events:?}");
+    }
+    let busy = c.json();
+    assert_eq!(busy.status, 409, "{}", busy.body);
+    assert_eq!(busy.body["error"]["code"], "turn_in_progress");
+}
+
+#[tokio::test]
+async fn models_can_be_chosen_and_a_failing_model_falls_back_billed_to_the_user() {
+    let app = spawn_app().await;
+    let (_, _, token, user_id) = app.ready_user("Chooser").await;
+    let models = app.get("/api/v1/models", &token).await;
+    assert_eq!(models.status, 200, "{}", models.body);
+    assert_eq!(models.body["default"], "gpt-4");
+    let listed: Vec<&Value> = models.body["models"].as_array().unwrap().iter().collect();
+    let mini = listed
+        .iter()
+        .find(|m| m["name"] == "gpt-4o-mini")
+        .expect("gpt-4o-mini listed");
+    assert_eq!(mini["input_price_per_1m_tokens"], 0.15);
+    assert_eq!(mini["output_price_per_1m_tokens"], 0.6);
+    assert_eq!(mini["context_window"], 128000);
+    assert!(
+        !listed.iter().any(|m| m["name"] == "text-embedding-3-small"),
+        "embedding models are no choice"
+    );
+
+    // gpt-4 fails; LiteLLM's fallback (gpt-4o-mini) answers, on the user's key, and the turn
+    // is priced as the model that answered. (A named conversation, so no title call is billed
+    // besides the turn.)
+    let named = app
+        .call(
+            Method::PATCH,
+            "/api/v1/conversations/default",
+            Some(&token),
+            Some(json!({"title": "Models"})),
+        )
+        .await;
+    assert_eq!(named.status, 200, "{}", named.body);
+    assert_eq!(named.body["title"], "Models");
+    let spend_before = litellm_spend(&app, &user_id).await;
+    let events = app
+        .chat(&token, "/fail-on gpt-4 429 hello fallback", None)
+        .await
+        .events();
+    assert_eq!(text_of(&events), "echo: hello fallback");
+    let usage = &event(&events, "usage").data;
+    assert_eq!(usage["model"], "gpt-4o-mini", "{usage}");
+    let expected = usage["prompt_tokens"].as_f64().unwrap() * 0.15e-6
+        + usage["completion_tokens"].as_f64().unwrap() * 0.6e-6;
+    let cost = usage["cost_usd"].as_f64().unwrap();
+    assert!((cost - expected).abs() < 1e-9, "{cost} vs {expected}");
+    let spend = eventually(
+        "LiteLLM books the fallback",
+        Duration::from_secs(30),
+        || {
+            let app = &app;
+            let user_id = user_id.clone();
+            async move {
+                let spend = litellm_spend(app, &user_id).await;
+                (spend > spend_before).then_some(spend)
+            }
+        },
+    )
+    .await;
+    assert!(
+        (spend - spend_before - cost).abs() < 1e-6,
+        "LiteLLM booked {} for a turn we priced {cost}",
+        spend - spend_before
+    );
+
+    // The user chooses gpt-4o-mini: the agent switches, still on the user's own provider.
+    let chosen = app
+        .call(
+            Method::PATCH,
+            "/api/v1/user/profile",
+            Some(&token),
+            Some(json!({"model": "gpt-4o-mini"})),
+        )
+        .await;
+    assert_eq!(chosen.status, 200, "{}", chosen.body);
+    assert_eq!(chosen.body["profile"]["model"], "gpt-4o-mini");
+    let agent_id = chosen.body["profile"]["agent_id"].as_str().unwrap();
+    let agent = app.state.letta.get_agent(agent_id).await.unwrap().unwrap();
+    assert_eq!(agent.llm_config["model"], "gpt-4o-mini");
+    assert_eq!(
+        agent.llm_config["provider_name"],
+        format!("user-{user_id}").as_str()
+    );
+    let events = app.chat(&token, "hello small model", None).await.events();
+    assert_eq!(event(&events, "start").data["model"], "gpt-4o-mini");
+    assert_eq!(event(&events, "usage").data["model"], "gpt-4o-mini");
+
+    let unknown = app
+        .call(
+            Method::PATCH,
+            "/api/v1/user/profile",
+            Some(&token),
+            Some(json!({"model": "gpt-5-imaginary"})),
+        )
+        .await;
+    assert_eq!(unknown.status, 422, "{}", unknown.body);
+    assert_eq!(unknown.body["error"]["field"], "model");
+}
+
+async fn litellm_spend(app: &TestApp, user_id: &str) -> f64 {
+    app.state
+        .litellm
+        .user_info(user_id)
+        .await
+        .unwrap()
+        .and_then(|i| i.user_info)
+        .map_or(0.0, |u| u.spend)
+}
+
+#[tokio::test]
+async fn the_operator_can_narrow_the_models() {
+    let app = spawn_app_configured(|c| c.letta.allowed_models = vec!["gpt-4".into()]).await;
+    let (_, _, token, _) = app.ready_user("Narrow").await;
+    let models = app.get("/api/v1/models", &token).await;
+    let names: Vec<&str> = models.body["models"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["gpt-4"]);
+    let refused = app
+        .call(
+            Method::PATCH,
+            "/api/v1/user/profile",
+            Some(&token),
+            Some(json!({"model": "gpt-4o-mini"})),
+        )
+        .await;
+    assert_eq!(refused.status, 422, "{}", refused.body);
+}
+
+#[tokio::test]
+async fn archival_memories_page_and_delete_only_the_users_own() {
+    let app = spawn_app().await;
+    let (_, _, ada, _) = app.ready_user("Archivist").await;
+    let (_, _, bob, _) = app.ready_user("Other").await;
+    for i in 0..5 {
+        let added = app
+            .post_with(
+                "/api/v1/agent/memory",
+                &ada,
+                json!({"archival": {"text": format!("fact number {i}")}}),
+            )
+            .await;
+        assert_eq!(added.status, 200, "{}", added.body);
+    }
+    let bob_fact = app
+        .post_with(
+            "/api/v1/agent/memory",
+            &bob,
+            json!({"archival": {"text": "bob's secret"}}),
+        )
+        .await;
+    let bob_passage = bob_fact.body["passages"][0]["id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{}", bob_fact.body))
+        .to_string();
+
+    // Pages of two, newest first, through all five.
+    let mut seen = Vec::new();
+    let mut query = "?limit=2".to_string();
+    loop {
+        let page = app
+            .get(&format!("/api/v1/agent/memory/archival{query}"), &ada)
+            .await;
+        assert_eq!(page.status, 200, "{}", page.body);
+        for m in page.body["memories"].as_array().unwrap() {
+            seen.push(m["text"].as_str().unwrap().to_string());
+        }
+        match page.body["next_cursor"].as_str() {
+            Some(c) => query = format!("?limit=2&cursor={c}"),
+            None => break,
+        }
+    }
+    let expected: Vec<String> = (0..5).rev().map(|i| format!("fact number {i}")).collect();
+    assert_eq!(seen, expected);
+    let bad = app
+        .get("/api/v1/agent/memory/archival?cursor=xyz", &ada)
+        .await;
+    assert_eq!(bad.status, 400, "{}", bad.body);
+
+    // Bob's passage cannot be deleted with Ada's token, and stays.
+    for id in [bob_passage.as_str(), "passage-not-a-uuid", "anything"] {
+        let reply = app
+            .call(
+                Method::DELETE,
+                &format!("/api/v1/agent/memory/archival/{id}"),
+                Some(&ada),
+                None,
+            )
+            .await;
+        assert_eq!(reply.status, 404, "{id}: {}", reply.body);
+    }
+    let bobs = app.get("/api/v1/agent/memory/archival", &bob).await;
+    assert_eq!(bobs.body["memories"][0]["text"], "bob's secret");
+
+    let newest = app.get("/api/v1/agent/memory/archival?limit=1", &ada).await;
+    let id = newest.body["memories"][0]["id"].as_str().unwrap();
+    let deleted = app
+        .call(
+            Method::DELETE,
+            &format!("/api/v1/agent/memory/archival/{id}"),
+            Some(&ada),
+            None,
+        )
+        .await;
+    assert_eq!(deleted.status, 200, "{}", deleted.body);
+    let left = app
+        .get("/api/v1/agent/memory/archival?limit=10", &ada)
+        .await;
+    let texts: Vec<&str> = left.body["memories"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["text"].as_str().unwrap())
+        .collect();
+    assert_eq!(texts.len(), 4);
+    assert!(!texts.contains(&"fact number 4"), "{texts:?}");
+}
+
+#[tokio::test]
+async fn the_export_holds_every_message_and_everything_else_the_backend_keeps() {
+    let app = spawn_app().await;
+    let (email, _, token, user_id) = app.ready_user("Exporter").await;
+    let (_, _, other, _) = app.ready_user("Someone Else").await;
+    app.chat(&other, "not yours", None).await.events();
+    let side = app.new_conversation(&token, None).await["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let mut sent = vec![];
+    for text in ["first words", "second words"] {
+        app.chat(&token, text, None).await.events();
+        sent.push(text.to_string());
+    }
+    app.chat_in(&token, &side, "side words").await.events();
+    sent.push("side words".into());
+    app.post_with(
+        "/api/v1/agent/memory",
+        &token,
+        json!({"archival": {"text": "exported fact"}}),
+    )
+    .await;
+
+    let lines = app.export(&token).await;
+    let of = |kind: &str| -> Vec<&Value> { lines.iter().filter(|l| l["type"] == kind).collect() };
+    assert_eq!(lines[0]["type"], "profile");
+    assert_eq!(lines[0]["email"], email.as_str());
+    assert_eq!(lines[0]["user_id"], user_id.as_str());
+    let messages = of("message");
+    for text in &sent {
+        assert!(
+            messages
+                .iter()
+                .any(|m| m["role"] == "user" && m["content"] == text.as_str()),
+            "{text} missing from the export"
+        );
+    }
+    assert_eq!(messages.len(), 6, "three turns, two messages each");
+    assert!(!messages.iter().any(|m| m["content"] == "not yours"));
+    assert_eq!(of("conversation").len(), 2);
+    assert_eq!(of("usage").len(), 1);
+    assert_eq!(of("usage")[0]["messages"], 3);
+    assert!(of("memory_block").iter().any(|b| b["label"] == "human"));
+    assert_eq!(of("archival_memory")[0]["text"], "exported fact");
+    let end = lines.last().unwrap();
+    assert_eq!(end["type"], "end");
+    assert_eq!(end["counts"]["messages"], 6);
+    assert!(lines.iter().all(|l| l.get("pk").is_none()));
+    assert!(
+        !serde_json::to_string(&lines).unwrap().contains("sk-"),
+        "no key material in an export"
+    );
+}
