@@ -8,7 +8,7 @@ use std::{
     time::Duration,
 };
 
-use serde_json::Value;
+use serde_json::{Value, json};
 
 use crate::helpers::*;
 
@@ -253,4 +253,12 @@ async fn a_user_without_a_confirmed_email_gets_no_budget() {
     let refused = app.chat(&token, "hello", None).await.json();
     assert_eq!(refused.status, 402, "{}", refused.body);
     assert_eq!(refused.body["error"]["code"], "budget_exceeded");
+    // Nor can it give itself one.
+    let raised = app
+        .post_with("/api/v1/user/budget", &token, json!({"max_budget": 50}))
+        .await;
+    assert_eq!(raised.status, 403, "{}", raised.body);
+    assert_eq!(raised.body["error"]["code"], "email_not_confirmed");
+    let me = app.get("/api/v1/auth/me", &token).await;
+    assert_eq!(me.body["profile"]["budget"]["max_budget"], 0.0);
 }

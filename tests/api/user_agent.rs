@@ -59,6 +59,16 @@ async fn profile_can_be_read_and_renamed_and_the_agent_learns_the_new_name() {
 async fn usage_counts_turns_per_day_and_budget_updates_reach_litellm() {
     let app = spawn_app().await;
     let (_, _, token, user_id) = app.ready_user("Counter").await;
+    // A conversation the user named gets no title call: the day holds exactly the two turns.
+    let named = app
+        .call(
+            Method::PATCH,
+            "/api/v1/conversations/default",
+            Some(&token),
+            Some(json!({"title": "Counting"})),
+        )
+        .await;
+    assert_eq!(named.status, 200, "{}", named.body);
     for i in 0..2 {
         let events = app
             .chat(&token, &format!("count me {i}"), None)
@@ -119,16 +129,17 @@ async fn usage_counts_turns_per_day_and_budget_updates_reach_litellm() {
     assert_eq!(budget.body["budget_duration"], "1mo");
     assert!(budget.body["spend_lag_seconds"].as_i64().is_some());
 
+    // The amount is the user's; the period stays the operator's.
     let set = app
         .post_with(
             "/api/v1/user/budget",
             &token,
-            json!({"max_budget": 12.5, "budget_duration": "1w"}),
+            json!({"max_budget": 12.5, "budget_duration": "1mo"}),
         )
         .await;
     assert_eq!(set.status, 200, "{}", set.body);
     assert_eq!(set.body["max_budget"], 12.5);
-    assert_eq!(set.body["budget_duration"], "1w");
+    assert_eq!(set.body["budget_duration"], "1mo");
     let litellm = app
         .state
         .litellm
@@ -139,12 +150,18 @@ async fn usage_counts_turns_per_day_and_budget_updates_reach_litellm() {
         .user_info
         .unwrap();
     assert_eq!(litellm.max_budget, Some(12.5));
+    assert_eq!(litellm.budget_duration.as_deref(), Some("1mo"));
     let ceiling = app.state.config.budget.max_budget;
     for (body, field) in [
         (json!({"max_budget": -1}), "max_budget"),
         (json!({"max_budget": ceiling + 1.0}), "max_budget"),
         (
             json!({"max_budget": 1, "budget_duration": "2d"}),
+            "budget_duration",
+        ),
+        // A shorter period would multiply the cap: 50 a day is 30 times 50 a month.
+        (
+            json!({"max_budget": ceiling, "budget_duration": "1d"}),
             "budget_duration",
         ),
         (json!({"max_budget": "lots"}), "body"),

@@ -164,7 +164,7 @@ async fn set_budget(
 ) -> Result<Json<Value>, AppError> {
     let report = usage::set_budget(
         &state,
-        &user.id,
+        &user,
         body.max_budget,
         body.budget_duration.as_deref(),
     )

@@ -6,9 +6,10 @@ use time::{
 };
 
 use crate::{
-    app::{config::BUDGET_DURATIONS, error::AppError},
+    app::error::AppError,
     clients::litellm::UserRecord,
-    domain::UserId,
+    domain::{SignedInUser, UserId},
+    flows::accounts,
     state::AppState,
     store::DayUsage,
 };
@@ -161,14 +162,17 @@ pub async fn budget(state: &AppState, user: &UserId) -> Result<BudgetReport, App
     })
 }
 
-/// Sets the user's own cap: 0 ≤ `max_budget` ≤ `USER_MAX_BUDGET`, a LiteLLM duration.
+/// Sets the user's own cap for the operator's period: 0 ≤ `max_budget` ≤ `USER_MAX_BUDGET`.
+/// The period is never the user's to choose (a shorter one would multiply the cap); naming
+/// another is 422. An account whose email is not confirmed has no budget to set (403).
 pub async fn set_budget(
     state: &AppState,
-    user: &UserId,
+    user: &SignedInUser,
     max_budget: f64,
     duration: Option<&str>,
 ) -> Result<BudgetReport, AppError> {
     let ceiling = state.config.budget.max_budget;
+    let period = state.config.budget.duration.as_str();
     if !max_budget.is_finite() || max_budget < 0.0 {
         return Err(AppError::validation("max_budget", "must be at least 0"));
     }
@@ -178,19 +182,25 @@ pub async fn set_budget(
             format!("must be at most {ceiling} (the operator's ceiling)"),
         ));
     }
-    if let Some(d) = duration
-        && !BUDGET_DURATIONS.contains(&d)
-    {
+    if duration.is_some_and(|d| d != period) {
         return Err(AppError::validation(
             "budget_duration",
-            format!("must be one of {}", BUDGET_DURATIONS.join(", ")),
+            format!("the budget period is the operator's: {period}"),
         ));
+    }
+    let profile = accounts::account(state, user).await?;
+    if profile.awaiting_confirmation {
+        return Err(AppError::Forbidden {
+            code: "email_not_confirmed",
+            message: "confirm your email address first: until then the account has no budget"
+                .into(),
+        });
     }
     state
         .litellm
-        .update_user_budget(user.as_str(), max_budget, duration)
+        .update_user_budget(user.id.as_str(), max_budget, Some(period))
         .await?;
-    budget(state, user).await
+    budget(state, &user.id).await
 }
 
 #[cfg(test)]
