@@ -284,3 +284,66 @@ async fn the_jwks_being_unreachable_is_a_503_not_a_401() {
         .unwrap_err();
     assert!(matches!(err, AppError::Unavailable { .. }), "{err:?}");
 }
+
+/// A JWKS endpoint that answers 500 after a pause, counting its calls.
+async fn failing_jwks_server() -> (String, Arc<AtomicUsize>) {
+    let calls = Arc::new(AtomicUsize::new(0));
+    let counter = calls.clone();
+    let app = Router::new().route(
+        "/auth/v1/.well-known/jwks.json",
+        get(move || {
+            counter.fetch_add(1, Ordering::SeqCst);
+            async {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                axum::http::StatusCode::INTERNAL_SERVER_ERROR
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (url, calls)
+}
+
+#[tokio::test]
+async fn random_kids_cause_one_fetch_at_a_time_and_failures_are_not_retried_at_once() {
+    // Thirty tokens with random key ids at once: one fetch; the rest learn from it.
+    let jwks = jwks_server().await;
+    let v = Arc::new(JwtVerifier::new(
+        reqwest::Client::new(),
+        &config(&jwks.url, vec![JwtAlgorithm::Es256]),
+    ));
+    let c = claims(&jwks.url);
+    let attempts = (0..30).map(|i| {
+        let (v, token) = (v.clone(), es256(&jwks, &c, &format!("random-{i}")));
+        tokio::spawn(async move { v.verify(&token).await })
+    });
+    for attempt in futures_util::future::join_all(attempts).await {
+        assert!(matches!(attempt.unwrap(), Err(AppError::Unauthorized(_))));
+    }
+    assert_eq!(jwks.fetches.load(Ordering::SeqCst), 1);
+    assert!(v.verify(&es256(&jwks, &c, &jwks.kid)).await.is_ok());
+
+    // Supabase failing: one attempt, and the others answered 503 without another call.
+    let (url, calls) = failing_jwks_server().await;
+    let v = Arc::new(JwtVerifier::new(
+        reqwest::Client::new(),
+        &config(&url, vec![JwtAlgorithm::Es256]),
+    ));
+    let c = claims(&url);
+    let attempts = (0..10).map(|i| {
+        let (v, token) = (v.clone(), es256(&jwks, &c, &format!("random-{i}")));
+        tokio::spawn(async move { v.verify(&token).await })
+    });
+    for attempt in futures_util::future::join_all(attempts).await {
+        assert!(matches!(
+            attempt.unwrap(),
+            Err(AppError::Unavailable { .. })
+        ));
+    }
+    assert_eq!(
+        calls.load(Ordering::SeqCst),
+        1,
+        "failures are cached briefly"
+    );
+}

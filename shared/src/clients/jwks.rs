@@ -1,6 +1,8 @@
 //! Supabase access-token verification: HS256 with the project's JWT secret, or ES256/RS256 with
 //! the keys published at `$SUPABASE_URL/auth/v1/.well-known/jwks.json` (cached per cold start,
-//! refetched on an unknown `kid` at most once a minute).
+//! refetched on an unknown `kid` at most once a minute, one fetch at a time, and not at all for
+//! a few seconds after a failed one, so random `kid`s can neither stall verification of known
+//! keys nor hammer Supabase).
 
 use std::{
     collections::HashMap,
@@ -9,7 +11,7 @@ use std::{
 
 use jsonwebtoken::{Algorithm, DecodingKey, Validation, jwk::JwkSet};
 use serde::Deserialize;
-use tokio::sync::RwLock;
+use tokio::sync::{Mutex, RwLock};
 
 use crate::{
     app::{
@@ -24,6 +26,8 @@ use crate::{
 const LEEWAY_SECS: u64 = 30;
 /// The least time between two JWKS fetches triggered by unknown key ids.
 const JWKS_REFETCH_INTERVAL: Duration = Duration::from_secs(60);
+/// After a failed fetch, unknown key ids are answered 503 without fetching for this long.
+const JWKS_FAILURE_BACKOFF: Duration = Duration::from_secs(5);
 const AUDIENCE: &str = "authenticated";
 
 /// The claims of a Supabase access token this backend reads.
@@ -55,6 +59,8 @@ pub struct JwtVerifier {
     jwks_url: String,
     http: reqwest::Client,
     jwks: RwLock<Jwks>,
+    /// Held while fetching: one fetch at a time; readers of known keys never wait for it.
+    fetching: Mutex<()>,
     refetch_interval: Duration,
 }
 
@@ -62,6 +68,7 @@ pub struct JwtVerifier {
 struct Jwks {
     keys: HashMap<String, DecodingKey>,
     fetched_at: Option<Instant>,
+    failed_at: Option<Instant>,
 }
 
 fn unauthorized(message: &str) -> AppError {
@@ -90,6 +97,7 @@ impl JwtVerifier {
             jwks_url: format!("{}/auth/v1/.well-known/jwks.json", config.url),
             http,
             jwks: RwLock::new(Jwks::default()),
+            fetching: Mutex::new(()),
             refetch_interval: JWKS_REFETCH_INTERVAL,
         }
     }
@@ -151,30 +159,50 @@ impl JwtVerifier {
     }
 
     async fn public_key(&self, kid: &str) -> Result<DecodingKey, AppError> {
+        let unknown = || unauthorized("the access token's key is unknown");
         if let Some(key) = self.jwks.read().await.keys.get(kid) {
             return Ok(key.clone());
         }
-        let mut jwks = self.jwks.write().await;
-        if let Some(key) = jwks.keys.get(kid) {
-            return Ok(key.clone());
-        }
-        if jwks
-            .fetched_at
-            .is_some_and(|t| t.elapsed() < self.refetch_interval)
+        let _single_flight = self.fetching.lock().await;
         {
-            return Err(unauthorized("the access token's key is unknown"));
+            // What the fetch this one waited for found, or why not to fetch again.
+            let jwks = self.jwks.read().await;
+            if let Some(key) = jwks.keys.get(kid) {
+                return Ok(key.clone());
+            }
+            if jwks
+                .fetched_at
+                .is_some_and(|t| t.elapsed() < self.refetch_interval)
+            {
+                return Err(unknown());
+            }
+            if jwks
+                .failed_at
+                .is_some_and(|t| t.elapsed() < JWKS_FAILURE_BACKOFF)
+            {
+                return Err(AppError::Unavailable {
+                    service: Service::SupabaseAuth,
+                    message: "the signing keys cannot be fetched right now".into(),
+                });
+            }
         }
-        let set: JwkSet =
-            upstream::send_json(Service::SupabaseAuth, self.http.get(&self.jwks_url)).await?;
+        let fetched: Result<JwkSet, _> =
+            upstream::send_json(Service::SupabaseAuth, self.http.get(&self.jwks_url)).await;
+        let mut jwks = self.jwks.write().await;
+        let set = match fetched {
+            Ok(set) => set,
+            Err(e) => {
+                jwks.failed_at = Some(Instant::now());
+                return Err(e.into());
+            }
+        };
         jwks.fetched_at = Some(Instant::now());
+        jwks.failed_at = None;
         jwks.keys = set
             .keys
             .iter()
             .filter_map(|jwk| Some((jwk.common.key_id.clone()?, DecodingKey::from_jwk(jwk).ok()?)))
             .collect();
-        jwks.keys
-            .get(kid)
-            .cloned()
-            .ok_or_else(|| unauthorized("the access token's key is unknown"))
+        jwks.keys.get(kid).cloned().ok_or_else(unknown)
     }
 }
