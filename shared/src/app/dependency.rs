@@ -99,6 +99,18 @@ impl DependencyError {
         }
     }
 
+    /// What happened, without a word of the dependency's own text (which may echo a request,
+    /// keys included): for clients, stored records and `/health`. The whole error, redacted,
+    /// goes to the logs only.
+    pub fn summary(&self) -> String {
+        match self {
+            Self::Unreachable { .. } => "it could not be reached".into(),
+            Self::Timeout { .. } => "it did not answer in time".into(),
+            Self::Status { status, .. } => format!("it answered HTTP {status}"),
+            Self::Decode { .. } => "its answer could not be read".into(),
+        }
+    }
+
     /// The HTTP status, when the dependency answered with one.
     pub fn status(&self) -> Option<u16> {
         match self {

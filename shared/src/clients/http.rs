@@ -28,6 +28,29 @@ pub fn from_reqwest(service: Service, err: reqwest::Error) -> DependencyError {
 /// Longest piece of a dependency's error body kept in messages and logs.
 const MAX_ERROR_BODY: usize = 600;
 
+/// An upstream error body with what could be a secret cut out: LiteLLM keys (`sk-…`), JWTs
+/// (`eyJ….….…`) and anything after `password`. It is only ever logged.
+pub fn redact(text: &str) -> String {
+    let is_key_char = |c: char| c.is_ascii_alphanumeric() || "-_.".contains(c);
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(start) = rest.find(|c: char| is_key_char(c)) {
+        out.push_str(&rest[..start]);
+        rest = &rest[start..];
+        let end = rest.find(|c: char| !is_key_char(c)).unwrap_or(rest.len());
+        let word = &rest[..end];
+        let secret = (word.starts_with("sk-") && word.len() > 8)
+            || (word.starts_with("eyJ") && word.matches('.').count() >= 2);
+        out.push_str(if secret { "[redacted]" } else { word });
+        rest = &rest[end..];
+    }
+    out.push_str(rest);
+    match out.to_ascii_lowercase().find("password") {
+        Some(at) => format!("{}password [redacted]", &out[..at]),
+        None => out,
+    }
+}
+
 /// Sends a request and returns the response when its status is a success.
 pub async fn send(service: Service, request: RequestBuilder) -> Result<Response, DependencyError> {
     let response = request.send().await.map_err(|e| from_reqwest(service, e))?;
@@ -35,7 +58,7 @@ pub async fn send(service: Service, request: RequestBuilder) -> Result<Response,
     if status.is_success() {
         return Ok(response);
     }
-    let mut body = response.text().await.unwrap_or_default();
+    let mut body = redact(&response.text().await.unwrap_or_default());
     if body.len() > MAX_ERROR_BODY {
         let cut = (0..=MAX_ERROR_BODY)
             .rev()
@@ -100,4 +123,23 @@ pub fn stream_client(read_timeout: Duration) -> reqwest::Client {
         .read_timeout(read_timeout)
         .build()
         .expect("the HTTP client settings are static and valid")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact;
+
+    #[test]
+    fn keys_tokens_and_passwords_are_cut_from_error_bodies() {
+        let body = r#"{"error": "invalid key sk-abcdef1234567890 for user", "token": "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.c2ln"}"#;
+        let clean = redact(body);
+        assert!(
+            !clean.contains("sk-abcdef") && !clean.contains("eyJhbG"),
+            "{clean}"
+        );
+        assert!(clean.contains("invalid key [redacted] for user"), "{clean}");
+        assert_eq!(redact("no secrets: sk- here"), "no secrets: sk- here");
+        let with_password = redact(r#"{"email": "a@b.c", "password": "hunter22"}"#);
+        assert!(!with_password.contains("hunter22"), "{with_password}");
+    }
 }

@@ -52,7 +52,7 @@ pub async fn report(state: &AppState, function: &'static str, deps: &[Service]) 
             Err(e) => {
                 tracing::warn!(dependency = service.name(), error = %e, "health check failed");
                 failing.push(service.name());
-                json!({"status": "down", "latency_ms": latency_ms, "error": e.to_string()})
+                json!({"status": "down", "latency_ms": latency_ms, "error": e.summary()})
             }
         };
         checks.insert(service.name().to_string(), entry);
