@@ -9,6 +9,7 @@ use crate::{
         provisioning::{self, agent_name, agent_tag},
     },
     state::AppState,
+    store::Lease,
 };
 
 /// Blocks the user may edit directly.
@@ -304,7 +305,15 @@ pub async fn reset(
             state.letta.reset_messages(&agent_id).await?;
             agent_id
         }
-        ResetScope::All => replace_agent(state, &profile).await?,
+        ResetScope::All => {
+            // One replacement at a time: two at once would each delete the other's agent.
+            let busy = "your assistant is being reset; try again in a few seconds".to_string();
+            let profile = &profile;
+            provisioning::with_lease(state, &user.id, busy, |lease| async move {
+                replace_agent(state, profile, &lease).await
+            })
+            .await?
+        }
     };
     // The agent forgets every conversation; their stored history goes only on request.
     conversations::forget_all(state, &user.id, delete_history).await?;
@@ -321,8 +330,13 @@ pub async fn reset(
 }
 
 /// New agent first, then the profile, then every other agent of the user: a failure at any
-/// point leaves the user with a working agent, and a retry cleans up.
-async fn replace_agent(state: &AppState, profile: &Profile) -> Result<String, AppError> {
+/// point leaves the user with a working agent, and a retry cleans up. Runs under the lease,
+/// re-checked before anything is deleted.
+async fn replace_agent(
+    state: &AppState,
+    profile: &Profile,
+    lease: &Lease,
+) -> Result<String, AppError> {
     let user = &profile.user_id;
     let fresh = provisioning::create_agent(state, profile).await?;
     let agent_type = fresh
@@ -344,6 +358,7 @@ async fn replace_agent(state: &AppState, profile: &Profile) -> Result<String, Ap
         .collect();
     others.sort();
     others.dedup();
+    provisioning::still_leased(state, user, lease).await?;
     for old in others {
         state.letta.delete_agent_and_archives(&old).await?;
     }

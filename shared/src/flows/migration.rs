@@ -9,9 +9,11 @@ use crate::{
     clients::{http::absent_on_404, letta::Agent},
     domain::{Profile, UserId},
     flows::provisioning::{
-        INITIAL_PERSONA, LEASE_SECS, agent_tag, create_agent_with, initial_human_block,
+        INITIAL_PERSONA, agent_tag, create_agent_with, initial_human_block, still_leased,
+        with_lease,
     },
     state::AppState,
+    store::Lease,
 };
 
 /// The profile with its agent of the configured type, moving it there first when needed.
@@ -22,19 +24,20 @@ pub async fn ensure_current_type(state: &AppState, profile: Profile) -> Result<P
         return Ok(profile);
     }
     let user = profile.user_id.clone();
-    if !state.store.lock_provisioning(&user, LEASE_SECS).await? {
-        return Err(AppError::Provisioning(
-            "your assistant is being upgraded; try again in a few seconds".into(),
-        ));
-    }
-    let result = migrate(state, &user, target).await;
-    if let Err(e) = state.store.unlock_provisioning(&user).await {
-        tracing::warn!(error = %e, "could not release the provisioning lease; it expires by itself");
-    }
-    result
+    let busy = "your assistant is being upgraded; try again in a few seconds".to_string();
+    let user = &user;
+    with_lease(state, user, busy, |lease| async move {
+        migrate(state, user, target, &lease).await
+    })
+    .await
 }
 
-async fn migrate(state: &AppState, user: &UserId, target: &str) -> Result<Profile, AppError> {
+async fn migrate(
+    state: &AppState,
+    user: &UserId,
+    target: &str,
+    lease: &Lease,
+) -> Result<Profile, AppError> {
     let profile = reread(state, user).await?;
     let old_id = profile
         .letta_agent_id
@@ -59,6 +62,7 @@ async fn migrate(state: &AppState, user: &UserId, target: &str) -> Result<Profil
         .await?;
     if old.is_some() {
         // The agent only: its archives now belong to the successor.
+        still_leased(state, user, lease).await?;
         state.letta.delete_agent(&old_id).await?;
     }
     tracing::info!(

@@ -15,7 +15,7 @@ use crate::{
     },
     domain::{Profile, ProvisioningState, UserId},
     state::AppState,
-    store::Transition,
+    store::{Lease, Transition},
 };
 
 /// How long one provisioning run (or agent migration) may hold the lease.
@@ -48,19 +48,57 @@ fn new_key_alias(user: &UserId) -> String {
     )
 }
 
+/// Runs `work` holding the user's provisioning lease (one run at a time changes the account's
+/// agent, provider and keys); 409 `provisioning` with `busy` when another run holds it. The
+/// lease is released only by its owner.
+pub(crate) async fn with_lease<T, F, Fut>(
+    state: &AppState,
+    user: &UserId,
+    busy: String,
+    work: F,
+) -> Result<T, AppError>
+where
+    F: FnOnce(Lease) -> Fut,
+    Fut: std::future::Future<Output = Result<T, AppError>>,
+{
+    let Some(lease) = state.store.lock_provisioning(user, LEASE_SECS).await? else {
+        return Err(AppError::Provisioning(busy));
+    };
+    let result = work(lease.clone()).await;
+    if let Err(e) = state.store.unlock_provisioning(user, &lease).await {
+        tracing::warn!(error = %e, "could not release the provisioning lease; it expires by itself");
+    }
+    result
+}
+
+/// Before a step that changes or deletes something: the lease must still be this run's (it
+/// may have expired and been taken by another run), and is renewed.
+pub(crate) async fn still_leased(
+    state: &AppState,
+    user: &UserId,
+    lease: &Lease,
+) -> Result<(), AppError> {
+    if state.store.renew_lease(user, lease).await? {
+        Ok(())
+    } else {
+        Err(AppError::Provisioning(
+            "another request took over setting up your account; try again in a few seconds".into(),
+        ))
+    }
+}
+
 /// Runs the remaining steps of a profile's provisioning.
 pub async fn resume(state: &AppState, profile: Profile) -> Result<Profile, AppError> {
     let user = profile.user_id.clone();
-    if !state.store.lock_provisioning(&user, LEASE_SECS).await? {
-        return Err(AppError::Provisioning(format!(
-            "your account is being set up (step: {}); try again in a few seconds",
-            profile.state.as_str()
-        )));
-    }
-    let result = run(state, &user).await;
-    if let Err(e) = state.store.unlock_provisioning(&user).await {
-        tracing::warn!(error = %e, "could not release the provisioning lease; it expires by itself");
-    }
+    let busy = format!(
+        "your account is being set up (step: {}); try again in a few seconds",
+        profile.state.as_str()
+    );
+    let result = with_lease(state, &user, busy, |lease| {
+        let user = &user;
+        async move { run(state, user, &lease).await }
+    })
+    .await;
     match result {
         Ok(profile) => Ok(profile),
         Err(e) => {
@@ -116,7 +154,7 @@ pub async fn create_agent_with(
 type FreshKey = Option<(Secret, String)>;
 
 /// Runs steps until the profile is ready, re-reading it after each (another run may move it).
-async fn run(state: &AppState, user: &UserId) -> Result<Profile, AppError> {
+async fn run(state: &AppState, user: &UserId, lease: &Lease) -> Result<Profile, AppError> {
     let mut fresh_key: FreshKey = None;
     loop {
         let profile = state
@@ -124,6 +162,9 @@ async fn run(state: &AppState, user: &UserId) -> Result<Profile, AppError> {
             .get_profile(user)
             .await?
             .ok_or_else(|| AppError::NotFound("no account for this user".into()))?;
+        if profile.state != ProvisioningState::Ready {
+            still_leased(state, user, lease).await?;
+        }
         let (next, transition) = match profile.state {
             ProvisioningState::Ready => return Ok(profile),
             ProvisioningState::SignedUp => {

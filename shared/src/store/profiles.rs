@@ -18,6 +18,13 @@ use crate::{
     domain::{Profile, ProvisioningState, UserId},
 };
 
+/// The provisioning lease one run holds: only it can renew or release it.
+#[derive(Debug, Clone)]
+pub struct Lease {
+    owner: String,
+    seconds: i64,
+}
+
 /// Fields a state transition sets alongside the new state.
 #[derive(Default)]
 pub struct Transition {
@@ -119,12 +126,37 @@ impl Store {
         conditional(result).map(|_| ())
     }
 
-    /// Takes the provisioning lease for `seconds`; false when another run holds it.
+    /// Takes the provisioning lease for `seconds`; `None` when another run holds it.
     pub async fn lock_provisioning(
         &self,
         user: &UserId,
         seconds: i64,
-    ) -> Result<bool, DependencyError> {
+    ) -> Result<Option<Lease>, DependencyError> {
+        let now = now_epoch();
+        let lease = Lease {
+            owner: ulid::Ulid::new().to_string(),
+            seconds,
+        };
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(profile_key(user)))
+            .update_expression("SET lock_until = :until, lock_owner = :owner")
+            .condition_expression(
+                "attribute_exists(pk) AND (attribute_not_exists(lock_until) OR lock_until < :now)",
+            )
+            .expression_attribute_values(":until", n(now + seconds))
+            .expression_attribute_values(":owner", s(&lease.owner))
+            .expression_attribute_values(":now", n(now))
+            .send()
+            .await;
+        Ok(conditional(result)?.then_some(lease))
+    }
+
+    /// Renews the lease if this run still holds it; false when it expired and another run
+    /// took it (then the run must stop before changing anything).
+    pub async fn renew_lease(&self, user: &UserId, lease: &Lease) -> Result<bool, DependencyError> {
         let now = now_epoch();
         let result = self
             .client
@@ -132,25 +164,28 @@ impl Store {
             .table_name(&self.table)
             .set_key(Some(profile_key(user)))
             .update_expression("SET lock_until = :until")
-            .condition_expression(
-                "attribute_exists(pk) AND (attribute_not_exists(lock_until) OR lock_until < :now)",
-            )
-            .expression_attribute_values(":until", n(now + seconds))
-            .expression_attribute_values(":now", n(now))
+            .condition_expression("lock_owner = :owner")
+            .expression_attribute_values(":until", n(now + lease.seconds))
+            .expression_attribute_values(":owner", s(&lease.owner))
             .send()
             .await;
         conditional(result)
     }
 
-    /// Releases the provisioning lease.
-    pub async fn unlock_provisioning(&self, user: &UserId) -> Result<(), DependencyError> {
+    /// Releases the provisioning lease, if this run still holds it.
+    pub async fn unlock_provisioning(
+        &self,
+        user: &UserId,
+        lease: &Lease,
+    ) -> Result<(), DependencyError> {
         let result = self
             .client
             .update_item()
             .table_name(&self.table)
             .set_key(Some(profile_key(user)))
-            .update_expression("REMOVE lock_until")
-            .condition_expression("attribute_exists(pk)")
+            .update_expression("REMOVE lock_until, lock_owner")
+            .condition_expression("lock_owner = :owner")
+            .expression_attribute_values(":owner", s(&lease.owner))
             .send()
             .await;
         conditional(result).map(|_| ())
