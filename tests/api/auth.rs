@@ -4,6 +4,7 @@
 use crate::helpers::*;
 use reqwest::Method;
 use serde_json::json;
+use std::time::Duration;
 
 #[tokio::test]
 async fn register_then_login_then_me_gives_a_ready_account_with_one_of_everything() {
@@ -253,10 +254,17 @@ async fn refresh_rotates_and_logout_ends_the_session() {
     let missing = app.post("/api/v1/auth/refresh", json!({})).await;
     assert_eq!(missing.status, 422);
 
+    // Revocation is to the second of the token's `iat`: a token from an earlier second.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
     let out = app
         .call(Method::POST, "/api/v1/auth/logout", Some(&new_access), None)
         .await;
     assert_eq!(out.status, 204, "{}", out.body);
+    // The access token is refused from now on, though Supabase would let it live an hour.
+    let me = app.get("/api/v1/auth/me", &new_access).await;
+    assert_eq!(me.status, 401, "{}", me.body);
+    let history = app.get("/api/v1/chat/history", &new_access).await;
+    assert_eq!(history.status, 401, "{}", history.body);
     let after = app
         .post(
             "/api/v1/auth/refresh",
@@ -264,11 +272,11 @@ async fn refresh_rotates_and_logout_ends_the_session() {
         )
         .await;
     assert_eq!(after.status, 401, "{}", after.body);
-    // Logging out twice is fine.
-    let again = app
-        .call(Method::POST, "/api/v1/auth/logout", Some(&new_access), None)
-        .await;
-    assert_eq!(again.status, 204, "{}", again.body);
+    // A new sign-in works again.
+    let back = app.login(&email, &password).await;
+    let token = back.body["session"]["access_token"].as_str().unwrap();
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    assert_eq!(app.get("/api/v1/auth/me", token).await.status, 200);
 }
 
 #[tokio::test]
@@ -390,16 +398,33 @@ async fn deleting_the_account_leaves_nothing_in_any_system() {
         "the agent's archive is gone too"
     );
 
-    // A fresh token works too, and deleting twice is harmless.
-    let (_, _, token, user_id) = app.ready_user("Fay").await;
+    // A fresh token alone is not enough either (a stolen refresh token makes fresh ones).
+    let (_, fay_password, token, user_id) = app.ready_user("Fay").await;
     let reply = app
         .call(Method::DELETE, "/api/v1/auth/account", Some(&token), None)
         .await;
-    assert_eq!(reply.status, 204, "{}", reply.body);
-    assert!(!footprint(&app, &user_id).await.supabase_user);
-    let fresh = sign_hs256(&claims_for(&user_id, now()));
+    assert_eq!(reply.status, 403, "{}", reply.body);
+    assert_eq!(reply.body["error"]["code"], "reauthentication_required");
+    assert!(footprint(&app, &user_id).await.supabase_user);
+    let with_password = Some(json!({"password": fay_password}));
     let reply = app
-        .call(Method::DELETE, "/api/v1/auth/account", Some(&fresh), None)
+        .call(
+            Method::DELETE,
+            "/api/v1/auth/account",
+            Some(&token),
+            with_password.clone(),
+        )
         .await;
     assert_eq!(reply.status, 204, "{}", reply.body);
+    assert!(!footprint(&app, &user_id).await.supabase_user);
+    // Gone: the password opens nothing any more.
+    let reply = app
+        .call(
+            Method::DELETE,
+            "/api/v1/auth/account",
+            Some(&token),
+            with_password,
+        )
+        .await;
+    assert_eq!(reply.status, 401, "{}", reply.body);
 }

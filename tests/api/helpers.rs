@@ -73,7 +73,8 @@ async fn start_with(stack: StackGuard, config: Config) -> TestApp {
         .expect("table");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
-    let app = gateway::app(state.clone());
+    let app =
+        gateway::app(state.clone()).into_make_service_with_connect_info::<std::net::SocketAddr>();
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
     TestApp {
         base,

@@ -16,7 +16,7 @@ use shared::{
     app::dependency::Service,
     domain::{DisplayName, Email, Password, SignedInUser},
     flows::accounts::{self, Registered, Registration},
-    http::{ApiJson, Function, parse_optional_json, views},
+    http::{ApiJson, AuthAttempt, Function, parse_optional_json, views},
 };
 
 /// This function: its name, what its health check covers, its routes.
@@ -54,6 +54,7 @@ struct RegisterBody {
 
 async fn register(
     State(state): State<AppState>,
+    _attempt: AuthAttempt,
     ApiJson(body): ApiJson<RegisterBody>,
 ) -> Result<Response, AppError> {
     let input = Registration {
@@ -88,6 +89,7 @@ struct LoginBody {
 
 async fn login(
     State(state): State<AppState>,
+    _attempt: AuthAttempt,
     ApiJson(body): ApiJson<LoginBody>,
 ) -> Result<Json<Value>, AppError> {
     let (session, profile) = accounts::login(&state, &body.email, &body.password).await?;
@@ -103,6 +105,7 @@ struct RefreshBody {
 
 async fn refresh(
     State(state): State<AppState>,
+    _attempt: AuthAttempt,
     ApiJson(body): ApiJson<RefreshBody>,
 ) -> Result<Json<Value>, AppError> {
     let session = accounts::refresh(&state, &body.refresh_token).await?;

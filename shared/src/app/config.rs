@@ -22,6 +22,39 @@ pub struct Config {
     pub budget: BudgetConfig,
     /// HTTP limits and timeouts.
     pub http: HttpConfig,
+    /// Rate limits.
+    pub rates: RateLimitConfig,
+}
+
+/// Rate limits, counted in DynamoDB so they hold across Lambda instances.
+#[derive(Debug, Clone)]
+pub struct RateLimitConfig {
+    /// Chat turns a user may start per minute.
+    pub chat_per_minute: u64,
+    /// Chat turns a user may start per day (UTC).
+    pub chat_per_day: u64,
+    /// Other authenticated requests a user may make per minute.
+    pub requests_per_minute: u64,
+    /// Register, login and refresh requests per client IP per minute.
+    pub auth_per_minute: u64,
+}
+
+impl RateLimitConfig {
+    fn read(r: &mut Reader<'_>) -> Self {
+        let mut positive = |name: &str, default: u64| {
+            let v: u64 = r.parsed(name, default, "a positive integer");
+            if v == 0 {
+                r.problems.push(format!("{name} must be at least 1"));
+            }
+            v
+        };
+        Self {
+            chat_per_minute: positive("RATE_CHAT_PER_MINUTE", 10),
+            chat_per_day: positive("RATE_CHAT_PER_DAY", 500),
+            requests_per_minute: positive("RATE_REQUESTS_PER_MINUTE", 120),
+            auth_per_minute: positive("RATE_AUTH_PER_MINUTE", 10),
+        }
+    }
 }
 
 /// Where the table is.
@@ -67,6 +100,10 @@ pub struct LiteLlmConfig {
     pub base_url: String,
     /// Its master key.
     pub master_key: Secret,
+    /// Requests per minute each user key may make (`rpm_limit`).
+    pub key_rpm_limit: u64,
+    /// Tokens per minute each user key may use (`tpm_limit`).
+    pub key_tpm_limit: u64,
 }
 
 /// An access-token signature algorithm Supabase uses.
@@ -235,11 +272,14 @@ impl Config {
         let litellm = LiteLlmConfig {
             base_url: r.url("LITELLM_BASE_URL", None),
             master_key: Secret::new(r.required("LITELLM_MASTER_KEY")),
+            key_rpm_limit: r.parsed("LITELLM_KEY_RPM_LIMIT", 60, "a positive integer"),
+            key_tpm_limit: r.parsed("LITELLM_KEY_TPM_LIMIT", 200_000, "a positive integer"),
         };
         let letta = LettaConfig::read(&mut r, &litellm.base_url);
         let supabase = SupabaseConfig::read(&mut r);
         let budget = BudgetConfig::read(&mut r);
         let http = HttpConfig::read(&mut r);
+        let rates = RateLimitConfig::read(&mut r);
         if r.problems.is_empty() {
             Ok(Config {
                 dynamodb,
@@ -248,6 +288,7 @@ impl Config {
                 supabase,
                 budget,
                 http,
+                rates,
             })
         } else {
             Err(ConfigError {
@@ -272,11 +313,20 @@ impl LettaConfig {
             r.problems
                 .push(format!("ALLOWED_MODELS must include LETTA_MODEL ({model})"));
         }
+        let password = r.optional("LETTA_SERVER_PASSWORD").map(Secret::new);
+        let no_password_allowed = r.optional("LETTA_ALLOW_NO_PASSWORD").as_deref() == Some("true");
+        if password.is_none() && !no_password_allowed {
+            r.problems.push(
+                "LETTA_SERVER_PASSWORD is missing (a Letta without a password serves anyone who \
+                 reaches it; LETTA_ALLOW_NO_PASSWORD=true only for a local one)"
+                    .into(),
+            );
+        }
         Self {
             model,
             allowed_models,
+            password,
             base_url: r.url("LETTA_BASE_URL", None),
-            password: r.optional("LETTA_SERVER_PASSWORD").map(Secret::new),
             agent_type: r
                 .optional("LETTA_AGENT_TYPE")
                 .unwrap_or_else(|| PLAIN_CONTENT_AGENT_TYPE.into()),
@@ -402,6 +452,7 @@ mod tests {
         [
             ("TABLE_NAME", "chat"),
             ("LETTA_BASE_URL", "http://127.0.0.1:8283"),
+            ("LETTA_SERVER_PASSWORD", "letta-password"),
             ("LITELLM_BASE_URL", "http://127.0.0.1:4000/"),
             ("LITELLM_MASTER_KEY", "sk-master"),
             ("SUPABASE_URL", "http://127.0.0.1:9999"),
@@ -458,6 +509,16 @@ mod tests {
             text.contains("USER_BUDGET_DURATION must be one of"),
             "{text}"
         );
+    }
+
+    #[test]
+    fn letta_needs_a_password_unless_explicitly_local() {
+        let mut env = base();
+        env.remove("LETTA_SERVER_PASSWORD");
+        let text = Config::from_map(&env).unwrap_err().to_string();
+        assert!(text.contains("LETTA_SERVER_PASSWORD is missing"), "{text}");
+        env.insert("LETTA_ALLOW_NO_PASSWORD".into(), "true".into());
+        assert!(Config::from_map(&env).unwrap().letta.password.is_none());
     }
 
     #[test]

@@ -87,6 +87,14 @@ pub enum AppError {
         /// A sentence for the client.
         message: String,
     },
+    /// 429 `rate_limited`: a rate limit is used up until its window ends.
+    #[error("too many requests: the limit {limit} is used up; retry in {retry_after} s")]
+    RateLimited {
+        /// The limit's name (`chat_per_minute`, …).
+        limit: &'static str,
+        /// Seconds until its window ends.
+        retry_after: u64,
+    },
     /// 409 `provisioning`: another request is setting the account up; retry shortly.
     #[error("{0}")]
     Provisioning(String),
@@ -134,6 +142,7 @@ impl AppError {
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::Conflict { .. } | Self::Provisioning(_) => StatusCode::CONFLICT,
+            Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
             Self::Upstream { .. } => StatusCode::BAD_GATEWAY,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -155,6 +164,7 @@ impl AppError {
             Self::BudgetExceeded { .. } => "budget_exceeded",
             Self::NotFound(_) => "not_found",
             Self::MethodNotAllowed => "method_not_allowed",
+            Self::RateLimited { .. } => "rate_limited",
             Self::Unavailable { .. } => "dependency_unavailable",
             Self::Upstream { .. } => "upstream_error",
             Self::Internal(_) => "internal_error",
@@ -163,7 +173,10 @@ impl AppError {
 
     /// Whether retrying the same request later may succeed.
     pub fn retryable(&self) -> bool {
-        matches!(self, Self::Unavailable { .. } | Self::Provisioning(_))
+        matches!(
+            self,
+            Self::Unavailable { .. } | Self::Provisioning(_) | Self::RateLimited { .. }
+        )
     }
 
     /// Seconds to wait before retrying, for the errors that say so (`Retry-After`).
@@ -171,6 +184,7 @@ impl AppError {
         match self {
             Self::Unavailable { .. } => Some(RETRY_AFTER_SECS),
             Self::Provisioning(_) => Some(PROVISIONING_RETRY_AFTER_SECS),
+            Self::RateLimited { retry_after, .. } => Some((*retry_after).max(1)),
             _ => None,
         }
     }
@@ -202,6 +216,9 @@ impl AppError {
             }
             Self::Unavailable { service, .. } => {
                 error.insert("service".into(), json!(service.name()));
+            }
+            Self::RateLimited { limit, .. } => {
+                error.insert("limit".into(), json!(limit));
             }
             Self::Upstream { service, .. } => {
                 error.insert("service".into(), json!(service.name()));
@@ -236,18 +253,15 @@ impl IntoResponse for AppError {
 }
 
 impl From<DependencyError> for AppError {
+    /// Only the summary travels on (to clients and stored records); the detail is logged here.
     fn from(err: DependencyError) -> Self {
         let service = err.service();
+        tracing::warn!(dependency = service.name(), error = %err, "dependency call failed");
+        let message = err.summary();
         if err.is_unavailable() {
-            Self::Unavailable {
-                service,
-                message: err.to_string(),
-            }
+            Self::Unavailable { service, message }
         } else {
-            Self::Upstream {
-                service,
-                message: err.to_string(),
-            }
+            Self::Upstream { service, message }
         }
     }
 }

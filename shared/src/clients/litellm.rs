@@ -19,6 +19,9 @@ pub struct LiteLlm {
     http: reqwest::Client,
     base: String,
     master_key: Secret,
+    /// Requests and tokens per minute every user key gets: a key that leaks cannot be used
+    /// faster than the product allows.
+    key_limits: (u64, u64),
 }
 
 /// The answer to `/user/new`: the user and its first virtual key.
@@ -104,6 +107,7 @@ impl LiteLlm {
             http,
             base: config.base_url.clone(),
             master_key: config.master_key.clone(),
+            key_limits: (config.key_rpm_limit, config.key_tpm_limit),
         }
     }
 
@@ -145,6 +149,8 @@ impl LiteLlm {
                 "key_alias": key_alias,
                 "max_budget": max_budget,
                 "budget_duration": budget_duration,
+                "rpm_limit": self.key_limits.0,
+                "tpm_limit": self.key_limits.1,
             })),
         )
         .await
@@ -163,7 +169,8 @@ impl LiteLlm {
         let generated: Generated = upstream::send_json(
             Service::LiteLlm,
             self.admin(reqwest::Method::POST, "/key/generate")
-                .json(&json!({"user_id": user_id, "key_alias": key_alias})),
+                .json(&json!({"user_id": user_id, "key_alias": key_alias,
+                              "rpm_limit": self.key_limits.0, "tpm_limit": self.key_limits.1})),
         )
         .await?;
         Ok(generated.key)
@@ -183,9 +190,11 @@ impl LiteLlm {
         }
         let generated: Generated = upstream::send_json(
             Service::LiteLlm,
-            self.admin(reqwest::Method::POST, "/key/generate")
-                .json(&json!({"user_id": user_id, "duration": duration,
-                              "metadata": {"purpose": "conversation title"}})),
+            self.admin(reqwest::Method::POST, "/key/generate").json(
+                &json!({"user_id": user_id, "duration": duration,
+                              "rpm_limit": self.key_limits.0, "tpm_limit": self.key_limits.1,
+                              "metadata": {"purpose": "conversation title"}}),
+            ),
         )
         .await?;
         Ok(generated.key)

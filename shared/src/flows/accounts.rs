@@ -17,9 +17,6 @@ use crate::{
     state::AppState,
 };
 
-/// A token younger than this counts as a fresh sign-in for account deletion.
-pub const FRESH_TOKEN_SECS: i64 = 300;
-
 /// The budget from LiteLLM, or `None` when LiteLLM cannot say right now.
 pub async fn budget_summary(state: &AppState, user: &UserId) -> Option<UserRecord> {
     match state.litellm.user_info(user.as_str()).await {
@@ -289,6 +286,9 @@ pub async fn refresh(state: &AppState, refresh_token: &str) -> Result<Session, A
 
 /// Ends every session of the user at Supabase.
 pub async fn logout(state: &AppState, user: &SignedInUser) -> Result<(), AppError> {
+    // Access tokens stay valid until they expire as far as Supabase goes; the backend refuses
+    // every one issued before now (see `http::limits`).
+    state.store.revoke_sessions(&user.id, now_epoch()).await?;
     match state.supabase.sign_out(user.token.expose()).await {
         Ok(()) => Ok(()),
         // The session is already gone: logging out again is not an error.
@@ -325,40 +325,37 @@ pub async fn delete_account(
     delete_everything(state, &user.id).await
 }
 
-/// The password (checked at Supabase) or a token issued in the last `FRESH_TOKEN_SECS`.
+/// The password, checked at Supabase, of the token's own user. A fresh token alone is not
+/// enough: a stolen refresh token makes fresh tokens. The session Supabase gives back must be
+/// the token's user (an email that now names another account is refused).
 async fn confirm_identity(
     state: &AppState,
     user: &SignedInUser,
     password: Option<&str>,
 ) -> Result<(), AppError> {
-    match password {
-        Some(password) => {
-            // The profile's email is authoritative; the token's claim is the fallback.
-            let email = match state.store.get_profile(&user.id).await? {
-                Some(p) => p.email,
-                None => user.email.clone().unwrap_or_default(),
-            };
-            state
-                .supabase
-                .sign_in_with_password(&email, password)
-                .await
-                .map_err(|e| map_supabase_error(e, "password"))?;
-        }
-        None => {
-            let fresh = user
-                .issued_at
-                .is_some_and(|iat| now_epoch() - iat as i64 <= FRESH_TOKEN_SECS);
-            if !fresh {
-                return Err(AppError::Forbidden {
-                    code: "reauthentication_required",
-                    message: format!(
-                        "confirm with your password, or sign in again: a token from the last {} minutes is needed",
-                        FRESH_TOKEN_SECS / 60
-                    ),
-                });
-            }
-        }
+    let Some(password) = password else {
+        return Err(AppError::Forbidden {
+            code: "reauthentication_required",
+            message: "confirm the deletion with your password".into(),
+        });
+    };
+    // The profile's email is authoritative; the token's claim is the fallback.
+    let email = match state.store.get_profile(&user.id).await? {
+        Some(p) => p.email,
+        None => user.email.clone().unwrap_or_default(),
+    };
+    let session = state
+        .supabase
+        .sign_in_with_password(&email, password)
+        .await
+        .map_err(|e| map_supabase_error(e, "password"))?;
+    if session.user.id != user.id.as_str() {
+        return Err(AppError::Forbidden {
+            code: "reauthentication_required",
+            message: "the password does not belong to the signed-in account".into(),
+        });
     }
+    // The session the check made ends with the user, deleted next.
     Ok(())
 }
 

@@ -6,6 +6,7 @@ use axum::{extract::FromRequestParts, http::request::Parts};
 use crate::{
     app::{error::AppError, secret::Secret},
     domain::{SignedInUser, UserId},
+    http::limits,
     state::AppState,
 };
 
@@ -36,6 +37,8 @@ impl FromRequestParts<AppState> for SignedInUser {
         let claims = state.jwt.verify(token).await?;
         let id = UserId::parse(&claims.sub)
             .map_err(|_| unauthorized("the access token's subject is not a user id"))?;
+        let issued_at = claims.iat.map_or(0, |iat| i64::try_from(iat).unwrap_or(0));
+        limits::check_user(state, &parts.method, parts.uri.path(), &id, issued_at).await?;
         Ok(Self {
             id,
             email: claims.email,

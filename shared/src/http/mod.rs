@@ -5,9 +5,11 @@ pub mod auth;
 pub mod extract;
 pub mod health;
 pub mod layers;
+pub mod limits;
 pub mod router;
 pub mod views;
 
 pub use extract::{ApiJson, ApiQuery, parse_optional_json};
 pub use layers::{IDEMPOTENCY_KEY, REQUEST_ID, with_common_layers};
+pub use limits::{AuthAttempt, ClientIp};
 pub use router::Function;

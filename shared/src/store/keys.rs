@@ -8,6 +8,20 @@ pub(crate) fn user_pk(user: &UserId) -> String {
     format!("USER#{user}")
 }
 
+/// The partition of a user's rate-limit counters: apart from the user's data (they expire by
+/// themselves within a day).
+pub(crate) fn user_limits_pk(user: &UserId) -> String {
+    format!("LIMIT#USER#{user}")
+}
+
+/// The partition of a client address's rate-limit counters (`LIMIT#IP#-` when unknown).
+pub(crate) fn client_pk(ip: Option<std::net::IpAddr>) -> String {
+    match ip {
+        Some(ip) => format!("LIMIT#IP#{ip}"),
+        None => "LIMIT#IP#-".to_string(),
+    }
+}
+
 /// The profile item.
 pub(crate) const PROFILE_SK: &str = "PROFILE";
 /// Messages: `MSG#<conversation>#<ulid>`, so a conversation's messages sort by time.

@@ -5,6 +5,7 @@
 mod attrs;
 mod conversations;
 mod keys;
+mod limits;
 mod messages;
 mod profiles;
 pub mod table;
@@ -19,8 +20,9 @@ use aws_sdk_dynamodb::{
     types::{AttributeValue, DeleteRequest, WriteRequest},
 };
 
+pub use limits::{Exceeded, Gate, RateLimit};
 pub use messages::{HistoryPage, decode_cursor};
-pub use profiles::Transition;
+pub use profiles::{Lease, Transition};
 pub use turns::{IDEMPOTENCY_TTL_SECS, IdempotencyRecord, TURN_LOCK_TTL_SECS, TurnState};
 pub use usage::DayUsage;
 

@@ -332,5 +332,16 @@ fn invoke_every_sample_event(workspace: &std::path::Path, path: &str, port: u16)
         serde_json::from_str(export.trim().lines().last().unwrap()).unwrap();
     assert_eq!(last["type"], "end", "{export}");
     expect("auth-logout", &fill, 204);
-    expect("auth-delete-account", &fill, 204);
+    // Logout revoked the token: deletion signs in again first.
+    let login = expect("auth-login", &fill, 200);
+    let fresh = login["session"]["access_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let mut signed_in: Vec<(&str, String)> = fill
+        .into_iter()
+        .filter(|(k, _)| *k != "ACCESS_TOKEN")
+        .collect();
+    signed_in.push(("ACCESS_TOKEN", fresh));
+    expect("auth-delete-account", &signed_in, 204);
 }

@@ -59,6 +59,14 @@ fn every_function_is_an_arm64_rust_binary_of_this_workspace_with_a_function_url(
                 .exists(),
             "{binary} has a main"
         );
+        // An operator can reserve (and so cap) each function's concurrency.
+        let reserved = s(&f["Properties"]["ReservedConcurrentExecutions"]);
+        let prefix = resource.trim_end_matches("Function");
+        assert!(
+            reserved.contains(&format!("{prefix}ConcurrencyCapped"))
+                && reserved.contains(&format!("{prefix}ReservedConcurrency")),
+            "{resource}: {reserved}"
+        );
         let url = &f["Properties"]["FunctionUrlConfig"];
         // The JWT is verified in the function; the URL itself is public.
         assert_eq!(s(&url["AuthType"]), "NONE", "{resource}");

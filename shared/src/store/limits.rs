@@ -1,0 +1,223 @@
+//! Rate-limit counters: one item per limit and fixed window (`sk = RATE#<limit>#<window>`),
+//! counted with an atomic `ADD` under the condition that the limit is not used up, and expiring
+//! after their window. A request's limits are counted in one round trip: a transaction, so a
+//! refused request counts against none of them. For a user, the same transaction checks that
+//! the token was issued after the user's sessions were last revoked (`sessions_revoked_at`).
+
+use aws_sdk_dynamodb::{
+    operation::transact_write_items::TransactWriteItemsError,
+    types::{CancellationReason, ConditionCheck, TransactWriteItem, Update},
+};
+
+use std::net::IpAddr;
+
+use super::{
+    Store,
+    attrs::{conditional, key, n, sdk_error},
+    keys::{PROFILE_SK, client_pk, user_limits_pk, user_pk},
+    table,
+};
+use crate::{
+    app::{
+        clock::now_epoch,
+        dependency::{DependencyError, Service},
+    },
+    domain::UserId,
+};
+
+/// One rate limit: at most `max` hits per window of `window_secs`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateLimit {
+    /// Its name, as clients see it.
+    pub name: &'static str,
+    /// Hits allowed per window.
+    pub max: u64,
+    /// The window, seconds (windows start at multiples of it, UTC).
+    pub window_secs: i64,
+}
+
+/// What the gate of a user's request says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Gate {
+    /// Counted; go on.
+    Open,
+    /// A limit is used up (nothing was counted).
+    Limited(Exceeded),
+    /// The token was issued before the user's sessions were revoked (nothing was counted).
+    Revoked,
+}
+
+/// A limit that is used up: which, and when its window ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Exceeded {
+    /// The limit.
+    pub limit: &'static str,
+    /// Seconds until its window ends.
+    pub retry_after: u64,
+}
+
+impl RateLimit {
+    fn window(&self, now: i64) -> (i64, i64) {
+        let start = now - now.rem_euclid(self.window_secs);
+        (start, start + self.window_secs)
+    }
+
+    fn update(&self, table: &str, pk: &str, now: i64) -> Result<Update, DependencyError> {
+        let (start, end) = self.window(now);
+        Update::builder()
+            .table_name(table)
+            .set_key(Some(key(
+                pk.to_string(),
+                format!("RATE#{}#{start}", self.name),
+            )))
+            .update_expression("ADD hits :one SET #ttl = :ttl")
+            .condition_expression("attribute_not_exists(hits) OR hits < :max")
+            .expression_attribute_names("#ttl", table::TTL_ATTRIBUTE)
+            .expression_attribute_values(":one", n(1))
+            .expression_attribute_values(":max", n(self.max))
+            // Kept a minute past the window: DynamoDB's TTL deletes lazily anyway.
+            .expression_attribute_values(":ttl", n(end + 60))
+            .build()
+            .map_err(build_error)
+    }
+
+    fn exceeded(&self, now: i64) -> Exceeded {
+        Exceeded {
+            limit: self.name,
+            retry_after: u64::try_from(self.window(now).1 - now).unwrap_or(1),
+        }
+    }
+}
+
+/// How a transaction of counters went.
+enum Outcome {
+    Counted,
+    Exceeded(Exceeded),
+    CheckFailed,
+}
+
+fn build_error(e: aws_sdk_dynamodb::error::BuildError) -> DependencyError {
+    DependencyError::Decode {
+        service: Service::DynamoDb,
+        detail: e.to_string(),
+    }
+}
+
+impl Store {
+    /// Counts one request of a user whose token was issued at `issued_at` (epoch seconds)
+    /// against `limits`, in one transaction with the check that the user's sessions were not
+    /// revoked after it.
+    pub async fn gate_user(
+        &self,
+        user: &UserId,
+        issued_at: i64,
+        limits: &[RateLimit],
+    ) -> Result<Gate, DependencyError> {
+        let check = ConditionCheck::builder()
+            .table_name(&self.table)
+            .set_key(Some(key(user_pk(user), PROFILE_SK.into())))
+            .condition_expression(
+                "attribute_not_exists(sessions_revoked_at) OR sessions_revoked_at <= :iat",
+            )
+            .expression_attribute_values(":iat", n(issued_at))
+            .build()
+            .map_err(build_error)?;
+        let check = TransactWriteItem::builder().condition_check(check).build();
+        match self.hit(&user_limits_pk(user), limits, Some(check)).await? {
+            Outcome::Counted => Ok(Gate::Open),
+            Outcome::Exceeded(e) => Ok(Gate::Limited(e)),
+            Outcome::CheckFailed => Ok(Gate::Revoked),
+        }
+    }
+
+    /// Revokes every access token of the user issued before `at` (epoch seconds).
+    pub async fn revoke_sessions(&self, user: &UserId, at: i64) -> Result<(), DependencyError> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key(user_pk(user), PROFILE_SK.into())))
+            .condition_expression("attribute_exists(pk)") // no profile: nothing to revoke
+            .update_expression("SET sessions_revoked_at = :at")
+            .expression_attribute_values(":at", n(at))
+            .send()
+            .await;
+        conditional(result).map(|_| ())
+    }
+
+    /// Counts one hit against a client address's limits; clients whose address is unknown
+    /// share one counter.
+    pub async fn hit_client(
+        &self,
+        ip: Option<IpAddr>,
+        limits: &[RateLimit],
+    ) -> Result<Option<Exceeded>, DependencyError> {
+        Ok(match self.hit(&client_pk(ip), limits, None).await? {
+            Outcome::Exceeded(e) => Some(e),
+            Outcome::Counted | Outcome::CheckFailed => None,
+        })
+    }
+
+    /// Counts one hit against each limit of the partition `pk` (`LIMIT#USER#…` or `LIMIT#IP#…`), with an
+    /// extra condition check in the same transaction; nothing is counted unless all pass.
+    async fn hit(
+        &self,
+        pk: &str,
+        limits: &[RateLimit],
+        check: Option<TransactWriteItem>,
+    ) -> Result<Outcome, DependencyError> {
+        let now = now_epoch();
+        let mut items = Vec::with_capacity(limits.len() + 1);
+        for limit in limits {
+            let update = limit.update(&self.table, pk, now)?;
+            items.push(TransactWriteItem::builder().update(update).build());
+        }
+        let checked = check.is_some();
+        items.extend(check);
+        let result = self
+            .client
+            .transact_write_items()
+            .set_transact_items(Some(items))
+            .send()
+            .await;
+        let err = match result {
+            Ok(_) => return Ok(Outcome::Counted),
+            Err(e) => e,
+        };
+        // Which condition failed: the cancellation reasons, in the order of the items.
+        let reasons = match err.as_service_error() {
+            Some(TransactWriteItemsError::TransactionCanceledException(e)) => {
+                e.cancellation_reasons().to_vec()
+            }
+            _ => return Err(sdk_error(err)),
+        };
+        let failed = |r: &CancellationReason| r.code() == Some("ConditionalCheckFailed");
+        if checked && reasons.get(limits.len()).is_some_and(failed) {
+            return Ok(Outcome::CheckFailed);
+        }
+        for (limit, reason) in limits.iter().zip(&reasons) {
+            if failed(reason) {
+                return Ok(Outcome::Exceeded(limit.exceeded(now)));
+            }
+        }
+        // Cancelled for another reason (a concurrent transaction on the same items): retryable.
+        Err(sdk_error(err))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn windows_are_fixed_and_retry_after_reaches_their_end() {
+        let limit = RateLimit {
+            name: "per_minute",
+            max: 3,
+            window_secs: 60,
+        };
+        assert_eq!(limit.window(125), (120, 180));
+        assert_eq!(limit.exceeded(125).retry_after, 55);
+        assert_eq!(limit.exceeded(179).retry_after, 1);
+    }
+}

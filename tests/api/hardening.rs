@@ -1,0 +1,306 @@
+//! Safety under concurrency and across sessions: one provisioning run at a time (the lease has
+//! an owner), revoked sessions, the operator's budget period.
+
+use crate::helpers::*;
+use serde_json::json;
+
+#[tokio::test]
+async fn two_resets_at_once_leave_exactly_one_agent_that_the_profile_points_to() {
+    let app = spawn_app().await;
+    let (_, _, token, user_id) = app.ready_user("Twice").await;
+    let reset = || app.post_with("/api/v1/agent/reset", &token, json!({"scope": "all"}));
+    let (a, b) = tokio::join!(reset(), reset());
+    let statuses = [a.status.as_u16(), b.status.as_u16()];
+    assert!(
+        statuses.contains(&200) && statuses.iter().all(|s| [200, 409].contains(s)),
+        "{statuses:?}: {} / {}",
+        a.body,
+        b.body
+    );
+    for reply in [&a, &b] {
+        if reply.status == 409 {
+            assert_eq!(
+                reply.body["error"]["code"], "provisioning",
+                "{}",
+                reply.body
+            );
+            assert!(reply.headers.contains_key("retry-after"));
+        }
+    }
+    let footprint = footprint(&app, &user_id).await;
+    assert_eq!(footprint.letta_agents, 1, "{footprint:?}");
+    let profile = app.get("/api/v1/user/profile", &token).await;
+    let agent_id = profile.body["profile"]["agent_id"].as_str().unwrap();
+    assert!(
+        app.state.letta.get_agent(agent_id).await.unwrap().is_some(),
+        "the profile's agent exists"
+    );
+    // And the account still answers.
+    let events = app.chat(&token, "still here?", None).await.events();
+    assert_eq!(text_of(&events), "echo: still here?");
+}
+
+#[tokio::test]
+async fn every_user_key_is_rate_limited_at_litellm() {
+    let app = spawn_app().await;
+    let (_, _, _, user_id) = app.ready_user("Keyed").await;
+    let litellm = &app.state.config.litellm;
+    let info: serde_json::Value = app
+        .http
+        .get(format!("{}/user/info", litellm.base_url))
+        .query(&[("user_id", user_id.as_str())])
+        .bearer_auth(litellm.master_key.expose())
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let keys = info["keys"].as_array().expect("keys");
+    assert_eq!(keys.len(), 1, "{info}");
+    assert_eq!(keys[0]["rpm_limit"], litellm.key_rpm_limit, "{info}");
+    assert_eq!(keys[0]["tpm_limit"], litellm.key_tpm_limit, "{info}");
+}
+
+/// An upstream that answers everything with an error whose body echoes the request: its body
+/// and its `Authorization` header (a master key, a password, a user's key).
+async fn echoing_upstream(status: u16) -> String {
+    use axum::{body::Bytes, http::HeaderMap, response::IntoResponse};
+    let app = axum::Router::new().fallback(move |headers: HeaderMap, body: Bytes| async move {
+        let auth = headers
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_string();
+        let echo = format!(
+            "ECHOED {auth} {}",
+            String::from_utf8_lossy(&body).replace('"', "'")
+        );
+        (
+            axum::http::StatusCode::from_u16(status).unwrap(),
+            axum::Json(json!({"detail": echo, "error": {"message": echo}})),
+        )
+            .into_response()
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    url
+}
+
+fn no_echo(what: &str, text: &str) {
+    assert!(
+        !text.contains("ECHOED"),
+        "{what} carries upstream text: {text}"
+    );
+    assert!(!text.contains("sk-"), "{what} carries a key: {text}");
+}
+
+#[tokio::test]
+async fn no_upstream_text_reaches_a_client_a_stored_item_or_health() {
+    // One backend at a time: a test holds one share of the stack (a second one could wait
+    // behind a test that waits to take the stack exclusively).
+    {
+        // LiteLLM echoing the master key and the request at sign-up.
+        let litellm = echoing_upstream(400).await;
+        let app = spawn_app_configured(|c| c.litellm.base_url = litellm.clone()).await;
+        let (email, password, reply) = app.register("Echo").await;
+        assert!(
+            reply.status.is_server_error(),
+            "{} {}",
+            reply.status,
+            reply.body
+        );
+        no_echo("the register answer", &reply.body.to_string());
+        let session = app
+            .state
+            .supabase
+            .sign_in_with_password(&email, &password)
+            .await
+            .unwrap();
+        let profile = app
+            .raw_item(&format!("USER#{}", session.user.id), "PROFILE")
+            .await
+            .expect("the account exists, unfinished");
+        assert!(profile.get("provisioning_error").is_some(), "{profile}");
+        no_echo("the stored provisioning error", &profile.to_string());
+        let health = app.get("/health", "").await;
+        assert_eq!(health.status, 503, "{}", health.body);
+        no_echo("/health", &health.body.to_string());
+    }
+    // Letta echoing its password and the request, for a ready user.
+    let (token, user_id) = {
+        let ready = spawn_app().await;
+        let (_, _, token, user_id) = ready.ready_user("Echo Two").await;
+        (token, user_id)
+    };
+    let letta = echoing_upstream(500).await;
+    let app = spawn_app_configured(|c| c.letta.base_url = letta.clone()).await;
+    for path in ["/api/v1/agent/memory", "/api/v1/agent/status"] {
+        let reply = app.get(path, &token).await;
+        no_echo(path, &reply.body.to_string());
+    }
+    let turn = app.chat(&token, "my secret words", None).await.json();
+    assert_eq!(turn.status, 503, "{}", turn.body);
+    no_echo("the chat answer", &turn.body.to_string());
+    let stored = app.history(&token, "").await;
+    let text = stored.body.to_string();
+    assert!(
+        text.contains("my secret words"),
+        "the message is kept: {text}"
+    );
+    no_echo("the stored failed message", &text);
+    let profile = app
+        .raw_item(&format!("USER#{user_id}"), "PROFILE")
+        .await
+        .unwrap();
+    no_echo("the profile", &profile.to_string());
+}
+
+#[tokio::test]
+async fn no_parameter_reaches_another_users_data() {
+    use reqwest::Method;
+    let app = spawn_app().await;
+    let (_, _, ada, _) = app.ready_user("Ada Matrix").await;
+    let (_, _, bob, _) = app.ready_user("Bob Matrix").await;
+    // Bob's data, each piece carrying a marker that must never reach Ada.
+    let conversation = app
+        .post_with(
+            "/api/v1/conversations",
+            &bob,
+            json!({"title": "BOBMARK title"}),
+        )
+        .await;
+    let bob_conversation = conversation.body["id"].as_str().unwrap().to_string();
+    for i in 0..3 {
+        let res = app
+            .http
+            .post(format!("{}/api/v1/chat/message", app.base))
+            .bearer_auth(&bob)
+            .header("idempotency-key", format!("bob-key-{i}"))
+            .json(&json!({"content": format!("BOBMARK message {i}"), "conversation_id": bob_conversation}))
+            .send()
+            .await
+            .unwrap();
+        read_chat(res).await.events();
+    }
+    let added = app
+        .post_with(
+            "/api/v1/agent/memory",
+            &bob,
+            json!({"archival": {"text": "BOBMARK memory"}}),
+        )
+        .await;
+    app.post_with(
+        "/api/v1/agent/memory",
+        &bob,
+        json!({"archival": {"text": "BOBMARK memory two"}}),
+    )
+    .await;
+    let passage = added.body["passages"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let history_cursor = app
+        .history(
+            &bob,
+            &format!("?conversation_id={bob_conversation}&limit=1"),
+        )
+        .await
+        .body["next_cursor"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    app.post_with("/api/v1/conversations", &bob, json!({}))
+        .await;
+    let list_cursor = app.get("/api/v1/conversations?limit=1", &bob).await.body["next_cursor"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let archival_cursor = app
+        .get("/api/v1/agent/memory/archival?limit=1", &bob)
+        .await
+        .body["next_cursor"]
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    let c = &bob_conversation;
+    let requests: Vec<(Method, String, Option<serde_json::Value>)> = vec![
+        (Method::GET, format!("/api/v1/conversations/{c}"), None),
+        (
+            Method::PATCH,
+            format!("/api/v1/conversations/{c}"),
+            Some(json!({"title": "x"})),
+        ),
+        (Method::DELETE, format!("/api/v1/conversations/{c}"), None),
+        (
+            Method::GET,
+            format!("/api/v1/chat/history?conversation_id={c}"),
+            None,
+        ),
+        (
+            Method::GET,
+            format!("/api/v1/chat/history?before={history_cursor}"),
+            None,
+        ),
+        (
+            Method::GET,
+            format!("/api/v1/chat/history?conversation_id={c}&before={history_cursor}"),
+            None,
+        ),
+        (
+            Method::GET,
+            format!("/api/v1/conversations?cursor={list_cursor}"),
+            None,
+        ),
+        (
+            Method::DELETE,
+            format!("/api/v1/agent/memory/archival/{passage}"),
+            None,
+        ),
+        (
+            Method::GET,
+            format!("/api/v1/agent/memory/archival?cursor={archival_cursor}"),
+            None,
+        ),
+        (
+            Method::POST,
+            "/api/v1/chat/message".to_string(),
+            Some(json!({"content": "hi", "conversation_id": c})),
+        ),
+    ];
+    for (method, path, body) in requests {
+        let reply = app.call(method.clone(), &path, Some(&ada), body).await;
+        let text = reply.body.to_string();
+        assert!(!text.contains("BOBMARK"), "{method} {path} leaked: {text}");
+        assert!(
+            [400, 404].contains(&reply.status.as_u16()) || reply.status == 200,
+            "{method} {path}: {} {text}",
+            reply.status
+        );
+    }
+    // Everything of Bob's is still there.
+    let bobs = app.get(&format!("/api/v1/conversations/{c}"), &bob).await;
+    assert_eq!(bobs.body["title"], "BOBMARK title");
+    assert_eq!(bobs.body["message_count"], 6);
+    let memories = app.get("/api/v1/agent/memory/archival", &bob).await;
+    assert_eq!(memories.body["memories"].as_array().unwrap().len(), 2);
+    // Bob's idempotency keys mean nothing to Ada: her turn runs, no replay of his.
+    let res = app
+        .http
+        .post(format!("{}/api/v1/chat/message", app.base))
+        .bearer_auth(&ada)
+        .header("idempotency-key", "bob-key-0")
+        .json(&json!({"content": "ada's own words"}))
+        .send()
+        .await
+        .unwrap();
+    let events = read_chat(res).await.events();
+    assert_eq!(text_of(&events), "echo: ada's own words");
+    assert!(
+        !serde_json::to_string(&events.iter().map(|e| &e.data).collect::<Vec<_>>())
+            .unwrap()
+            .contains("BOBMARK")
+    );
+}
