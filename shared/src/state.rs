@@ -4,7 +4,10 @@
 use std::{ops::Deref, sync::Arc};
 
 use crate::{
-    app::config::{Config, ConfigError},
+    app::{
+        config::{Config, ConfigError},
+        dependency::HealthCache,
+    },
     clients::{
         http::{http_client, stream_client},
         jwks::JwtVerifier,
@@ -36,6 +39,8 @@ pub struct Inner {
     pub jwt: JwtVerifier,
     /// LiteLLM's models and prices, cached.
     pub models: ModelCatalog,
+    /// The last dependency checks of `GET /health`.
+    pub health: HealthCache,
 }
 
 impl Deref for AppState {
@@ -64,6 +69,7 @@ impl AppState {
             litellm: LiteLlm::new(http.clone(), &config.litellm),
             jwt: JwtVerifier::new(http.clone(), &config.supabase),
             models: ModelCatalog::default(),
+            health: HealthCache::default(),
             supabase: SupabaseAuth::new(http, &config.supabase),
             config,
         }))

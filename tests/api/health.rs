@@ -22,7 +22,8 @@ async fn get(url: &str) -> (u16, reqwest::header::HeaderMap, Value) {
 /// Stops the auth server, so it takes the stack exclusively.
 #[tokio::test]
 async fn health_is_200_with_every_dependency_up_and_503_naming_the_one_that_is_down() {
-    let gw = spawn_app_exclusive().await;
+    let cache = std::time::Duration::from_secs(2);
+    let gw = spawn_app_exclusive_configured(|c| c.http.health_cache = cache).await;
 
     let (status, headers, body) = get(&format!("{}/health", gw.base)).await;
     assert_eq!(status, 200, "{body}");
@@ -41,6 +42,10 @@ async fn health_is_200_with_every_dependency_up_and_503_naming_the_one_that_is_d
     }
 
     service("stop", "auth");
+    // Checks are reused for a while: a burst of health requests does not reach Supabase.
+    let (status, _, cached) = get(&format!("{}/health", gw.base)).await;
+    assert_eq!(status, 200, "the cached checks: {cached}");
+    tokio::time::sleep(cache + std::time::Duration::from_millis(200)).await;
     let (status, headers, body) = get(&format!("{}/health", gw.base)).await;
     service("start", "auth");
     assert_eq!(status, 503, "{body}");
@@ -53,6 +58,7 @@ async fn health_is_200_with_every_dependency_up_and_503_naming_the_one_that_is_d
     let (_, _, agent) = get(&format!("{}/health/agent", gw.base)).await;
     assert!(agent["checks"].get("litellm").is_none(), "{agent}");
 
+    tokio::time::sleep(cache + std::time::Duration::from_millis(200)).await;
     let (status, _, body) = get(&format!("{}/health", gw.base)).await;
     assert_eq!(status, 200, "after restart: {body}");
 }

@@ -43,6 +43,13 @@ pub async fn spawn_app_exclusive() -> TestApp {
     start(StackGuard::Exclusive(STACK.write().await)).await
 }
 
+/// The backend for a test that stops services, with a changed configuration.
+pub async fn spawn_app_exclusive_configured(change: impl FnOnce(&mut Config)) -> TestApp {
+    let mut config = stack_config();
+    change(&mut config);
+    start_with(StackGuard::Exclusive(STACK.write().await), config).await
+}
+
 /// A share of the stack for a test that uses it without the gateway.
 pub async fn share_stack() -> StackGuard {
     StackGuard::Shared(STACK.read().await)

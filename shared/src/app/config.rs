@@ -171,6 +171,9 @@ pub struct HttpConfig {
     pub cors_allowed_origins: Vec<String>,
     /// Longest chat message accepted, in characters.
     pub chat_max_chars: usize,
+    /// How long `GET /health` reuses a dependency check (per instance), so the public endpoint
+    /// cannot multiply load on the dependencies.
+    pub health_cache: Duration,
 }
 
 /// The agent architecture that replies in plain content, streamed exactly (the default).
@@ -440,6 +443,11 @@ impl HttpConfig {
                 32_000usize,
                 "a whole number of characters",
             ),
+            health_cache: Duration::from_secs(r.parsed(
+                "HEALTH_CACHE_SECS",
+                5u64,
+                "a whole number of seconds",
+            )),
         }
     }
 }

@@ -1,7 +1,12 @@
 //! The external systems the backend depends on, and one classification of their failures.
 //! It lives below the clients so that clients and the error type both point down to it.
 
-use std::fmt;
+use std::{
+    collections::HashMap,
+    fmt,
+    sync::Mutex,
+    time::{Duration, Instant},
+};
 
 /// An external system the backend calls.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -117,5 +122,30 @@ impl DependencyError {
             Self::Status { status, .. } => Some(*status),
             _ => None,
         }
+    }
+}
+
+/// The last health check of each dependency (when it ran, how it went as a summary, how long it
+/// took), kept per instance so `GET /health` reuses it for a few seconds.
+#[derive(Default)]
+pub struct HealthCache(Mutex<HashMap<Service, CheckRecord>>);
+
+/// When a check ran, how it went (a summary on failure), how long it took.
+type CheckRecord = (Instant, Result<(), String>, Duration);
+
+impl HealthCache {
+    /// The check of `service` if it ran less than `ttl` ago.
+    pub fn fresh(&self, service: Service, ttl: Duration) -> Option<(Result<(), String>, Duration)> {
+        let cache = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        cache
+            .get(&service)
+            .filter(|(at, _, _)| at.elapsed() < ttl)
+            .map(|(_, result, took)| (result.clone(), *took))
+    }
+
+    /// Records a check that just ran.
+    pub fn store(&self, service: Service, result: Result<(), String>, took: Duration) {
+        let mut cache = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        cache.insert(service, (Instant::now(), result, took));
     }
 }

@@ -1,4 +1,6 @@
-//! `GET /health`: liveness plus a timed check of each dependency a function uses.
+//! `GET /health`: liveness plus a timed check of each dependency a function uses. Checks are
+//! reused for `HEALTH_CACHE_SECS` per instance, so a public endpoint cannot multiply the load on
+//! the dependencies; a failure says what happened, never a word of the dependency's own text.
 
 use std::time::{Duration, Instant};
 
@@ -20,6 +22,21 @@ use crate::{
 
 const CHECK_TIMEOUT: Duration = Duration::from_secs(3);
 
+/// One dependency's state: the cached check when fresh, else a new one.
+async fn checked(state: &AppState, service: Service) -> (Result<(), String>, Duration) {
+    if let Some(cached) = state.health.fresh(service, state.config.http.health_cache) {
+        return cached;
+    }
+    let start = Instant::now();
+    let result = check(state, service).await.map_err(|e| {
+        tracing::warn!(dependency = service.name(), error = %e, "health check failed");
+        e.summary()
+    });
+    let took = start.elapsed();
+    state.health.store(service, result.clone(), took);
+    (result, took)
+}
+
 async fn check(state: &AppState, service: Service) -> Result<(), DependencyError> {
     let probe = async {
         match service {
@@ -37,9 +54,8 @@ async fn check(state: &AppState, service: Service) -> Result<(), DependencyError
 /// Checks every dependency concurrently: 200 when all are up, else 503 naming the failing ones.
 pub async fn report(state: &AppState, function: &'static str, deps: &[Service]) -> Response {
     let results = join_all(deps.iter().map(|&service| async move {
-        let start = Instant::now();
-        let result = check(state, service).await;
-        (service, result, start.elapsed())
+        let (result, took) = checked(state, service).await;
+        (service, result, took)
     }))
     .await;
 
@@ -49,10 +65,9 @@ pub async fn report(state: &AppState, function: &'static str, deps: &[Service]) 
         let latency_ms = (elapsed.as_secs_f64() * 1000.0 * 10.0).round() / 10.0;
         let entry = match result {
             Ok(()) => json!({"status": "up", "latency_ms": latency_ms}),
-            Err(e) => {
-                tracing::warn!(dependency = service.name(), error = %e, "health check failed");
+            Err(summary) => {
                 failing.push(service.name());
-                json!({"status": "down", "latency_ms": latency_ms, "error": e.summary()})
+                json!({"status": "down", "latency_ms": latency_ms, "error": summary})
             }
         };
         checks.insert(service.name().to_string(), entry);
