@@ -162,18 +162,8 @@ impl LiteLlm {
         user_id: &str,
         key_alias: &str,
     ) -> Result<Secret, DependencyError> {
-        #[derive(Deserialize)]
-        struct Generated {
-            key: Secret,
-        }
-        let generated: Generated = upstream::send_json(
-            Service::LiteLlm,
-            self.admin(reqwest::Method::POST, "/key/generate")
-                .json(&json!({"user_id": user_id, "key_alias": key_alias,
-                              "rpm_limit": self.key_limits.0, "tpm_limit": self.key_limits.1})),
-        )
-        .await?;
-        Ok(generated.key)
+        self.generate(json!({"user_id": user_id, "key_alias": key_alias}))
+            .await
     }
 
     /// A key of the user's that expires by itself after `duration` (LiteLLM's `30s`, `2m`, …),
@@ -184,17 +174,23 @@ impl LiteLlm {
         user_id: &str,
         duration: &str,
     ) -> Result<Secret, DependencyError> {
+        self.generate(json!({"user_id": user_id, "duration": duration,
+                             "metadata": {"purpose": "conversation title"}}))
+            .await
+    }
+
+    /// `/key/generate` with `fields`, and the per-key rate limits every user key gets.
+    async fn generate(&self, mut fields: Value) -> Result<Secret, DependencyError> {
         #[derive(Deserialize)]
         struct Generated {
             key: Secret,
         }
+        fields["rpm_limit"] = json!(self.key_limits.0);
+        fields["tpm_limit"] = json!(self.key_limits.1);
         let generated: Generated = upstream::send_json(
             Service::LiteLlm,
-            self.admin(reqwest::Method::POST, "/key/generate").json(
-                &json!({"user_id": user_id, "duration": duration,
-                              "rpm_limit": self.key_limits.0, "tpm_limit": self.key_limits.1,
-                              "metadata": {"purpose": "conversation title"}}),
-            ),
+            self.admin(reqwest::Method::POST, "/key/generate")
+                .json(&fields),
         )
         .await?;
         Ok(generated.key)

@@ -141,14 +141,14 @@ async fn write_all(
         out.write("memory_blocks", ExportRecord::Block(block))
             .await?;
     }
-    let mut after: Option<String> = None;
+    let mut before: Option<String> = None;
     loop {
         let page = state
             .letta
-            .passages_page(agent_id, after.as_deref(), PAGE)
+            .list_passages(agent_id, PAGE, before.as_deref())
             .await?;
         let full = page.len() == PAGE as usize;
-        after = page.last().map(|p| p.id.clone());
+        before = page.last().map(|p| p.id.clone());
         for passage in page {
             out.write("archival_passages", ExportRecord::Passage(passage))
                 .await?;

@@ -1,11 +1,11 @@
-//! Letta's conversations (threads of one agent that share its memory), archival memory pages
-//! and deletion, the agent's model, and what each LLM call of a turn cost (the step's trace
+//! Letta's conversations (threads of one agent that share its memory), archival memory
+//! deletion, the agent's model, and what each LLM call of a turn cost (the step's trace
 //! names the model that answered, which differs from the agent's when LiteLLM fell back).
 
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::{Letta, Passage};
+use super::Letta;
 use crate::{
     app::dependency::{DependencyError, Service},
     clients::http as upstream,
@@ -53,31 +53,6 @@ impl Letta {
     pub async fn delete_conversation(&self, id: &str) -> Result<(), DependencyError> {
         let request = self.request(reqwest::Method::DELETE, &format!("/v1/conversations/{id}"));
         upstream::absent_on_404(upstream::send(Service::Letta, request).await).map(|_| ())
-    }
-
-    /// A page of passages, oldest first, after the passage `after`.
-    pub async fn passages_page(
-        &self,
-        agent_id: &str,
-        after: Option<&str>,
-        limit: u32,
-    ) -> Result<Vec<Passage>, DependencyError> {
-        let mut query = vec![
-            ("limit", limit.to_string()),
-            ("ascending", "true".to_string()),
-        ];
-        if let Some(after) = after {
-            query.push(("after", after.to_string()));
-        }
-        upstream::send_json(
-            Service::Letta,
-            self.request(
-                reqwest::Method::GET,
-                &format!("/v1/agents/{agent_id}/archival-memory"),
-            )
-            .query(&query),
-        )
-        .await
     }
 
     /// Deletes a passage if it is in this archive; false when the archive has no such
