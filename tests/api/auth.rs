@@ -427,4 +427,20 @@ async fn deleting_the_account_leaves_nothing_in_any_system() {
         )
         .await;
     assert_eq!(reply.status, 401, "{}", reply.body);
+    // Deletion ends every session: the token, still within its lifetime, opens no endpoint and
+    // brings no account back.
+    for path in [
+        "/api/v1/auth/me",
+        "/api/v1/user/profile",
+        "/api/v1/agent/status",
+        "/api/v1/chat/history",
+    ] {
+        let reply = app.get(path, &token).await;
+        assert_eq!(reply.status, 401, "{path}: {}", reply.body);
+    }
+    let reply = app
+        .post_with("/api/v1/chat/message", &token, json!({"content": "hello?"}))
+        .await;
+    assert_eq!(reply.status, 401, "{}", reply.body);
+    assert_eq!(footprint(&app, &user_id).await.dynamodb_items, 0);
 }

@@ -394,7 +394,8 @@ async fn delete_everything(state: &AppState, id: &UserId) -> Result<(), AppError
     }
     // 4. Every DynamoDB item of the user.
     let items = state.store.delete_user_items(id).await?;
-    // 5. The identity itself.
+    // 5. Every session (tokens still within their lifetime open nothing), then the identity.
+    state.store.revoke_sessions(id, now_epoch()).await?;
     state.supabase.admin_delete_user(id.as_str()).await?;
     tracing::info!(user = %id, agents = agent_ids.len(), items, "account deleted");
     Ok(())

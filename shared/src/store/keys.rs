@@ -24,6 +24,9 @@ pub(crate) fn client_pk(ip: Option<std::net::IpAddr>) -> String {
 
 /// The profile item.
 pub(crate) const PROFILE_SK: &str = "PROFILE";
+/// The user's session revocation (`sessions_revoked_at`), in the limits partition: it outlives
+/// the profile when the account is deleted, and expires once every token it refuses has.
+pub(crate) const REVOCATION_SK: &str = "REVOKED";
 /// Messages: `MSG#<conversation>#<ulid>`, so a conversation's messages sort by time.
 pub(crate) const MESSAGE_PREFIX: &str = "MSG#";
 /// Conversations: `CONV#<conversation>`.

@@ -2,7 +2,8 @@
 //! counted with an atomic `ADD` under the condition that the limit is not used up, and expiring
 //! after their window. A request's limits are counted in one round trip: a transaction, so a
 //! refused request counts against none of them. For a user, the same transaction checks that
-//! the token was issued after the user's sessions were last revoked (`sessions_revoked_at`).
+//! the token was issued after the user's sessions were last revoked (`sessions_revoked_at`, on
+//! the `REVOKED` item of the same partition: logout and account deletion write it).
 
 use aws_sdk_dynamodb::{
     operation::transact_write_items::TransactWriteItemsError,
@@ -13,8 +14,8 @@ use std::net::IpAddr;
 
 use super::{
     Store,
-    attrs::{conditional, key, n, sdk_error},
-    keys::{PROFILE_SK, client_pk, user_limits_pk, user_pk},
+    attrs::{key, n, sdk_error},
+    keys::{REVOCATION_SK, client_pk, user_limits_pk},
     table,
 };
 use crate::{
@@ -115,7 +116,7 @@ impl Store {
     ) -> Result<Gate, DependencyError> {
         let check = ConditionCheck::builder()
             .table_name(&self.table)
-            .set_key(Some(key(user_pk(user), PROFILE_SK.into())))
+            .set_key(Some(key(user_limits_pk(user), REVOCATION_SK.into())))
             .condition_expression(
                 "attribute_not_exists(sessions_revoked_at) OR sessions_revoked_at <= :iat",
             )
@@ -130,19 +131,22 @@ impl Store {
         }
     }
 
-    /// Revokes every access token of the user issued before `at` (epoch seconds).
+    /// Revokes every access token of the user issued before `at` (epoch seconds). The record
+    /// expires when the longest-lived token it refuses has (Supabase allows one week).
     pub async fn revoke_sessions(&self, user: &UserId, at: i64) -> Result<(), DependencyError> {
-        let result = self
-            .client
+        const LONGEST_TOKEN_LIFETIME_SECS: i64 = 7 * 24 * 3600;
+        self.client
             .update_item()
             .table_name(&self.table)
-            .set_key(Some(key(user_pk(user), PROFILE_SK.into())))
-            .condition_expression("attribute_exists(pk)") // no profile: nothing to revoke
-            .update_expression("SET sessions_revoked_at = :at")
+            .set_key(Some(key(user_limits_pk(user), REVOCATION_SK.into())))
+            .update_expression("SET sessions_revoked_at = :at, #ttl = :ttl")
+            .expression_attribute_names("#ttl", table::TTL_ATTRIBUTE)
             .expression_attribute_values(":at", n(at))
+            .expression_attribute_values(":ttl", n(at + LONGEST_TOKEN_LIFETIME_SECS + 3600))
             .send()
-            .await;
-        conditional(result).map(|_| ())
+            .await
+            .map_err(sdk_error)?;
+        Ok(())
     }
 
     /// Counts one hit against a client address's limits; clients whose address is unknown
