@@ -69,6 +69,22 @@ spawn() {
   echo $! > "$(pidfile "$name")"
 }
 
+# Like spawn, with the value of $REDACT replaced in everything the command writes (Letta prints
+# its server password when it starts; `make test` scans every log for secrets).
+spawn_redacting() {
+  local name=$1; shift
+  : > "$LOG_DIR/$name.log"
+  # shellcheck disable=SC2016 # expanded by the inner shell
+  setsid bash -c '"$@" 2>&1 | python3 -u -c "
+import os, sys
+secret = os.environ[\"REDACT\"]
+for line in sys.stdin:
+    sys.stdout.write(line.replace(secret, \"[redacted]\") if secret else line)
+    sys.stdout.flush()
+"' bash "$@" >>"$LOG_DIR/$name.log" 2>&1 < /dev/null &
+  echo $! > "$(pidfile "$name")"
+}
+
 port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
 require_port() {
@@ -196,7 +212,7 @@ start_letta() {
     export LETTA_TELEMETRY_ENABLE_DATADOG=false NLTK_DATA="$STATE_DIR/nltk"
     # Letta writes openapi_letta.json into its working directory at start: keep it in the state.
     mkdir -p "$STATE_DIR/letta-run" && cd "$STATE_DIR/letta-run"
-    spawn letta "$LETTA_VENV/bin/letta" server --host 127.0.0.1 --port "$LETTA_PORT" "${secure[@]}"
+    REDACT="${LETTA_SERVER_PASSWORD:-}" spawn_redacting letta "$LETTA_VENV/bin/letta" server --host 127.0.0.1 --port "$LETTA_PORT" "${secure[@]}"
   )
   wait_healthy letta 180
 }

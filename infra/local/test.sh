@@ -14,4 +14,11 @@ else
   say "the local stack is already up; using it and leaving it up"
 fi
 set -a; source "$STATE_DIR/local.env"; set +a
-cargo test --workspace --no-fail-fast -- "$@"
+# Every line the backend logs during the tests goes to this file (tests/api/run_log.rs); it and
+# the services' logs are scanned for secrets after the run: any hit fails `make test`.
+export API_TEST_LOG="$CARGO_TARGET_DIR/api-test-logs.jsonl"
+rm -f "$API_TEST_LOG"
+status=0
+cargo test --workspace --no-fail-fast -- "$@" || status=$?
+python3 "$ROOT/infra/local/scan-logs.py" "$API_TEST_LOG" "$STATE_DIR"/logs/*.log || status=1
+exit "$status"

@@ -51,9 +51,9 @@ impl Deref for AppState {
 }
 
 impl AppState {
-    /// Reads and validates the environment, then builds the clients.
-    pub async fn from_env() -> Result<Self, ConfigError> {
-        Ok(Self::new(Config::from_env()?).await)
+    /// Reads and validates the configuration (see [`Config::load`]), then builds the clients.
+    pub async fn load(required: &[&str]) -> Result<Self, ConfigError> {
+        Ok(Self::new(Config::load(required).await?).await)
     }
 
     /// Builds the clients from a configuration.

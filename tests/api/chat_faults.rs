@@ -7,19 +7,11 @@ use futures_util::StreamExt;
 
 use crate::helpers::*;
 
-struct Restore;
-
-impl Drop for Restore {
-    fn drop(&mut self) {
-        service("start", "letta");
-    }
-}
-
 #[tokio::test]
 async fn letta_dying_mid_stream_keeps_the_partial_reply_and_being_down_is_503() {
     let app = spawn_app_exclusive().await;
     let (_, _, token, _) = app.ready_user("Fragile").await;
-    let _restore = Restore;
+    let _restore = Restart(&["letta"]);
 
     // Killed mid-stream: an `error` event, and what arrived is stored as `interrupted`.
     let res = app

@@ -151,10 +151,7 @@ async fn confirming_auth() -> ConfirmingAuth {
         .env("AUTH_JWT_SECRET", secret)
         .env("AUTH_ISSUER", &config.supabase.jwt_issuer)
         .env("AUTH_ANON_KEY", config.supabase.anon_key.expose())
-        .env(
-            "AUTH_SERVICE_ROLE_KEY",
-            config.supabase.service_role_key.expose(),
-        )
+        .env("AUTH_SERVICE_ROLE_KEY", service_role_key().as_str())
         .env("AUTH_MAILER_AUTOCONFIRM", "false")
         .env("AUTH_ANONYMOUS_USERS_ENABLED", "true")
         .env("AUTH_DATA_FILE", &data.0)
@@ -203,12 +200,7 @@ async fn with_confirmation_on_the_account_is_set_up_at_the_first_login_after_con
         "nothing is provisioned before confirmation"
     );
 
-    let confirmed = supabase_client(&[
-        "confirm",
-        &auth.url,
-        app.state.config.supabase.service_role_key.expose(),
-        &user_id,
-    ]);
+    let confirmed = supabase_client(&["confirm", &auth.url, service_role_key().as_str(), &user_id]);
     assert_eq!(confirmed["confirmed"], true);
     let login = app.login(&email, &password).await;
     assert_eq!(login.status, 200, "{}", login.body);

@@ -57,6 +57,7 @@ pub async fn share_stack() -> StackGuard {
 
 /// The stack's configuration, as `make test` exports it.
 pub fn stack_config() -> Config {
+    crate::run_log::init();
     Config::from_env().unwrap_or_else(|e| {
         panic!("the local stack's environment is missing; run `make test`. {e}")
     })
@@ -235,6 +236,18 @@ pub fn service(action: &str, name: &str) {
     assert!(status.success(), "services.sh {action} {name} failed");
 }
 
+/// Starts the named services again when dropped, so a test that stops them and then fails
+/// leaves the stack whole for the next (starting a running service does nothing).
+pub struct Restart(pub &'static [&'static str]);
+
+impl Drop for Restart {
+    fn drop(&mut self) {
+        for name in self.0 {
+            service("start", name);
+        }
+    }
+}
+
 /// Signs a token with the local HS256 secret (for attacks and freshness tests).
 pub fn sign_hs256(claims: &Value) -> String {
     let secret = std::env::var("SUPABASE_JWT_SECRET").expect("SUPABASE_JWT_SECRET");
@@ -279,8 +292,8 @@ pub async fn footprint(app: &TestApp, user_id: &str) -> Footprint {
             "{}/auth/v1/admin/users/{user_id}",
             s.config.supabase.url
         ))
-        .header("apikey", s.config.supabase.service_role_key.expose())
-        .bearer_auth(s.config.supabase.service_role_key.expose())
+        .header("apikey", service_role_key().as_str())
+        .bearer_auth(service_role_key().as_str())
         .send()
         .await
         .unwrap()
@@ -468,4 +481,10 @@ impl TestApp {
     pub async fn post_with(&self, path: &str, token: &str, body: Value) -> Reply {
         self.call(Method::POST, path, Some(token), Some(body)).await
     }
+}
+
+/// The local Supabase's service-role key (the product gives it to the auth function only).
+pub fn service_role_key() -> String {
+    std::env::var("SUPABASE_SERVICE_ROLE_KEY")
+        .expect("SUPABASE_SERVICE_ROLE_KEY (set by make test)")
 }

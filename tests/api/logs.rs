@@ -2,48 +2,15 @@
 //! searched for keys, tokens and passwords), and every line of a request, the chat turn's own
 //! task included, carries that request's id.
 
-use std::{
-    io::Write,
-    sync::{Arc, Mutex},
-};
+use std::collections::BTreeSet;
 
-use crate::helpers::*;
+use crate::{helpers::*, run_log::Capture};
 use reqwest::Method;
 use serde_json::{Value, json};
 
-#[derive(Clone, Default)]
-struct Capture(Arc<Mutex<Vec<u8>>>);
-
-impl Capture {
-    /// Captures, as production writes them (JSON lines with the current span), the lines of
-    /// this test only: the subscriber is this thread's, and `#[tokio::test]` runs the gateway
-    /// and every task it spawns on this thread.
-    fn start(filter: &str) -> (Self, tracing::subscriber::DefaultGuard) {
-        let capture = Self::default();
-        let writer = capture.clone();
-        let subscriber = tracing_subscriber::fmt()
-            .json()
-            .flatten_event(true)
-            .with_current_span(true)
-            .with_env_filter(filter)
-            .with_writer(move || writer.clone())
-            .finish();
-        (capture, tracing::subscriber::set_default(subscriber))
-    }
-
-    fn text(&self) -> String {
-        String::from_utf8(self.0.lock().unwrap().clone()).unwrap()
-    }
-}
-
-impl Write for Capture {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
+/// The `request_id` of the request a line was written for, if any.
+fn request_id_of(line: &Value) -> Option<&str> {
+    line["span"]["request_id"].as_str()
 }
 
 /// Finds `sk-` followed by 16 or more key characters: the shape of LiteLLM keys.
@@ -59,14 +26,20 @@ fn litellm_key_like(text: &str) -> Option<String> {
 
 #[tokio::test]
 async fn no_key_token_or_password_appears_in_the_logs() {
-    let (capture, _logs) = Capture::start(
-        "debug,hyper=info,h2=info,aws_smithy_runtime=info,aws_config=info,rustls=info",
-    );
-
     let app = spawn_app().await;
+    let (capture, _capturing) = Capture::start();
+    // Every reply's x-request-id, to compare with the ids the response lines carry.
+    let mut ids = BTreeSet::new();
+    let mut seen = |reply: &Reply| {
+        ids.insert(reply.headers["x-request-id"].to_str().unwrap().to_string());
+    };
+
     let (email, password, reply) = app.register("Hal").await;
     assert_eq!(reply.status, 201, "{}", reply.body);
+    seen(&reply);
     let login = app.login(&email, &password).await;
+    assert_eq!(login.status, 200, "{}", login.body);
+    seen(&login);
     let access = login.body["session"]["access_token"]
         .as_str()
         .unwrap()
@@ -75,7 +48,9 @@ async fn no_key_token_or_password_appears_in_the_logs() {
         .as_str()
         .unwrap()
         .to_string();
-    assert_eq!(app.get("/api/v1/auth/me", &access).await.status, 200);
+    let me = app.get("/api/v1/auth/me", &access).await;
+    assert_eq!(me.status, 200);
+    seen(&me);
     let wrong = app
         .post(
             "/api/v1/auth/login",
@@ -83,10 +58,56 @@ async fn no_key_token_or_password_appears_in_the_logs() {
         )
         .await;
     assert_eq!(wrong.status, 401);
+    seen(&wrong);
     let refreshed = app
         .post("/api/v1/auth/refresh", json!({"refresh_token": refresh}))
         .await;
     assert_eq!(refreshed.status, 200);
+    seen(&refreshed);
+
+    // A chat turn, the user's and the agent's flows.
+    let res = app
+        .http
+        .post(format!("{}/api/v1/chat/message", app.base))
+        .bearer_auth(&access)
+        .json(&json!({"content": "hello, how are you?"}))
+        .send()
+        .await
+        .unwrap();
+    ids.insert(res.headers()["x-request-id"].to_str().unwrap().to_string());
+    let events = read_chat(res).await.events();
+    assert_eq!(names(&events).last(), Some(&"done"), "{:?}", names(&events));
+    let mut seen = |reply: &Reply| {
+        ids.insert(reply.headers["x-request-id"].to_str().unwrap().to_string());
+    };
+    for path in [
+        "/api/v1/user/usage",
+        "/api/v1/user/budget",
+        "/api/v1/agent/status",
+    ] {
+        let reply = app.get(path, &access).await;
+        assert_eq!(reply.status, 200, "{path}: {}", reply.body);
+        seen(&reply);
+    }
+    let reply = app
+        .call(
+            Method::PATCH,
+            "/api/v1/user/profile",
+            Some(&access),
+            Some(json!({"display_name": "Hal 2"})),
+        )
+        .await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    seen(&reply);
+    let reply = app
+        .post_with(
+            "/api/v1/agent/memory",
+            &access,
+            json!({"archival": {"text": "Hal keeps a logbook."}}),
+        )
+        .await;
+    assert!(reply.status.is_success(), "{}", reply.body);
+    seen(&reply);
     let reply = app
         .call(
             Method::DELETE,
@@ -96,48 +117,44 @@ async fn no_key_token_or_password_appears_in_the_logs() {
         )
         .await;
     assert_eq!(reply.status, 204, "{}", reply.body);
+    seen(&reply);
 
     let logs = capture.text();
-    let lines: Vec<&str> = logs.lines().collect();
-    assert!(
-        lines.len() > 10,
-        "the flows were logged: {} lines",
-        lines.len()
-    );
-    for line in &lines {
-        let parsed: Value =
-            serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
-        assert!(parsed.get("level").is_some());
-    }
-    // Lines written while handling a request carry its id.
-    assert!(
-        lines
-            .iter()
-            .filter(|l| l.contains("\"message\":\"response\""))
-            .all(|l| l.contains("request_id"))
-    );
+    let lines: Vec<Value> = logs
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect();
+    assert!(lines.len() > 10, "the flows were logged: {}", lines.len());
+    assert!(lines.iter().all(|l| l.get("level").is_some()));
+    // One response line per request, each with that request's id.
+    let logged: BTreeSet<String> = lines
+        .iter()
+        .filter(|l| l["message"] == "response")
+        .map(|l| {
+            request_id_of(l)
+                .expect("a response line with a request id")
+                .to_string()
+        })
+        .collect();
+    assert_eq!(logged, ids, "the response lines name the requests' ids");
 
-    let master = app.state.config.litellm.master_key.expose().to_string();
-    let jwt_secret = std::env::var("SUPABASE_JWT_SECRET").unwrap();
-    let letta_password = app
-        .state
-        .config
-        .letta
-        .password
-        .as_ref()
-        .map(|p| p.expose().to_string());
-    for secret in [
-        Some(master),
-        Some(jwt_secret),
-        letta_password,
-        Some(access),
-        Some(refresh),
-        Some(password),
-    ]
-    .into_iter()
-    .flatten()
-    {
-        assert!(!logs.contains(&secret), "a secret appears in the logs");
+    let env = |name: &str| std::env::var(name).unwrap_or_else(|_| panic!("{name}"));
+    let secrets = [
+        env("LITELLM_MASTER_KEY"),
+        env("SUPABASE_JWT_SECRET"),
+        env("SUPABASE_SERVICE_ROLE_KEY"),
+        env("SUPABASE_ANON_KEY"),
+        env("LETTA_SERVER_PASSWORD"),
+        access,
+        refresh,
+        password,
+    ];
+    for secret in &secrets {
+        assert!(!secret.is_empty());
+        assert!(
+            !logs.contains(secret.as_str()),
+            "a secret appears in the logs"
+        );
     }
     assert_eq!(
         litellm_key_like(&logs),
@@ -159,7 +176,7 @@ fn the_key_detector_detects_keys() {
 async fn every_line_of_a_chat_turn_carries_the_request_id() {
     let app = spawn_app().await;
     let (_, _, token, _) = app.ready_user("Iris").await;
-    let (capture, _logs) = Capture::start("info");
+    let (capture, _capturing) = Capture::start();
     let request_id = format!("turn-{}", ulid::Ulid::new());
     let res = app
         .http
@@ -187,9 +204,10 @@ async fn every_line_of_a_chat_turn_carries_the_request_id() {
             "no {expected:?} line in {logs}"
         );
     }
-    for line in &lines {
+    // Debug lines of connection pools may come from tasks of no request; the rest may not.
+    for line in lines.iter().filter(|l| l["level"] != "DEBUG") {
         assert_eq!(
-            line["span"]["request_id"].as_str(),
+            request_id_of(line),
             Some(request_id.as_str()),
             "a line without the request's id: {line}"
         );

@@ -3,6 +3,7 @@
 //! Tests that stop or kill a service take the stack exclusively (see `helpers::spawn_app`).
 
 mod helpers;
+mod run_log;
 
 mod auth;
 mod chat;

@@ -8,19 +8,10 @@ use shared::{
 };
 
 /// Whatever happens in the test, the services come back up.
-struct Restore;
-
-impl Drop for Restore {
-    fn drop(&mut self) {
-        service("start", "litellm");
-        service("start", "letta");
-    }
-}
-
 #[tokio::test]
 async fn provisioning_stopped_by_outages_resumes_without_duplicates() {
     let app = spawn_app_exclusive().await;
-    let _restore = Restore;
+    let _restore = Restart(&["litellm", "letta"]);
 
     // LiteLLM down during registration: 503, the account exists at `signed_up`.
     service("stop", "litellm");

@@ -37,7 +37,7 @@ fn config(url: &str, algorithms: Vec<JwtAlgorithm>) -> SupabaseConfig {
     SupabaseConfig {
         url: url.to_string(),
         anon_key: Secret::new("anon"),
-        service_role_key: Secret::new("service"),
+        service_role_key: None,
         jwt_secret: Some(Secret::new(SECRET)),
         jwt_algorithms: algorithms,
         jwt_issuer: format!("{url}/auth/v1"),

@@ -38,6 +38,10 @@ pub fn api_routes(state: AppState) -> Router {
         .with_state(state)
 }
 
+/// Variables this function needs beyond the common ones: it deletes accounts (Supabase's admin
+/// API), and is the only function that may hold that key.
+pub const REQUIRED_VARIABLES: &[&str] = &["SUPABASE_SERVICE_ROLE_KEY"];
+
 /// The whole function: API routes, `GET /health`, and the common layers.
 pub fn router(state: AppState) -> Router {
     FUNCTION.router(state)

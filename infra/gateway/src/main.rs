@@ -9,7 +9,7 @@ use gateway::app;
 #[tokio::main]
 async fn main() {
     shared::app::telemetry::init("gateway");
-    let state = match shared::AppState::from_env().await {
+    let state = match shared::AppState::load(auth::REQUIRED_VARIABLES).await {
         Ok(s) => s,
         Err(e) => {
             eprintln!("gateway: {e}");

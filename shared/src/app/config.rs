@@ -5,7 +5,7 @@
 
 use std::{collections::HashMap, fmt, str::FromStr, time::Duration};
 
-use crate::app::secret::Secret;
+use crate::app::{secret::Secret, secrets};
 
 /// Everything read from the environment, validated.
 #[derive(Debug, Clone)]
@@ -138,8 +138,8 @@ pub struct SupabaseConfig {
     pub url: String,
     /// The anon key (sent as `apikey`).
     pub anon_key: Secret,
-    /// The service-role key (admin API).
-    pub service_role_key: Secret,
+    /// The service-role key (admin API): only the function that deletes accounts has it.
+    pub service_role_key: Option<Secret>,
     /// Needed when HS256 is among the accepted algorithms.
     pub jwt_secret: Option<Secret>,
     /// Accepted algorithms.
@@ -252,6 +252,29 @@ impl Reader<'_> {
 }
 
 impl Config {
+    /// Reads the configuration once per cold start: the process environment plus, when
+    /// `SECRETS_ID` names one, the function's secret in Secrets Manager. `required` names the
+    /// optional variables this function cannot do without (only auth, which deletes accounts,
+    /// needs `SUPABASE_SERVICE_ROLE_KEY`).
+    pub async fn load(required: &[&str]) -> Result<Self, ConfigError> {
+        let mut vars: HashMap<String, String> = std::env::vars().collect();
+        let mut problems = secrets::add_secrets(&mut vars).await;
+        problems.extend(
+            required
+                .iter()
+                .filter(|name| vars.get(**name).is_none_or(|v| v.trim().is_empty()))
+                .map(|name| format!("{name} is missing")),
+        );
+        match Self::from_map(&vars) {
+            Ok(config) if problems.is_empty() => Ok(config),
+            Ok(_) => Err(ConfigError { problems }),
+            Err(e) => {
+                problems.extend(e.problems);
+                Err(ConfigError { problems })
+            }
+        }
+    }
+
     /// Reads the process environment.
     pub fn from_env() -> Result<Self, ConfigError> {
         Self::from_lookup(&|name| std::env::var(name).ok())
@@ -359,7 +382,7 @@ impl SupabaseConfig {
                 .unwrap_or_else(|| format!("{url}/auth/v1")),
             url,
             anon_key: Secret::new(r.required("SUPABASE_ANON_KEY")),
-            service_role_key: Secret::new(r.required("SUPABASE_SERVICE_ROLE_KEY")),
+            service_role_key: r.optional("SUPABASE_SERVICE_ROLE_KEY").map(Secret::new),
             jwt_secret,
             jwt_algorithms,
         }

@@ -6,4 +6,5 @@ pub mod config;
 pub mod dependency;
 pub mod error;
 pub mod secret;
+pub mod secrets;
 pub mod telemetry;

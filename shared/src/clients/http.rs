@@ -29,18 +29,22 @@ pub fn from_reqwest(service: Service, err: reqwest::Error) -> DependencyError {
 const MAX_ERROR_BODY: usize = 600;
 
 /// An upstream error body with what could be a secret cut out: LiteLLM keys (`sk-…`), JWTs
-/// (`eyJ….….…`) and anything after `password`. It is only ever logged.
+/// (`eyJ….….…`), the word after `Bearer` (whatever its shape: Letta's password is one) and
+/// anything after `password`. It is only ever logged.
 pub fn redact(text: &str) -> String {
     let is_key_char = |c: char| c.is_ascii_alphanumeric() || "-_.".contains(c);
     let mut out = String::with_capacity(text.len());
     let mut rest = text;
+    let mut after_bearer = false;
     while let Some(start) = rest.find(|c: char| is_key_char(c)) {
         out.push_str(&rest[..start]);
         rest = &rest[start..];
         let end = rest.find(|c: char| !is_key_char(c)).unwrap_or(rest.len());
         let word = &rest[..end];
-        let secret = (word.starts_with("sk-") && word.len() > 8)
+        let secret = after_bearer
+            || (word.starts_with("sk-") && word.len() > 8)
             || (word.starts_with("eyJ") && word.matches('.').count() >= 2);
+        after_bearer = word.eq_ignore_ascii_case("bearer");
         out.push_str(if secret { "[redacted]" } else { word });
         rest = &rest[end..];
     }
@@ -141,5 +145,8 @@ mod tests {
         assert_eq!(redact("no secrets: sk- here"), "no secrets: sk- here");
         let with_password = redact(r#"{"email": "a@b.c", "password": "hunter22"}"#);
         assert!(!with_password.contains("hunter22"), "{with_password}");
+        // A bearer credential of any shape (Letta's server password is one).
+        let echoed = redact(r#"{"detail": "ECHOED Bearer local-letta-pw.123 next"}"#);
+        assert_eq!(echoed, r#"{"detail": "ECHOED Bearer [redacted] next"}"#);
     }
 }

@@ -20,7 +20,7 @@ pub struct SupabaseAuth {
     http: reqwest::Client,
     base: String,
     anon_key: Secret,
-    service_role_key: Secret,
+    service_role_key: Option<Secret>,
 }
 
 /// GoTrue's user object (fields the backend uses; the rest is ignored).
@@ -201,12 +201,19 @@ impl SupabaseAuth {
 
     /// Deletes a user with the service-role key (admin API).
     pub async fn admin_delete_user(&self, user_id: &str) -> Result<(), DependencyError> {
+        // Functions other than auth start without the key (`Config::load`).
+        let Some(key) = &self.service_role_key else {
+            return Err(DependencyError::Unreachable {
+                service: Service::SupabaseAuth,
+                detail: "this function has no SUPABASE_SERVICE_ROLE_KEY".into(),
+            });
+        };
         let request = self
             .http
             .delete(format!("{}/admin/users/{user_id}", self.base))
-            .header("apikey", self.service_role_key.expose())
+            .header("apikey", key.expose())
             .header("X-Supabase-Api-Version", API_VERSION)
-            .bearer_auth(self.service_role_key.expose());
+            .bearer_auth(key.expose());
         upstream::absent_on_404(upstream::send(Service::SupabaseAuth, request).await).map(|_| ())
     }
 }

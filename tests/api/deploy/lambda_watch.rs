@@ -1,5 +1,7 @@
 //! Each function runs under `cargo lambda watch` (the Lambda runtime emulator) and answers its
 //! health check at `/lambda-url/<function>/health`: the same router, hosted by `lambda_http`.
+//! As in AWS, the functions get no secret in their environment: they read them at cold start
+//! from Secrets Manager (moto's server plays it here) through `SECRETS_ID`.
 
 use std::{
     os::unix::process::CommandExt,
@@ -17,6 +19,70 @@ impl Drop for Watch {
             .args(["-TERM", "--", &format!("-{}", self.0.id())])
             .status();
         let _ = self.0.wait();
+    }
+}
+
+/// moto's server, playing Secrets Manager on a loopback port.
+struct SecretsManager {
+    _process: Watch,
+    endpoint: String,
+}
+
+impl SecretsManager {
+    async fn start(python: &std::path::Path) -> Self {
+        let port = free_port();
+        let process = Watch(
+            Command::new(python.parent().unwrap().join("moto_server"))
+                .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .process_group(0)
+                .spawn()
+                .expect("moto_server (installed by make test)"),
+        );
+        let endpoint = format!("http://127.0.0.1:{port}");
+        let started = Instant::now();
+        while reqwest::get(format!("{endpoint}/moto-api/")).await.is_err() {
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "moto_server did not start"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        Self {
+            _process: process,
+            endpoint,
+        }
+    }
+
+    /// Creates the secret `id` holding the stack's secret variables (their values in this
+    /// process's environment, which `make test` sets).
+    async fn create(&self, id: &str) {
+        let values: serde_json::Map<String, serde_json::Value> =
+            shared::app::secrets::SECRET_VARIABLES
+                .iter()
+                .map(|name| {
+                    let value = std::env::var(name).unwrap_or_else(|_| panic!("{name}"));
+                    (name.to_string(), value.into())
+                })
+                .collect();
+        let res = reqwest::Client::new()
+            .post(&self.endpoint)
+            .header("content-type", "application/x-amz-json-1.1")
+            .header("x-amz-target", "secretsmanager.CreateSecret")
+            // moto routes by the credential scope's service; it checks no signature.
+            .header(
+                "authorization",
+                "AWS4-HMAC-SHA256 Credential=local/20260101/us-east-1/secretsmanager/aws4_request, SignedHeaders=host, Signature=0",
+            )
+            .json(&serde_json::json!({
+                "Name": id,
+                "SecretString": serde_json::Value::Object(values).to_string(),
+            }))
+            .send()
+            .await
+            .unwrap();
+        assert!(res.status().is_success(), "{}", res.text().await.unwrap());
     }
 }
 
@@ -38,8 +104,17 @@ async fn every_function_and_every_sample_event_works_under_cargo_lambda_watch() 
     let path = path_with_cargo_lambda(&python);
     let workspace = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
     let port = free_port();
+    let secrets = SecretsManager::start(&python).await;
+    let secret_id = format!("chat-backend-test-{}/all", std::process::id());
+    secrets.create(&secret_id).await;
+    let mut watch = Command::new("cargo");
+    for name in shared::app::secrets::SECRET_VARIABLES {
+        watch.env_remove(name);
+    }
     let _watch = Watch(
-        Command::new("cargo")
+        watch
+            .env("SECRETS_ID", &secret_id)
+            .env("AWS_ENDPOINT_URL_SECRETS_MANAGER", &secrets.endpoint)
             .args([
                 "lambda",
                 "watch",

@@ -130,23 +130,63 @@ fn every_function_is_an_arm64_rust_binary_of_this_workspace_with_a_function_url(
     }
 }
 
+const SECRET_VARIABLES: [&str; 5] = [
+    "LITELLM_MASTER_KEY",
+    "SUPABASE_SERVICE_ROLE_KEY",
+    "SUPABASE_JWT_SECRET",
+    "LETTA_SERVER_PASSWORD",
+    "SUPABASE_ANON_KEY",
+];
+
+/// The statements of a function's policies that grant actions of one AWS service.
+fn statements<'a>(t: &'a Value, resource: &str, service: &str) -> Vec<&'a Value> {
+    t["Resources"][resource]["Properties"]["Policies"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .flat_map(|p| p["Statement"].as_sequence().unwrap())
+        .filter(|st| {
+            let actions = match &st["Action"] {
+                Value::Sequence(a) => a.iter().map(s).collect(),
+                one => vec![s(one)],
+            };
+            actions
+                .iter()
+                .all(|a| a.starts_with(&format!("{service}:")))
+        })
+        .collect()
+}
+
 #[test]
-fn secrets_are_resolved_by_name_never_plain_parameters() {
+fn each_function_reads_only_its_own_secret_at_cold_start() {
     let t = template();
-    let vars = t["Globals"]["Function"]["Environment"]["Variables"]
+    let globals = t["Globals"]["Function"]["Environment"]["Variables"]
         .as_mapping()
         .unwrap();
-    for secret in [
-        "LITELLM_MASTER_KEY",
-        "SUPABASE_SERVICE_ROLE_KEY",
-        "SUPABASE_JWT_SECRET",
-        "LETTA_SERVER_PASSWORD",
-        "SUPABASE_ANON_KEY",
-    ] {
-        let value = s(&vars[&Value::String(secret.into())]);
+    for (resource, function) in FUNCTIONS {
+        let env = t["Resources"][resource]["Properties"]["Environment"]["Variables"]
+            .as_mapping()
+            .unwrap();
+        // No secret in the configuration `lambda:GetFunctionConfiguration` shows.
+        for secret in SECRET_VARIABLES {
+            let key = Value::String(secret.into());
+            assert!(
+                !globals.contains_key(&key) && !env.contains_key(&key),
+                "{secret} is not an environment variable of {resource}"
+            );
+        }
+        assert_eq!(
+            s(&env[&Value::String("SECRETS_ID".into())]),
+            format!("!Sub ${{SecretsPrefix}}/{function}")
+        );
+        let granted = statements(&t, resource, "secretsmanager");
+        assert_eq!(granted.len(), 1, "{resource}");
+        assert_eq!(s(&granted[0]["Action"]), "secretsmanager:GetSecretValue");
         assert!(
-            value.contains("{{resolve:secretsmanager:"),
-            "{secret} comes from Secrets Manager: {value}"
+            s(&granted[0]["Resource"])
+                .ends_with(&format!(":secret:${{SecretsPrefix}}/{function}-??????")),
+            "{resource}: {}",
+            s(&granted[0]["Resource"])
         );
     }
     let params = t["Parameters"].as_mapping().unwrap();
@@ -157,28 +197,38 @@ fn secrets_are_resolved_by_name_never_plain_parameters() {
             "no secret parameter: {name}"
         );
     }
+    // Only auth deletes users, so only its start requires the service-role key.
+    assert_eq!(auth::REQUIRED_VARIABLES, ["SUPABASE_SERVICE_ROLE_KEY"]);
 }
 
 #[test]
 fn each_function_gets_only_the_dynamodb_actions_it_uses_on_this_table() {
     let t = template();
     for (resource, _) in FUNCTIONS {
-        let policies = t["Resources"][resource]["Properties"]["Policies"]
+        let dynamodb = statements(&t, resource, "dynamodb");
+        assert_eq!(dynamodb.len(), 1, "{resource}");
+        let others = statements(&t, resource, "secretsmanager").len();
+        let all: usize = t["Resources"][resource]["Properties"]["Policies"]
             .as_sequence()
-            .unwrap();
-        for policy in policies {
-            for statement in policy["Statement"].as_sequence().unwrap() {
-                assert_eq!(s(&statement["Resource"]), "!GetAtt Table.Arn", "{resource}");
-                for action in statement["Action"].as_sequence().unwrap() {
-                    let action = s(action);
-                    assert!(action.starts_with("dynamodb:"), "{resource}: {action}");
-                    assert!(
-                        !action.contains('*')
-                            && action != "dynamodb:DeleteTable"
-                            && action != "dynamodb:Scan",
-                        "{resource}: {action}"
-                    );
-                }
+            .unwrap()
+            .iter()
+            .map(|p| p["Statement"].as_sequence().unwrap().len())
+            .sum();
+        assert_eq!(
+            all,
+            1 + others,
+            "{resource}: no statement of a third service"
+        );
+        for statement in dynamodb {
+            assert_eq!(s(&statement["Resource"]), "!GetAtt Table.Arn", "{resource}");
+            for action in statement["Action"].as_sequence().unwrap() {
+                let action = s(action);
+                assert!(
+                    !action.contains('*')
+                        && action != "dynamodb:DeleteTable"
+                        && action != "dynamodb:Scan",
+                    "{resource}: {action}"
+                );
             }
         }
     }
