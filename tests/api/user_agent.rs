@@ -3,7 +3,7 @@
 
 use crate::helpers::*;
 use reqwest::Method;
-use serde_json::json;
+use serde_json::{Value, json};
 
 #[tokio::test]
 async fn profile_can_be_read_and_renamed_and_the_agent_learns_the_new_name() {
@@ -498,4 +498,95 @@ async fn every_user_and_agent_endpoint_requires_a_token() {
         assert_eq!(reply.status, 401, "{method} {path}");
         assert_eq!(reply.body["error"]["code"], "unauthorized");
     }
+}
+
+/// The agent's archival memories as `GET /agent/status` counts them.
+async fn counted(app: &TestApp, token: &str) -> u64 {
+    let s = app.get("/api/v1/agent/status", token).await;
+    assert_eq!(s.status, 200, "{}", s.body);
+    s.body["archival_passages"].as_u64().unwrap()
+}
+
+/// Letta's own count of the agent's archival memories, through its API.
+async fn letta_passages(app: &TestApp, token: &str) -> usize {
+    let me = app.get("/api/v1/auth/me", token).await;
+    let agent = me.body["profile"]["agent_id"].as_str().unwrap().to_string();
+    let letta = &app.state.config.letta;
+    let mut request = app.http.get(format!(
+        "{}/v1/agents/{agent}/archival-memory?limit=1000",
+        letta.base_url
+    ));
+    if let Some(p) = &letta.password {
+        request = request.bearer_auth(p.expose());
+    }
+    let passages: Vec<Value> = request.send().await.unwrap().json().await.unwrap();
+    passages.len()
+}
+
+#[tokio::test]
+async fn archival_memory_is_capped_before_letta_and_counted_without_listing_it() {
+    let app = spawn_app_configured(|c| c.letta.archival_max_passages = 3).await;
+    let (_, _, token, _) = app.ready_user("Capped").await;
+    let add = |text: &str| {
+        app.post_with(
+            "/api/v1/agent/memory",
+            &token,
+            json!({"archival": {"text": text}}),
+        )
+    };
+    for text in ["Zed plays the oboe.", "Zed lives in Porto."] {
+        let reply = add(text).await;
+        assert_eq!(reply.status, 200, "{}", reply.body);
+    }
+    // What the agent saves itself in a chat counts too.
+    let events = app
+        .chat(&token, "remember that Zed drinks green tea", None)
+        .await
+        .events();
+    assert!(
+        events
+            .iter()
+            .any(|e| e.name == "tool_call" && e.data["name"] == "archival_memory_insert"),
+        "{events:?}"
+    );
+    assert_eq!(names(&events).last(), Some(&"done"));
+    assert_eq!(counted(&app, &token).await, 3);
+    assert_eq!(letta_passages(&app, &token).await, 3);
+
+    let refused = add("Zed once sailed to Madeira.").await;
+    assert_eq!(refused.status, 409, "{}", refused.body);
+    assert_eq!(refused.body["error"]["code"], "archival_memory_full");
+    assert_eq!(
+        letta_passages(&app, &token).await,
+        3,
+        "Letta was not called"
+    );
+
+    // Deleting one makes room for one.
+    let listed = app.get("/api/v1/agent/memory/archival", &token).await;
+    let id = listed.body["memories"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let deleted = app
+        .call(
+            Method::DELETE,
+            &format!("/api/v1/agent/memory/archival/{id}"),
+            Some(&token),
+            None,
+        )
+        .await;
+    assert_eq!(deleted.status, 200, "{}", deleted.body);
+    assert_eq!(counted(&app, &token).await, 2);
+    assert_eq!(add("Zed once sailed to Madeira.").await.status, 200);
+    assert_eq!(add("One too many.").await.status, 409);
+    assert_eq!(letta_passages(&app, &token).await, 3);
+
+    // A full reset starts an empty archive and an empty count.
+    let reset = app
+        .post_with("/api/v1/agent/reset", &token, json!({"scope": "all"}))
+        .await;
+    assert!(reset.status.is_success(), "{}", reset.body);
+    assert_eq!(counted(&app, &token).await, 0);
+    assert_eq!(add("A fresh start.").await.status, 200);
 }

@@ -91,6 +91,8 @@ pub struct LettaConfig {
     pub max_tokens: u32,
     /// LiteLLM's base URL as Letta reaches it (it may differ from the backend's view).
     pub litellm_url_for_letta: String,
+    /// The most archival memories a user may add through the API (`ARCHIVAL_MAX_PASSAGES`).
+    pub archival_max_passages: u64,
 }
 
 /// The LiteLLM proxy.
@@ -363,6 +365,11 @@ impl LettaConfig {
             context_window: r.parsed("LETTA_CONTEXT_WINDOW", 32_000, "a positive integer"),
             max_tokens: r.parsed("LETTA_MAX_TOKENS", 1024, "a positive integer"),
             litellm_url_for_letta: r.url("LITELLM_URL_FOR_LETTA", Some(litellm_base_url)),
+            archival_max_passages: r.parsed(
+                "ARCHIVAL_MAX_PASSAGES",
+                10_000,
+                "a whole number of memories",
+            ),
         }
     }
 }
@@ -505,6 +512,7 @@ mod tests {
         assert_eq!(cfg.supabase.jwt_algorithms, vec![JwtAlgorithm::Hs256]);
         assert_eq!(cfg.letta.agent_type, "letta_v1_agent");
         assert_eq!(cfg.budget.duration, "1mo");
+        assert_eq!(cfg.letta.archival_max_passages, 10_000);
     }
 
     #[test]

@@ -74,6 +74,10 @@ pub struct Profile {
     /// The email was not confirmed when the account was made: the budget stays 0 until it is.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub awaiting_confirmation: bool,
+    /// Archival memories the agent holds, as the backend counted them (added through the API
+    /// or saved by the agent in a chat turn, minus deletions), for the cap.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub archival_passages: u64,
     /// Why the last provisioning attempt stopped, if it did.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub provisioning_error: Option<String>,
@@ -107,8 +111,13 @@ impl Profile {
             letta_agent_id: None,
             letta_agent_type: None,
             awaiting_confirmation: false,
+            archival_passages: 0,
             provisioning_error: None,
             lock_until: None,
         }
     }
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }

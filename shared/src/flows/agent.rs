@@ -46,8 +46,8 @@ pub struct AgentStatus {
     pub last_activity: Option<String>,
     /// The core memory blocks.
     pub blocks: Vec<Block>,
-    /// Archival memories (up to 1,000 counted).
-    pub archival_passages: Option<usize>,
+    /// Archival memories, as counted by the backend (no listing of Letta's passages).
+    pub archival_passages: Option<u64>,
 }
 
 /// Provisioning state, whether the agent answers, message counts, last activity, memory block
@@ -60,8 +60,7 @@ pub async fn status(state: &AppState, user: &SignedInUser) -> Result<AgentStatus
     let responding = agent.is_some();
     let (blocks, archival_passages) = if responding {
         let blocks = state.letta.blocks(&agent_id).await.unwrap_or_default();
-        let passages = state.letta.list_passages(&agent_id, 1000, None).await;
-        (blocks, passages.map(|p| p.len()).ok())
+        (blocks, Some(profile.archival_passages))
     } else {
         (Vec::new(), None)
     };
@@ -148,7 +147,23 @@ pub async fn add_archival(
         ));
     }
     let (_, agent_id) = ready_agent(state, user).await?;
-    Ok(state.letta.insert_passage(&agent_id, text, tags).await?)
+    // Counted before Letta is called, within the cap, in one conditional write.
+    let cap = state.config.letta.archival_max_passages;
+    if !state.store.reserve_archival(&user.id, 1, cap).await? {
+        return Err(AppError::Conflict {
+            code: "archival_memory_full",
+            message: format!(
+                "archival memory holds at most {cap} memories; delete some to add more"
+            ),
+        });
+    }
+    let inserted = state.letta.insert_passage(&agent_id, text, tags).await;
+    // Letta may store a long text as several passages; a failed insert gives its place back.
+    let extra = inserted.as_ref().map_or(-1, |p| p.len() as i64 - 1);
+    if let Err(e) = state.store.count_archival(&user.id, extra).await {
+        tracing::warn!(error = %e, extra, "could not correct the archival memory count");
+    }
+    Ok(inserted?)
 }
 
 /// One archival memory as the user sees it.
@@ -194,6 +209,9 @@ pub async fn delete_archival(
     let (_, agent_id) = ready_agent(state, user).await?;
     for archive in state.letta.agent_archive_ids(&agent_id).await? {
         if state.letta.delete_passage(&archive, id).await? {
+            if let Err(e) = state.store.count_archival(&user.id, -1).await {
+                tracing::warn!(error = %e, "could not count the deleted archival memory");
+            }
             return Ok(());
         }
     }
@@ -347,6 +365,7 @@ async fn replace_agent(
         .store
         .set_profile_agent(user, &fresh.id, agent_type)
         .await?;
+    state.store.clear_archival(user).await?;
     let mut others: Vec<String> = state
         .letta
         .find_agents_by_name(&agent_name(user))

@@ -126,6 +126,60 @@ impl Store {
         conditional(result).map(|_| ())
     }
 
+    /// Counts `count` more archival memories of the user if that keeps the count within `cap`
+    /// (checked and counted in one conditional write, so concurrent inserts cannot pass it);
+    /// `false` when it would not.
+    pub async fn reserve_archival(
+        &self,
+        user: &UserId,
+        count: u64,
+        cap: u64,
+    ) -> Result<bool, DependencyError> {
+        let Some(room) = cap.checked_sub(count) else {
+            return Ok(false);
+        };
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(profile_key(user)))
+            .update_expression("ADD archival_passages :n")
+            .condition_expression(
+                "attribute_exists(pk) AND (attribute_not_exists(archival_passages) OR archival_passages <= :room)",
+            )
+            .expression_attribute_values(":n", n(count))
+            .expression_attribute_values(":room", n(room))
+            .send()
+            .await;
+        conditional(result)
+    }
+
+    /// Changes the user's archival memory count by `delta` (memories the agent saved itself,
+    /// a deletion, a reservation given back); a decrease below zero is not made.
+    pub async fn count_archival(&self, user: &UserId, delta: i64) -> Result<(), DependencyError> {
+        let request = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(profile_key(user)))
+            .update_expression("ADD archival_passages :d")
+            .expression_attribute_values(":d", n(delta));
+        let request = if delta >= 0 {
+            request.condition_expression("attribute_exists(pk)")
+        } else {
+            request
+                .condition_expression("attribute_exists(pk) AND archival_passages >= :least")
+                .expression_attribute_values(":least", n(-delta))
+        };
+        conditional(request.send().await).map(|_| ())
+    }
+
+    /// Sets the user's archival memory count to zero (a new agent with an empty archive).
+    pub async fn clear_archival(&self, user: &UserId) -> Result<(), DependencyError> {
+        self.set_profile_field(user, "archival_passages", None)
+            .await
+    }
+
     /// Takes the provisioning lease for `seconds`; `None` when another run holds it.
     pub async fn lock_provisioning(
         &self,

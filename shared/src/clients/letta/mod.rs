@@ -145,6 +145,9 @@ pub struct AgentSpec<'a> {
     pub tags: &'a [String],
 }
 
+/// The tool with which an agent saves an archival memory itself.
+pub const ARCHIVAL_INSERT_TOOL: &str = "archival_memory_insert";
+
 /// The tools an agent of `agent_type` gets: its architecture's memory tools and archival
 /// memory. `letta_v1_agent` replies in plain content (no `send_message`, no heartbeats).
 pub fn agent_tools(agent_type: &str) -> &'static [&'static str] {
@@ -153,14 +156,14 @@ pub fn agent_tools(agent_type: &str) -> &'static [&'static str] {
             "memory_insert",
             "memory_replace",
             "conversation_search",
-            "archival_memory_insert",
+            ARCHIVAL_INSERT_TOOL,
             "archival_memory_search",
         ],
         _ => &[
             "send_message",
             "core_memory_append",
             "core_memory_replace",
-            "archival_memory_insert",
+            ARCHIVAL_INSERT_TOOL,
             "archival_memory_search",
         ],
     }

@@ -13,7 +13,7 @@ use super::{
     failure::TurnFailure,
 };
 use crate::{
-    clients::letta::{LettaMessage, TurnStream},
+    clients::letta::{ARCHIVAL_INSERT_TOOL, LettaMessage, TurnStream},
     domain::{ErrorRecord, Message, MessageStatus, Role, Title, ToolCall, Usage},
     flows::conversations,
     store::TurnState,
@@ -433,6 +433,21 @@ async fn store_reply(turn: &Turn, reply: &Reply) -> Message {
         .await
     {
         tracing::error!(error = %e, "could not update the user message");
+    }
+    // Memories the agent saved itself count towards the user's archival cap.
+    let saved = assistant
+        .tool_calls
+        .iter()
+        .filter(|c| c.name == ARCHIVAL_INSERT_TOOL && c.status.as_deref() == Some("success"))
+        .count();
+    if saved > 0
+        && let Err(e) = turn
+            .state
+            .store
+            .count_archival(&turn.user.id, saved as i64)
+            .await
+    {
+        tracing::warn!(error = %e, saved, "could not count the archival memories the agent saved");
     }
     turn.release(match status {
         MessageStatus::Failed => None,
