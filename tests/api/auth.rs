@@ -18,8 +18,8 @@ async fn register_then_login_then_me_gives_a_ready_account_with_one_of_everythin
     assert_eq!(body["profile"]["display_name"], "Ada Lovelace");
     assert_eq!(body["profile"]["model"], "gpt-4");
     assert_eq!(
-        body["profile"]["budget"]["max_budget"],
-        app.state.config.budget.default_budget
+        body["profile"]["budget"]["max_budget"], 5.0,
+        "the documented default budget (the local stack keeps the defaults)"
     );
     assert!(
         body["profile"]["agent_id"]
@@ -173,8 +173,20 @@ async fn bad_registration_input_is_a_4xx_naming_the_field() {
         "unsupported_media_type"
     );
 
-    let huge = json!({"email": unique_email(), "password": "long-enough-pw", "display_name": "x".repeat(300_000)});
-    let reply = app.post("/api/v1/auth/register", huge).await;
+    // The documented limit, 262,144 bytes: a body of exactly that size is read (and refused for
+    // its too long name), one byte more is 413.
+    let sized = |bytes: usize| {
+        let mut body =
+            json!({"email": unique_email(), "password": "long-enough-pw", "display_name": ""});
+        let pad = bytes - body.to_string().len();
+        body["display_name"] = json!("x".repeat(pad));
+        assert_eq!(body.to_string().len(), bytes);
+        body
+    };
+    let reply = app.post("/api/v1/auth/register", sized(262_144)).await;
+    assert_eq!(reply.status, 422, "{}", reply.body);
+    assert_eq!(reply.body["error"]["field"], "display_name");
+    let reply = app.post("/api/v1/auth/register", sized(262_145)).await;
     assert_eq!(reply.status, 413, "{}", reply.body);
     assert_eq!(reply.body["error"]["code"], "payload_too_large");
 }
@@ -254,10 +266,31 @@ async fn refresh_rotates_and_logout_ends_the_session() {
     let missing = app.post("/api/v1/auth/refresh", json!({})).await;
     assert_eq!(missing.status, 422);
 
+    // Other sessions of the user: the one registration opened and one on another device.
+    let other = app.login(&email, &password).await;
+    assert_eq!(other.status, 200, "{}", other.body);
+    let session = |r: &Reply, token: &str| r.body["session"][token].as_str().unwrap().to_string();
+    let others = [
+        (
+            session(&reply, "access_token"),
+            session(&reply, "refresh_token"),
+        ),
+        (
+            session(&other, "access_token"),
+            session(&other, "refresh_token"),
+        ),
+    ];
     // Revocation is to the second of the token's `iat`: a token from an earlier second.
     tokio::time::sleep(Duration::from_millis(1100)).await;
+    // (Reusing the rotated token ended the refreshed session at Supabase, as GoTrue's reuse
+    // detection does: log out from a live one, the second device's.)
     let out = app
-        .call(Method::POST, "/api/v1/auth/logout", Some(&new_access), None)
+        .call(
+            Method::POST,
+            "/api/v1/auth/logout",
+            Some(&others[1].0),
+            None,
+        )
         .await;
     assert_eq!(out.status, 204, "{}", out.body);
     // The access token is refused from now on, though Supabase would let it live an hour.
@@ -272,6 +305,14 @@ async fn refresh_rotates_and_logout_ends_the_session() {
         )
         .await;
     assert_eq!(after.status, 401, "{}", after.body);
+    // Every other session ended too, as the README says.
+    for (access, refresh) in &others {
+        assert_eq!(app.get("/api/v1/auth/me", access).await.status, 401);
+        let refreshed = app
+            .post("/api/v1/auth/refresh", json!({"refresh_token": refresh}))
+            .await;
+        assert_eq!(refreshed.status, 401, "{}", refreshed.body);
+    }
     // A new sign-in works again.
     let back = app.login(&email, &password).await;
     let token = back.body["session"]["access_token"].as_str().unwrap();

@@ -420,3 +420,36 @@ async fn a_long_reply_in_fine_token_shapes_streams_token_by_token() {
         events[usage_at].data
     );
 }
+
+#[tokio::test]
+async fn a_slow_turn_gets_keep_alive_comments_and_numbered_events_and_the_request_id() {
+    let app = spawn_app_configured(|c| c.http.sse_keep_alive = Duration::from_secs(1)).await;
+    let (_, _, token, _) = app.ready_user("Slow").await;
+    let request_id = format!("slow-{}", ulid::Ulid::new());
+    let res = app
+        .http
+        .post(format!("{}/api/v1/chat/message", app.base))
+        .bearer_auth(&token)
+        .header("x-request-id", &request_id)
+        .json(&json!({"content": "/slow 1300 /coarse hello"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.headers()["x-request-id"], request_id.as_str());
+    let raw = res.text().await.unwrap();
+    let keep_alives = raw.lines().filter(|l| *l == ": keep-alive").count();
+    assert!(
+        keep_alives >= 1,
+        "no keep-alive comment in a stream silent for 1.3 s: {raw}"
+    );
+    let ids: Vec<u64> = raw
+        .lines()
+        .filter_map(|l| l.strip_prefix("id: "))
+        .map(|id| id.parse().expect("a numeric id"))
+        .collect();
+    let expected: Vec<u64> = (1..=ids.len() as u64).collect();
+    assert!(ids.len() >= 3, "{raw}");
+    assert_eq!(ids, expected, "event ids count from 1 without gaps");
+    assert!(raw.contains("event: done"), "{raw}");
+}

@@ -123,8 +123,8 @@ async fn usage_counts_turns_per_day_and_budget_updates_reach_litellm() {
     let budget = app.get("/api/v1/user/budget", &token).await;
     assert_eq!(budget.status, 200, "{}", budget.body);
     assert_eq!(
-        budget.body["max_budget"],
-        app.state.config.budget.default_budget
+        budget.body["max_budget"], 5.0,
+        "the documented default budget"
     );
     assert_eq!(budget.body["budget_duration"], "1mo");
     assert!(budget.body["spend_lag_seconds"].as_i64().is_some());
@@ -151,7 +151,7 @@ async fn usage_counts_turns_per_day_and_budget_updates_reach_litellm() {
         .unwrap();
     assert_eq!(litellm.max_budget, Some(12.5));
     assert_eq!(litellm.budget_duration.as_deref(), Some("1mo"));
-    let ceiling = app.state.config.budget.max_budget;
+    let ceiling = 50.0; // USER_MAX_BUDGET's documented default
     for (body, field) in [
         (json!({"max_budget": -1}), "max_budget"),
         (json!({"max_budget": ceiling + 1.0}), "max_budget"),

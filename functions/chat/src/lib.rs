@@ -36,9 +36,6 @@ pub const FUNCTION: Function = Function {
     routes: api_routes,
 };
 
-/// SSE comments at least this often, so proxies and clients keep an idle stream open.
-const KEEP_ALIVE: Duration = Duration::from_secs(15);
-
 /// The API routes, without the common layers (the gateway merges these).
 pub fn api_routes(state: AppState) -> Router {
     Router::new()
@@ -85,13 +82,15 @@ fn sse_event(id: usize, event: ChatEvent) -> Result<Event, Infallible> {
         .data(data.to_string()))
 }
 
-fn sse<S>(events: S) -> Response
+/// The stream of a turn: events numbered from 1, and a `: keep-alive` comment whenever nothing
+/// was sent for `keep_alive` (`SSE_KEEP_ALIVE_SECS`), so proxies and clients keep it open.
+fn sse<S>(events: S, keep_alive: Duration) -> Response
 where
     S: Stream<Item = ChatEvent> + Send + 'static,
 {
     let numbered = events.enumerate().map(|(i, e)| sse_event(i + 1, e));
     let mut response = Sse::new(numbered)
-        .keep_alive(KeepAlive::new().interval(KEEP_ALIVE).text("keep-alive"))
+        .keep_alive(KeepAlive::new().interval(keep_alive).text("keep-alive"))
         .into_response();
     // Ask proxies (and Lambda's buffering front ends) not to hold the stream back.
     response
@@ -115,13 +114,14 @@ async fn send_message(
         .map(|v| IdempotencyKey::parse(v.to_str().unwrap_or("")))
         .transpose()?;
     let conversation = conversation_or_default(body.conversation_id.as_deref())?;
+    let keep_alive = state.config.http.sse_keep_alive;
     match chat::start_turn(&state, user, conversation, &body.content, idempotency_key).await? {
         TurnOutcome::Live(rx) => {
             let events =
                 stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|e| (e, rx)) });
-            Ok(sse(events))
+            Ok(sse(events, keep_alive))
         }
-        TurnOutcome::Replay(events) => Ok(sse(stream::iter(events))),
+        TurnOutcome::Replay(events) => Ok(sse(stream::iter(events), keep_alive)),
     }
 }
 

@@ -176,6 +176,8 @@ pub struct HttpConfig {
     /// How long `GET /health` reuses a dependency check (per instance), so the public endpoint
     /// cannot multiply load on the dependencies.
     pub health_cache: Duration,
+    /// How long a chat stream may stay silent before a `: keep-alive` comment is sent.
+    pub sse_keep_alive: Duration,
 }
 
 /// The agent architecture that replies in plain content, streamed exactly (the default).
@@ -448,6 +450,11 @@ impl BudgetConfig {
 
 impl HttpConfig {
     fn read(r: &mut Reader<'_>) -> Self {
+        let keep_alive: u64 = r.parsed("SSE_KEEP_ALIVE_SECS", 15, "a whole number of seconds");
+        if keep_alive == 0 {
+            r.problems
+                .push("SSE_KEEP_ALIVE_SECS must be at least 1".into());
+        }
         Self {
             upstream_timeout: Duration::from_secs(r.parsed(
                 "UPSTREAM_TIMEOUT_SECS",
@@ -478,6 +485,7 @@ impl HttpConfig {
                 5u64,
                 "a whole number of seconds",
             )),
+            sse_keep_alive: Duration::from_secs(keep_alive.max(1)),
         }
     }
 }
@@ -513,6 +521,22 @@ mod tests {
         assert_eq!(cfg.letta.agent_type, "letta_v1_agent");
         assert_eq!(cfg.budget.duration, "1mo");
         assert_eq!(cfg.letta.archival_max_passages, 10_000);
+        // The numbers the README documents.
+        assert_eq!(cfg.budget.default_budget, 5.0);
+        assert_eq!(cfg.budget.max_budget, 50.0);
+        assert_eq!(cfg.http.upstream_timeout, Duration::from_secs(45));
+        assert_eq!(cfg.http.body_limit_bytes, 262_144);
+        assert_eq!(cfg.http.chat_max_chars, 32_000);
+        assert_eq!(cfg.http.sse_keep_alive, Duration::from_secs(15));
+        assert_eq!(
+            (
+                cfg.rates.chat_per_minute,
+                cfg.rates.chat_per_day,
+                cfg.rates.requests_per_minute,
+                cfg.rates.auth_per_minute
+            ),
+            (10, 500, 120, 10)
+        );
     }
 
     #[test]
