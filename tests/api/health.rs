@@ -105,3 +105,83 @@ fn a_missing_variable_is_named_and_the_gateway_exits() {
         assert!(stderr.contains(needle), "{needle:?} not in {stderr}");
     }
 }
+
+#[tokio::test]
+async fn cors_allows_the_configured_origin_and_no_other() {
+    let app = spawn_app_configured(|c| {
+        c.http.cors_allowed_origins = vec!["https://app.example.com".into()]
+    })
+    .await;
+    let client = reqwest::Client::new();
+    let preflight = |origin: &'static str| {
+        client
+            .request(
+                reqwest::Method::OPTIONS,
+                format!("{}/api/v1/chat/message", app.base),
+            )
+            .header("origin", origin)
+            .header("access-control-request-method", "POST")
+            .header(
+                "access-control-request-headers",
+                "authorization,content-type,idempotency-key",
+            )
+            .send()
+    };
+    let allowed = preflight("https://app.example.com").await.unwrap();
+    assert!(allowed.status().is_success(), "{}", allowed.status());
+    let h = allowed.headers();
+    assert_eq!(h["access-control-allow-origin"], "https://app.example.com");
+    let methods = h["access-control-allow-methods"]
+        .to_str()
+        .unwrap()
+        .to_lowercase();
+    assert!(
+        methods.contains("post") && methods.contains("delete"),
+        "{methods}"
+    );
+    let headers = h["access-control-allow-headers"]
+        .to_str()
+        .unwrap()
+        .to_lowercase();
+    for name in ["authorization", "content-type", "idempotency-key"] {
+        assert!(headers.contains(name), "{headers}");
+    }
+    assert_eq!(h["access-control-max-age"], "600");
+
+    let refused = preflight("https://evil.example.net").await.unwrap();
+    assert!(
+        refused
+            .headers()
+            .get("access-control-allow-origin")
+            .is_none(),
+        "{:?}",
+        refused.headers()
+    );
+
+    // A real request from the allowed origin can read the request id and Retry-After.
+    let res = client
+        .get(format!("{}/health", app.base))
+        .header("origin", "https://app.example.com")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        res.headers()["access-control-allow-origin"],
+        "https://app.example.com"
+    );
+    let exposed = res.headers()["access-control-expose-headers"]
+        .to_str()
+        .unwrap()
+        .to_lowercase();
+    assert!(
+        exposed.contains("x-request-id") && exposed.contains("retry-after"),
+        "{exposed}"
+    );
+    let res = client
+        .get(format!("{}/health", app.base))
+        .header("origin", "https://evil.example.net")
+        .send()
+        .await
+        .unwrap();
+    assert!(res.headers().get("access-control-allow-origin").is_none());
+}

@@ -100,6 +100,91 @@ async fn time_claims_are_enforced_with_a_small_leeway() {
             .await
             .contains("not valid yet")
     );
+    // The documented leeway is 30 s, on both sides.
+    let mut c = claims("http://127.0.0.1:9");
+    c["exp"] = json!(now() - 29);
+    assert!(v.verify(&hs256(&c, SECRET)).await.is_ok(), "29 s past exp");
+    c["exp"] = json!(now() - 31);
+    assert!(rejected(&v, &hs256(&c, SECRET)).await.contains("expired"));
+    let mut c = claims("http://127.0.0.1:9");
+    c["nbf"] = json!(now() + 29);
+    assert!(
+        v.verify(&hs256(&c, SECRET)).await.is_ok(),
+        "29 s before nbf"
+    );
+    c["nbf"] = json!(now() + 31);
+    assert!(
+        rejected(&v, &hs256(&c, SECRET))
+            .await
+            .contains("not valid yet")
+    );
+}
+
+/// The PKCS#1 `RSAPrivateKey` inside a PKCS#8 `PrivateKeyInfo` (its last element, an OCTET
+/// STRING): jsonwebtoken signs with PKCS#1, aws-lc-rs exports PKCS#8.
+fn pkcs1_of(pkcs8: &[u8]) -> &[u8] {
+    // One DER element at the start of `der`: (tag, content, rest).
+    fn element(der: &[u8]) -> (u8, &[u8], &[u8]) {
+        let (tag, first) = (der[0], der[1] as usize);
+        let (len, header) = if first < 0x80 {
+            (first, 2)
+        } else {
+            let n = first & 0x7f;
+            let len = der[2..2 + n]
+                .iter()
+                .fold(0usize, |acc, b| (acc << 8) | *b as usize);
+            (len, 2 + n)
+        };
+        (tag, &der[header..header + len], &der[header + len..])
+    }
+    let (_, info, _) = element(pkcs8);
+    let (_, _, rest) = element(info); // version
+    let (_, _, rest) = element(rest); // algorithm
+    let (tag, key, _) = element(rest);
+    assert_eq!(tag, 0x04, "an OCTET STRING");
+    key
+}
+
+#[tokio::test]
+async fn rs256_tokens_verify_through_the_jwks() {
+    use aws_lc_rs::{
+        encoding::AsDer,
+        rsa::{KeyPair as RsaKeyPair, KeySize},
+        signature::KeyPair as _,
+    };
+    let pair = RsaKeyPair::generate(KeySize::Rsa2048).unwrap();
+    let public = pair.public_key();
+    let jwk = json!({"kty": "RSA", "alg": "RS256", "use": "sig", "kid": "rsa-1",
+        "n": URL_SAFE_NO_PAD.encode(public.modulus().big_endian_without_leading_zero()),
+        "e": URL_SAFE_NO_PAD.encode(public.exponent().big_endian_without_leading_zero())});
+    let (url, fetches) = serve_jwks(jwk).await;
+    let pkcs8 = AsDer::<aws_lc_rs::encoding::Pkcs8V1Der>::as_der(&pair).unwrap();
+    let key = EncodingKey::from_rsa_der(pkcs1_of(pkcs8.as_ref()));
+    let sign = |claims: &Value, kid: &str| {
+        let mut header = Header::new(Algorithm::RS256);
+        header.kid = Some(kid.to_string());
+        jsonwebtoken::encode(&header, claims, &key).unwrap()
+    };
+    let rs = JwtVerifier::new(
+        reqwest::Client::new(),
+        &config(&url, vec![JwtAlgorithm::Rs256]),
+    );
+    let c = claims(&url);
+    assert_eq!(rs.verify(&sign(&c, "rsa-1")).await.unwrap().sub, SUB);
+    assert_eq!(fetches.load(Ordering::SeqCst), 1);
+    // Tampered claims fail the signature; an HS256-only verifier refuses RS256 outright.
+    let token = sign(&c, "rsa-1");
+    let mut parts: Vec<&str> = token.split('.').collect();
+    let mut other = c.clone();
+    other["sub"] = json!("7a9619ff-8b86-d011-b42d-00c04fc964ff");
+    let forged = URL_SAFE_NO_PAD.encode(serde_json::to_vec(&other).unwrap());
+    parts[1] = &forged;
+    rejected(&rs, &parts.join(".")).await;
+    let hs_only = JwtVerifier::new(
+        reqwest::Client::new(),
+        &config(&url, vec![JwtAlgorithm::Hs256]),
+    );
+    assert!(rejected(&hs_only, &token).await.contains("algorithm"));
 }
 
 #[tokio::test]
@@ -167,15 +252,8 @@ struct Jwks {
     public_xy: Vec<u8>,
 }
 
-async fn jwks_server() -> Jwks {
-    let pkcs8 =
-        EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &SystemRandom::new())
-            .unwrap();
-    let pair = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8.as_ref()).unwrap();
-    let point = pair.public_key().as_ref().to_vec();
-    let kid = "test-kid-1".to_string();
-    let jwk = json!({"kty": "EC", "crv": "P-256", "alg": "ES256", "use": "sig", "kid": kid,
-        "x": URL_SAFE_NO_PAD.encode(&point[1..33]), "y": URL_SAFE_NO_PAD.encode(&point[33..])});
+/// Serves a JWKS with one key at Supabase's path; returns its base URL and a fetch counter.
+async fn serve_jwks(jwk: Value) -> (String, Arc<AtomicUsize>) {
     let fetches = Arc::new(AtomicUsize::new(0));
     let counter = fetches.clone();
     let app = Router::new().route(
@@ -189,6 +267,19 @@ async fn jwks_server() -> Jwks {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (url, fetches)
+}
+
+async fn jwks_server() -> Jwks {
+    let pkcs8 =
+        EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &SystemRandom::new())
+            .unwrap();
+    let pair = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8.as_ref()).unwrap();
+    let point = pair.public_key().as_ref().to_vec();
+    let kid = "test-kid-1".to_string();
+    let jwk = json!({"kty": "EC", "crv": "P-256", "alg": "ES256", "use": "sig", "kid": kid,
+        "x": URL_SAFE_NO_PAD.encode(&point[1..33]), "y": URL_SAFE_NO_PAD.encode(&point[33..])});
+    let (url, fetches) = serve_jwks(jwk).await;
     Jwks {
         url,
         fetches,
@@ -211,8 +302,10 @@ async fn es256_tokens_verify_through_a_cached_jwks() {
         reqwest::Client::new(),
         &config(&jwks.url, vec![JwtAlgorithm::Es256]),
     )
-    .with_refetch_interval(Duration::from_millis(300));
+    // Long enough that no step below, however slow the machine, spans it by accident.
+    .with_refetch_interval(Duration::from_secs(2));
     let c = claims(&jwks.url);
+    let before_first_fetch = std::time::Instant::now();
     for _ in 0..3 {
         assert_eq!(
             v.verify(&es256(&jwks, &c, &jwks.kid)).await.unwrap().sub,
@@ -228,8 +321,19 @@ async fn es256_tokens_verify_through_a_cached_jwks() {
         1,
         "too soon after the first fetch"
     );
-    tokio::time::sleep(Duration::from_millis(350)).await;
-    rejected(&v, &es256(&jwks, &c, "rotated-kid")).await;
+    // Once the interval has passed, an unknown kid refetches (polled: no sleep to race) …
+    let started = std::time::Instant::now();
+    while jwks.fetches.load(Ordering::SeqCst) < 2 {
+        assert!(started.elapsed() < Duration::from_secs(10), "no refetch");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        rejected(&v, &es256(&jwks, &c, "rotated-kid")).await;
+    }
+    assert!(
+        before_first_fetch.elapsed() >= Duration::from_secs(2),
+        "not before the interval: {:?}",
+        before_first_fetch.elapsed()
+    );
+    // … and the next one, right after, does not.
     rejected(&v, &es256(&jwks, &c, "another-kid")).await;
     assert_eq!(
         jwks.fetches.load(Ordering::SeqCst),
