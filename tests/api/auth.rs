@@ -62,6 +62,7 @@ async fn register_then_login_then_me_gives_a_ready_account_with_one_of_everythin
             litellm_keys: 1,
             letta_providers: 1,
             letta_agents: 1,
+            letta_archives: 0, // Letta makes an agent's archive with its first memory
             dynamodb_items: 1
         }
     );
@@ -389,6 +390,7 @@ async fn deleting_the_account_leaves_nothing_in_any_system() {
     assert!(insert.send().await.unwrap().status().is_success());
     let archives = app.state.letta.agent_archive_ids(&agent_id).await.unwrap();
     assert_eq!(archives.len(), 1);
+    assert_eq!(footprint(&app, &user_id).await.letta_archives, 1);
 
     // A stale token is not enough; the wrong password neither.
     let stale = sign_hs256(&claims_for(&user_id, now() - 3000));
@@ -424,6 +426,7 @@ async fn deleting_the_account_leaves_nothing_in_any_system() {
             litellm_keys: 0,
             letta_providers: 0,
             letta_agents: 0,
+            letta_archives: 0,
             dynamodb_items: 0
         }
     );

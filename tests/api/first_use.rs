@@ -94,6 +94,7 @@ async fn a_user_signed_up_with_supabase_js_is_provisioned_once_on_first_use() {
             litellm_keys: 1,
             letta_providers: 1,
             letta_agents: 1,
+            letta_archives: 0, // Letta makes an agent's archive with its first memory
             dynamodb_items: 5, // the profile, the default conversation, two messages, the day's usage (no lock left)
         }
     );

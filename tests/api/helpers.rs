@@ -280,51 +280,88 @@ pub struct Footprint {
     pub litellm_keys: usize,
     pub letta_providers: usize,
     pub letta_agents: usize,
+    pub letta_archives: usize,
     pub dynamodb_items: usize,
 }
 
+/// GET a JSON document with a bearer credential (plain HTTP: none of the product's clients).
+async fn get_json(http: &reqwest::Client, url: String, bearer: Option<&str>) -> (u16, Value) {
+    let mut request = http.get(url);
+    if let Some(b) = bearer {
+        request = request.bearer_auth(b);
+    }
+    let res = request.send().await.expect("a dependency's API");
+    let status = res.status().as_u16();
+    (status, res.json().await.unwrap_or(Value::Null))
+}
+
+/// Everything the user has in the four systems, counted with plain HTTP calls to their APIs
+/// (duplicates and leftovers included: nothing is collapsed to "found or not").
 pub async fn footprint(app: &TestApp, user_id: &str) -> Footprint {
-    let s = &app.state;
-    let id = shared::domain::UserId::parse(user_id).unwrap();
-    let supabase_user = app
-        .http
+    let config = &app.state.config;
+    let http = &app.http;
+    let supabase_user = http
         .get(format!(
             "{}/auth/v1/admin/users/{user_id}",
-            s.config.supabase.url
+            config.supabase.url
         ))
-        .header("apikey", service_role_key().as_str())
-        .bearer_auth(service_role_key().as_str())
+        .header("apikey", service_role_key())
+        .bearer_auth(service_role_key())
         .send()
         .await
         .unwrap()
         .status()
         == 200;
-    let info = s.litellm.user_info(user_id).await.unwrap();
-    let providers = s
-        .letta
-        .find_provider(&shared::flows::provisioning::provider_name(&id))
+
+    let litellm = &config.litellm;
+    let master = Some(litellm.master_key.expose());
+    let (_, info) = get_json(
+        http,
+        format!("{}/user/info?user_id={user_id}", litellm.base_url),
+        master,
+    )
+    .await;
+    let litellm_user = info.get("user_info").is_some_and(|u| !u.is_null());
+    let (status, keys) = get_json(
+        http,
+        format!("{}/key/list?user_id={user_id}&size=100", litellm.base_url),
+        master,
+    )
+    .await;
+    assert_eq!(status, 200, "{keys}");
+    let litellm_keys = keys["keys"].as_array().expect("a key list").len();
+
+    // Letta's names for the user's things: `user-<id>` (provider), `agent-<id>` and the tag
+    // `user:<id>` (agents), "agent-<id>'s Archive" (the archives Letta makes for them).
+    let letta = &config.letta;
+    let password = letta.password.as_ref().map(|p| p.expose());
+    let list = |path: String| {
+        let url = format!("{}{path}", letta.base_url);
+        async move {
+            let (status, body) = get_json(http, url, password).await;
+            assert_eq!(status, 200, "{body}");
+            body.as_array().expect("a list").clone()
+        }
+    };
+    let providers = list(format!("/v1/providers/?name=user-{user_id}&limit=100")).await;
+    let mut agents: Vec<String> = list(format!("/v1/agents/?name=agent-{user_id}&limit=100"))
         .await
-        .unwrap();
-    let mut agents: Vec<String> = s
-        .letta
-        .find_agents_by_name(&shared::flows::provisioning::agent_name(&id))
-        .await
-        .unwrap()
         .into_iter()
-        .chain(
-            s.letta
-                .find_agents_by_tag(&shared::flows::provisioning::agent_tag(&id))
-                .await
-                .unwrap(),
-        )
-        .map(|a| a.id)
+        .chain(list(format!("/v1/agents/?tags=user:{user_id}&limit=100")).await)
+        .map(|a| a["id"].as_str().unwrap().to_string())
         .collect();
     agents.sort();
     agents.dedup();
-    let items = dynamodb(&s.config)
+    let archive_name = format!("agent-{user_id}'s Archive")
+        .replace(' ', "%20")
+        .replace('\'', "%27");
+    let archives = list(format!("/v1/archives/?name={archive_name}&limit=100")).await;
+
+    let id = shared::domain::UserId::parse(user_id).unwrap();
+    let items = dynamodb(config)
         .await
         .query()
-        .table_name(s.store.table_name())
+        .table_name(app.state.store.table_name())
         .key_condition_expression("pk = :pk")
         .expression_attribute_values(
             ":pk",
@@ -336,10 +373,11 @@ pub async fn footprint(app: &TestApp, user_id: &str) -> Footprint {
         .count as usize;
     Footprint {
         supabase_user,
-        litellm_user: info.is_some(),
-        litellm_keys: info.map(|i| i.keys.len()).unwrap_or(0),
-        letta_providers: usize::from(providers.is_some()),
+        litellm_user,
+        litellm_keys,
+        letta_providers: providers.len(),
         letta_agents: agents.len(),
+        letta_archives: archives.len(),
         dynamodb_items: items,
     }
 }

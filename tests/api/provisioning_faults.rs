@@ -58,6 +58,7 @@ async fn provisioning_stopped_by_outages_resumes_without_duplicates() {
         litellm_keys: 1,
         letta_providers: 1,
         letta_agents: 1,
+        letta_archives: 0, // Letta makes an agent's archive with its first memory
         dynamodb_items: 1,
     };
     assert_eq!(footprint(&app, user.as_str()).await, expected);
