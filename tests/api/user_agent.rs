@@ -322,16 +322,18 @@ async fn reset_messages_keeps_memory_and_reset_all_does_not() {
         .await
         .events();
     assert!(names(&told).contains(&"tool_call"));
-    app.post_with(
-        "/api/v1/agent/memory",
-        &token,
-        json!({"archival": {"text": "Rory likes kites."}}),
-    )
-    .await;
-    let first_agent = app.get("/api/v1/agent/status", &token).await.body["agent_id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    assert_eq!(names(&told).last(), Some(&"done"));
+    let added = app
+        .post_with(
+            "/api/v1/agent/memory",
+            &token,
+            json!({"archival": {"text": "Rory likes kites."}}),
+        )
+        .await;
+    assert_eq!(added.status, 200, "{}", added.body);
+    let status = app.get("/api/v1/agent/status", &token).await;
+    assert_eq!(status.status, 200, "{}", status.body);
+    let first_agent = status.body["agent_id"].as_str().unwrap().to_string();
 
     let reset = app
         .post_with("/api/v1/agent/reset", &token, json!({"scope": "messages"}))
@@ -364,6 +366,14 @@ async fn reset_messages_keeps_memory_and_reset_all_does_not() {
         .agent_archive_ids(&first_agent)
         .await
         .unwrap();
+    assert!(!archives.is_empty(), "the old agent has an archive to lose");
+    let usage_before = app.get("/api/v1/user/usage", &token).await;
+    assert_eq!(usage_before.status, 200, "{}", usage_before.body);
+    assert!(
+        usage_before.body["totals"]["messages"].as_u64().unwrap() >= 2,
+        "{}",
+        usage_before.body
+    );
     let reset = app
         .post_with(
             "/api/v1/agent/reset",
@@ -384,14 +394,6 @@ async fn reset_messages_keeps_memory_and_reset_all_does_not() {
         "the old agent is gone"
     );
     for archive in archives {
-        assert!(
-            app.state
-                .letta
-                .agent_archive_ids(&first_agent)
-                .await
-                .map(|a| a.is_empty())
-                .unwrap_or(true)
-        );
         let mut get = app.http.get(format!(
             "{}/v1/archives/{archive}",
             app.state.config.letta.base_url
@@ -406,6 +408,10 @@ async fn reset_messages_keeps_memory_and_reset_all_does_not() {
         );
     }
     assert_eq!(app.history(&token, "").await.body["messages"], json!([]));
+    // Usage is billing history: `delete_history` keeps it.
+    let usage_after = app.get("/api/v1/user/usage", &token).await;
+    assert_eq!(usage_after.status, 200, "{}", usage_after.body);
+    assert_eq!(usage_after.body["totals"], usage_before.body["totals"]);
     let status = app.get("/api/v1/agent/status", &token).await;
     assert_eq!(status.body["agent_id"], new_agent.as_str());
     assert_eq!(status.body["archival_passages"], 0);
