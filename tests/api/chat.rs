@@ -202,6 +202,25 @@ async fn history_pages_newest_first_with_cursors_bound_to_the_user() {
     assert_eq!(stolen.status, 400);
 }
 
+/// How many times the user's agent received `text` (Letta's own message list, plain HTTP).
+async fn letta_received(app: &TestApp, token: &str, text: &str) -> usize {
+    let me = app.get("/api/v1/auth/me", token).await;
+    let agent = me.body["profile"]["agent_id"].as_str().unwrap().to_string();
+    let letta = &app.state.config.letta;
+    let mut request = app.http.get(format!(
+        "{}/v1/agents/{agent}/messages?limit=200",
+        letta.base_url
+    ));
+    if let Some(p) = &letta.password {
+        request = request.bearer_auth(p.expose());
+    }
+    let messages: Vec<serde_json::Value> = request.send().await.unwrap().json().await.unwrap();
+    messages
+        .iter()
+        .filter(|m| m["message_type"] == "user_message" && m["content"].to_string().contains(text))
+        .count()
+}
+
 #[tokio::test]
 async fn a_repeated_idempotency_key_replays_the_stored_reply() {
     let app = spawn_app().await;
@@ -219,9 +238,10 @@ async fn a_repeated_idempotency_key_replays_the_stored_reply() {
     assert_eq!(text_of(&again), text_of(&first));
     assert_eq!(names(&again).last(), Some(&"done"));
     let history = app.history(&token, "").await;
+    assert_eq!(history.body["messages"].as_array().unwrap().len(), 2);
     assert_eq!(
-        history.body["messages"].as_array().unwrap().len(),
-        2,
+        letta_received(&app, &token, "say this once").await,
+        1,
         "the agent was reached once"
     );
     // Another key is another turn.
@@ -230,6 +250,17 @@ async fn a_repeated_idempotency_key_replays_the_stored_reply() {
         .await
         .events();
     assert_ne!(other[0].data["message_id"], first[0].data["message_id"]);
+    assert_eq!(letta_received(&app, &token, "say this once").await, 2);
+    // The same key from another user is that user's own request, not a replay.
+    let (_, _, stranger, _) = app.ready_user("Idem Two").await;
+    let theirs = app
+        .chat(&stranger, "say this once", Some("key-123"))
+        .await
+        .events();
+    assert_ne!(theirs[0].data["replayed"], true, "{:?}", theirs[0]);
+    assert_ne!(theirs[0].data["message_id"], first[0].data["message_id"]);
+    assert_eq!(names(&theirs).last(), Some(&"done"));
+    assert_eq!(letta_received(&app, &stranger, "say this once").await, 1);
     let bad = app.chat(&token, "x", Some("has spaces in it")).await.json();
     assert_eq!(bad.status, 400);
     assert_eq!(bad.body["error"]["code"], "invalid_idempotency_key");
