@@ -7,6 +7,7 @@ mod run_log;
 
 mod auth;
 mod chat;
+mod chat_errors;
 mod chat_faults;
 mod clients;
 mod conversations;
