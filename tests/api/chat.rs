@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use crate::helpers::*;
-use serde_json::json;
+use serde_json::{Value, json};
 
 #[tokio::test]
 async fn a_turn_streams_deltas_that_add_up_to_the_stored_reply() {
@@ -401,21 +401,84 @@ async fn bad_chat_input_is_a_clear_4xx() {
     assert_eq!(app.history(&token, "").await.body["messages"], json!([]));
 }
 
-#[tokio::test]
-async fn a_reply_letta_did_not_stream_is_sent_from_its_stored_copy() {
-    // Streamed in OpenAI's fine token shapes, Letta 0.16.8 drops the assistant deltas although
-    // it stores the message: the backend reads the stored reply back and sends the missing text.
-    let app = spawn_app().await;
+/// A chat turn through a Letta whose stream drops some assistant text (a tap in front of it),
+/// with agents of `agent_type`.
+async fn turn_through_a_lossy_letta(
+    agent_type: &str,
+    drop: crate::letta_tap::Drop,
+    message: &str,
+) -> (Vec<SseEvent>, Value) {
+    let letta = stack_config().letta.base_url;
+    let tap = crate::letta_tap::start(letta, drop).await;
+    let app = spawn_app_configured(|c| {
+        c.letta.base_url = tap;
+        c.letta.agent_type = agent_type.to_string();
+    })
+    .await;
     let (_, _, token, _) = app.ready_user("Reader").await;
-    let events = app
-        .chat(&token, "/tokens what did you store?", None)
-        .await
-        .events();
+    let events = app.chat(&token, message, None).await.events();
     assert_eq!(names(&events).last(), Some(&"done"), "{:?}", names(&events));
-    let streamed = text_of(&events);
-    assert_eq!(streamed, "echo: what did you store?");
     let history = app.history(&token, "?limit=1").await;
-    assert_eq!(history.body["messages"][0]["content"], streamed.as_str());
+    (events, history.body["messages"][0].clone())
+}
+
+/// Agents that reply in plain content: the backend trusts their stream when it ends with a
+/// stop reason, and reads the reply back from Letta otherwise.
+const PLAIN_CONTENT_AGENT: &str = "letta_v1_agent";
+
+#[tokio::test]
+async fn a_reply_letta_did_not_fully_stream_is_completed_from_its_stored_copy() {
+    // The end of the reply never streamed: the rest comes as one more delta.
+    let message = "what did you store at the end";
+    let (events, stored) = turn_through_a_lossy_letta(
+        PLAIN_CONTENT_AGENT,
+        crate::letta_tap::Drop::After(2),
+        message,
+    )
+    .await;
+    let reply = format!("echo: {message}");
+    let deltas = names(&events).iter().filter(|n| **n == "delta").count();
+    assert!(deltas >= 2, "{:?}", names(&events));
+    assert_eq!(
+        text_of(&events),
+        reply,
+        "the deltas add up to the stored reply"
+    );
+    assert_eq!(stored["content"], reply.as_str());
+    let done = &events.last().unwrap().data;
+    assert_eq!(done["text_corrected"], false);
+    assert!(done.get("text").is_none_or(Value::is_null), "{done}");
+}
+
+#[tokio::test]
+async fn a_reply_whose_start_never_streamed_is_corrected_in_done() {
+    // Text missing from the start cannot be appended: `done` carries the stored reply.
+    let message = "what did you store at the start";
+    let (events, stored) =
+        turn_through_a_lossy_letta(PLAIN_CONTENT_AGENT, crate::letta_tap::Drop::First, message)
+            .await;
+    let reply = format!("echo: {message}");
+    assert_ne!(text_of(&events), reply, "the tap dropped the first delta");
+    let done = &events.last().unwrap().data;
+    assert_eq!(done["text_corrected"], true, "{done}");
+    assert_eq!(done["text"], reply.as_str());
+    assert_eq!(stored["content"], reply.as_str());
+}
+
+#[tokio::test]
+async fn a_plain_content_reply_that_never_streamed_comes_from_its_stored_copy() {
+    // Nothing streamed: all of it arrives as one delta.
+    let message = "what did you store at all";
+    let (events, stored) = turn_through_a_lossy_letta(
+        PLAIN_CONTENT_AGENT,
+        crate::letta_tap::Drop::After(0),
+        message,
+    )
+    .await;
+    let reply = format!("echo: {message}");
+    assert_eq!(names(&events).iter().filter(|n| **n == "delta").count(), 1);
+    assert_eq!(text_of(&events), reply);
+    assert_eq!(stored["content"], reply.as_str());
     assert_eq!(events.last().unwrap().data["text_corrected"], false);
 }
 

@@ -15,6 +15,7 @@ mod deploy;
 mod first_use;
 mod hardening;
 mod health;
+mod letta_tap;
 mod limits;
 mod logs;
 mod migration;
