@@ -19,6 +19,7 @@ mod letta_tap;
 mod limits;
 mod logs;
 mod migration;
+mod outages;
 mod provisioning;
 mod provisioning_faults;
 mod tokens;
