@@ -58,6 +58,7 @@ impl AppState {
 
     /// Builds the clients from a configuration.
     pub async fn new(config: Config) -> Self {
+        crate::clients::http::configure(config.http.upstream_retries, config.http.upstream_timeout);
         let http = http_client(config.http.upstream_timeout);
         Self(Arc::new(Inner {
             store: Store::new(&config.dynamodb).await,

@@ -12,6 +12,8 @@ mod chat_faults;
 mod clients;
 mod conversations;
 mod deploy;
+mod fault_proxy;
+mod faults;
 mod first_use;
 mod hardening;
 mod health;

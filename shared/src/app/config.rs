@@ -178,6 +178,8 @@ pub struct HttpConfig {
     pub health_cache: Duration,
     /// How long a chat stream may stay silent before a `: keep-alive` comment is sent.
     pub sse_keep_alive: Duration,
+    /// Retries of an idempotent dependency call (reads, deletes) after its first attempt.
+    pub upstream_retries: u32,
 }
 
 /// The agent architecture that replies in plain content, streamed exactly (the default).
@@ -486,6 +488,7 @@ impl HttpConfig {
                 "a whole number of seconds",
             )),
             sse_keep_alive: Duration::from_secs(keep_alive.max(1)),
+            upstream_retries: r.parsed("UPSTREAM_RETRIES", 2, "a whole number of retries"),
         }
     }
 }
@@ -528,6 +531,7 @@ mod tests {
         assert_eq!(cfg.http.body_limit_bytes, 262_144);
         assert_eq!(cfg.http.chat_max_chars, 32_000);
         assert_eq!(cfg.http.sse_keep_alive, Duration::from_secs(15));
+        assert_eq!(cfg.http.upstream_retries, 2);
         assert_eq!(
             (
                 cfg.rates.chat_per_minute,

@@ -3,6 +3,7 @@
 
 pub mod clock;
 pub mod config;
+pub mod deadline;
 pub mod dependency;
 pub mod error;
 pub mod secret;

@@ -1,12 +1,18 @@
 //! Calls to dependencies over HTTP: one HTTP client per cold start, and every failure mapped to
 //! a [`DependencyError`].
 
-use std::time::Duration;
+use std::{
+    sync::atomic::{AtomicU32, AtomicU64, Ordering},
+    time::Duration,
+};
 
-use reqwest::{RequestBuilder, Response, StatusCode};
+use reqwest::{Method, RequestBuilder, Response, StatusCode};
 use serde::de::DeserializeOwned;
 
-use crate::app::dependency::{DependencyError, Service};
+use crate::app::{
+    deadline,
+    dependency::{DependencyError, Service},
+};
 
 /// Classifies a reqwest failure: timeouts, undecodable bodies, and connection problems.
 pub fn from_reqwest(service: Service, err: reqwest::Error) -> DependencyError {
@@ -55,9 +61,104 @@ pub fn redact(text: &str) -> String {
     }
 }
 
-/// Sends a request and returns the response when its status is a success.
+/// Retries of an idempotent call after its first attempt (`UPSTREAM_RETRIES`), set at cold start.
+static RETRIES: AtomicU32 = AtomicU32::new(2);
+/// The timeout of a call that sets none of its own (`UPSTREAM_TIMEOUT_SECS`), set at cold start.
+static TIMEOUT_MS: AtomicU64 = AtomicU64::new(45_000);
+/// The first backoff; each next one doubles, with full jitter, up to [`MAX_BACKOFF`].
+const FIRST_BACKOFF: Duration = Duration::from_millis(100);
+const MAX_BACKOFF: Duration = Duration::from_secs(1);
+
+/// Sets, from the configuration, how many times an idempotent call is retried and how long a
+/// call may take at most.
+pub fn configure(retries: u32, timeout: Duration) {
+    RETRIES.store(retries, Ordering::Relaxed);
+    TIMEOUT_MS.store(timeout.as_millis() as u64, Ordering::Relaxed);
+}
+
+/// Whether a failed attempt may be tried again: the connection failed before an answer, or the
+/// dependency said it is overloaded or briefly unavailable. Never after a timeout: a dependency
+/// that hangs is not waited for twice.
+fn retryable(error: &DependencyError) -> bool {
+    match error {
+        DependencyError::Unreachable { .. } => true,
+        DependencyError::Status { status, .. } => matches!(status, 429 | 502 | 503 | 504),
+        _ => false,
+    }
+}
+
+/// A random wait in `0..=limit` (full jitter), so retries of many clients spread out.
+fn jitter(limit: Duration) -> Duration {
+    let random = (ulid::Ulid::new().random() & 0xffff_ffff) as u64;
+    limit.mul_f64(random as f64 / u32::MAX as f64)
+}
+
+/// Sends a request and returns the response when its status is a success. Reads and deletes
+/// (GET, HEAD, PUT, DELETE: doing them twice is harmless) are retried with jittered backoff
+/// when the failure is [`retryable`]; other methods (a message sent to the agent, a key made)
+/// never are. No attempt waits, and no retry starts, past the request's deadline.
 pub async fn send(service: Service, request: RequestBuilder) -> Result<Response, DependencyError> {
-    let response = request.send().await.map_err(|e| from_reqwest(service, e))?;
+    let (client, built) = request.build_split();
+    let request = built.map_err(|e| from_reqwest(service, e))?;
+    let idempotent = matches!(
+        *request.method(),
+        Method::GET | Method::HEAD | Method::PUT | Method::DELETE
+    );
+    let retries = if idempotent {
+        RETRIES.load(Ordering::Relaxed)
+    } else {
+        0
+    };
+    let mut backoff = FIRST_BACKOFF;
+    let mut attempt = 0;
+    loop {
+        let result = send_once(service, &client, &request).await;
+        match result {
+            Err(e) if attempt < retries && retryable(&e) => {
+                let wait = jitter(backoff);
+                // Room for the wait and a useful attempt after it, or no retry.
+                if deadline::remaining().is_some_and(|left| left < wait + MIN_ATTEMPT) {
+                    return Err(e);
+                }
+                tracing::info!(dependency = %service, attempt, error = %e.summary(), "retrying");
+                tokio::time::sleep(wait).await;
+                backoff = (backoff * 2).min(MAX_BACKOFF);
+                attempt += 1;
+            }
+            other => return other,
+        }
+    }
+}
+
+/// The least time worth giving an attempt.
+const MIN_ATTEMPT: Duration = Duration::from_millis(200);
+
+/// One attempt, given at most the time the request has left.
+async fn send_once(
+    service: Service,
+    client: &reqwest::Client,
+    request: &reqwest::Request,
+) -> Result<Response, DependencyError> {
+    let mut attempt = request.try_clone().ok_or_else(|| DependencyError::Decode {
+        service,
+        detail: "a streaming request body cannot be sent twice".into(),
+    })?;
+    // Within a deadline: its own timeout (a stream's is long) or the configured one, cut to
+    // the time left. Without one, the client's timeout applies.
+    if let Some(left) = deadline::remaining() {
+        if left.is_zero() {
+            return Err(DependencyError::Timeout { service });
+        }
+        let own = attempt
+            .timeout()
+            .copied()
+            .unwrap_or(Duration::from_millis(TIMEOUT_MS.load(Ordering::Relaxed)));
+        *attempt.timeout_mut() = Some(own.min(left));
+    }
+    let response = client
+        .execute(attempt)
+        .await
+        .map_err(|e| from_reqwest(service, e))?;
     let status = response.status();
     if status.is_success() {
         return Ok(response);
@@ -131,7 +232,31 @@ pub fn stream_client(read_timeout: Duration) -> reqwest::Client {
 
 #[cfg(test)]
 mod tests {
-    use super::redact;
+    use super::*;
+
+    #[test]
+    fn only_failures_before_an_answer_and_overload_answers_are_retried() {
+        let service = Service::Letta;
+        let status = |status| DependencyError::Status {
+            service,
+            status,
+            body: String::new(),
+        };
+        for yes in [429, 502, 503, 504] {
+            assert!(retryable(&status(yes)), "{yes}");
+        }
+        for no in [400, 401, 404, 409, 422, 500] {
+            assert!(!retryable(&status(no)), "{no}");
+        }
+        assert!(retryable(&DependencyError::Unreachable {
+            service,
+            detail: "refused".into()
+        }));
+        assert!(!retryable(&DependencyError::Timeout { service }));
+        for _ in 0..100 {
+            assert!(jitter(Duration::from_millis(400)) <= Duration::from_millis(400));
+        }
+    }
 
     #[test]
     fn keys_tokens_and_passwords_are_cut_from_error_bodies() {

@@ -1,5 +1,6 @@
 //! The layers every router gets: JSON 404/405 fallbacks, body limit, panic catcher, CORS,
-//! tracing spans carrying the request id, and `x-request-id` set and echoed.
+//! tracing spans carrying the request id, `x-request-id` set and echoed, and the request's
+//! deadline (Lambda's) for the dependency calls it makes.
 
 use std::time::Duration;
 
@@ -7,6 +8,7 @@ use axum::{
     Router,
     extract::Request,
     http::{HeaderName, HeaderValue, Method, header},
+    middleware::{self, Next},
     response::{IntoResponse, Response},
 };
 use tower_http::{
@@ -17,9 +19,18 @@ use tower_http::{
 };
 
 use crate::{
-    app::{config::HttpConfig, error::AppError},
+    app::{config::HttpConfig, deadline, error::AppError},
     http::extract::BodyLimit,
 };
+
+/// Runs the request within its Lambda invocation's deadline (none in the local gateway).
+async fn with_deadline(request: Request, next: Next) -> Response {
+    let at = request
+        .extensions()
+        .get::<lambda_http::Context>()
+        .map(|c| deadline::from_epoch_millis(c.deadline));
+    deadline::within(at, next.run(request)).await
+}
 
 /// The request id header, set when the caller sent none and echoed on every response.
 pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -52,7 +63,8 @@ pub fn with_common_layers(router: Router, config: &HttpConfig) -> Router {
         .layer(axum::Extension(BodyLimit(config.body_limit_bytes)))
         .layer(CatchPanicLayer::custom(|_| {
             AppError::Internal("handler panicked".into()).into_response()
-        }));
+        }))
+        .layer(middleware::from_fn(with_deadline));
     if let Some(cors) = cors_layer(&config.cors_allowed_origins) {
         router = router.layer(cors);
     }

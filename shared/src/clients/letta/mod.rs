@@ -395,14 +395,20 @@ impl Letta {
             Thread::Agent(agent_id) => format!("/v1/agents/{agent_id}/messages/stream"),
             Thread::Conversation(id) => format!("/v1/conversations/{id}/messages"),
         };
-        let request = self.authorized(self.stream_http.post(format!("{}{path}", self.base)).json(
-            &json!({
-                "messages": [{"role": "user", "content": text}],
-                "streaming": true,
-                "stream_tokens": true,
-                "include_pings": true,
-            }),
-        ));
+        // A turn may stream for minutes: it is bounded by the request's deadline (Lambda's
+        // longest is 15 min), and a silent Letta by the client's read timeout.
+        let request = self
+            .authorized(
+                self.stream_http
+                    .post(format!("{}{path}", self.base))
+                    .json(&json!({
+                        "messages": [{"role": "user", "content": text}],
+                        "streaming": true,
+                        "stream_tokens": true,
+                        "include_pings": true,
+                    })),
+            )
+            .timeout(std::time::Duration::from_secs(15 * 60));
         let response = upstream::send(Service::Letta, request).await?;
         let events = response
             .bytes_stream()

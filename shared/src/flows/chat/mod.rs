@@ -21,7 +21,7 @@ pub use events::{ChatEvent, Done, TurnError};
 pub use failure::TurnFailure;
 
 use crate::{
-    app::{config::PLAIN_CONTENT_AGENT_TYPE, error::AppError},
+    app::{config::PLAIN_CONTENT_AGENT_TYPE, deadline, error::AppError},
     clients::letta::TurnStream,
     domain::{
         ChatContent, Conversation, ConversationId, ErrorRecord, IdempotencyKey, Message,
@@ -219,7 +219,9 @@ pub async fn start_turn(
     let (stream, reply, early) = open_stream(&turn).await?;
     let (tx, rx) = mpsc::channel(256);
     // The turn's own task keeps the request's span, so its log lines carry the request id.
-    tokio::spawn(relay::run(turn, stream, reply, early, Outbox::new(tx)).in_current_span());
+    // The turn outlives the handler; it keeps the request's deadline.
+    let run = relay::run(turn, stream, reply, early, Outbox::new(tx));
+    tokio::spawn(deadline::within(deadline::current(), run).in_current_span());
     Ok(TurnOutcome::Live(rx))
 }
 
