@@ -16,12 +16,21 @@ tokio::task_local! {
 /// What is kept back from the function's own deadline to send the answer.
 pub const ANSWER_MARGIN: Duration = Duration::from_millis(1500);
 
-/// The instant that is `deadline_ms` (epoch milliseconds, as Lambda gives it) less the margin.
-pub fn from_epoch_millis(deadline_ms: u64) -> Instant {
-    let now_ms = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64);
-    let left = Duration::from_millis(deadline_ms.saturating_sub(now_ms));
+/// Values below this (September 2001, in epoch milliseconds) cannot be a deadline: the runtime
+/// emulator of `cargo lambda watch` sends the function's timeout there instead.
+const EARLIEST_EPOCH_MS: u64 = 1_000_000_000_000;
+
+/// The deadline of an invocation whose runtime API sent `deadline_ms` (epoch milliseconds, as
+/// Lambda does; a small value is the emulator's timeout, from now), less the margin.
+pub fn from_lambda(deadline_ms: u64) -> Instant {
+    let left = if deadline_ms < EARLIEST_EPOCH_MS {
+        Duration::from_millis(deadline_ms)
+    } else {
+        let now_ms = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64);
+        Duration::from_millis(deadline_ms.saturating_sub(now_ms))
+    };
     Instant::now() + left.saturating_sub(ANSWER_MARGIN)
 }
 
@@ -54,14 +63,14 @@ mod tests {
             .duration_since(UNIX_EPOCH)
             .unwrap()
             .as_millis() as u64;
-        let deadline = from_epoch_millis(now_ms + 10_000);
+        let deadline = from_lambda(now_ms + 10_000);
         let left = within(Some(deadline), async { remaining().unwrap() }).await;
         assert!(
             left <= Duration::from_millis(8_500) && left > Duration::from_millis(8_000),
             "{left:?}"
         );
         // A deadline already past leaves nothing.
-        let past = from_epoch_millis(now_ms.saturating_sub(5_000));
+        let past = from_lambda(now_ms.saturating_sub(5_000));
         assert_eq!(
             within(Some(past), async { remaining() }).await,
             Some(Duration::ZERO)

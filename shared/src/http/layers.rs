@@ -28,7 +28,7 @@ async fn with_deadline(request: Request, next: Next) -> Response {
     let at = request
         .extensions()
         .get::<lambda_http::Context>()
-        .map(|c| deadline::from_epoch_millis(c.deadline));
+        .map(|c| deadline::from_lambda(c.deadline));
     deadline::within(at, next.run(request)).await
 }
 
