@@ -376,17 +376,12 @@ async fn deleting_the_account_leaves_nothing_in_any_system() {
         .unwrap()
         .to_string();
     // Give the agent archival memory, so an archive exists that deleting the agent alone leaves.
-    let letta = &app.state.config.letta;
-    let mut insert = app
-        .http
-        .post(format!(
-            "{}/v1/agents/{agent_id}/archival-memory",
-            letta.base_url
-        ))
+    let insert = app
+        .letta(
+            Method::POST,
+            &format!("/v1/agents/{agent_id}/archival-memory"),
+        )
         .json(&json!({"text": "Eve keeps bees."}));
-    if let Some(p) = &letta.password {
-        insert = insert.bearer_auth(p.expose());
-    }
     assert!(insert.send().await.unwrap().status().is_success());
     let archives = app.state.letta.agent_archive_ids(&agent_id).await.unwrap();
     assert_eq!(archives.len(), 1);
@@ -430,12 +425,7 @@ async fn deleting_the_account_leaves_nothing_in_any_system() {
             dynamodb_items: 0
         }
     );
-    let mut archive = app
-        .http
-        .get(format!("{}/v1/archives/{}", letta.base_url, archives[0]));
-    if let Some(p) = &letta.password {
-        archive = archive.bearer_auth(p.expose());
-    }
+    let archive = app.letta(Method::GET, &format!("/v1/archives/{}", archives[0]));
     assert_eq!(
         archive.send().await.unwrap().status(),
         404,

@@ -204,16 +204,11 @@ async fn history_pages_newest_first_with_cursors_bound_to_the_user() {
 
 /// How many times the user's agent received `text` (Letta's own message list, plain HTTP).
 async fn letta_received(app: &TestApp, token: &str, text: &str) -> usize {
-    let me = app.get("/api/v1/auth/me", token).await;
-    let agent = me.body["profile"]["agent_id"].as_str().unwrap().to_string();
-    let letta = &app.state.config.letta;
-    let mut request = app.http.get(format!(
-        "{}/v1/agents/{agent}/messages?limit=200",
-        letta.base_url
-    ));
-    if let Some(p) = &letta.password {
-        request = request.bearer_auth(p.expose());
-    }
+    let agent = app.agent_id(token).await;
+    let request = app.letta(
+        reqwest::Method::GET,
+        &format!("/v1/agents/{agent}/messages?limit=200"),
+    );
     let messages: Vec<serde_json::Value> = request.send().await.unwrap().json().await.unwrap();
     messages
         .iter()

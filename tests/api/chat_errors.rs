@@ -7,14 +7,12 @@ use futures_util::StreamExt;
 use serde_json::{Value, json};
 
 use crate::helpers::*;
+use reqwest::Method;
 
 /// POSTs to LiteLLM's admin API with the master key (plain HTTP).
 async fn litellm_admin(app: &TestApp, path: &str, body: Value) {
-    let litellm = &app.state.config.litellm;
     let res = app
-        .http
-        .post(format!("{}{path}", litellm.base_url))
-        .bearer_auth(litellm.master_key.expose())
+        .litellm(Method::POST, path)
         .json(&body)
         .send()
         .await
@@ -28,11 +26,8 @@ async fn litellm_admin(app: &TestApp, path: &str, body: Value) {
 
 /// Deletes every LiteLLM key of the user, as an operator revoking them would.
 async fn revoke_keys(app: &TestApp, user_id: &str) {
-    let litellm = &app.state.config.litellm;
     let keys: Value = app
-        .http
-        .get(format!("{}/key/list?user_id={user_id}", litellm.base_url))
-        .bearer_auth(litellm.master_key.expose())
+        .litellm(Method::GET, &format!("/key/list?user_id={user_id}"))
         .send()
         .await
         .unwrap()
@@ -42,6 +37,30 @@ async fn revoke_keys(app: &TestApp, user_id: &str) {
     let keys = keys["keys"].clone();
     assert!(!keys.as_array().unwrap().is_empty(), "the user has a key");
     litellm_admin(app, "/key/delete", json!({"keys": keys})).await;
+}
+
+/// Sends `message` (its first step streams slowly), runs `meanwhile` once the stream has
+/// started, and returns every event of the turn.
+async fn act_during_a_turn(
+    app: &TestApp,
+    token: &str,
+    message: &str,
+    meanwhile: impl std::future::Future<Output = ()>,
+) -> Vec<SseEvent> {
+    let res = app.chat_request(token, message, None).await;
+    assert_eq!(res.status(), 200);
+    let mut stream = sse_events(res);
+    let mut events = vec![stream.next().await.expect("start")];
+    assert_eq!(events[0].name, "start");
+    meanwhile.await;
+    tokio::time::timeout(Duration::from_secs(120), async {
+        while let Some(e) = stream.next().await {
+            events.push(e);
+        }
+    })
+    .await
+    .expect("the stream ends");
+    events
 }
 
 /// The last stored message of the user's default conversation.
@@ -89,21 +108,13 @@ async fn a_revoked_key_is_403_before_the_stream_and_an_error_event_within_it() {
     // Within the stream: the key is deleted while the agent's first step streams (slowly),
     // so its next step is refused.
     let (_, _, token, user_id) = app.ready_user("Revoked Later").await;
-    let res = app
-        .chat_request(&token, "/slow 700 remember that Ivo collects stamps", None)
-        .await;
-    assert_eq!(res.status(), 200);
-    let mut stream = sse_events(res);
-    let mut events = vec![stream.next().await.expect("start")];
-    assert_eq!(events[0].name, "start");
-    revoke_keys(&app, &user_id).await;
-    tokio::time::timeout(Duration::from_secs(120), async {
-        while let Some(e) = stream.next().await {
-            events.push(e);
-        }
-    })
-    .await
-    .expect("the stream ends");
+    let events = act_during_a_turn(
+        &app,
+        &token,
+        "/slow 700 remember that Ivo collects stamps",
+        revoke_keys(&app, &user_id),
+    )
+    .await;
     let last = events.last().unwrap();
     assert_eq!(last.name, "error", "{:?}", names(&events));
     assert_eq!(last.data["code"], "billing_key_revoked", "{:?}", last.data);
@@ -114,27 +125,19 @@ async fn a_revoked_key_is_403_before_the_stream_and_an_error_event_within_it() {
 async fn a_budget_used_up_mid_turn_ends_the_stream_with_budget_exceeded() {
     let app = spawn_app().await;
     let (_, _, token, user_id) = app.ready_user("Thrifty").await;
-    let res = app
-        .chat_request(&token, "/slow 700 remember that Ivo collects coins", None)
-        .await;
-    assert_eq!(res.status(), 200);
-    let mut stream = sse_events(res);
-    let mut events = vec![stream.next().await.expect("start")];
-    assert_eq!(events[0].name, "start");
     // The operator (or another request) sets the budget to nothing while the turn runs.
-    litellm_admin(
+    let no_budget = litellm_admin(
         &app,
         "/user/update",
         json!({"user_id": user_id, "max_budget": 0.0}),
+    );
+    let events = act_during_a_turn(
+        &app,
+        &token,
+        "/slow 700 remember that Ivo collects coins",
+        no_budget,
     )
     .await;
-    tokio::time::timeout(Duration::from_secs(120), async {
-        while let Some(e) = stream.next().await {
-            events.push(e);
-        }
-    })
-    .await
-    .expect("the stream ends");
     let last = events.last().unwrap();
     assert_eq!(last.name, "error", "{:?}", names(&events));
     assert_eq!(last.data["code"], "budget_exceeded", "{:?}", last.data);

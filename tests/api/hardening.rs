@@ -44,12 +44,9 @@ async fn two_resets_at_once_leave_exactly_one_agent_that_the_profile_points_to()
 async fn every_user_key_is_rate_limited_at_litellm() {
     let app = spawn_app().await;
     let (_, _, _, user_id) = app.ready_user("Keyed").await;
-    let litellm = &app.state.config.litellm;
     let info: serde_json::Value = app
-        .http
-        .get(format!("{}/user/info", litellm.base_url))
+        .litellm(reqwest::Method::GET, "/user/info")
         .query(&[("user_id", user_id.as_str())])
-        .bearer_auth(litellm.master_key.expose())
         .send()
         .await
         .unwrap()
@@ -58,6 +55,7 @@ async fn every_user_key_is_rate_limited_at_litellm() {
         .unwrap();
     let keys = info["keys"].as_array().expect("keys");
     assert_eq!(keys.len(), 1, "{info}");
+    let litellm = &app.state.config.litellm;
     assert_eq!(keys[0]["rpm_limit"], litellm.key_rpm_limit, "{info}");
     assert_eq!(keys[0]["tpm_limit"], litellm.key_tpm_limit, "{info}");
 }

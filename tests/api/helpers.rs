@@ -115,6 +115,34 @@ pub fn workspace_binary(name: &str) -> PathBuf {
 }
 
 impl TestApp {
+    /// A request to Letta's REST API with its password: plain HTTP, none of the product's
+    /// clients, for checks that must not go through the code they check.
+    pub fn letta(&self, method: Method, path: &str) -> reqwest::RequestBuilder {
+        let letta = &self.state.config.letta;
+        let request = self
+            .http
+            .request(method, format!("{}{path}", letta.base_url));
+        match &letta.password {
+            Some(p) => request.bearer_auth(p.expose()),
+            None => request,
+        }
+    }
+
+    /// A request to LiteLLM's admin API with the master key (plain HTTP, as [`Self::letta`]).
+    pub fn litellm(&self, method: Method, path: &str) -> reqwest::RequestBuilder {
+        let litellm = &self.state.config.litellm;
+        self.http
+            .request(method, format!("{}{path}", litellm.base_url))
+            .bearer_auth(litellm.master_key.expose())
+    }
+
+    /// The id of the user's agent, as `GET /auth/me` shows it.
+    pub async fn agent_id(&self, token: &str) -> String {
+        let me = self.get("/api/v1/auth/me", token).await;
+        assert_eq!(me.status, 200, "{}", me.body);
+        me.body["profile"]["agent_id"].as_str().unwrap().to_string()
+    }
+
     /// One item read straight from the table, as JSON; `None` when absent.
     pub async fn raw_item(&self, pk: &str, sk: &str) -> Option<Value> {
         use aws_sdk_dynamodb::types::AttributeValue;
@@ -284,12 +312,8 @@ pub struct Footprint {
     pub dynamodb_items: usize,
 }
 
-/// GET a JSON document with a bearer credential (plain HTTP: none of the product's clients).
-async fn get_json(http: &reqwest::Client, url: String, bearer: Option<&str>) -> (u16, Value) {
-    let mut request = http.get(url);
-    if let Some(b) = bearer {
-        request = request.bearer_auth(b);
-    }
+/// Sends a request and reads its status and JSON body.
+async fn json_of(request: reqwest::RequestBuilder) -> (u16, Value) {
     let res = request.send().await.expect("a dependency's API");
     let status = res.status().as_u16();
     (status, res.json().await.unwrap_or(Value::Null))
@@ -299,8 +323,8 @@ async fn get_json(http: &reqwest::Client, url: String, bearer: Option<&str>) -> 
 /// (duplicates and leftovers included: nothing is collapsed to "found or not").
 pub async fn footprint(app: &TestApp, user_id: &str) -> Footprint {
     let config = &app.state.config;
-    let http = &app.http;
-    let supabase_user = http
+    let supabase_user = app
+        .http
         .get(format!(
             "{}/auth/v1/admin/users/{user_id}",
             config.supabase.url
@@ -313,35 +337,23 @@ pub async fn footprint(app: &TestApp, user_id: &str) -> Footprint {
         .status()
         == 200;
 
-    let litellm = &config.litellm;
-    let master = Some(litellm.master_key.expose());
-    let (_, info) = get_json(
-        http,
-        format!("{}/user/info?user_id={user_id}", litellm.base_url),
-        master,
-    )
-    .await;
+    let (_, info) =
+        json_of(app.litellm(Method::GET, &format!("/user/info?user_id={user_id}"))).await;
     let litellm_user = info.get("user_info").is_some_and(|u| !u.is_null());
-    let (status, keys) = get_json(
-        http,
-        format!("{}/key/list?user_id={user_id}&size=100", litellm.base_url),
-        master,
-    )
+    let (status, keys) = json_of(app.litellm(
+        Method::GET,
+        &format!("/key/list?user_id={user_id}&size=100"),
+    ))
     .await;
     assert_eq!(status, 200, "{keys}");
     let litellm_keys = keys["keys"].as_array().expect("a key list").len();
 
     // Letta's names for the user's things: `user-<id>` (provider), `agent-<id>` and the tag
     // `user:<id>` (agents), "agent-<id>'s Archive" (the archives Letta makes for them).
-    let letta = &config.letta;
-    let password = letta.password.as_ref().map(|p| p.expose());
-    let list = |path: String| {
-        let url = format!("{}{path}", letta.base_url);
-        async move {
-            let (status, body) = get_json(http, url, password).await;
-            assert_eq!(status, 200, "{body}");
-            body.as_array().expect("a list").clone()
-        }
+    let list = |path: String| async move {
+        let (status, body) = json_of(app.letta(Method::GET, &path)).await;
+        assert_eq!(status, 200, "{body}");
+        body.as_array().expect("a list").clone()
     };
     let providers = list(format!("/v1/providers/?name=user-{user_id}&limit=100")).await;
     let mut agents: Vec<String> = list(format!("/v1/agents/?name=agent-{user_id}&limit=100"))

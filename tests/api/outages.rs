@@ -79,17 +79,8 @@ async fn every_function_answers_503_naming_the_dependency_that_is_down() {
 
     assert_eq!(account_health(&app, &token).await["status"], "healthy");
     // An agent that is gone makes the account unhealthy.
-    let agent = app.get("/api/v1/auth/me", &token).await.body["profile"]["agent_id"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let letta = &app.state.config.letta;
-    let mut delete = app
-        .http
-        .delete(format!("{}/v1/agents/{agent}", letta.base_url));
-    if let Some(p) = &letta.password {
-        delete = delete.bearer_auth(p.expose());
-    }
+    let agent = app.agent_id(&token).await;
+    let delete = app.letta(Method::DELETE, &format!("/v1/agents/{agent}"));
     assert!(delete.send().await.unwrap().status().is_success());
     let health = account_health(&app, &token).await;
     assert_eq!(health["status"], "unhealthy", "{health}");

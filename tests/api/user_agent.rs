@@ -394,13 +394,7 @@ async fn reset_messages_keeps_memory_and_reset_all_does_not() {
         "the old agent is gone"
     );
     for archive in archives {
-        let mut get = app.http.get(format!(
-            "{}/v1/archives/{archive}",
-            app.state.config.letta.base_url
-        ));
-        if let Some(p) = &app.state.config.letta.password {
-            get = get.bearer_auth(p.expose());
-        }
+        let get = app.letta(Method::GET, &format!("/v1/archives/{archive}"));
         assert_eq!(
             get.send().await.unwrap().status(),
             404,
@@ -515,16 +509,11 @@ async fn counted(app: &TestApp, token: &str) -> u64 {
 
 /// Letta's own count of the agent's archival memories, through its API.
 async fn letta_passages(app: &TestApp, token: &str) -> usize {
-    let me = app.get("/api/v1/auth/me", token).await;
-    let agent = me.body["profile"]["agent_id"].as_str().unwrap().to_string();
-    let letta = &app.state.config.letta;
-    let mut request = app.http.get(format!(
-        "{}/v1/agents/{agent}/archival-memory?limit=1000",
-        letta.base_url
-    ));
-    if let Some(p) = &letta.password {
-        request = request.bearer_auth(p.expose());
-    }
+    let agent = app.agent_id(token).await;
+    let request = app.letta(
+        Method::GET,
+        &format!("/v1/agents/{agent}/archival-memory?limit=1000"),
+    );
     let passages: Vec<Value> = request.send().await.unwrap().json().await.unwrap();
     passages.len()
 }

@@ -157,6 +157,9 @@ impl Store {
     /// Changes the user's archival memory count by `delta` (memories the agent saved itself,
     /// a deletion, a reservation given back); a decrease below zero is not made.
     pub async fn count_archival(&self, user: &UserId, delta: i64) -> Result<(), DependencyError> {
+        if delta == 0 {
+            return Ok(()); // the common insert (one passage, as reserved): nothing to write
+        }
         let request = self
             .client
             .update_item()
