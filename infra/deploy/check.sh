@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Lints template.yaml (cfn-lint, sam validate --lint) and runs `sam build` without a container:
-# cargo-lambda (with Zig) cross-compiles the four functions to arm64 `bootstrap` files.
+# cargo-lambda (with Zig) cross-compiles the four functions and the reconciler to arm64 `bootstrap` files.
 set -euo pipefail
 source "$(dirname "$0")/../local/lib.sh"
 cd "$ROOT"
@@ -14,7 +14,7 @@ say "sam validate --lint"
 sam validate --lint --template-file template.yaml
 say "sam build (arm64, cargo-lambda)"
 sam build --template-file template.yaml --build-dir "$ROOT/.aws-sam/build"
-for fn in AuthFunction ChatFunction UserFunction AgentFunction; do
+for fn in AuthFunction ChatFunction UserFunction AgentFunction ReconcilerFunction; do
   bin="$ROOT/.aws-sam/build/$fn/bootstrap"
   [ -x "$bin" ] || die "$fn has no bootstrap"
   # ELF e_machine (bytes 18-19, little-endian) is 0x00b7 for AArch64.

@@ -24,5 +24,6 @@ mod migration;
 mod outages;
 mod provisioning;
 mod provisioning_faults;
+mod reconcile;
 mod tokens;
 mod user_agent;

@@ -39,7 +39,7 @@ pub fn api_routes(state: AppState) -> Router {
 }
 
 /// Variables this function needs beyond the common ones: it deletes accounts (Supabase's admin
-/// API), and is the only function that may hold that key.
+/// API), and with the reconciler is the only one that may hold that key.
 pub const REQUIRED_VARIABLES: &[&str] = &["SUPABASE_SERVICE_ROLE_KEY"];
 
 /// The whole function: API routes, `GET /health`, and the common layers.

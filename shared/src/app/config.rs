@@ -24,6 +24,23 @@ pub struct Config {
     pub http: HttpConfig,
     /// Rate limits.
     pub rates: RateLimitConfig,
+    /// The reconciler.
+    pub reconcile: ReconcileConfig,
+}
+
+/// What the reconciler checks and whether it repairs (`RECONCILE_*`).
+#[derive(Debug, Clone)]
+pub struct ReconcileConfig {
+    /// Repair what is safe to repair (otherwise only report).
+    pub fix: bool,
+    /// How old an unfinished account or an extra agent must be before it counts: younger ones
+    /// may still be in the middle of a request.
+    pub grace: Duration,
+    /// How far back turns are checked against LiteLLM's spend logs.
+    pub lookback: Duration,
+    /// How long after a turn LiteLLM may still be writing its spend logs (it batches them;
+    /// `proxy_batch_write_at`, 10 s by default): younger turns are not judged yet.
+    pub settle: Duration,
 }
 
 /// Rate limits, counted in DynamoDB so they hold across Lambda instances.
@@ -312,6 +329,22 @@ impl Config {
         let budget = BudgetConfig::read(&mut r);
         let http = HttpConfig::read(&mut r);
         let rates = RateLimitConfig::read(&mut r);
+        let reconcile = ReconcileConfig {
+            fix: r.parsed("RECONCILE_FIX", false, "true or false"),
+            grace: Duration::from_secs(r.parsed(
+                "RECONCILE_GRACE_SECS",
+                3600u64,
+                "a whole number of seconds",
+            )),
+            lookback: Duration::from_secs(
+                3600 * r.parsed("RECONCILE_LOOKBACK_HOURS", 48u64, "a whole number of hours"),
+            ),
+            settle: Duration::from_secs(r.parsed(
+                "RECONCILE_SETTLE_SECS",
+                60u64,
+                "a whole number of seconds",
+            )),
+        };
         if r.problems.is_empty() {
             Ok(Config {
                 dynamodb,
@@ -321,6 +354,7 @@ impl Config {
                 budget,
                 http,
                 rates,
+                reconcile,
             })
         } else {
             Err(ConfigError {
@@ -532,6 +566,10 @@ mod tests {
         assert_eq!(cfg.http.chat_max_chars, 32_000);
         assert_eq!(cfg.http.sse_keep_alive, Duration::from_secs(15));
         assert_eq!(cfg.http.upstream_retries, 2);
+        assert!(!cfg.reconcile.fix);
+        assert_eq!(cfg.reconcile.grace, Duration::from_secs(3600));
+        assert_eq!(cfg.reconcile.lookback, Duration::from_secs(48 * 3600));
+        assert_eq!(cfg.reconcile.settle, Duration::from_secs(60));
         assert_eq!(
             (
                 cfg.rates.chat_per_minute,

@@ -89,6 +89,40 @@ pub struct KeyRecord {
     /// Its spend, USD.
     #[serde(default)]
     pub spend: f64,
+    /// When it expires (short-lived keys), RFC 3339.
+    #[serde(default)]
+    pub expires: Option<String>,
+}
+
+/// One LLM call as LiteLLM billed it (`/spend/logs/v2`).
+#[derive(Debug, Clone, Deserialize)]
+pub struct SpendLog {
+    /// LiteLLM's request id.
+    pub request_id: String,
+    /// The hash of the key that paid.
+    #[serde(default)]
+    pub api_key: String,
+    /// USD.
+    #[serde(default)]
+    pub spend: f64,
+    /// When the call started (RFC 3339).
+    #[serde(rename = "startTime")]
+    pub start_time: String,
+    /// `success` or `failure`.
+    #[serde(default)]
+    pub status: Option<String>,
+    /// Holds `user_api_key_alias`, the alias of the key that paid.
+    #[serde(default)]
+    pub metadata: Value,
+}
+
+impl SpendLog {
+    /// The alias of the key that paid, when it had one.
+    pub fn key_alias(&self) -> Option<&str> {
+        self.metadata
+            .get("user_api_key_alias")
+            .and_then(Value::as_str)
+    }
 }
 
 /// LiteLLM's id of a key: the SHA-256 of the key, in hex.
@@ -289,6 +323,58 @@ impl LiteLlm {
             .admin(reqwest::Method::POST, "/user/delete")
             .json(&json!({"user_ids": [user_id]}));
         upstream::absent_on_404(upstream::send(Service::LiteLlm, request).await).map(|_| ())
+    }
+
+    /// One page (from 1, at most 100 a page) of the ids of every LiteLLM user.
+    pub async fn user_ids(
+        &self,
+        page: u32,
+        page_size: u32,
+    ) -> Result<Vec<String>, DependencyError> {
+        #[derive(Deserialize)]
+        struct Page {
+            users: Vec<Listed>,
+        }
+        #[derive(Deserialize)]
+        struct Listed {
+            user_id: String,
+        }
+        let request = self
+            .admin(reqwest::Method::GET, "/user/list")
+            .query(&[("page", page), ("page_size", page_size.min(100))]);
+        let page: Page = upstream::send_json(Service::LiteLlm, request).await?;
+        Ok(page.users.into_iter().map(|u| u.user_id).collect())
+    }
+
+    /// Every call billed to the user that started in `[from, to]` (UTC, `YYYY-MM-DD HH:MM:SS`).
+    pub async fn spend_logs(
+        &self,
+        user_id: &str,
+        from: &str,
+        to: &str,
+    ) -> Result<Vec<SpendLog>, DependencyError> {
+        #[derive(Deserialize)]
+        struct Page {
+            data: Vec<SpendLog>,
+            #[serde(default)]
+            total_pages: u32,
+        }
+        let mut logs = Vec::new();
+        for page in 1.. {
+            let request = self.admin(reqwest::Method::GET, "/spend/logs/v2").query(&[
+                ("user_id", user_id),
+                ("start_date", from),
+                ("end_date", to),
+                ("page", &page.to_string()),
+                ("page_size", "1000"),
+            ]);
+            let answer: Page = upstream::send_json(Service::LiteLlm, request).await?;
+            logs.extend(answer.data);
+            if page >= answer.total_pages {
+                break;
+            }
+        }
+        Ok(logs)
     }
 
     /// `/model/info`: each model's prices per token.

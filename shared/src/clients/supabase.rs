@@ -199,8 +199,12 @@ impl SupabaseAuth {
         .map(|_| ())
     }
 
-    /// Deletes a user with the service-role key (admin API).
-    pub async fn admin_delete_user(&self, user_id: &str) -> Result<(), DependencyError> {
+    /// A request to the admin API, with the service-role key.
+    fn admin(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+    ) -> Result<reqwest::RequestBuilder, DependencyError> {
         // Functions other than auth start without the key (`Config::load`).
         let Some(key) = &self.service_role_key else {
             return Err(DependencyError::Unreachable {
@@ -208,12 +212,34 @@ impl SupabaseAuth {
                 detail: "this function has no SUPABASE_SERVICE_ROLE_KEY".into(),
             });
         };
-        let request = self
+        Ok(self
             .http
-            .delete(format!("{}/admin/users/{user_id}", self.base))
+            .request(method, format!("{}/admin{path}", self.base))
             .header("apikey", key.expose())
             .header("X-Supabase-Api-Version", API_VERSION)
-            .bearer_auth(key.expose());
+            .bearer_auth(key.expose()))
+    }
+
+    /// Deletes a user with the service-role key (admin API).
+    pub async fn admin_delete_user(&self, user_id: &str) -> Result<(), DependencyError> {
+        let request = self.admin(reqwest::Method::DELETE, &format!("/users/{user_id}"))?;
         upstream::absent_on_404(upstream::send(Service::SupabaseAuth, request).await).map(|_| ())
+    }
+
+    /// One page (from 1) of every user, newest first (admin API).
+    pub async fn admin_list_users(
+        &self,
+        page: u32,
+        per_page: u32,
+    ) -> Result<Vec<User>, DependencyError> {
+        #[derive(Deserialize)]
+        struct Page {
+            users: Vec<User>,
+        }
+        let request = self
+            .admin(reqwest::Method::GET, "/users")?
+            .query(&[("page", page), ("per_page", per_page)]);
+        let page: Page = upstream::send_json(Service::SupabaseAuth, request).await?;
+        Ok(page.users)
     }
 }

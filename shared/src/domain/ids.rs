@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use crate::app::error::AppError;
 
 /// A Supabase user id (the JWT's `sub`), a UUID. Every DynamoDB key is built from it.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
 pub struct UserId(String);
 

@@ -86,7 +86,9 @@ pub struct ErrorRecord {
 pub struct Message {
     /// A ULID: messages sort by time.
     pub id: String,
-    /// The conversation it belongs to.
+    /// The conversation it belongs to (messages stored before there were conversations
+    /// belong to the default one).
+    #[serde(default = "ConversationId::default_conversation")]
     pub conversation_id: ConversationId,
     /// Who wrote it.
     pub role: Role,

@@ -361,16 +361,30 @@ async fn confirm_identity(
 
 /// Deletes the user in all four systems, in an order that never leaves an agent without its
 /// provider.
-async fn delete_everything(state: &AppState, id: &UserId) -> Result<(), AppError> {
+pub(crate) async fn delete_everything(state: &AppState, id: &UserId) -> Result<(), AppError> {
     let profile = state.store.get_profile(id).await?;
+    let known_agent = profile.as_ref().and_then(|p| p.letta_agent_id.clone());
+    // 1–3. Letta and LiteLLM.
+    let agents = delete_resources(state, id, known_agent).await?;
+    // 4. Every DynamoDB item of the user.
+    let items = state.store.delete_user_items(id).await?;
+    // 5. Every session (tokens still within their lifetime open nothing), then the identity.
+    state.store.revoke_sessions(id, now_epoch()).await?;
+    state.supabase.admin_delete_user(id.as_str()).await?;
+    tracing::info!(user = %id, agents, items, "account deleted");
+    Ok(())
+}
 
+/// Deletes what Letta and LiteLLM hold for the user (agents with their archives, the
+/// provider, keys, the LiteLLM user), agents first; returns how many agents there were.
+pub(crate) async fn delete_resources(
+    state: &AppState,
+    id: &UserId,
+    known_agent: Option<String>,
+) -> Result<usize, AppError> {
     // 1. Letta agents (and their archives) before the provider: an agent whose provider is
     //    gone silently falls back to Letta's global key.
-    let mut agent_ids: Vec<String> = profile
-        .as_ref()
-        .and_then(|p| p.letta_agent_id.clone())
-        .into_iter()
-        .collect();
+    let mut agent_ids: Vec<String> = known_agent.into_iter().collect();
     for agent in state.letta.find_agents_by_name(&agent_name(id)).await? {
         agent_ids.push(agent.id);
     }
@@ -392,11 +406,5 @@ async fn delete_everything(state: &AppState, id: &UserId) -> Result<(), AppError
         state.litellm.delete_keys(&hashes).await?;
         state.litellm.delete_user(id.as_str()).await?;
     }
-    // 4. Every DynamoDB item of the user.
-    let items = state.store.delete_user_items(id).await?;
-    // 5. Every session (tokens still within their lifetime open nothing), then the identity.
-    state.store.revoke_sessions(id, now_epoch()).await?;
-    state.supabase.admin_delete_user(id.as_str()).await?;
-    tracing::info!(user = %id, agents = agent_ids.len(), items, "account deleted");
-    Ok(())
+    Ok(agent_ids.len())
 }

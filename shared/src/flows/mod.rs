@@ -1,6 +1,6 @@
 //! The use cases, one file per area: accounts and their provisioning, the chat turn and
 //! conversations, the agent,
-//! the profile, usage and budget. Flows return typed values; `http::views` renders them.
+//! the profile, usage and budget; the reconciler that checks all four systems agree. Flows return typed values; `http::views` renders them.
 
 pub mod accounts;
 pub mod agent;
@@ -11,4 +11,5 @@ pub mod migration;
 pub mod models;
 pub mod profile;
 pub mod provisioning;
+pub mod reconcile;
 pub mod usage;

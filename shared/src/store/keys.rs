@@ -3,9 +3,12 @@
 
 use crate::domain::{ConversationId, UserId};
 
+/// The prefix of a user's partition.
+pub(crate) const USER_PREFIX: &str = "USER#";
+
 /// The partition of a user's items.
 pub(crate) fn user_pk(user: &UserId) -> String {
-    format!("USER#{user}")
+    format!("{USER_PREFIX}{user}")
 }
 
 /// The partition of a user's rate-limit counters: apart from the user's data (they expire by

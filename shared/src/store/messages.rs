@@ -168,6 +168,33 @@ impl Store {
         Ok(count)
     }
 
+    /// The user's messages and the agent's replies (in every conversation) stored at or after
+    /// `since` (RFC 3339).
+    pub async fn messages_since(
+        &self,
+        user: &UserId,
+        since: &str,
+    ) -> Result<Vec<Message>, DependencyError> {
+        let mut messages = Vec::new();
+        self.for_each_page(
+            |q| {
+                q.key_condition_expression("pk = :pk AND begins_with(sk, :msg)")
+                    .filter_expression("created_at >= :since")
+                    .expression_attribute_values(":pk", s(&user_pk(user)))
+                    .expression_attribute_values(":msg", s(MESSAGE_PREFIX))
+                    .expression_attribute_values(":since", s(since))
+            },
+            |page| {
+                for item in page.items.unwrap_or_default() {
+                    messages.push(Item::from_attributes(item)?);
+                }
+                Ok(())
+            },
+        )
+        .await?;
+        Ok(messages)
+    }
+
     /// Deletes every stored message of the user (usage records stay); returns how many.
     pub async fn delete_messages(&self, user: &UserId) -> Result<usize, DependencyError> {
         let keys = self.keys_of(user, MESSAGE_PREFIX).await?;

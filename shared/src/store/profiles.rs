@@ -7,8 +7,8 @@ use aws_sdk_dynamodb::types::AttributeValue;
 
 use super::{
     Store,
-    attrs::{Item, conditional, key, n, s},
-    keys::{PROFILE_SK, user_pk},
+    attrs::{Item, conditional, key, n, s, sdk_error},
+    keys::{PROFILE_SK, USER_PREFIX, user_pk},
 };
 use crate::{
     app::{
@@ -181,6 +181,35 @@ impl Store {
     pub async fn clear_archival(&self, user: &UserId) -> Result<(), DependencyError> {
         self.set_profile_field(user, "archival_passages", None)
             .await
+    }
+
+    /// The id of every user with a profile (a scan of the whole table, for the reconciler).
+    pub async fn profile_ids(&self) -> Result<Vec<UserId>, DependencyError> {
+        let mut ids = Vec::new();
+        let mut start = None;
+        loop {
+            let out = self
+                .client
+                .scan()
+                .table_name(&self.table)
+                .filter_expression("sk = :profile")
+                .expression_attribute_values(":profile", s(PROFILE_SK))
+                .projection_expression("pk")
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(sdk_error)?;
+            for item in out.items.unwrap_or_default() {
+                let pk = item.get("pk").and_then(|v| v.as_s().ok());
+                if let Some(id) = pk.and_then(|pk| pk.strip_prefix(USER_PREFIX)) {
+                    ids.extend(UserId::parse(id).ok());
+                }
+            }
+            start = out.last_evaluated_key;
+            if start.is_none() {
+                return Ok(ids);
+            }
+        }
     }
 
     /// Takes the provisioning lease for `seconds`; `None` when another run holds it.

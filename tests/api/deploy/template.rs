@@ -330,3 +330,68 @@ async fn the_table_is_the_one_the_code_creates_and_the_local_stack_has() {
         Some(table::TTL_ATTRIBUTE)
     );
 }
+
+#[test]
+fn the_reconciler_is_a_daily_schedule_that_is_off_unless_asked_for_and_has_no_url() {
+    let t = template();
+    let f = &t["Resources"]["ReconcilerFunction"];
+    assert_eq!(s(&f["Metadata"]["BuildProperties"]["Binary"]), "reconciler");
+    assert!(
+        workspace()
+            .join("functions/reconciler/src/main.rs")
+            .exists(),
+        "the reconciler has a main"
+    );
+    let p = &f["Properties"];
+    assert!(
+        p["FunctionUrlConfig"].is_null(),
+        "only the schedule invokes it"
+    );
+    assert_eq!(
+        p["ReservedConcurrentExecutions"].as_u64(),
+        Some(1),
+        "one run at a time"
+    );
+    let daily = &p["Events"]["Daily"];
+    assert_eq!(s(&daily["Type"]), "Schedule");
+    assert_eq!(s(&daily["Properties"]["Schedule"]), "rate(1 day)");
+    let state = s(&daily["Properties"]["State"]);
+    assert!(state.contains("ReconcilerScheduled"), "{state}");
+    let param = &t["Parameters"]["ReconcilerSchedule"];
+    assert_eq!(s(&param["Default"]), "off");
+    let scheduled = s(&t["Conditions"]["ReconcilerScheduled"]);
+    assert!(
+        scheduled.starts_with("!Not")
+            && scheduled.contains("ReconcilerSchedule")
+            && scheduled.contains("off"),
+        "{scheduled}"
+    );
+    let env = &p["Environment"]["Variables"];
+    assert!(s(&env["RECONCILE_FIX"]).contains("ReconcilerFixes"));
+    assert_eq!(s(&env["SECRETS_ID"]), "!Sub ${SecretsPrefix}/reconciler");
+    let timeout = p["Timeout"].as_u64().unwrap();
+    assert!(timeout >= 600, "a run over every user takes minutes");
+    let dynamodb = statements(&t, "ReconcilerFunction", "dynamodb");
+    let actions: Vec<String> = dynamodb[0]["Action"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .map(s)
+        .collect();
+    assert!(
+        actions.contains(&"dynamodb:Scan".to_string()),
+        "lists the profiles"
+    );
+    assert!(
+        !actions
+            .iter()
+            .any(|a| a.contains('*') || a == "dynamodb:DeleteTable")
+    );
+    let secrets = statements(&t, "ReconcilerFunction", "secretsmanager");
+    assert!(s(&secrets[0]["Resource"]).ends_with(":secret:${SecretsPrefix}/reconciler-??????"));
+    // It lists and deletes Supabase users: its start requires the service-role key.
+    assert_eq!(
+        reconciler::REQUIRED_VARIABLES,
+        ["SUPABASE_SERVICE_ROLE_KEY"]
+    );
+}

@@ -632,6 +632,51 @@ pub async fn admin_delete_user(
     }
 }
 
+#[derive(Deserialize)]
+pub struct ListQuery {
+    page: Option<usize>,
+    per_page: Option<usize>,
+}
+
+/// GoTrue's `GET /admin/users?page=&per_page=` (service role): the newest users first, a page
+/// of `per_page` (default 50) as `{"users": [...], "aud"}`, the total in `X-Total-Count` and
+/// the next page in a `Link` header, as GoTrue answers.
+pub async fn admin_list_users(
+    State(app): Shared,
+    headers: HeaderMap,
+    Query(query): Query<ListQuery>,
+) -> Response {
+    gate!(app, headers);
+    if let Err(e) = require_service_role(&app, &headers) {
+        return e.into_response();
+    }
+    let page = query.page.unwrap_or(1).max(1);
+    let per_page = query.per_page.unwrap_or(50).max(1);
+    let db = app.db.lock().await;
+    let mut users: Vec<&User> = db.data.users.values().collect();
+    users.sort_by(|a, b| b.created_at.cmp(&a.created_at).then(a.id.cmp(&b.id)));
+    let total = users.len();
+    let chosen: Vec<Value> = users
+        .into_iter()
+        .skip((page - 1) * per_page)
+        .take(per_page)
+        .map(User::to_json)
+        .collect();
+    let mut response = Json(json!({"users": chosen, "aud": "authenticated"})).into_response();
+    let headers = response.headers_mut();
+    headers.insert("x-total-count", HeaderValue::from(total));
+    if page * per_page < total {
+        let link = format!(
+            "</admin/users?page={}&per_page={per_page}>; rel=\"next\"",
+            page + 1
+        );
+        if let Ok(value) = HeaderValue::from_str(&link) {
+            headers.insert("link", value);
+        }
+    }
+    response
+}
+
 pub async fn admin_get_user(
     State(app): Shared,
     headers: HeaderMap,

@@ -101,6 +101,7 @@ fn router(app: Arc<App>) -> Router {
         .route("/token", post(api::token))
         .route("/user", get(api::get_user).put(api::update_user))
         .route("/logout", post(api::logout))
+        .route("/admin/users", get(api::admin_list_users))
         .route(
             "/admin/users/{id}",
             delete(api::admin_delete_user)

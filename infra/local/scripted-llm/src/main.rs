@@ -126,9 +126,16 @@ async fn chat(State(settings): State<Settings>, Json(request): Json<Value>) -> R
         + request
             .get("tools")
             .map_or(0, |t| script::count_tokens(&t.to_string()));
+    // Unique per completion, as OpenAI's are: LiteLLM keys its spend logs by this id and
+    // drops a second row with the same one.
+    static COMPLETIONS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let nth = COMPLETIONS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let id = format!(
-        "chatcmpl-{:016x}",
-        script::fnv(&format!("{prompt_tokens}{messages:?}"))
+        "chatcmpl-{:016x}{nth:08x}",
+        script::fnv(&format!(
+            "{prompt_tokens}{messages:?}{:?}",
+            std::time::SystemTime::now()
+        ))
     );
     let streaming = request
         .get("stream")

@@ -43,6 +43,40 @@ pub struct Provider {
     pub name: String,
 }
 
+/// What [`Letta::list_all`] lists.
+#[derive(Debug, Clone, Copy)]
+pub enum Listing {
+    /// BYOK providers (and the built-in ones).
+    Providers,
+    /// Agents.
+    Agents,
+    /// Archives (archival memory stores).
+    Archives,
+}
+
+impl Listing {
+    fn path(self) -> &'static str {
+        match self {
+            Self::Providers => "/v1/providers/",
+            Self::Agents => "/v1/agents/",
+            Self::Archives => "/v1/archives/",
+        }
+    }
+}
+
+/// Anything Letta lists with an id, a name and a creation time.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Named {
+    /// Letta's id.
+    pub id: String,
+    /// Its name.
+    #[serde(default)]
+    pub name: String,
+    /// When it was created (RFC 3339).
+    #[serde(default)]
+    pub created_at: Option<String>,
+}
+
 /// Where a turn's messages go: the agent's own history, or one of its conversations (which
 /// share its memory).
 #[derive(Debug, Clone, Copy)]
@@ -72,6 +106,9 @@ pub struct Agent {
     /// The messages in the agent's context window.
     #[serde(default)]
     pub message_ids: Vec<String>,
+    /// When it was created (RFC 3339).
+    #[serde(default)]
+    pub created_at: Option<String>,
 }
 
 /// A core memory block.
@@ -328,6 +365,37 @@ impl Letta {
             .into_iter()
             .filter(|a| a.tags.iter().any(|t| t == tag))
             .collect())
+    }
+
+    /// Everything of one kind on the server (every page), by id and name.
+    pub async fn list_all(&self, kind: Listing) -> Result<Vec<Named>, DependencyError> {
+        const PAGE: usize = 100;
+        let mut all: Vec<Named> = Vec::new();
+        loop {
+            let mut request = self
+                .request(reqwest::Method::GET, kind.path())
+                .query(&[("limit", PAGE.to_string().as_str()), ("order", "asc")]);
+            if let Some(last) = all.last() {
+                request = request.query(&[("after", last.id.as_str())]);
+            }
+            let page: Vec<Named> = upstream::send_json(Service::Letta, request).await?;
+            let done = page.len() < PAGE;
+            all.extend(page);
+            if done {
+                return Ok(all);
+            }
+        }
+    }
+
+    /// Archives with exactly this name.
+    pub async fn find_archives(&self, name: &str) -> Result<Vec<Named>, DependencyError> {
+        let archives: Vec<Named> = upstream::send_json(
+            Service::Letta,
+            self.request(reqwest::Method::GET, Listing::Archives.path())
+                .query(&[("name", name)]),
+        )
+        .await?;
+        Ok(archives.into_iter().filter(|a| a.name == name).collect())
     }
 
     /// Ids of the archives (archival memory) attached to an agent.

@@ -1,0 +1,354 @@
+//! The reconciler: each kind of disagreement between the four systems is made on purpose (with
+//! plain HTTP to Supabase, LiteLLM and Letta, or straight to the table), found, and repaired
+//! with `--fix` where that is safe; the command's exit code tells whether anything is left.
+
+use std::time::Duration;
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use reqwest::Method;
+use serde_json::{Value, json};
+use shared::domain::UserId;
+
+use crate::helpers::*;
+
+/// One reconciler run over these users, as its report's JSON.
+async fn reconcile(app: &TestApp, users: &[&str], fix: bool) -> Value {
+    let users = users.iter().map(|u| UserId::parse(u).unwrap()).collect();
+    let report = reconciler::run(&app.state, users, fix)
+        .await
+        .expect("a run");
+    serde_json::to_value(&report).unwrap()
+}
+
+/// The findings about one user, as `(kind, fixed)`.
+fn kinds(report: &Value, user: &str) -> Vec<(String, bool)> {
+    report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["user"] == user)
+        .map(|f| {
+            (
+                f["kind"].as_str().unwrap().to_string(),
+                f["fixed"].as_bool().unwrap(),
+            )
+        })
+        .collect()
+}
+
+fn finding<'a>(report: &'a Value, user: &str, kind: &str) -> &'a Value {
+    report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["user"] == user && f["kind"] == kind)
+        .unwrap_or_else(|| panic!("no {kind} for {user}: {report}"))
+}
+
+async fn delete_identity(app: &TestApp, user: &str) {
+    let url = format!(
+        "{}/auth/v1/admin/users/{user}",
+        app.state.config.supabase.url
+    );
+    let res = app
+        .http
+        .delete(url)
+        .header("apikey", service_role_key())
+        .bearer_auth(service_role_key())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+}
+
+/// Deletes every item of the user's partition straight from the table.
+async fn delete_items(app: &TestApp, user: &str) {
+    let db = dynamodb(&app.state.config).await;
+    let table = app.state.store.table_name();
+    let items = db
+        .query()
+        .table_name(table)
+        .key_condition_expression("pk = :pk")
+        .expression_attribute_values(":pk", AttributeValue::S(format!("USER#{user}")))
+        .send()
+        .await
+        .unwrap()
+        .items
+        .unwrap_or_default();
+    for item in items {
+        db.delete_item()
+            .table_name(table)
+            .key("pk", item["pk"].clone())
+            .key("sk", item["sk"].clone())
+            .send()
+            .await
+            .unwrap();
+    }
+}
+
+async fn set_item_field(app: &TestApp, user: &str, sk: &str, field: &str, value: AttributeValue) {
+    dynamodb(&app.state.config)
+        .await
+        .update_item()
+        .table_name(app.state.store.table_name())
+        .key("pk", AttributeValue::S(format!("USER#{user}")))
+        .key("sk", AttributeValue::S(sk.into()))
+        .update_expression("SET #f = :v")
+        .expression_attribute_names("#f", field)
+        .expression_attribute_values(":v", value)
+        .send()
+        .await
+        .unwrap();
+}
+
+fn number(v: f64) -> AttributeValue {
+    AttributeValue::N(format!("{v}"))
+}
+
+#[tokio::test]
+async fn orphans_lost_identities_unfinished_accounts_and_leftovers_are_found_and_repaired() {
+    let app = spawn_app_exclusive_configured(|c| c.reconcile.grace = Duration::ZERO).await;
+
+    // A: its Supabase user deleted outside the backend.
+    let (_, _, _, gone) = app.ready_user("Gone").await;
+    delete_identity(&app, &gone).await;
+    // B: a deletion that removed the profile and the identity but not LiteLLM and Letta.
+    let (_, _, _, orphan) = app.ready_user("Orphan").await;
+    delete_items(&app, &orphan).await;
+    delete_identity(&app, &orphan).await;
+    // C: provisioning that stopped before the agent (the agent gone, the state one step back).
+    let (_, _, token_c, unfinished) = app.ready_user("Unfinished").await;
+    let agent_c = app.agent_id(&token_c).await;
+    let deleted = app
+        .letta(Method::DELETE, &format!("/v1/agents/{agent_c}"))
+        .send()
+        .await
+        .unwrap();
+    assert!(deleted.status().is_success());
+    set_item_field(
+        &app,
+        &unfinished,
+        "PROFILE",
+        "state",
+        AttributeValue::S("letta_provider".into()),
+    )
+    .await;
+    // D: a second key and a second agent left by earlier tries.
+    let (_, _, token_d, leftovers) = app.ready_user("Leftovers").await;
+    let key = app
+        .litellm(Method::POST, "/key/generate")
+        .json(&json!({"user_id": leftovers, "key_alias": format!("user-{leftovers}-extra")}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(key.status(), 200);
+    let id_d = UserId::parse(&leftovers).unwrap();
+    let profile_d = app.state.store.get_profile(&id_d).await.unwrap().unwrap();
+    let extra = shared::flows::provisioning::create_agent(&app.state, &profile_d)
+        .await
+        .unwrap();
+    let before = footprint(&app, &leftovers).await;
+    assert_eq!((before.litellm_keys, before.letta_agents), (2, 2));
+    // E: nothing wrong.
+    let (_, _, token_e, fine) = app.ready_user("Fine").await;
+    let chat = app.chat(&token_e, "hello", None).await.events();
+    assert_eq!(text_of(&chat), "echo: hello");
+
+    let users = [gone.as_str(), &orphan, &unfinished, &leftovers, &fine];
+    let report = reconcile(&app, &users, false).await;
+    assert_eq!(report["errors"], json!([]), "{report}");
+    assert_eq!(kinds(&report, &gone), [("no_identity".into(), false)]);
+    assert_eq!(kinds(&report, &orphan), [("orphaned".into(), false)]);
+    let orphaned = finding(&report, &orphan, "orphaned");
+    assert_eq!(orphaned["litellm_keys"], 1, "{orphaned}");
+    assert_eq!(orphaned["letta_provider"], true, "{orphaned}");
+    assert_eq!(orphaned["letta_agents"].as_array().unwrap().len(), 1);
+    assert_eq!(
+        kinds(&report, &unfinished),
+        [("half_provisioned".into(), false)]
+    );
+    assert_eq!(
+        finding(&report, &unfinished, "half_provisioned")["state"],
+        "letta_provider"
+    );
+    assert_eq!(
+        kinds(&report, &leftovers),
+        [("stale_keys".into(), false), ("extra_agents".into(), false)]
+    );
+    assert_eq!(
+        finding(&report, &leftovers, "extra_agents")["agents"],
+        json!([extra.id])
+    );
+    assert_eq!(kinds(&report, &fine), []);
+    // A report names ids and counts: no key, no password, no message text.
+    let text = report.to_string();
+    assert!(!text.contains("sk-") && !text.contains("hello"), "{text}");
+
+    let fixed = reconcile(&app, &users, true).await;
+    assert!(
+        fixed["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|f| f["fixed"] == true),
+        "{fixed}"
+    );
+    let nothing = || Footprint {
+        supabase_user: false,
+        litellm_user: false,
+        litellm_keys: 0,
+        letta_providers: 0,
+        letta_agents: 0,
+        letta_archives: 0,
+        dynamodb_items: 0,
+    };
+    assert_eq!(footprint(&app, &orphan).await, nothing());
+    assert_eq!(footprint(&app, &gone).await, nothing());
+    let after = footprint(&app, &leftovers).await;
+    assert_eq!((after.litellm_keys, after.letta_agents), (1, 1));
+    assert_eq!(
+        app.agent_id(&token_d).await,
+        profile_d.letta_agent_id.unwrap()
+    );
+    // The unfinished account was finished: a new agent, which answers.
+    let resumed = app.chat(&token_c, "are you there?", None).await.events();
+    assert_eq!(text_of(&resumed), "echo: are you there?");
+    assert_ne!(app.agent_id(&token_c).await, agent_c);
+
+    // The next run finds nothing; as a command it exits 0 (1 while something is open).
+    let clean = reconcile(&app, &users, false).await;
+    assert_eq!(clean["findings"], json!([]), "{clean}");
+    let command = |user: &str| {
+        std::process::Command::new(workspace_binary("reconciler"))
+            .args(["reconcile", "--grace-secs", "0", "--user", user])
+            .output()
+            .unwrap()
+    };
+    let out = command(&fine);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let printed: Value = serde_json::from_slice(&out.stdout).expect("the report on stdout");
+    assert_eq!(printed["users_checked"], 1);
+    delete_identity(&app, &fine).await;
+    let out = command(&fine);
+    assert_eq!(out.status.code(), Some(1));
+    let printed: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(kinds(&printed, &fine), [("no_identity".into(), false)]);
+}
+
+#[tokio::test]
+async fn turns_are_checked_against_what_litellm_billed_and_a_cut_turn_takes_the_bill() {
+    let app = spawn_app_configured(|c| c.reconcile.settle = Duration::from_secs(3)).await;
+    let (_, _, token, user) = app.ready_user("Billed").await;
+    for text in ["my name is Ada", "what is my name?"] {
+        let events = app.chat(&token, text, None).await.events();
+        assert!(names(&events).contains(&"done"), "{:?}", names(&events));
+    }
+    let settled = || async {
+        tokio::time::sleep(Duration::from_secs(4)).await;
+        reconcile(&app, &[&user], false).await
+    };
+    let report = settled().await;
+    assert_eq!(report["findings"], json!([]), "{report}");
+    assert_eq!(report["unsettled_turns"], 0, "{report}");
+
+    // A reply recording another cost than LiteLLM billed for its calls.
+    let history = app.history(&token, "?limit=4").await;
+    let reply = &history.body["messages"][0];
+    assert_eq!(reply["role"], "assistant");
+    let (reply_id, cost) = (
+        reply["id"].as_str().unwrap().to_string(),
+        reply["cost_usd"].as_f64().unwrap(),
+    );
+    assert!(cost > 0.0, "{reply}");
+    let sk = format!("MSG#default#{reply_id}");
+    set_item_field(&app, &user, &sk, "cost_usd", number(cost * 2.0)).await;
+    let report = settled().await;
+    let billing = finding(&report, &user, "turn_billing");
+    assert_eq!(billing["replies"], json!([reply_id]));
+    assert!((billing["billed_usd"].as_f64().unwrap() - cost).abs() < 1e-9);
+    assert_eq!(billing["billed_calls"], billing["steps"]);
+    // A complete turn billed differently is an error somewhere: reported, never "fixed".
+    let report = reconcile(&app, &[&user], true).await;
+    assert_eq!(kinds(&report, &user), [("turn_billing".into(), false)]);
+
+    set_item_field(&app, &user, &sk, "cost_usd", number(cost)).await;
+    assert_eq!(
+        reconcile(&app, &[&user], false).await["findings"],
+        json!([])
+    );
+
+    // A reply that was cut before its cost was known, and not counted in the day (the first:
+    // a cut reply's calls may go on until the next message, so the last one is not judged
+    // yet): the fix records LiteLLM's bill on the reply and in the day's usage.
+    let first = &history.body["messages"][2];
+    assert_eq!(first["role"], "assistant");
+    let cost = first["cost_usd"].as_f64().unwrap();
+    let sk = format!("MSG#default#{}", first["id"].as_str().unwrap());
+    set_item_field(&app, &user, &sk, "cost_usd", number(0.0)).await;
+    set_item_field(
+        &app,
+        &user,
+        &sk,
+        "status",
+        AttributeValue::S("interrupted".into()),
+    )
+    .await;
+    let day = &first["created_at"].as_str().unwrap()[..10];
+    let usage_sk = format!("USAGE#{day}");
+    let recorded = app
+        .raw_item(&format!("USER#{user}"), &usage_sk)
+        .await
+        .unwrap();
+    let recorded = recorded["cost_usd"].as_f64().unwrap();
+    set_item_field(&app, &user, &usage_sk, "cost_usd", number(recorded - cost)).await;
+    let report = reconcile(&app, &[&user], true).await;
+    // (The day is whole again by the same fix: no day finding.)
+    assert_eq!(
+        kinds(&report, &user),
+        [("turn_billing".into(), true)],
+        "{report}"
+    );
+    let stored = app.raw_item(&format!("USER#{user}"), &sk).await.unwrap();
+    assert!((stored["cost_usd"].as_f64().unwrap() - cost).abs() < 1e-9);
+    assert_eq!(
+        reconcile(&app, &[&user], false).await["findings"],
+        json!([])
+    );
+
+    // A call billed to the user that no turn recorded (made here with a key of the user's).
+    let key = app
+        .litellm(Method::POST, "/key/generate")
+        .json(&json!({"user_id": user, "duration": "1m"}))
+        .send()
+        .await
+        .unwrap()
+        .json::<Value>()
+        .await
+        .unwrap()["key"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let call = app
+        .http
+        .post(format!(
+            "{}/v1/chat/completions",
+            app.state.config.litellm.base_url
+        ))
+        .bearer_auth(&key)
+        .json(&json!({"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(call.status(), 200);
+    let report = settled().await;
+    let day_billing = finding(&report, &user, "day_billing");
+    assert!(
+        day_billing["billed_usd"].as_f64().unwrap() > day_billing["recorded_usd"].as_f64().unwrap(),
+        "{day_billing}"
+    );
+}
