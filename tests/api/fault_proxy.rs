@@ -41,6 +41,8 @@ pub enum Fault {
 /// DynamoDB's answer when a table's throughput is exceeded (the SDK retries it by itself).
 pub const DYNAMODB_THROTTLED: &str = r#"{"__type":"com.amazonaws.dynamodb.v20120810#ThrottlingException","message":"Rate of requests exceeds the allowed throughput."}"#;
 
+/// Clones control the same proxy.
+#[derive(Clone)]
 pub struct FaultProxy {
     /// `http://127.0.0.1:<port>`.
     pub url: String,

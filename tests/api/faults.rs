@@ -4,6 +4,9 @@
 
 use std::time::{Duration, Instant};
 
+use reqwest::Method;
+use serde_json::json;
+
 use crate::{
     fault_proxy::{DYNAMODB_THROTTLED, Fault, FaultProxy},
     helpers::*,
@@ -166,4 +169,204 @@ async fn a_connection_reset_mid_stream_keeps_the_partial_reply_and_frees_the_tur
     // The turn lock was released: the next message is answered.
     let next = app.chat(&token, "still there?", None).await.events();
     assert_eq!(names(&next).last(), Some(&"done"), "{:?}", names(&next));
+}
+
+/// One request of a flow, as its status and `Retry-After` (a chat stream is a 200).
+async fn status_of(app: &TestApp, flow: &str, user: &FlowUser) -> (u16, bool) {
+    let token = user.token.as_str();
+    let reply = match flow {
+        "register" => {
+            let email = unique_email();
+            app.post(
+                "/api/v1/auth/register",
+                json!({"email": email, "password": "correct-horse-battery"}),
+            )
+            .await
+        }
+        "login" => {
+            app.post(
+                "/api/v1/auth/login",
+                json!({"email": user.email, "password": user.password}),
+            )
+            .await
+        }
+        "chat" => match app.chat(token, "are you there?", None).await {
+            ChatReply::Stream(events) => {
+                let last = events.last().map(|e| e.name.clone()).unwrap_or_default();
+                assert!(last == "done" || last == "error", "{:?}", names(&events));
+                return (200, false);
+            }
+            ChatReply::Json(reply) => reply,
+        },
+        "history" => app.history(token, "?limit=5").await,
+        "budget" => app.get("/api/v1/user/budget", token).await,
+        "set budget" => {
+            app.post_with("/api/v1/user/budget", token, json!({"max_budget": 4.0}))
+                .await
+        }
+        "memory" => app.get("/api/v1/agent/memory", token).await,
+        "reset" => {
+            app.post_with("/api/v1/agent/reset", token, json!({"scope": "messages"}))
+                .await
+        }
+        other => panic!("no flow {other}"),
+    };
+    (
+        reply.status.as_u16(),
+        reply.headers.contains_key("retry-after"),
+    )
+}
+
+struct FlowUser {
+    token: String,
+    email: String,
+    password: String,
+    id: String,
+}
+
+#[tokio::test]
+async fn every_flow_answers_each_fault_of_each_dependency_clearly_and_works_once_it_ends() {
+    let config = stack_config();
+    let proxies = [
+        ("letta", FaultProxy::start(&config.letta.base_url).await),
+        ("litellm", FaultProxy::start(&config.litellm.base_url).await),
+        (
+            "dynamodb",
+            FaultProxy::start(config.dynamodb.endpoint.as_deref().unwrap()).await,
+        ),
+        (
+            "supabase_auth",
+            FaultProxy::start(&config.supabase.url).await,
+        ),
+    ];
+    let urls: Vec<String> = proxies.iter().map(|(_, p)| p.url.clone()).collect();
+    let app = spawn_app_configured(|c| {
+        c.letta.base_url = urls[0].clone();
+        c.litellm.base_url = urls[1].clone();
+        c.dynamodb.endpoint = Some(urls[2].clone());
+        c.dynamodb.attempt_timeout = Duration::from_secs(1);
+        c.supabase.url = urls[3].clone();
+        c.http.upstream_timeout = Duration::from_secs(2);
+        c.rates.requests_per_minute = 100_000;
+        c.rates.chat_per_minute = 100_000;
+    })
+    .await;
+    let (email, password, token, id) = app.ready_user("Faulted").await;
+    let user = FlowUser {
+        token,
+        email,
+        password,
+        id,
+    };
+    let flows = [
+        "register",
+        "login",
+        "chat",
+        "history",
+        "budget",
+        "set budget",
+        "memory",
+        "reset",
+    ];
+    let mut table: Vec<String> = Vec::new();
+    let mut deleted: Vec<String> = Vec::new();
+    for (name, proxy) in &proxies {
+        let failing = if *name == "dynamodb" {
+            Fault::Answer {
+                status: 400,
+                body: DYNAMODB_THROTTLED,
+                times: 10_000,
+            }
+        } else {
+            Fault::Answer {
+                status: 503,
+                body: UNAVAILABLE,
+                times: 10_000,
+            }
+        };
+        for (mode, fault) in [
+            ("hangs", Fault::Hang),
+            ("closes", Fault::Close),
+            ("fails", failing),
+        ] {
+            // An account to delete while the dependency is faulty, made while it is not.
+            let (_, doomed_password, doomed_token, doomed) = app.ready_user("Doomed").await;
+            proxy.set(fault);
+            let mut row = Vec::new();
+            for flow in flows {
+                let started = Instant::now();
+                let (status, retry_after) =
+                    tokio::time::timeout(Duration::from_secs(30), status_of(&app, flow, &user))
+                        .await
+                        .unwrap_or_else(|_| panic!("{flow} with {name} that {mode}: no answer"));
+                assert!(
+                    status < 500 || (status == 503 && retry_after),
+                    "{flow} with {name} that {mode}: {status}"
+                );
+                assert!(
+                    status < 400 || status == 503,
+                    "{flow} with {name} that {mode}: {status}"
+                );
+                row.push(format!("{flow} {status} {:.1?}", started.elapsed()));
+            }
+            let deletion = app
+                .call(
+                    Method::DELETE,
+                    "/api/v1/auth/account",
+                    Some(&doomed_token),
+                    Some(json!({"password": doomed_password})),
+                )
+                .await;
+            let status = deletion.status.as_u16();
+            assert!(
+                status == 204 || status == 503,
+                "delete with {name} that {mode}: {status}"
+            );
+            row.push(format!("delete {status}"));
+            proxy.set(Fault::Pass);
+
+            // Once the fault ends, every flow works again (locks and leases were released).
+            for flow in flows {
+                let (status, _) = status_of(&app, flow, &user).await;
+                assert!(
+                    (200..300).contains(&status),
+                    "{flow} after {name} {mode}: {status}"
+                );
+            }
+            if status == 503 {
+                // A deletion that stopped part way finishes when asked again.
+                let again = app
+                    .call(
+                        Method::DELETE,
+                        "/api/v1/auth/account",
+                        Some(&doomed_token),
+                        Some(json!({"password": doomed_password})),
+                    )
+                    .await;
+                assert_eq!(again.status, 204, "{}", again.body);
+            }
+            deleted.push(doomed);
+            table.push(format!("{name} {mode}: {}", row.join(", ")));
+        }
+    }
+    for id in &deleted {
+        let left = footprint(&app, id).await;
+        assert!(
+            !left.supabase_user && !left.litellm_user && left.letta_agents == 0,
+            "{id}: {left:?}"
+        );
+    }
+    // Nothing orphaned or billed twice for the user who went through every fault.
+    let direct = shared::AppState::new({
+        let mut c = stack_config();
+        c.reconcile.settle = Duration::from_secs(3);
+        c
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let ids = vec![shared::domain::UserId::parse(&user.id).unwrap()];
+    let report = reconciler::run(&direct, ids, false).await.unwrap();
+    assert!(report.findings.is_empty(), "{:?}", report.findings);
+    assert!(report.errors.is_empty(), "{:?}", report.errors);
+    println!("{}", table.join("\n"));
 }

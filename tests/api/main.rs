@@ -19,6 +19,7 @@ mod hardening;
 mod health;
 mod letta_tap;
 mod limits;
+mod load;
 mod logs;
 mod migration;
 mod outages;

@@ -241,7 +241,7 @@ async fn orphans_lost_identities_unfinished_accounts_and_leftovers_are_found_and
 }
 
 #[tokio::test]
-async fn turns_are_checked_against_what_litellm_billed_and_a_cut_turn_takes_the_bill() {
+async fn turns_and_days_are_checked_against_what_litellm_billed_and_repaired_where_safe() {
     let app = spawn_app_configured(|c| c.reconcile.settle = Duration::from_secs(3)).await;
     let (_, _, token, user) = app.ready_user("Billed").await;
     for text in ["my name is Ada", "what is my name?"] {
@@ -256,7 +256,8 @@ async fn turns_are_checked_against_what_litellm_billed_and_a_cut_turn_takes_the_
     assert_eq!(report["findings"], json!([]), "{report}");
     assert_eq!(report["unsettled_turns"], 0, "{report}");
 
-    // A reply recording another cost than LiteLLM billed for its calls.
+    // A reply recording another cost than LiteLLM billed for its calls (matched by LiteLLM's
+    // request ids, which the reply keeps).
     let history = app.history(&token, "?limit=4").await;
     let reply = &history.body["messages"][0];
     assert_eq!(reply["role"], "assistant");
@@ -269,36 +270,22 @@ async fn turns_are_checked_against_what_litellm_billed_and_a_cut_turn_takes_the_
     set_item_field(&app, &user, &sk, "cost_usd", number(cost * 2.0)).await;
     let report = settled().await;
     let billing = finding(&report, &user, "turn_billing");
-    assert_eq!(billing["replies"], json!([reply_id]));
+    assert_eq!(billing["reply"], reply_id.as_str());
     assert!((billing["billed_usd"].as_f64().unwrap() - cost).abs() < 1e-9);
-    assert_eq!(billing["billed_calls"], billing["steps"]);
+    assert!(billing["calls"].as_u64().unwrap() >= 1);
+    assert_eq!(billing["billed_calls"], billing["calls"]);
     // A complete turn billed differently is an error somewhere: reported, never "fixed".
     let report = reconcile(&app, &[&user], true).await;
     assert_eq!(kinds(&report, &user), [("turn_billing".into(), false)]);
-
     set_item_field(&app, &user, &sk, "cost_usd", number(cost)).await;
     assert_eq!(
         reconcile(&app, &[&user], false).await["findings"],
         json!([])
     );
 
-    // A reply that was cut before its cost was known, and not counted in the day (the first:
-    // a cut reply's calls may go on until the next message, so the last one is not judged
-    // yet): the fix records LiteLLM's bill on the reply and in the day's usage.
-    let first = &history.body["messages"][2];
-    assert_eq!(first["role"], "assistant");
-    let cost = first["cost_usd"].as_f64().unwrap();
-    let sk = format!("MSG#default#{}", first["id"].as_str().unwrap());
-    set_item_field(&app, &user, &sk, "cost_usd", number(0.0)).await;
-    set_item_field(
-        &app,
-        &user,
-        &sk,
-        "status",
-        AttributeValue::S("interrupted".into()),
-    )
-    .await;
-    let day = &first["created_at"].as_str().unwrap()[..10];
+    // A turn whose usage never reached its day (DynamoDB refused the write, say): the fix
+    // records LiteLLM's bill in the day's usage.
+    let day = &reply["created_at"].as_str().unwrap()[..10];
     let usage_sk = format!("USAGE#{day}");
     let recorded = app
         .raw_item(&format!("USER#{user}"), &usage_sk)
@@ -307,14 +294,58 @@ async fn turns_are_checked_against_what_litellm_billed_and_a_cut_turn_takes_the_
     let recorded = recorded["cost_usd"].as_f64().unwrap();
     set_item_field(&app, &user, &usage_sk, "cost_usd", number(recorded - cost)).await;
     let report = reconcile(&app, &[&user], true).await;
-    // (The day is whole again by the same fix: no day finding.)
     assert_eq!(
         kinds(&report, &user),
-        [("turn_billing".into(), true)],
+        [("day_billing".into(), true)],
         "{report}"
     );
-    let stored = app.raw_item(&format!("USER#{user}"), &sk).await.unwrap();
-    assert!((stored["cost_usd"].as_f64().unwrap() - cost).abs() < 1e-9);
+    let day_billing = finding(&report, &user, "day_billing");
+    assert!((day_billing["billed_usd"].as_f64().unwrap() - recorded).abs() < 1e-9);
+    let repaired = app
+        .raw_item(&format!("USER#{user}"), &usage_sk)
+        .await
+        .unwrap();
+    assert!((repaired["cost_usd"].as_f64().unwrap() - recorded).abs() < 1e-9);
+    assert_eq!(
+        reconcile(&app, &[&user], false).await["findings"],
+        json!([])
+    );
+
+    // A user message left pending by a turn that died with its invocation.
+    let asked = &history.body["messages"][3];
+    assert_eq!(asked["role"], "user");
+    let asked_sk = format!("MSG#default#{}", asked["id"].as_str().unwrap());
+    set_item_field(
+        &app,
+        &user,
+        &asked_sk,
+        "status",
+        AttributeValue::S("pending".into()),
+    )
+    .await;
+    let long_ago = time::OffsetDateTime::now_utc() - time::Duration::minutes(20);
+    let long_ago = long_ago
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap();
+    set_item_field(
+        &app,
+        &user,
+        &asked_sk,
+        "created_at",
+        AttributeValue::S(long_ago),
+    )
+    .await;
+    let report = reconcile(&app, &[&user], true).await;
+    assert_eq!(
+        kinds(&report, &user),
+        [("stuck_messages".into(), true)],
+        "{report}"
+    );
+    let settled_message = app
+        .raw_item(&format!("USER#{user}"), &asked_sk)
+        .await
+        .unwrap();
+    assert_eq!(settled_message["status"], "failed");
     assert_eq!(
         reconcile(&app, &[&user], false).await["findings"],
         json!([])
@@ -350,5 +381,16 @@ async fn turns_are_checked_against_what_litellm_billed_and_a_cut_turn_takes_the_
     assert!(
         day_billing["billed_usd"].as_f64().unwrap() > day_billing["recorded_usd"].as_f64().unwrap(),
         "{day_billing}"
+    );
+    // The fix records the bill in the day's usage (the report keeps the finding); then clean.
+    let report = reconcile(&app, &[&user], true).await;
+    assert_eq!(
+        kinds(&report, &user),
+        [("day_billing".into(), true)],
+        "{report}"
+    );
+    assert_eq!(
+        reconcile(&app, &[&user], false).await["findings"],
+        json!([])
     );
 }

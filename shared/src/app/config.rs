@@ -81,6 +81,9 @@ pub struct DynamoDbConfig {
     pub table_name: String,
     /// Set for DynamoDB Local; unset in AWS, where the SDK finds the regional endpoint.
     pub endpoint: Option<String>,
+    /// How long one attempt of a DynamoDB call may take (the SDK makes up to three): a
+    /// DynamoDB that does not answer ends the request with a 503, not at the function's timeout.
+    pub attempt_timeout: Duration,
 }
 
 /// The Letta server and the agents made on it.
@@ -317,6 +320,11 @@ impl Config {
         let dynamodb = DynamoDbConfig {
             table_name: r.required("TABLE_NAME"),
             endpoint: r.optional_url("DYNAMODB_ENDPOINT"),
+            attempt_timeout: Duration::from_secs(r.parsed(
+                "DYNAMODB_TIMEOUT_SECS",
+                3u64,
+                "a whole number of seconds",
+            )),
         };
         let litellm = LiteLlmConfig {
             base_url: r.url("LITELLM_BASE_URL", None),
@@ -567,6 +575,7 @@ mod tests {
         assert_eq!(cfg.http.sse_keep_alive, Duration::from_secs(15));
         assert_eq!(cfg.http.upstream_retries, 2);
         assert!(!cfg.reconcile.fix);
+        assert_eq!(cfg.dynamodb.attempt_timeout, Duration::from_secs(3));
         assert_eq!(cfg.reconcile.grace, Duration::from_secs(3600));
         assert_eq!(cfg.reconcile.lookback, Duration::from_secs(48 * 3600));
         assert_eq!(cfg.reconcile.settle, Duration::from_secs(60));

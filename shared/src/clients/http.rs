@@ -76,7 +76,8 @@ pub fn configure(retries: u32, timeout: Duration) {
     TIMEOUT_MS.store(timeout.as_millis() as u64, Ordering::Relaxed);
 }
 
-/// Whether a failed attempt may be tried again: the connection failed before an answer, or the
+/// Whether a failed attempt may be tried again: the connection failed (before an answer or in
+/// the middle of one), or the
 /// dependency said it is overloaded or briefly unavailable. Never after a timeout: a dependency
 /// that hangs is not waited for twice.
 fn retryable(error: &DependencyError) -> bool {
@@ -98,6 +99,48 @@ fn jitter(limit: Duration) -> Duration {
 /// when the failure is [`retryable`]; other methods (a message sent to the agent, a key made)
 /// never are. No attempt waits, and no retry starts, past the request's deadline.
 pub async fn send(service: Service, request: RequestBuilder) -> Result<Response, DependencyError> {
+    send_reading(service, request, |response| async move { Ok(response) }).await
+}
+
+/// Sends a request and decodes a JSON success body; retried as [`send`], the reading of the
+/// body included (a connection cut in the middle of the answer is retried too).
+pub async fn send_json<T: DeserializeOwned>(
+    service: Service,
+    request: RequestBuilder,
+) -> Result<T, DependencyError> {
+    send_reading(service, request, |response| async move {
+        let bytes = response
+            .bytes()
+            .await
+            .map_err(|e| from_reqwest(service, e))?;
+        serde_json::from_slice(&bytes).map_err(|e| {
+            if e.is_eof() {
+                // Valid so far, then over: the connection ended in the middle of the answer.
+                DependencyError::Unreachable {
+                    service,
+                    detail: "the answer was cut off".into(),
+                }
+            } else {
+                DependencyError::Decode {
+                    service,
+                    detail: e.to_string(),
+                }
+            }
+        })
+    })
+    .await
+}
+
+/// [`send`], with `read` turning each successful response into the result inside the retries.
+async fn send_reading<T, F, Fut>(
+    service: Service,
+    request: RequestBuilder,
+    read: F,
+) -> Result<T, DependencyError>
+where
+    F: Fn(Response) -> Fut,
+    Fut: std::future::Future<Output = Result<T, DependencyError>>,
+{
     let (client, built) = request.build_split();
     let request = built.map_err(|e| from_reqwest(service, e))?;
     let idempotent = matches!(
@@ -112,7 +155,10 @@ pub async fn send(service: Service, request: RequestBuilder) -> Result<Response,
     let mut backoff = FIRST_BACKOFF;
     let mut attempt = 0;
     loop {
-        let result = send_once(service, &client, &request).await;
+        let result = match send_once(service, &client, &request).await {
+            Ok(response) => read(response).await,
+            Err(e) => Err(e),
+        };
         match result {
             Err(e) if attempt < retries && retryable(&e) => {
                 let wait = jitter(backoff);
@@ -176,22 +222,6 @@ async fn send_once(
         service,
         status: status.as_u16(),
         body,
-    })
-}
-
-/// Sends a request and decodes a JSON success body.
-pub async fn send_json<T: DeserializeOwned>(
-    service: Service,
-    request: RequestBuilder,
-) -> Result<T, DependencyError> {
-    let response = send(service, request).await?;
-    let bytes = response
-        .bytes()
-        .await
-        .map_err(|e| from_reqwest(service, e))?;
-    serde_json::from_slice(&bytes).map_err(|e| DependencyError::Decode {
-        service,
-        detail: e.to_string(),
     })
 }
 

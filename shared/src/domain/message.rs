@@ -122,6 +122,10 @@ pub struct Message {
     /// The model that answered.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub model: Option<String>,
+    /// LiteLLM's request ids of the LLM calls the reply cost (from Letta's step traces), so
+    /// the reconciler can check them against LiteLLM's spend logs.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub llm_call_ids: Vec<String>,
     /// Time to the first token, ms.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ttft_ms: Option<u64>,
@@ -160,6 +164,7 @@ impl Message {
             usage: None,
             cost_usd: None,
             model: None,
+            llm_call_ids: Vec::new(),
             ttft_ms: None,
             latency_ms: None,
             error: None,

@@ -6,7 +6,7 @@
 //! Each user's repairs run under the provisioning lease, so they never race a request that is
 //! setting up, migrating or deleting the same account; a user whose lease is held is skipped.
 
-use std::collections::{BTreeSet, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use futures_util::{StreamExt, stream};
 use serde::Serialize;
@@ -20,7 +20,7 @@ use crate::{
         letta::{Listing, Named},
         litellm::SpendLog,
     },
-    domain::{Message, MessageStatus, Profile, ProvisioningState, Role, Usage, UserId},
+    domain::{ErrorRecord, MessageStatus, Profile, ProvisioningState, Role, Usage, UserId},
     flows::{
         accounts,
         provisioning::{self, agent_name, agent_tag, provider_name},
@@ -30,10 +30,9 @@ use crate::{
 
 /// Users checked at once.
 const CONCURRENCY: usize = 4;
-/// Clock difference tolerated between the backend and LiteLLM, ms.
-const SLACK_MS: i64 = 200;
-/// How long Letta may go on with a turn the backend gave up on (stream cut, timeout), ms.
-const ABANDONED_TURN_MS: i64 = 10 * 60_000;
+/// A user message still `pending` this long after it was stored belongs to a turn that died
+/// with its invocation (the chat function's timeout is 300 s), ms.
+const STUCK_MS: i64 = 15 * 60_000;
 /// Page size when listing Supabase users and LiteLLM users.
 const PAGE: u32 = 100;
 
@@ -145,24 +144,30 @@ pub enum Kind {
         /// Their ids.
         archives: Vec<String>,
     },
-    /// Turns (one, or several that overlapped) whose stored cost is not what LiteLLM billed
-    /// for the calls made during them. Fix, for a turn that did not complete (its reply was
-    /// cut, so the backend could not know every call): record what LiteLLM billed. A
-    /// complete turn billed differently is only reported: it is an error somewhere.
+    /// User messages still `pending` long after their turn must have ended (its invocation
+    /// died). Fix: mark them `failed`, as the turn would have.
+    StuckMessages {
+        /// Their ids.
+        messages: Vec<String>,
+    },
+    /// A complete reply whose calls LiteLLM billed otherwise than it recorded (or some of
+    /// whose calls LiteLLM has no record of). Only reported: it is an error somewhere.
     TurnBilling {
-        /// The replies (message ids).
-        replies: Vec<String>,
-        /// What the backend recorded, USD.
+        /// The reply (message id).
+        reply: String,
+        /// What the reply recorded, USD.
         stored_usd: f64,
-        /// What LiteLLM billed, USD.
+        /// What LiteLLM billed for its calls, USD.
         billed_usd: f64,
-        /// LLM calls the turns recorded.
-        steps: u64,
-        /// Calls LiteLLM billed.
+        /// The reply's LLM calls.
+        calls: usize,
+        /// Of those, the ones LiteLLM billed.
         billed_calls: usize,
     },
-    /// A day whose recorded usage is not what LiteLLM billed the user that day (calls
-    /// billed that no turn or title recorded, or recorded twice). Only reported.
+    /// A day whose recorded usage is not what LiteLLM billed the user that day (calls billed
+    /// that no turn or title recorded: a turn whose usage could not be written, a message
+    /// Letta answered after the backend gave up on it; or calls billed twice). Fix: the day's
+    /// usage records what LiteLLM billed (the finding stays in the report for the operator).
     DayBilling {
         /// The day (UTC).
         day: String,
@@ -520,21 +525,13 @@ async fn orphaned(state: &AppState, user: &UserId, fix: bool) -> Result<Checked,
     Ok(done(vec![(kind, fixed)]))
 }
 
-/// A turn as the spend check sees it: the reply, and the time LiteLLM's calls for it may
-/// have started in (ms; [`SLACK_MS`] more on each side allows for the clocks' difference).
-struct Window {
-    reply: Message,
-    start: i64,
-    end: i64,
-}
-
 /// Compares the user's turns and days of the lookback period with LiteLLM's spend logs:
-/// - each group of overlapping turns (several conversations may run at once) must have
-///   recorded what the calls made on the agent's key during it cost (its key alias is
-///   `user-<id>-…`; a title's short-lived key has none);
+/// - each complete reply must have been billed, call by call (LiteLLM's request ids, which the
+///   reply keeps from Letta's step traces), exactly what it recorded;
 /// - each whole day must have recorded, in the day's usage, what LiteLLM billed the user that
-///   day (every call: turns and titles). This holds after a user deletes history or a
-///   conversation, which removes turns but not the day's usage.
+///   day: every call (turns, titles, calls of a turn the backend gave up on while Letta went
+///   on, a message run twice). This holds after a user deletes history or a conversation,
+///   which removes turns but not the day's usage.
 ///
 /// Returns the findings and how many turns were too recent to judge.
 async fn billing(
@@ -544,7 +541,7 @@ async fn billing(
 ) -> Result<(Vec<(Kind, bool)>, usize), AppError> {
     let user = &profile.user_id;
     let now = now_ms();
-    let settle_ms = state.config.reconcile.settle.as_millis() as i64;
+    let settled_before = now - state.config.reconcile.settle.as_millis() as i64;
     let since = now - state.config.reconcile.lookback.as_millis() as i64;
     let messages = state.store.messages_since(user, &rfc3339(since)).await?;
     let logs = state
@@ -555,84 +552,93 @@ async fn billing(
             &litellm_time(now + 60_000),
         )
         .await?;
-    let calls: Vec<(i64, &SpendLog)> = logs
-        .iter()
-        .filter(|l| l.spend > 0.0 && l.status.as_deref() != Some("failure"))
-        .filter_map(|l| Some((epoch_ms(&l.start_time)?, l)))
-        .filter(|(t, _)| *t >= since)
-        .collect();
-    let alias = format!("user-{user}-");
-    let agent_calls: Vec<(i64, &SpendLog)> = calls
-        .iter()
-        .filter(|(_, l)| l.key_alias().is_some_and(|a| a.starts_with(&alias)))
-        .copied()
-        .collect();
+    let by_id: HashMap<&str, &SpendLog> = logs.iter().map(|l| (l.request_id.as_str(), l)).collect();
 
     let mut findings = Vec::new();
     let mut unsettled = 0;
-    let mut open_since = i64::MAX;
-    // Each call counts for one group at most (the first whose range, with the slack, holds it).
-    let mut taken = vec![false; agent_calls.len()];
-    for group in groups(windows(messages, now)) {
-        let start = group[0].start - SLACK_MS;
-        let end = group.iter().map(|w| w.end).max().unwrap_or(start) + SLACK_MS;
-        let inside: Vec<&SpendLog> = agent_calls
+    let mut busy_since = i64::MAX;
+    let mut stuck = Vec::new();
+    for message in &messages {
+        let at = epoch_ms(&message.created_at).unwrap_or(now);
+        if message.status == MessageStatus::Pending && at < now - STUCK_MS {
+            stuck.push(message);
+            continue;
+        }
+        if message.status == MessageStatus::Pending || at > settled_before {
+            // A turn still running, or one whose calls LiteLLM may not have written yet.
+            unsettled += usize::from(
+                message.role == Role::Assistant || message.status == MessageStatus::Pending,
+            );
+            busy_since = busy_since.min(at);
+            continue;
+        }
+        if message.role != Role::Assistant
+            || message.status != MessageStatus::Complete
+            || message.llm_call_ids.is_empty()
+        {
+            continue;
+        }
+        let billed_calls: Vec<&SpendLog> = message
+            .llm_call_ids
             .iter()
-            .zip(taken.iter_mut())
-            .filter(|((t, _), taken)| !**taken && *t >= start && *t <= end)
-            .map(|((_, l), taken)| {
-                *taken = true;
-                *l
-            })
+            .filter_map(|id| by_id.get(id.as_str()).copied())
             .collect();
-        if end > now - settle_ms {
-            unsettled += group.len();
-            open_since = open_since.min(start);
-            continue;
+        let billed: f64 = billed_calls.iter().map(|l| l.spend).sum();
+        let stored = message.cost_usd.unwrap_or(0.0);
+        if billed_calls.len() != message.llm_call_ids.len() || !same_amount(billed, stored) {
+            findings.push((
+                Kind::TurnBilling {
+                    reply: message.id.clone(),
+                    stored_usd: stored,
+                    billed_usd: billed,
+                    calls: message.llm_call_ids.len(),
+                    billed_calls: billed_calls.len(),
+                },
+                false,
+            ));
         }
-        if start < since {
-            continue;
-        }
-        let billed: f64 = inside.iter().map(|l| l.spend).sum();
-        let stored: f64 = group.iter().filter_map(|w| w.reply.cost_usd).sum();
-        if same_amount(billed, stored) {
-            continue;
-        }
-        let steps = group
-            .iter()
-            .filter_map(|w| w.reply.usage.as_ref().map(|u| u.steps))
-            .sum();
-        // The bill is the truth for a single turn whose reply was cut.
-        let reply = &group[0].reply;
-        let repairable = group.len() == 1 && reply.status != MessageStatus::Complete;
-        let fixed = fix && repairable && {
-            record_cost(state, user, reply, billed).await?;
+    }
+
+    if !stuck.is_empty() {
+        let fixed = fix && {
+            for message in &stuck {
+                let mut failed = (*message).clone();
+                failed.status = MessageStatus::Failed;
+                failed.error = Some(ErrorRecord {
+                    code: "agent_interrupted".into(),
+                    message: "the reply was cut off; send the message again".into(),
+                });
+                state.store.put_message(user, &failed).await?;
+            }
             true
         };
         findings.push((
-            Kind::TurnBilling {
-                replies: group.iter().map(|w| w.reply.id.clone()).collect(),
-                stored_usd: stored,
-                billed_usd: billed,
-                steps,
-                billed_calls: inside.len(),
+            Kind::StuckMessages {
+                messages: stuck.iter().map(|m| m.id.clone()).collect(),
             },
             fixed,
         ));
     }
 
     // Whole days after `since`, up to the day of a turn still running or settling.
+    let calls: Vec<(i64, &SpendLog)> = logs
+        .iter()
+        .filter(|l| l.spend > 0.0 && l.status.as_deref() != Some("failure"))
+        .filter_map(|l| Some((epoch_ms(&l.start_time)?, l)))
+        .filter(|(t, _)| *t >= since)
+        .collect();
+    if let Some((t, _)) = calls
+        .iter()
+        .filter(|(t, _)| *t > settled_before)
+        .min_by_key(|c| c.0)
+    {
+        busy_since = busy_since.min(*t);
+    }
     let first_day = day_of(&rfc3339(since + 24 * 3600 * 1000));
     let today = day_of(&rfc3339(now));
-    let busy_from = if open_since != i64::MAX {
-        Some(day_of(&rfc3339(open_since)))
-    } else if calls.iter().any(|(t, _)| *t > now - settle_ms) {
-        Some(today.clone())
-    } else {
-        None
-    };
+    let busy_from = (busy_since != i64::MAX).then(|| day_of(&rfc3339(busy_since)));
     let recorded = state.store.usage_days(user, &first_day, &today).await?;
-    let mut billed_by_day: std::collections::BTreeMap<String, f64> = Default::default();
+    let mut billed_by_day: BTreeMap<String, f64> = BTreeMap::new();
     for (t, log) in &calls {
         *billed_by_day.entry(day_of(&rfc3339(*t))).or_default() += log.spend;
     }
@@ -642,16 +648,24 @@ async fn billing(
             continue;
         }
         let billed = billed_by_day.get(day).copied().unwrap_or(0.0);
-        // Read after this run's fixes, which add to their days.
         let stored = recorded.get(day).map_or(0.0, |d| d.cost_usd);
         if !same_amount(billed, stored) {
+            let fixed = fix && {
+                let difference = billed - stored;
+                state
+                    .store
+                    .add_daily_usage(user, day, 0, &Usage::default(), difference)
+                    .await?;
+                tracing::info!(user = %user, day = %day, "recorded the day's billed cost");
+                true
+            };
             findings.push((
                 Kind::DayBilling {
                     day: day.clone(),
                     recorded_usd: stored,
                     billed_usd: billed,
                 },
-                false,
+                fixed,
             ));
         }
     }
@@ -667,74 +681,6 @@ fn day_of(rfc3339: &str) -> String {
     rfc3339.chars().take(10).collect()
 }
 
-/// Each reply's window: from its user message (stored before Letta is called; its ULID holds
-/// the time) to the reply's storing. A reply that did not complete may have been given up
-/// on while Letta went on: its window runs on until the next message of its conversation
-/// (or [`ABANDONED_TURN_MS`]).
-fn windows(messages: Vec<Message>, now: i64) -> Vec<Window> {
-    let asked: Vec<(String, i64)> = messages
-        .iter()
-        .filter(|m| m.role == Role::User)
-        .filter_map(|m| Some((m.conversation_id.to_string(), ulid_ms(&m.id)?)))
-        .collect();
-    messages
-        .into_iter()
-        .filter(|m| m.role == Role::Assistant)
-        .filter_map(|reply| {
-            let start = ulid_ms(reply.reply_to.as_deref()?)?;
-            let stored = epoch_ms(&reply.created_at)?;
-            let end = if reply.status == MessageStatus::Complete {
-                stored
-            } else {
-                let conversation = reply.conversation_id.to_string();
-                let next = asked
-                    .iter()
-                    .filter(|(c, t)| *c == conversation && *t > start)
-                    .map(|(_, t)| *t)
-                    .min();
-                // Up to the next message: the slack added later stops just before it.
-                next.map_or(now, |t| t - SLACK_MS - 1)
-                    .min(stored + ABANDONED_TURN_MS)
-                    .max(stored)
-            };
-            Some(Window { reply, start, end })
-        })
-        .collect()
-}
-
-/// Windows in groups of overlapping ones (turns of several conversations at once), by start.
-fn groups(mut windows: Vec<Window>) -> Vec<Vec<Window>> {
-    windows.sort_by_key(|w| w.start);
-    let mut groups: Vec<Vec<Window>> = Vec::new();
-    for w in windows {
-        match groups.last_mut() {
-            Some(g) if g.iter().map(|x| x.end).max().unwrap_or(0) > w.start => g.push(w),
-            _ => groups.push(vec![w]),
-        }
-    }
-    groups
-}
-
-/// Records what LiteLLM billed for a reply that was cut, and adds the difference to its day.
-async fn record_cost(
-    state: &AppState,
-    user: &UserId,
-    reply: &Message,
-    billed: f64,
-) -> Result<(), AppError> {
-    let difference = billed - reply.cost_usd.unwrap_or(0.0);
-    let mut updated = reply.clone();
-    updated.cost_usd = Some(billed);
-    state.store.put_message(user, &updated).await?;
-    let day = day_of(&reply.created_at);
-    state
-        .store
-        .add_daily_usage(user, &day, 0, &Usage::default(), difference)
-        .await?;
-    tracing::info!(user = %user, reply = %reply.id, "recorded the billed cost of a cut reply");
-    Ok(())
-}
-
 fn now_ms() -> i64 {
     (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64
 }
@@ -746,12 +692,6 @@ fn epoch_ms(at: &str) -> Option<i64> {
         .or_else(|_| time::OffsetDateTime::parse(&format!("{at}Z"), &Rfc3339))
         .ok()?;
     Some((parsed.unix_timestamp_nanos() / 1_000_000) as i64)
-}
-
-fn ulid_ms(id: &str) -> Option<i64> {
-    ulid::Ulid::from_string(id)
-        .ok()
-        .map(|u| u.timestamp_ms() as i64)
 }
 
 fn at(ms: i64) -> time::OffsetDateTime {
@@ -782,80 +722,6 @@ fn litellm_time(ms: i64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::ConversationId;
-
-    fn asked(id: &ulid::Ulid) -> Message {
-        let conversation = ConversationId::default_conversation();
-        Message::new(
-            &conversation,
-            id,
-            Role::User,
-            "hi".into(),
-            MessageStatus::Complete,
-        )
-    }
-
-    fn reply(user_id: &ulid::Ulid, status: MessageStatus, stored_ms: i64) -> Message {
-        let conversation = ConversationId::default_conversation();
-        let mut m = Message::new(
-            &conversation,
-            &ulid::Ulid::new(),
-            Role::Assistant,
-            "hi".into(),
-            status,
-        );
-        m.reply_to = Some(user_id.to_string());
-        m.created_at = rfc3339(stored_ms);
-        m
-    }
-
-    #[test]
-    fn a_cut_reply_keeps_its_window_open_until_the_next_message_and_overlaps_group() {
-        let t0 = 1_700_000_000_000;
-        let first = ulid::Ulid::from_parts(t0 as u64, 1);
-        let unanswered = ulid::Ulid::from_parts((t0 + 30_000) as u64, 2);
-        let second = ulid::Ulid::from_parts((t0 + 60_000) as u64, 3);
-        let windows = windows(
-            vec![
-                asked(&first),
-                reply(&first, MessageStatus::Interrupted, t0 + 5_000),
-                asked(&unanswered),
-                asked(&second),
-                reply(&second, MessageStatus::Complete, t0 + 65_000),
-            ],
-            t0 + 3_600_000,
-        );
-        assert_eq!(windows.len(), 2);
-        assert_eq!(
-            (windows[0].start, windows[0].end),
-            (t0, t0 + 30_000 - SLACK_MS - 1)
-        );
-        assert_eq!(
-            (windows[1].start, windows[1].end),
-            (t0 + 60_000, t0 + 65_000)
-        );
-        assert_eq!(groups(windows).len(), 2, "apart");
-
-        let at = |ms: i64, n: u128| ulid::Ulid::from_parts((t0 + ms) as u64, n);
-        let (next, meanwhile) = (at(5_050, 4), at(4_000, 5));
-        let grouped = |second: &ulid::Ulid, stored: i64| {
-            groups(super::windows(
-                vec![
-                    reply(&first, MessageStatus::Complete, t0 + 5_000),
-                    reply(second, MessageStatus::Complete, t0 + stored),
-                ],
-                t0 + 3_600_000,
-            ))
-            .len()
-        };
-        assert_eq!(grouped(&next, 9_000), 2, "one right after the other");
-        assert_eq!(
-            grouped(&meanwhile, 9_000),
-            1,
-            "at once, in two conversations"
-        );
-        assert!(same_amount(0.1 + 0.2, 0.3) && !same_amount(0.3, 0.3001));
-    }
 
     #[test]
     fn times_parse_with_or_without_an_offset_and_format_for_litellm() {
@@ -863,5 +729,14 @@ mod tests {
         assert_eq!(epoch_ms("2026-11-22T20:26:20.180000Z"), Some(ms));
         assert_eq!(epoch_ms("2026-11-22T20:26:20.180"), Some(ms));
         assert_eq!(litellm_time(ms), "2026-11-22 20:26:20");
+        assert_eq!(day_of(&rfc3339(ms)), "2026-11-22");
+    }
+
+    #[test]
+    fn amounts_match_to_float_rounding_only() {
+        assert!(same_amount(0.1 + 0.2, 0.3));
+        assert!(same_amount(0.09096 + 0.0933, 0.18426));
+        assert!(!same_amount(0.3, 0.3001));
+        assert!(!same_amount(0.0, 0.00001));
     }
 }

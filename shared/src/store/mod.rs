@@ -45,7 +45,13 @@ pub struct Store {
 impl Store {
     /// A store on the configured table (and DynamoDB Local's endpoint, when set).
     pub async fn new(config: &DynamoDbConfig) -> Self {
-        let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
+        let timeouts = aws_config::timeout::TimeoutConfig::builder()
+            .connect_timeout(std::time::Duration::from_secs(3))
+            .operation_attempt_timeout(config.attempt_timeout)
+            .operation_timeout(config.attempt_timeout * 3)
+            .build();
+        let mut loader =
+            aws_config::defaults(aws_config::BehaviorVersion::latest()).timeout_config(timeouts);
         if let Some(endpoint) = &config.endpoint {
             loader = loader.endpoint_url(endpoint);
         }

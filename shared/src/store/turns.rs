@@ -54,6 +54,30 @@ pub struct IdempotencyRecord {
     pub assistant_message_id: String,
 }
 
+/// The lock item of `message_id`'s turn, taken at `now`.
+fn turn_lock(
+    user: &UserId,
+    conversation: &ConversationId,
+    message_id: &str,
+    now: i64,
+) -> Result<
+    std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue>,
+    DependencyError,
+> {
+    #[derive(Serialize)]
+    struct TurnLock<'a> {
+        message_id: &'a str,
+        locked_at: i64,
+    }
+    let lock = TurnLock {
+        message_id,
+        locked_at: now,
+    };
+    Item::new(user_pk(user), turn_sk(conversation), lock)
+        .expiring(now + TURN_LOCK_TTL_SECS)
+        .into_attributes()
+}
+
 impl Store {
     /// Takes the conversation's turn lock; false when another turn holds it.
     pub async fn lock_turn(
@@ -62,18 +86,51 @@ impl Store {
         conversation: &ConversationId,
         message_id: &str,
     ) -> Result<bool, DependencyError> {
-        #[derive(Serialize)]
-        struct TurnLock<'a> {
-            message_id: &'a str,
-        }
         let now = now_epoch();
-        let lock = Item::new(
-            user_pk(user),
-            turn_sk(conversation),
-            TurnLock { message_id },
-        )
-        .expiring(now + TURN_LOCK_TTL_SECS);
-        self.put_new(lock.into_attributes()?, Some(now)).await
+        self.put_new(turn_lock(user, conversation, message_id, now)?, Some(now))
+            .await
+    }
+
+    /// The message whose turn holds the conversation's lock, and when it took it (epoch s).
+    pub async fn turn_lock_holder(
+        &self,
+        user: &UserId,
+        conversation: &ConversationId,
+    ) -> Result<Option<(String, i64)>, DependencyError> {
+        #[derive(Deserialize)]
+        struct Held {
+            message_id: String,
+            #[serde(default)]
+            locked_at: i64,
+        }
+        let held: Option<Held> = self.get(user_pk(user), turn_sk(conversation)).await?;
+        Ok(held.map(|h| (h.message_id, h.locked_at)))
+    }
+
+    /// Takes the lock over from `stale`'s turn (one that ended without releasing it); false
+    /// when the lock changed meanwhile.
+    pub async fn take_over_turn(
+        &self,
+        user: &UserId,
+        conversation: &ConversationId,
+        stale: &str,
+        message_id: &str,
+    ) -> Result<bool, DependencyError> {
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(turn_lock(
+                user,
+                conversation,
+                message_id,
+                now_epoch(),
+            )?))
+            .condition_expression("message_id = :stale")
+            .expression_attribute_values(":stale", s(stale))
+            .send()
+            .await;
+        conditional(result)
     }
 
     /// Releases the turn lock if `message_id`'s turn still holds it.

@@ -34,7 +34,9 @@ pub struct DayUsage {
 
 impl Store {
     /// Adds LLM use to the day's usage aggregate, atomically: a turn (`messages` 1) or a call
-    /// made for the user outside a turn (a conversation's title, `messages` 0).
+    /// made for the user outside a turn (a conversation's title, `messages` 0). An `ADD` done
+    /// twice counts twice, so it is tried again only when DynamoDB surely did not apply it (the
+    /// request was not sent, or was throttled), beyond the SDK's own retries.
     pub async fn add_daily_usage(
         &self,
         user: &UserId,
@@ -43,24 +45,34 @@ impl Store {
         usage: &Usage,
         cost_usd: f64,
     ) -> Result<(), DependencyError> {
-        self.client
-            .update_item()
-            .table_name(&self.table)
-            .set_key(Some(key(user_pk(user), usage_sk(day))))
-            .update_expression(
-                "ADD messages :one, prompt_tokens :p, completion_tokens :c, total_tokens :t, cost_usd :cost SET #day = :day",
-            )
-            .expression_attribute_names("#day", "day")
-            .expression_attribute_values(":one", n(messages))
-            .expression_attribute_values(":p", n(usage.prompt_tokens))
-            .expression_attribute_values(":c", n(usage.completion_tokens))
-            .expression_attribute_values(":t", n(usage.total_tokens))
-            .expression_attribute_values(":cost", n(format!("{cost_usd:.12}")))
-            .expression_attribute_values(":day", s(day))
-            .send()
-            .await
-            .map(|_| ())
-            .map_err(sdk_error)
+        let mut attempt = 0u32;
+        loop {
+            let result = self
+                .client
+                .update_item()
+                .table_name(&self.table)
+                .set_key(Some(key(user_pk(user), usage_sk(day))))
+                .update_expression(
+                    "ADD messages :one, prompt_tokens :p, completion_tokens :c, total_tokens :t, cost_usd :cost SET #day = :day",
+                )
+                .expression_attribute_names("#day", "day")
+                .expression_attribute_values(":one", n(messages))
+                .expression_attribute_values(":p", n(usage.prompt_tokens))
+                .expression_attribute_values(":c", n(usage.completion_tokens))
+                .expression_attribute_values(":t", n(usage.total_tokens))
+                .expression_attribute_values(":cost", n(format!("{cost_usd:.12}")))
+                .expression_attribute_values(":day", s(day))
+                .send()
+                .await;
+            match result {
+                Ok(_) => return Ok(()),
+                Err(e) if attempt < 4 && not_applied(&e) => {
+                    attempt += 1;
+                    tokio::time::sleep(std::time::Duration::from_millis(150 << attempt)).await;
+                }
+                Err(e) => return Err(sdk_error(e)),
+            }
+        }
     }
 
     /// The stored days between `from` and `to` (`yyyy-mm-dd`, inclusive), by day.
@@ -95,5 +107,26 @@ impl Store {
         )
         .await?;
         Ok(days)
+    }
+}
+
+/// Whether a failed write surely was not applied: never sent, or refused for throughput.
+fn not_applied<E, R>(err: &aws_sdk_dynamodb::error::SdkError<E, R>) -> bool
+where
+    E: aws_sdk_dynamodb::error::ProvideErrorMetadata,
+{
+    use aws_sdk_dynamodb::error::SdkError;
+    match err {
+        SdkError::ConstructionFailure(_) => false,
+        SdkError::DispatchFailure(f) => !f.is_timeout() && !f.is_io(),
+        SdkError::ServiceError(s) => matches!(
+            s.err().code(),
+            Some(
+                "ProvisionedThroughputExceededException"
+                    | "ThrottlingException"
+                    | "RequestLimitExceeded"
+            )
+        ),
+        _ => false,
     }
 }

@@ -14,6 +14,8 @@ use crate::{
 /// One LLM call of a turn: the model that answered and its tokens.
 #[derive(Debug, Clone, PartialEq)]
 pub struct StepCall {
+    /// The provider's id of the answer (`chatcmpl-…`): LiteLLM's request id of the call.
+    pub id: Option<String>,
     /// The model named in the provider's answer (`gpt-4o-mini`, `gpt-4o-2024-08-06`, …).
     pub model: String,
     /// Prompt tokens.
@@ -123,6 +125,10 @@ fn step_call_of(trace: &Value) -> Option<StepCall> {
             .unwrap_or(0)
     };
     Some(StepCall {
+        id: response
+            .get("id")
+            .and_then(Value::as_str)
+            .map(str::to_string),
         model: response.get("model")?.as_str()?.to_string(),
         prompt_tokens: tokens(["prompt_tokens", "input_tokens"]),
         completion_tokens: tokens(["completion_tokens", "output_tokens"]),
@@ -135,11 +141,12 @@ mod tests {
 
     #[test]
     fn a_trace_names_the_model_that_answered() {
-        let trace = json!({"id": "provider_trace-1", "response_json": {
+        let trace = json!({"id": "provider_trace-1", "response_json": {"id": "chatcmpl-7",
             "model": "gpt-4o-mini", "usage": {"input_tokens": 2990, "output_tokens": 3}}});
         assert_eq!(
             step_call_of(&trace),
             Some(StepCall {
+                id: Some("chatcmpl-7".into()),
                 model: "gpt-4o-mini".into(),
                 prompt_tokens: 2990,
                 completion_tokens: 3
@@ -148,6 +155,7 @@ mod tests {
         let openai = json!({"response_json": {"model": "gpt-4",
             "usage": {"prompt_tokens": 3022, "completion_tokens": 9, "cost": 0.0912}}});
         assert_eq!(step_call_of(&openai).unwrap().prompt_tokens, 3022);
+        assert_eq!(step_call_of(&openai).unwrap().id, None);
         assert_eq!(step_call_of(&json!(null)), None);
         assert_eq!(step_call_of(&json!({"response_json": {}})), None);
     }

@@ -12,6 +12,8 @@ pub(super) struct Priced {
     pub(super) cost_usd: Option<f64>,
     /// The LiteLLM name of the model that answered the last step.
     pub(super) model: String,
+    /// LiteLLM's request ids of the turn's calls (empty when the steps could not be read).
+    pub(super) call_ids: Vec<String>,
 }
 
 /// Prices a turn from its steps; `chosen` model and `usage` when the steps cannot be read.
@@ -28,11 +30,12 @@ pub(super) async fn price_turn(
     Priced {
         cost_usd: price.map(|p| p.cost(usage.prompt_tokens, usage.completion_tokens)),
         model: chosen.to_string(),
+        call_ids: Vec::new(),
     }
 }
 
 async fn price_steps(state: &AppState, step_ids: &[String]) -> Option<Priced> {
-    let (mut cost, mut model) = (0.0, None);
+    let (mut cost, mut model, mut call_ids) = (0.0, None, Vec::new());
     for step_id in step_ids {
         // Letta writes a step's trace without waiting for it; give it a moment once.
         let call = match state.letta.step_call(step_id).await.ok()? {
@@ -50,9 +53,11 @@ async fn price_steps(state: &AppState, step_ids: &[String]) -> Option<Priced> {
             .price
             .cost(call.prompt_tokens, call.completion_tokens);
         model = Some(answered.name);
+        call_ids.extend(call.id);
     }
     Some(Priced {
         cost_usd: Some(cost),
         model: model?,
+        call_ids,
     })
 }

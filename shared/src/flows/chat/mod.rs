@@ -21,7 +21,7 @@ pub use events::{ChatEvent, Done, TurnError};
 pub use failure::TurnFailure;
 
 use crate::{
-    app::{config::PLAIN_CONTENT_AGENT_TYPE, deadline, error::AppError},
+    app::{clock::now_epoch, config::PLAIN_CONTENT_AGENT_TYPE, deadline, error::AppError},
     clients::letta::TurnStream,
     domain::{
         ChatContent, Conversation, ConversationId, ErrorRecord, IdempotencyKey, Message,
@@ -146,7 +146,8 @@ impl Turn {
             }
         }
         let usage = assistant.usage.clone().unwrap_or_default();
-        if usage.total_tokens > 0 {
+        // What was billed counts, even for a reply that failed after its LLM calls.
+        if usage.total_tokens > 0 || assistant.cost_usd.is_some_and(|c| c > 0.0) {
             let day = &assistant.created_at[..10.min(assistant.created_at.len())];
             let cost = assistant.cost_usd.unwrap_or(0.0);
             if let Err(e) = store
@@ -229,10 +230,7 @@ pub async fn start_turn(
 /// fail, and finds the conversation's Letta thread.
 async fn take_turn(turn: &mut Turn) -> Result<(), AppError> {
     let store = &turn.state.store;
-    if !store
-        .lock_turn(&turn.user.id, &turn.conversation.id, &turn.user_message.id)
-        .await?
-    {
+    if !lock_turn(turn).await? {
         if let Some(key) = &turn.idempotency_key {
             let _ = store.release_idempotency_key(&turn.user.id, key).await;
         }
@@ -265,6 +263,37 @@ async fn take_turn(turn: &mut Turn) -> Result<(), AppError> {
             Err(error)
         }
     }
+}
+
+/// How long a turn may hold the lock before its user message is stored (it stores it right
+/// after taking the lock); a lock whose message is still missing after this was left behind.
+const LOCK_TO_MESSAGE_SECS: i64 = 30;
+
+/// Takes the conversation's turn lock, or takes it over from a turn that ended without
+/// releasing it (its release failed, say, while DynamoDB was throttling): one whose user
+/// message has its final status, or whose message was never stored. A turn still running
+/// keeps it (and a crashed one loses it when it expires).
+async fn lock_turn(turn: &Turn) -> Result<bool, AppError> {
+    let (store, user, conversation) = (&turn.state.store, &turn.user.id, &turn.conversation.id);
+    let mine = &turn.user_message.id;
+    if store.lock_turn(user, conversation, mine).await? {
+        return Ok(true);
+    }
+    let Some((holder, locked_at)) = store.turn_lock_holder(user, conversation).await? else {
+        // Released meanwhile.
+        return Ok(store.lock_turn(user, conversation, mine).await?);
+    };
+    let ended = match store.get_message(user, conversation, &holder).await? {
+        Some(message) => message.status != MessageStatus::Pending,
+        None => now_epoch() - locked_at > LOCK_TO_MESSAGE_SECS,
+    };
+    if !ended {
+        return Ok(false);
+    }
+    tracing::warn!(stale = %holder, "taking over a turn lock its ended turn did not release");
+    Ok(store
+        .take_over_turn(user, conversation, &holder, mine)
+        .await?)
 }
 
 /// Sends the message to Letta and peeks at the first events: a refusal that comes before any

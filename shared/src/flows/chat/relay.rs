@@ -405,6 +405,7 @@ async fn store_reply(turn: &Turn, reply: &Reply) -> Message {
     assistant.usage = reply.usage.clone();
     assistant.cost_usd = priced.cost_usd;
     assistant.model = Some(priced.model);
+    assistant.llm_call_ids = priced.call_ids;
     assistant.ttft_ms = reply
         .first_token_at
         .map(|t| t.duration_since(turn.started).as_millis() as u64);
