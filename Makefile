@@ -1,12 +1,17 @@
 # Two commands for a fresh machine: `make dev` serves the API on http://127.0.0.1:8080 backed by
 # real local services; `make test` runs every test against them. Both install what is missing.
-.PHONY: dev test install services-up services-down services-status lint fmt build deploy-check
+.PHONY: dev test soak install services-up services-down services-status lint fmt build deploy-check
 
 dev:
 	bash infra/local/dev.sh
 
 test:
 	bash infra/local/test.sh
+
+# The full load and soak runs (about 15 minutes): 50 users x 10 turns at once, and 10 minutes of
+# random faults in front of every dependency; `make test` runs short versions of both.
+soak:
+	LOAD_USERS=50 LOAD_TURNS=10 SOAK_SECS=600 bash infra/local/test.sh load:: --nocapture
 
 install:
 	bash infra/local/install.sh all

@@ -155,6 +155,17 @@ async fn orphans_lost_identities_unfinished_accounts_and_leftovers_are_found_and
     assert_eq!(text_of(&chat), "echo: hello");
 
     let users = [gone.as_str(), &orphan, &unfinished, &leftovers, &fine];
+    // The reconciler lists Supabase users through the admin API; the official client reads the
+    // local server's pages the same way (newest first: Fine was made last by this test).
+    let supabase = &app.state.config.supabase;
+    let service_key = service_role_key();
+    let page = |n: &str| {
+        crate::first_use::supabase_client(&["list", &supabase.url, &service_key, n, "2"])
+    };
+    let (first, second) = (page("1"), page("2"));
+    assert_eq!(first["user_ids"].as_array().unwrap().len(), 2, "{first}");
+    assert_eq!(first["user_ids"][0], fine.as_str(), "{first}");
+    assert_ne!(first["user_ids"][1], second["user_ids"][0]);
     let report = reconcile(&app, &users, false).await;
     assert_eq!(report["errors"], json!([]), "{report}");
     assert_eq!(kinds(&report, &gone), [("no_identity".into(), false)]);

@@ -4,6 +4,7 @@ Usage:
   python supabase_client.py signup BASE ANON EMAIL PASSWORD NAME   -> {"user_id", "access_token", "confirmed"}
   python supabase_client.py anonymous BASE ANON NAME                -> {"user_id", "access_token", "confirmed"}
   python supabase_client.py confirm BASE SERVICE_KEY USER_ID       -> {"confirmed": true}
+  python supabase_client.py list BASE SERVICE_KEY PAGE PER_PAGE     -> {"user_ids": [...]} (newest first)
 Prints one JSON object.
 """
 import json
@@ -44,5 +45,9 @@ elif command == "confirm":
     service_key, user_id = sys.argv[3:5]
     res = client(base, service_key).admin.update_user_by_id(user_id, {"email_confirm": True})
     print(json.dumps({"confirmed": res.user.email_confirmed_at is not None}))
+elif command == "list":
+    service_key, page, per_page = sys.argv[3:6]
+    users = client(base, service_key).admin.list_users(page=int(page), per_page=int(per_page))
+    print(json.dumps({"user_ids": [u.id for u in users]}))
 else:
     sys.exit(f"unknown command {command}")
