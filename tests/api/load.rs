@@ -195,6 +195,9 @@ async fn a_soak_with_random_faults_loses_nothing_and_memory_stays_flat() {
         c.rates.chat_per_minute = 100_000;
         c.rates.chat_per_day = 100_000;
         c.rates.requests_per_minute = 100_000;
+        // Hundreds of turns each: a budget that outlasts the run.
+        c.budget.default_budget = 1_000.0;
+        c.budget.max_budget = 1_000.0;
     })
     .await;
     let users = users(&app, 4, 4).await;

@@ -149,19 +149,47 @@ async fn orphans_lost_identities_unfinished_accounts_and_leftovers_are_found_and
         .unwrap();
     let before = footprint(&app, &leftovers).await;
     assert_eq!((before.litellm_keys, before.letta_agents), (2, 2));
+    // F: a ready account whose provider was deleted in Letta.
+    let (_, _, token_f, broken) = app.ready_user("Broken").await;
+    let id_f = UserId::parse(&broken).unwrap();
+    let provider = app.state.store.get_profile(&id_f).await.unwrap().unwrap();
+    let provider = provider.letta_provider_id.unwrap();
+    let gone_provider = app
+        .letta(Method::DELETE, &format!("/v1/providers/{provider}"))
+        .send()
+        .await
+        .unwrap();
+    assert!(gone_provider.status().is_success());
+    // G: an archive named for a user's agent but attached to none.
+    let (_, _, _, loose) = app.ready_user("Loose").await;
+    let archive = app
+        .letta(Method::POST, "/v1/archives/")
+        .json(&json!({"name": format!("agent-{loose}'s Archive")}))
+        .send()
+        .await
+        .unwrap();
+    assert!(archive.status().is_success());
+    assert_eq!(footprint(&app, &loose).await.letta_archives, 1);
     // E: nothing wrong.
     let (_, _, token_e, fine) = app.ready_user("Fine").await;
     let chat = app.chat(&token_e, "hello", None).await.events();
     assert_eq!(text_of(&chat), "echo: hello");
 
-    let users = [gone.as_str(), &orphan, &unfinished, &leftovers, &fine];
+    let users = [
+        gone.as_str(),
+        &orphan,
+        &unfinished,
+        &leftovers,
+        &broken,
+        &loose,
+        &fine,
+    ];
     // The reconciler lists Supabase users through the admin API; the official client reads the
     // local server's pages the same way (newest first: Fine was made last by this test).
     let supabase = &app.state.config.supabase;
     let service_key = service_role_key();
-    let page = |n: &str| {
-        crate::first_use::supabase_client(&["list", &supabase.url, &service_key, n, "2"])
-    };
+    let page =
+        |n: &str| crate::first_use::supabase_client(&["list", &supabase.url, &service_key, n, "2"]);
     let (first, second) = (page("1"), page("2"));
     assert_eq!(first["user_ids"].as_array().unwrap().len(), 2, "{first}");
     assert_eq!(first["user_ids"][0], fine.as_str(), "{first}");
@@ -190,6 +218,12 @@ async fn orphans_lost_identities_unfinished_accounts_and_leftovers_are_found_and
         finding(&report, &leftovers, "extra_agents")["agents"],
         json!([extra.id])
     );
+    assert_eq!(kinds(&report, &broken), [("broken".into(), false)]);
+    assert_eq!(
+        finding(&report, &broken, "broken")["missing"],
+        json!(["letta_provider"])
+    );
+    assert_eq!(kinds(&report, &loose), [("orphan_archives".into(), false)]);
     assert_eq!(kinds(&report, &fine), []);
     // A report names ids and counts: no key, no password, no message text.
     let text = report.to_string();
@@ -225,6 +259,12 @@ async fn orphans_lost_identities_unfinished_accounts_and_leftovers_are_found_and
     let resumed = app.chat(&token_c, "are you there?", None).await.events();
     assert_eq!(text_of(&resumed), "echo: are you there?");
     assert_ne!(app.agent_id(&token_c).await, agent_c);
+
+    // The broken account has a provider again and answers; the loose archive is gone.
+    let answered = app.chat(&token_f, "still mine?", None).await.events();
+    assert_eq!(text_of(&answered), "echo: still mine?");
+    assert_eq!(footprint(&app, &broken).await.letta_providers, 1);
+    assert_eq!(footprint(&app, &loose).await.letta_archives, 0);
 
     // The next run finds nothing; as a command it exits 0 (1 while something is open).
     let clean = reconcile(&app, &users, false).await;
