@@ -160,6 +160,21 @@ async fn many_users_chat_at_once_and_nothing_is_lost_or_billed_twice() {
     );
 }
 
+/// Every message of the user's default conversation, page by page.
+async fn whole_history(app: &TestApp, token: &str) -> Vec<Value> {
+    let mut messages = Vec::new();
+    let mut query = "?limit=100".to_string();
+    loop {
+        let page = app.history(token, &query).await;
+        assert_eq!(page.status, 200, "{}", page.body);
+        messages.extend(page.body["messages"].as_array().unwrap().iter().cloned());
+        match page.body["next_cursor"].as_str() {
+            Some(cursor) => query = format!("?limit=100&before={cursor}"),
+            None => return messages,
+        }
+    }
+}
+
 /// What a soak worker saw.
 #[derive(Default)]
 struct Seen {
@@ -331,9 +346,7 @@ async fn a_soak_with_random_faults_loses_nothing_and_memory_stays_flat() {
             .map(|(_, id)| id)
             .collect();
         let stored = eventually("every turn settled", Duration::from_secs(60), || async {
-            let history = app.history(token, "?limit=100").await;
-            assert_eq!(history.status, 200, "{}", history.body);
-            let messages = history.body["messages"].as_array().unwrap().clone();
+            let messages = whole_history(&app, token).await;
             messages
                 .iter()
                 .all(|m| m["status"] != "pending")

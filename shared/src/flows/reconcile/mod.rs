@@ -386,7 +386,7 @@ async fn check_user(
         } else {
             ProvisioningState::LettaProvider
         };
-        let fixed = fix && rebuild(state, user, back_to).await?;
+        let fixed = fix && Box::pin(rebuild(state, user, back_to)).await?;
         // The rest is judged on the next run, against what the rebuild made.
         findings.push((Kind::Broken { missing }, fixed));
         return Ok(done(findings));
@@ -489,7 +489,7 @@ async fn rebuild(
     user: &UserId,
     step: ProvisioningState,
 ) -> Result<bool, AppError> {
-    let rolled_back = repair(state, user, async {
+    let roll_back = Box::pin(async {
         let moved = state
             .store
             .advance_profile(user, ProvisioningState::Ready, step, Transition::default())
