@@ -501,8 +501,8 @@ async fn rebuild(
                 "the account changed meanwhile".into(),
             ))
         }
-    })
-    .await?;
+    });
+    let rolled_back = repair(state, user, roll_back).await?;
     if !rolled_back {
         return Ok(false);
     }
