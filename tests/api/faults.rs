@@ -106,6 +106,19 @@ async fn a_dependency_that_hangs_or_drops_connections_ends_the_request_in_bounde
         started.elapsed()
     );
 
+    // Cuts every answer in the middle of its body: retried like a failed connection, then a
+    // 503 (never a 502 "could not be read").
+    litellm.set(Fault::ResetAfter(300));
+    let before = litellm.connections();
+    let budget = app.get("/api/v1/user/budget", &token).await;
+    assert_eq!(budget.status, 503, "{}", budget.body);
+    assert_eq!(budget.body["error"]["service"], "litellm");
+    assert_eq!(
+        litellm.connections() - before,
+        3,
+        "the first try and two retries"
+    );
+
     // Slow but answering: fine.
     litellm.set(Fault::Latency(Duration::from_millis(300)));
     let budget = app.get("/api/v1/user/budget", &token).await;

@@ -109,10 +109,17 @@ pub async fn send_json<T: DeserializeOwned>(
     request: RequestBuilder,
 ) -> Result<T, DependencyError> {
     send_reading(service, request, |response| async move {
+        // reqwest reports a body that broke off as a decoding error: it is the connection's.
         let bytes = response
             .bytes()
             .await
-            .map_err(|e| from_reqwest(service, e))?;
+            .map_err(|e| match from_reqwest(service, e) {
+                DependencyError::Decode { .. } => DependencyError::Unreachable {
+                    service,
+                    detail: "the answer was cut off".into(),
+                },
+                other => other,
+            })?;
         serde_json::from_slice(&bytes).map_err(|e| {
             if e.is_eof() {
                 // Valid so far, then over: the connection ended in the middle of the answer.

@@ -265,10 +265,6 @@ async fn take_turn(turn: &mut Turn) -> Result<(), AppError> {
     }
 }
 
-/// How long a turn may hold the lock before its user message is stored (it stores it right
-/// after taking the lock); a lock whose message is still missing after this was left behind.
-const LOCK_TO_MESSAGE_SECS: i64 = 30;
-
 /// Takes the conversation's turn lock, or takes it over from a turn that ended without
 /// releasing it (its release failed, say, while DynamoDB was throttling): one whose user
 /// message has its final status, or whose message was never stored. A turn still running
@@ -283,9 +279,12 @@ async fn lock_turn(turn: &Turn) -> Result<bool, AppError> {
         // Released meanwhile.
         return Ok(store.lock_turn(user, conversation, mine).await?);
     };
+    // A turn stores its message right after taking the lock, within one DynamoDB call (three
+    // attempts at most); a lock whose message is still missing after that was left behind.
+    let store_window = (turn.state.config.dynamodb.attempt_timeout * 3).as_secs() as i64 + 1;
     let ended = match store.get_message(user, conversation, &holder).await? {
         Some(message) => message.status != MessageStatus::Pending,
-        None => now_epoch() - locked_at > LOCK_TO_MESSAGE_SECS,
+        None => now_epoch() - locked_at > store_window,
     };
     if !ended {
         return Ok(false);
