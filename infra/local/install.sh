@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs what the local stack needs, under STATE_DIR, skipping what is already there.
-# Usage: infra/local/install.sh [tools|postgres|letta|litellm|dynamodb|deploy|deny|all]...
+# Usage: infra/local/install.sh [tools|postgres|letta|litellm|dynamodb|deploy|deny|browser|all]...
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 
@@ -114,6 +114,24 @@ install_deny() {
   cargo install --quiet --locked --no-default-features "cargo-deny@$CARGO_DENY_VERSION" --root "$CARGO_TOOLS" >&2
 }
 
+# The browser test: Debian's Chromium (apt; Playwright's own browser download is not used) and
+# playwright-core from npm, which drives it.
+install_browser() {
+  if ! [ -x "${CHROMIUM:-/usr/bin/chromium}" ]; then
+    say "installing Debian's chromium (apt)"
+    local sudo=; [ "$(id -u)" = 0 ] || sudo="sudo -n"
+    $sudo apt-get install -y -q chromium >&2 || { $sudo apt-get update -q >&2 && $sudo apt-get install -y -q chromium >&2; } \
+      || die "could not install chromium (apt-get install chromium)"
+  fi
+  local want="playwright-core=$PLAYWRIGHT_CORE_VERSION"
+  stamp_ok browser "$want" && return 0
+  say "installing playwright-core $PLAYWRIGHT_CORE_VERSION (npm)"
+  mkdir -p "$BROWSER_DIR"
+  [ -f "$BROWSER_DIR/package.json" ] || echo '{"name":"browser-test","private":true}' > "$BROWSER_DIR/package.json"
+  (cd "$BROWSER_DIR" && npm install --no-audit --no-fund --loglevel=error "playwright-core@$PLAYWRIGHT_CORE_VERSION" >&2)
+  stamp browser "$want"
+}
+
 targets=("$@"); [ ${#targets[@]} -gt 0 ] || targets=(all)
 for t in "${targets[@]}"; do
   case $t in
@@ -124,6 +142,7 @@ for t in "${targets[@]}"; do
     dynamodb) install_dynamodb ;;
     deploy) install_deploy ;;
     deny) install_deny ;;
+    browser) install_browser ;;
     all) install_postgres; install_dynamodb; install_litellm; install_letta ;;
     *) die "unknown component: $t" ;;
   esac

@@ -21,6 +21,7 @@ MOTO_VERSION=5.2.5
 SAM_CLI_VERSION=1.170.0
 CFN_LINT_VERSION=1.58.0
 CARGO_DENY_VERSION=0.20.2
+PLAYWRIGHT_CORE_VERSION=1.64.1
 
 # Ports (loopback only).
 PG_PORT=${PG_PORT:-55433}
@@ -39,6 +40,7 @@ DEPLOY_VENV=$STATE_DIR/venv-deploy      # aws-sam-cli, cfn-lint
 # cargo-deny (bin/): kept outside the clone, so a new clone on the same machine reuses it.
 CARGO_TOOLS=${CARGO_TOOLS:-${XDG_CACHE_HOME:-$HOME/.cache}/chat-backend/cargo-tools}
 DDB_DIR=$STATE_DIR/dynamodb-local
+BROWSER_DIR=$STATE_DIR/browser           # playwright-core (npm), for the browser test
 PG_DATA=$STATE_DIR/pg/data
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
 

@@ -1,5 +1,5 @@
 //! The gateway's app: the four functions' API routes, each function's health check at
-//! `/health/<name>`, and `GET /health` over every dependency.
+//! `/health/<name>`, `GET /health` over every dependency, and the web chat page (`web/`) at `/`.
 
 use axum::Router;
 use shared::{
@@ -7,6 +7,7 @@ use shared::{
     app::dependency::Service,
     http::{Function, router::health_route, with_common_layers},
 };
+use tower_http::services::ServeDir;
 
 /// The four functions, as Lambda hosts them one by one.
 pub const FUNCTIONS: [&Function; 4] = [
@@ -22,5 +23,15 @@ pub fn app(state: AppState) -> Router {
         health_route("/health", "gateway", Service::ALL, state.clone()),
         |router, function| router.merge(function.mounted(state.clone())),
     );
-    with_common_layers(routes, &state.config.http)
+    with_common_layers(routes, &state.config.http).merge(web_page())
+}
+
+/// The static web chat page (`web/` of the workspace, or `WEB_DIR`): `/` and its files.
+fn web_page() -> Router {
+    let dir = std::env::var("WEB_DIR")
+        .unwrap_or_else(|_| concat!(env!("CARGO_MANIFEST_DIR"), "/../../web").to_string());
+    let files = ServeDir::new(dir);
+    Router::new()
+        .route_service("/", files.clone())
+        .route_service("/{file}", files)
 }

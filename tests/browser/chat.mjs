@@ -1,0 +1,110 @@
+// The web chat page in a real browser: Playwright (playwright-core) drives Debian's Chromium,
+// headless, against a running gateway. Usage: node chat.mjs BASE_URL SCREENSHOT_DIR, with
+// PLAYWRIGHT_CORE naming playwright-core's index.mjs (install.sh browser puts it in .state/).
+// Exits non-zero, naming the step, when the page does not behave as a user expects.
+import assert from 'node:assert/strict';
+
+const { chromium } = await import(process.env.PLAYWRIGHT_CORE ?? 'playwright-core');
+
+const [base, shots] = process.argv.slice(2);
+const browser = await chromium.launch({
+  executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium',
+  args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+    '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+});
+const step = (name) => console.log(`step: ${name}`);
+
+let page;
+try {
+  page = await browser.newPage({ viewport: { width: 1280, height: 860 } });
+  page.setDefaultTimeout(60_000);
+  // What the page itself reports, for a failure's output.
+  page.on('console', (m) => console.log(`console.${m.type()}: ${m.text()}`));
+  page.on('pageerror', (e) => console.log(`page error: ${e.message}`));
+  await page.goto(base);
+  await page.screenshot({ path: `${shots}/sign-in.png` });
+
+  step('register');
+  const email = `ada-${Date.now()}-${Math.floor(Math.random() * 1e6)}@example.com`;
+  await page.getByLabel('Email').fill(email);
+  await page.getByLabel('Password').fill('correct-horse-battery');
+  await page.getByLabel('Your name (for a new account)').fill('Ada');
+  await page.getByRole('button', { name: 'Create account' }).click();
+  await page.locator('#app').waitFor({ state: 'visible' });
+
+  step('the reply grows token by token');
+  // Every text the reply shows on its way, recorded in the page as it changes.
+  await page.evaluate(() => {
+    window.replyStates = [];
+    new MutationObserver(() => {
+      const reply = document.querySelector('#messages .assistant:last-of-type .text');
+      if (reply && reply.textContent !== window.replyStates.at(-1)) window.replyStates.push(reply.textContent);
+    }).observe(document.getElementById('messages'), { subtree: true, childList: true, characterData: true });
+  });
+  const composer = page.getByRole('textbox', { name: 'Message', exact: true });
+  await composer.fill('my name is Ada');
+  await composer.press('Enter');
+  const reply = page.locator('#messages .assistant').last();
+  await reply.and(page.locator('[data-status="complete"]')).waitFor();
+  const states = await page.evaluate(() => window.replyStates.filter((s) => s.length > 0));
+  const final = await reply.locator('.text').textContent();
+  assert.ok(final.length > 0, 'the reply has text');
+  const intermediate = states.filter((s) => s !== final && final.startsWith(s));
+  assert.ok(intermediate.length >= 2, `the reply grew through ${intermediate.length} states: ${JSON.stringify(states)}`);
+  await page.screenshot({ path: `${shots}/chat.png` });
+
+  step('history after a reload');
+  await page.reload();
+  await page.locator('#messages .assistant').first().waitFor();
+  const texts = await page.locator('#messages .text').allTextContents();
+  assert.ok(texts.includes('my name is Ada'), `history: ${JSON.stringify(texts)}`);
+  assert.ok(texts.includes(final), `history has the reply: ${JSON.stringify(texts)}`);
+
+  step('the agent remembers');
+  await composer.fill('what is my name?');
+  await page.getByRole('button', { name: 'Send' }).click();
+  await page.locator('#messages .assistant[data-status="complete"]').nth(1).waitFor();
+  const answer = await page.locator('#messages .assistant .text').last().textContent();
+  assert.match(answer, /Ada/);
+
+  step('memory panel');
+  await page.getByRole('button', { name: 'Refresh' }).first().click();
+  await page.waitForFunction(() => document.getElementById('block-human')?.value.includes('Ada'));
+
+  step('usage chart');
+  const today = new Date().toISOString().slice(0, 10);
+  await page.getByRole('button', { name: 'Refresh' }).nth(1).click();
+  const bar = page.locator(`#usage-chart rect[data-date="${today}"]`);
+  await bar.waitFor({ state: 'attached' });
+  assert.ok(Number(await bar.getAttribute('data-cost')) > 0, 'a bar for today');
+  assert.ok(Number(await bar.getAttribute('height')) > 0, 'the bar is drawn');
+  await page.screenshot({ path: `${shots}/memory-and-usage.png`, fullPage: true });
+
+  step('a budget of 0 stops the next message');
+  await page.getByLabel('Monthly budget (USD)').fill('0');
+  await page.getByRole('button', { name: 'Set budget' }).click();
+  await page.locator('#chat-notice', { hasText: 'Budget updated' }).waitFor();
+  await composer.fill('one more thing');
+  await composer.press('Enter');
+  await page.locator('#chat-notice', { hasText: 'budget is used up' }).waitFor();
+  await page.screenshot({ path: `${shots}/budget-used-up.png` });
+
+  step('keyboard and a narrow screen');
+  await page.setViewportSize({ width: 390, height: 844 });
+  await page.keyboard.press('Tab');
+  const focused = await page.evaluate(() => document.activeElement?.tagName);
+  assert.ok(focused && focused !== 'BODY', 'Tab moves the focus to a control');
+  await page.screenshot({ path: `${shots}/mobile.png`, fullPage: true });
+
+  step('log out');
+  await page.getByRole('button', { name: 'Log out' }).click();
+  await page.locator('#auth').waitFor({ state: 'visible' });
+  console.log('browser test passed');
+} catch (e) {
+  await page?.screenshot({ path: `${shots}/failure.png`, fullPage: true }).catch(() => {});
+  const html = await page?.locator('#messages').innerHTML().catch(() => '');
+  console.log(`messages at the failure: ${html}`);
+  throw e;
+} finally {
+  await browser.close();
+}

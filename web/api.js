@@ -1,0 +1,116 @@
+// The backend's API as the page uses it: the session (kept in localStorage and refreshed a
+// minute before it expires), JSON requests, and the chat stream (SSE over a POST).
+
+const API = document.querySelector('meta[name="api-base"]')?.content ?? '';
+const KEY = 'chat-session';
+
+let session = JSON.parse(localStorage.getItem(KEY) ?? 'null');
+let refreshTimer;
+let onSignedOut = () => {};
+
+export const signedIn = () => session !== null;
+export const whenSignedOut = (callback) => { onSignedOut = callback; };
+
+function keep(next) {
+  session = next;
+  clearTimeout(refreshTimer);
+  if (!next) {
+    localStorage.removeItem(KEY);
+    return;
+  }
+  localStorage.setItem(KEY, JSON.stringify(next));
+  const expiresAt = next.expires_at ?? Math.floor(Date.now() / 1000) + next.expires_in;
+  const wait = Math.max(5, expiresAt - 60 - Date.now() / 1000) * 1000;
+  refreshTimer = setTimeout(refresh, wait);
+}
+
+async function refresh() {
+  const res = await fetch(`${API}/api/v1/auth/refresh`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ refresh_token: session?.refresh_token }),
+  });
+  if (res.ok) {
+    keep((await res.json()).session);
+  } else if (res.status === 401) {
+    keep(null);
+    onSignedOut('Your session ended; sign in again.');
+  } else {
+    refreshTimer = setTimeout(refresh, 10_000);
+  }
+}
+
+/** One JSON request: `{status, body, headers}`; never throws for an HTTP error. */
+export async function call(method, path, body) {
+  const headers = {};
+  if (session) headers.authorization = `Bearer ${session.access_token}`;
+  if (body !== undefined) headers['content-type'] = 'application/json';
+  let res;
+  try {
+    res = await fetch(`${API}${path}`, {
+      method, headers, body: body === undefined ? undefined : JSON.stringify(body),
+    });
+  } catch {
+    return { status: 0, body: { error: { code: 'offline', message: 'the server cannot be reached' } } };
+  }
+  const text = await res.text();
+  const parsed = text ? JSON.parse(text) : null;
+  if (res.status === 401 && session) {
+    keep(null);
+    onSignedOut('Your session ended; sign in again.');
+  }
+  return { status: res.status, body: parsed, headers: res.headers };
+}
+
+export async function signIn(path, fields) {
+  const reply = await call('POST', path, fields);
+  if (reply.body?.session) keep(reply.body.session);
+  return reply;
+}
+
+export async function signOut() {
+  await call('POST', '/api/v1/auth/logout');
+  keep(null);
+}
+
+if (session) keep(session);
+
+/**
+ * Sends a chat message and calls `onEvent(name, data)` for each SSE event as it arrives.
+ * Returns `{status, body}` for an answer that is not a stream (an error before the turn).
+ */
+export async function chat(content, conversationId, onEvent, signal) {
+  const res = await fetch(`${API}/api/v1/chat/message`, {
+    method: 'POST',
+    signal,
+    headers: {
+      'content-type': 'application/json',
+      authorization: `Bearer ${session?.access_token}`,
+      'idempotency-key': crypto.randomUUID(),
+    },
+    body: JSON.stringify(conversationId ? { content, conversation_id: conversationId } : { content }),
+  });
+  if (!(res.headers.get('content-type') ?? '').startsWith('text/event-stream')) {
+    return { status: res.status, body: await res.json().catch(() => null), headers: res.headers };
+  }
+  const reader = res.body.pipeThrough(new TextDecoderStream()).getReader();
+  let buffer = '';
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) break;
+    buffer += value;
+    let end;
+    while ((end = buffer.indexOf('\n\n')) >= 0) {
+      const frame = buffer.slice(0, end);
+      buffer = buffer.slice(end + 2);
+      let name = 'message';
+      const data = [];
+      for (const line of frame.split('\n')) {
+        if (line.startsWith('event:')) name = line.slice(6).trim();
+        else if (line.startsWith('data:')) data.push(line.slice(5).trimStart());
+      }
+      if (data.length) onEvent(name, JSON.parse(data.join('\n')));
+    }
+  }
+  return { status: res.status, body: null };
+}

@@ -1,0 +1,269 @@
+// The page: sign-in, chat with token-by-token replies, conversations, memory and usage.
+import * as api from './api.js';
+
+const $ = (id) => document.getElementById(id);
+const state = { conversation: null, cursor: null, busy: null, lastText: null };
+
+/** A sentence for an error answer or an SSE `error` event. */
+function explain(status, error = {}) {
+  const wait = error.retry_after ? ` Try again in ${error.retry_after} s.` : '';
+  switch (error.code) {
+    case 'budget_exceeded':
+      return `Your budget is used up (spent $${(error.spend ?? 0).toFixed(2)} of $${(error.limit ?? 0).toFixed(2)}). Raise it under Usage.`;
+    case 'turn_in_progress': return 'The assistant is still answering your previous message.';
+    case 'rate_limited': return `You are sending messages too fast.${wait}`;
+    case 'dependency_unavailable': return `The assistant is unavailable right now.${wait || ' Try again shortly.'}`;
+    case 'billing_key_revoked': return 'Billing for your account is switched off; contact support.';
+    case 'agent_interrupted': return 'The reply was cut off. Retry to ask again.';
+    case 'llm_error': return 'The model failed to answer. Retry in a moment.';
+    case 'invalid_credentials': return 'Wrong email or password.';
+    case 'email_taken': return 'An account with this email already exists; log in instead.';
+    case 'offline': return 'The server cannot be reached. Check your connection.';
+    default: return error.message ?? `Something went wrong (HTTP ${status}).`;
+  }
+}
+
+function element(tag, props = {}, ...children) {
+  const node = Object.assign(document.createElement(tag), props);
+  node.append(...children.filter((c) => c !== null && c !== undefined));
+  return node;
+}
+
+function collapsed(summary, text) {
+  return element('details', {}, element('summary', { textContent: summary }), element('pre', { textContent: text }));
+}
+
+/** A message in the list; replies get their reasoning and tool calls collapsed. */
+function messageItem(m) {
+  const item = element('li', { className: `message ${m.role}` });
+  item.dataset.status = m.status ?? 'complete';
+  if (m.reasoning) item.append(collapsed('Reasoning', m.reasoning));
+  for (const t of m.tool_calls ?? []) item.append(collapsed(`Tool: ${t.name}`, `${t.arguments}\n→ ${t.result ?? ''}`));
+  item.append(element('p', { className: 'text', textContent: m.content }));
+  if (m.status === 'interrupted' || m.status === 'failed') {
+    item.append(element('p', { className: 'status', textContent: m.status === 'failed' ? 'not answered' : 'cut off' }));
+  }
+  return item;
+}
+
+async function loadHistory(older = false) {
+  const params = new URLSearchParams({ limit: '20' });
+  if (state.conversation) params.set('conversation_id', state.conversation);
+  if (older && state.cursor) params.set('before', state.cursor);
+  const reply = await api.call('GET', `/api/v1/chat/history?${params}`);
+  if (reply.status !== 200) return notice('chat-notice', explain(reply.status, reply.body?.error));
+  const list = $('messages');
+  if (!older) list.replaceChildren();
+  const items = reply.body.messages.map(messageItem).reverse();
+  if (older) list.prepend(...items); else list.append(...items);
+  state.cursor = reply.body.next_cursor;
+  $('older').hidden = !state.cursor;
+  if (!older) list.lastElementChild?.scrollIntoView({ block: 'end' });
+}
+
+async function loadConversations() {
+  const reply = await api.call('GET', '/api/v1/conversations?limit=20');
+  if (reply.status !== 200) return;
+  const list = $('conversations');
+  list.replaceChildren(...reply.body.conversations.map((c) => {
+    const button = element('button', { type: 'button', textContent: c.title ?? (c.id === 'default' ? 'Default' : 'Untitled') });
+    button.setAttribute('aria-current', String((state.conversation ?? 'default') === c.id));
+    button.addEventListener('click', () => {
+      state.conversation = c.id === 'default' ? null : c.id;
+      loadConversations();
+      loadHistory();
+    });
+    return element('li', {}, button);
+  }));
+}
+
+function notice(id, text) {
+  $(id).textContent = text ?? '';
+}
+
+async function send(text) {
+  notice('chat-notice', '');
+  state.lastText = text;
+  $('retry').hidden = true;
+  const list = $('messages');
+  list.append(messageItem({ role: 'user', content: text }));
+  const reply = messageItem({ role: 'assistant', content: '' });
+  reply.dataset.status = 'streaming';
+  const textNode = reply.querySelector('.text');
+  let reasoning = null;
+  const controller = new AbortController();
+  state.busy = controller;
+  $('send').disabled = true;
+  $('stop').hidden = false;
+  const onEvent = (name, data) => {
+    if (name === 'start') list.append(reply);
+    if (name === 'reasoning') {
+      reasoning ??= reply.insertBefore(collapsed('Reasoning', ''), textNode);
+      reasoning.querySelector('pre').textContent += data.delta;
+    }
+    if (name === 'tool_call') reply.insertBefore(collapsed(`Tool: ${data.name}`, data.arguments), textNode);
+    if (name === 'delta') textNode.textContent += data.text;
+    if (name === 'done') {
+      if (data.text_corrected) textNode.textContent = data.text;
+      reply.dataset.status = 'complete';
+    }
+    if (name === 'title') loadConversations();
+    if (name === 'error') {
+      reply.dataset.status = 'interrupted';
+      notice('chat-notice', explain(200, data));
+      $('retry').hidden = !data.retryable;
+    }
+    reply.scrollIntoView({ block: 'end' });
+  };
+  try {
+    const answer = await api.chat(text, state.conversation, onEvent, controller.signal);
+    if (answer.body?.error) {
+      list.lastElementChild.dataset.status = 'failed';
+      notice('chat-notice', explain(answer.status, answer.body.error));
+      $('retry').hidden = ![429, 503, 409].includes(answer.status);
+    }
+  } catch (e) {
+    if (e.name === 'AbortError') {
+      reply.dataset.status = 'stopped';
+      notice('chat-notice', 'Stopped. The agent may still finish; the reply appears in history.');
+    } else {
+      notice('chat-notice', explain(0, { code: 'offline' }));
+    }
+    $('retry').hidden = false;
+  } finally {
+    state.busy = null;
+    $('send').disabled = false;
+    $('stop').hidden = true;
+  }
+}
+
+async function loadMemory() {
+  const reply = await api.call('GET', '/api/v1/agent/memory');
+  if (reply.status !== 200) return notice('chat-notice', explain(reply.status, reply.body?.error));
+  $('blocks').replaceChildren(...reply.body.blocks.map((b) => {
+    const id = `block-${b.label}`;
+    const area = element('textarea', { id, value: b.value, maxLength: b.limit ?? 5000, rows: 4 });
+    const save = element('button', { type: 'submit', textContent: `Save ${b.label}` });
+    const form = element('form', { className: 'block' }, element('label', { htmlFor: id, textContent: b.label }), area, save);
+    form.addEventListener('submit', async (event) => {
+      event.preventDefault();
+      const saved = await api.call('POST', '/api/v1/agent/memory', { label: b.label, value: area.value });
+      notice('chat-notice', saved.status === 200 ? `${b.label} saved.` : explain(saved.status, saved.body?.error));
+    });
+    return form;
+  }));
+}
+
+async function searchArchival(query) {
+  const params = new URLSearchParams({ limit: '20' });
+  if (query) params.set('query', query);
+  const reply = await api.call('GET', `/api/v1/agent/memory/archival?${params}`);
+  if (reply.status !== 200) return;
+  $('archival').replaceChildren(...reply.body.memories.map((m) => {
+    const remove = element('button', { type: 'button', textContent: 'Delete' });
+    remove.setAttribute('aria-label', `Delete memory: ${m.text.slice(0, 40)}`);
+    remove.addEventListener('click', async () => {
+      const deleted = await api.call('DELETE', `/api/v1/agent/memory/archival/${encodeURIComponent(m.id)}`);
+      if (deleted.status === 200) searchArchival($('archival-query').value);
+    });
+    return element('li', {}, element('span', { textContent: m.text }), remove);
+  }));
+}
+
+const SVG = 'http://www.w3.org/2000/svg';
+
+async function loadUsage() {
+  const [usage, budget] = await Promise.all([
+    api.call('GET', '/api/v1/user/usage'),
+    api.call('GET', '/api/v1/user/budget'),
+  ]);
+  if (usage.status === 200) {
+    const days = usage.body.days;
+    const top = Math.max(...days.map((d) => d.cost_usd), 0.000001);
+    const width = 300 / days.length;
+    const chart = $('usage-chart');
+    chart.replaceChildren(...days.map((d, i) => {
+      const height = (d.cost_usd / top) * 95;
+      const bar = document.createElementNS(SVG, 'rect');
+      for (const [k, v] of Object.entries({ x: i * width + 1, y: 100 - height, width: width - 2, height })) bar.setAttribute(k, v);
+      bar.dataset.date = d.date;
+      bar.dataset.cost = d.cost_usd;
+      const title = document.createElementNS(SVG, 'title');
+      title.textContent = `${d.date}: $${d.cost_usd.toFixed(4)}, ${d.messages} messages`;
+      bar.append(title);
+      return bar;
+    }));
+  }
+  if (budget.status === 200) {
+    const { spend = 0, max_budget: limit } = budget.body;
+    const share = limit ? Math.min(1, spend / limit) : 1;
+    $('budget-spent').style.width = `${share * 100}%`;
+    const meter = $('budget-bar');
+    meter.setAttribute('aria-valuemax', String(limit ?? 0));
+    meter.setAttribute('aria-valuenow', String(spend));
+    $('budget-text').textContent = `Spent $${spend.toFixed(2)} of $${(limit ?? 0).toFixed(2)} per budget period (${budget.body.budget_duration ?? '—'}).`;
+    $('budget-input').value = limit ?? 0;
+  }
+}
+
+async function showApp() {
+  $('auth').hidden = true;
+  $('app').hidden = false;
+  $('logout').hidden = false;
+  const me = await api.call('GET', '/api/v1/auth/me');
+  if (me.status === 200) $('who').textContent = `Signed in as ${me.body.profile.display_name ?? me.body.user.email}`;
+  await Promise.all([loadConversations(), loadHistory(), loadMemory(), loadUsage()]);
+  $('message').focus();
+}
+
+function showSignIn(message) {
+  $('auth').hidden = false;
+  $('app').hidden = true;
+  $('logout').hidden = true;
+  $('who').textContent = '';
+  notice('auth-notice', message);
+}
+
+async function authenticate(path) {
+  const form = $('auth-form');
+  if (!form.reportValidity()) return;
+  const fields = { email: $('email').value, password: $('password').value };
+  if (path.endsWith('register') && $('display-name').value) fields.display_name = $('display-name').value;
+  const reply = await api.signIn(path, fields);
+  if (reply.body?.session) return showApp();
+  if (reply.status === 202) return notice('auth-notice', 'Check your email to confirm your address, then log in.');
+  notice('auth-notice', explain(reply.status, reply.body?.error));
+}
+
+$('auth-form').addEventListener('submit', (e) => { e.preventDefault(); authenticate('/api/v1/auth/login'); });
+$('register').addEventListener('click', () => authenticate('/api/v1/auth/register'));
+$('logout').addEventListener('click', async () => { await api.signOut(); showSignIn('Signed out.'); });
+$('composer').addEventListener('submit', (e) => {
+  e.preventDefault();
+  const text = $('message').value.trim();
+  if (!text || state.busy) return;
+  $('message').value = '';
+  send(text).then(loadUsage);
+});
+$('message').addEventListener('keydown', (e) => {
+  if (e.key === 'Enter' && !e.shiftKey) { e.preventDefault(); $('composer').requestSubmit(); }
+});
+$('stop').addEventListener('click', () => state.busy?.abort());
+$('retry').addEventListener('click', () => state.lastText && send(state.lastText).then(loadUsage));
+$('older').addEventListener('click', () => loadHistory(true));
+$('new-conversation').addEventListener('click', async () => {
+  const made = await api.call('POST', '/api/v1/conversations', {});
+  if (made.status === 201) { state.conversation = made.body.id; await loadConversations(); await loadHistory(); }
+});
+$('refresh-memory').addEventListener('click', () => { loadMemory(); searchArchival($('archival-query').value); });
+$('archival-search').addEventListener('submit', (e) => { e.preventDefault(); searchArchival($('archival-query').value); });
+$('refresh-usage').addEventListener('click', loadUsage);
+$('budget-form').addEventListener('submit', async (e) => {
+  e.preventDefault();
+  const reply = await api.call('POST', '/api/v1/user/budget', { max_budget: Number($('budget-input').value) });
+  notice('chat-notice', reply.status === 200 ? 'Budget updated.' : explain(reply.status, reply.body?.error));
+  loadUsage();
+});
+
+api.whenSignedOut(showSignIn);
+if (api.signedIn()) showApp(); else showSignIn('');
