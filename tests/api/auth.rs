@@ -389,42 +389,15 @@ async fn deleting_the_account_leaves_nothing_in_any_system() {
 
     // A stale token is not enough; the wrong password neither.
     let stale = sign_hs256(&claims_for(&user_id, now() - 3000));
-    let reply = app
-        .call(Method::DELETE, "/api/v1/auth/account", Some(&stale), None)
-        .await;
+    let reply = app.delete_account(&stale, None).await;
     assert_eq!(reply.status, 403, "{}", reply.body);
     assert_eq!(reply.body["error"]["code"], "reauthentication_required");
-    let reply = app
-        .call(
-            Method::DELETE,
-            "/api/v1/auth/account",
-            Some(&stale),
-            Some(json!({"password": "wrong-password"})),
-        )
-        .await;
+    let reply = app.delete_account(&stale, Some("wrong-password")).await;
     assert_eq!(reply.status, 401, "{}", reply.body);
 
-    let reply = app
-        .call(
-            Method::DELETE,
-            "/api/v1/auth/account",
-            Some(&stale),
-            Some(json!({"password": password})),
-        )
-        .await;
+    let reply = app.delete_account(&stale, Some(&password)).await;
     assert_eq!(reply.status, 204, "{}", reply.body);
-    assert_eq!(
-        footprint(&app, &user_id).await,
-        Footprint {
-            supabase_user: false,
-            litellm_user: false,
-            litellm_keys: 0,
-            letta_providers: 0,
-            letta_agents: 0,
-            letta_archives: 0,
-            dynamodb_items: 0
-        }
-    );
+    assert_eq!(footprint(&app, &user_id).await, Footprint::nothing());
     let archive = app.letta(Method::GET, &format!("/v1/archives/{}", archives[0]));
     assert_eq!(
         archive.send().await.unwrap().status(),
@@ -434,32 +407,15 @@ async fn deleting_the_account_leaves_nothing_in_any_system() {
 
     // A fresh token alone is not enough either (a stolen refresh token makes fresh ones).
     let (_, fay_password, token, user_id) = app.ready_user("Fay").await;
-    let reply = app
-        .call(Method::DELETE, "/api/v1/auth/account", Some(&token), None)
-        .await;
+    let reply = app.delete_account(&token, None).await;
     assert_eq!(reply.status, 403, "{}", reply.body);
     assert_eq!(reply.body["error"]["code"], "reauthentication_required");
     assert!(footprint(&app, &user_id).await.supabase_user);
-    let with_password = Some(json!({"password": fay_password}));
-    let reply = app
-        .call(
-            Method::DELETE,
-            "/api/v1/auth/account",
-            Some(&token),
-            with_password.clone(),
-        )
-        .await;
+    let reply = app.delete_account(&token, Some(&fay_password)).await;
     assert_eq!(reply.status, 204, "{}", reply.body);
     assert!(!footprint(&app, &user_id).await.supabase_user);
     // Gone: the password opens nothing any more.
-    let reply = app
-        .call(
-            Method::DELETE,
-            "/api/v1/auth/account",
-            Some(&token),
-            with_password,
-        )
-        .await;
+    let reply = app.delete_account(&token, Some(&fay_password)).await;
     assert_eq!(reply.status, 401, "{}", reply.body);
     // Deletion ends every session: the token, still within its lifetime, opens no endpoint and
     // brings no account back.

@@ -4,7 +4,6 @@
 
 use std::time::{Duration, Instant};
 
-use reqwest::Method;
 use serde_json::json;
 
 use crate::{
@@ -323,12 +322,7 @@ async fn every_flow_answers_each_fault_of_each_dependency_clearly_and_works_once
                 row.push(format!("{flow} {status} {:.1?}", started.elapsed()));
             }
             let deletion = app
-                .call(
-                    Method::DELETE,
-                    "/api/v1/auth/account",
-                    Some(&doomed_token),
-                    Some(json!({"password": doomed_password})),
-                )
+                .delete_account(&doomed_token, Some(&doomed_password))
                 .await;
             let status = deletion.status.as_u16();
             assert!(
@@ -349,12 +343,7 @@ async fn every_flow_answers_each_fault_of_each_dependency_clearly_and_works_once
             if status == 503 {
                 // A deletion that stopped part way finishes when asked again.
                 let again = app
-                    .call(
-                        Method::DELETE,
-                        "/api/v1/auth/account",
-                        Some(&doomed_token),
-                        Some(json!({"password": doomed_password})),
-                    )
+                    .delete_account(&doomed_token, Some(&doomed_password))
                     .await;
                 assert_eq!(again.status, 204, "{}", again.body);
             }

@@ -312,6 +312,21 @@ pub struct Footprint {
     pub dynamodb_items: usize,
 }
 
+impl Footprint {
+    /// Nothing of the user left anywhere.
+    pub fn nothing() -> Self {
+        Self {
+            supabase_user: false,
+            litellm_user: false,
+            litellm_keys: 0,
+            letta_providers: 0,
+            letta_agents: 0,
+            letta_archives: 0,
+            dynamodb_items: 0,
+        }
+    }
+}
+
 /// Sends a request and reads its status and JSON body.
 async fn json_of(request: reqwest::RequestBuilder) -> (u16, Value) {
     let res = request.send().await.expect("a dependency's API");
@@ -527,6 +542,13 @@ where
 pub const LONG_MESSAGE: &str = "please repeat these words back to me so that the stream has many small pieces in it today and tomorrow";
 
 impl TestApp {
+    /// `DELETE /api/v1/auth/account` with the token and, when given, the password.
+    pub async fn delete_account(&self, token: &str, password: Option<&str>) -> Reply {
+        let body = password.map(|p| json!({"password": p}));
+        self.call(Method::DELETE, "/api/v1/auth/account", Some(token), body)
+            .await
+    }
+
     /// POSTs JSON with a token.
     pub async fn post_with(&self, path: &str, token: &str, body: Value) -> Reply {
         self.call(Method::POST, path, Some(token), Some(body)).await

@@ -108,14 +108,7 @@ async fn no_key_token_or_password_appears_in_the_logs() {
         .await;
     assert!(reply.status.is_success(), "{}", reply.body);
     seen(&reply);
-    let reply = app
-        .call(
-            Method::DELETE,
-            "/api/v1/auth/account",
-            Some(&access),
-            Some(json!({"password": password})),
-        )
-        .await;
+    let reply = app.delete_account(&access, Some(&password)).await;
     assert_eq!(reply.status, 204, "{}", reply.body);
     seen(&reply);
 

@@ -238,17 +238,8 @@ async fn orphans_lost_identities_unfinished_accounts_and_leftovers_are_found_and
             .all(|f| f["fixed"] == true),
         "{fixed}"
     );
-    let nothing = || Footprint {
-        supabase_user: false,
-        litellm_user: false,
-        litellm_keys: 0,
-        letta_providers: 0,
-        letta_agents: 0,
-        letta_archives: 0,
-        dynamodb_items: 0,
-    };
-    assert_eq!(footprint(&app, &orphan).await, nothing());
-    assert_eq!(footprint(&app, &gone).await, nothing());
+    assert_eq!(footprint(&app, &orphan).await, Footprint::nothing());
+    assert_eq!(footprint(&app, &gone).await, Footprint::nothing());
     let after = footprint(&app, &leftovers).await;
     assert_eq!((after.litellm_keys, after.letta_agents), (1, 1));
     assert_eq!(

@@ -332,10 +332,7 @@ async fn check_user(
 
     if !has_identity {
         if !settled(&profile.created_at) {
-            return Ok(Checked::Done {
-                findings: Vec::new(),
-                unsettled: 0,
-            });
+            return Ok(done(Vec::new()));
         }
         let deletion = Box::pin(accounts::delete_everything(state, user));
         let fixed = fix && repair(state, user, deletion).await?;
