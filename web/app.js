@@ -202,7 +202,8 @@ async function loadUsage() {
     meter.setAttribute('aria-valuemax', String(limit ?? 0));
     meter.setAttribute('aria-valuenow', String(spend));
     $('budget-text').textContent = `Spent $${spend.toFixed(2)} of $${(limit ?? 0).toFixed(2)} per budget period (${budget.body.budget_duration ?? '—'}).`;
-    $('budget-input').value = limit ?? 0;
+    // A refresh never overwrites an amount the user is typing.
+    if (!$('budget-input').dataset.edited) $('budget-input').value = limit ?? 0;
   }
 }
 
@@ -258,8 +259,10 @@ $('new-conversation').addEventListener('click', async () => {
 $('refresh-memory').addEventListener('click', () => { loadMemory(); searchArchival($('archival-query').value); });
 $('archival-search').addEventListener('submit', (e) => { e.preventDefault(); searchArchival($('archival-query').value); });
 $('refresh-usage').addEventListener('click', loadUsage);
+$('budget-input').addEventListener('input', (e) => { e.target.dataset.edited = 'yes'; });
 $('budget-form').addEventListener('submit', async (e) => {
   e.preventDefault();
+  delete $('budget-input').dataset.edited;
   const reply = await api.call('POST', '/api/v1/user/budget', { max_budget: Number($('budget-input').value) });
   notice('chat-notice', reply.status === 200 ? 'Budget updated.' : explain(reply.status, reply.body?.error));
   loadUsage();

@@ -190,29 +190,25 @@ async fn usage_counts_turns_per_day_and_budget_updates_reach_litellm() {
         over.body
     );
 
-    // A budget of zero is enforced on the next chat turn.
+    // A budget of zero is enforced on the very next chat turn, before Letta is called (LiteLLM
+    // would enforce it only once its cache of the user expires).
     let zero = app
         .post_with("/api/v1/user/budget", &token, json!({"max_budget": 0}))
         .await;
     assert_eq!(zero.status, 200, "{}", zero.body);
-    let refused = eventually(
-        "the zero budget enforced",
-        std::time::Duration::from_secs(30),
-        || {
-            let app = &app;
-            let token = token.clone();
-            async move {
-                match app.chat(&token, "one more?", None).await {
-                    ChatReply::Json(reply) => Some(reply),
-                    ChatReply::Stream(_) => None,
-                }
-            }
-        },
-    )
-    .await;
+    let stored_before = app.get("/api/v1/chat/history?limit=100", &token).await.body["messages"]
+        .as_array()
+        .map(Vec::len);
+    let ChatReply::Json(refused) = app.chat(&token, "one more?", None).await else {
+        panic!("the next turn after a zero budget streamed");
+    };
     assert_eq!(refused.status, 402, "{}", refused.body);
     assert_eq!(refused.body["error"]["code"], "budget_exceeded");
-
+    assert_eq!(refused.body["error"]["limit"], 0.0);
+    let stored_after = app.get("/api/v1/chat/history?limit=100", &token).await.body["messages"]
+        .as_array()
+        .map(Vec::len);
+    assert_eq!(stored_before, stored_after, "a refused turn stores nothing");
     let health = app.get("/api/v1/user/health", &token).await;
     assert_eq!(health.status, 200, "{}", health.body);
     assert_eq!(
@@ -224,6 +220,36 @@ async fn usage_counts_turns_per_day_and_budget_updates_reach_litellm() {
     assert_eq!(health.body["checks"]["letta_agent"]["ok"], true);
     assert_eq!(health.body["checks"]["litellm_user"]["ok"], true);
     assert_eq!(health.body["checks"]["provisioning"]["ok"], true);
+
+    // Raised again, the budget lets the user chat (once LiteLLM's cache has the new cap too).
+    let raised = app
+        .post_with("/api/v1/user/budget", &token, json!({"max_budget": 5}))
+        .await;
+    assert_eq!(raised.status, 200, "{}", raised.body);
+    let streamed = eventually(
+        "chat allowed again after raising the budget",
+        std::time::Duration::from_secs(120),
+        || {
+            let app = &app;
+            let token = token.clone();
+            async move {
+                match app.chat(&token, "back again", None).await {
+                    ChatReply::Stream(events) => Some(events),
+                    ChatReply::Json(reply) => {
+                        assert_eq!(reply.status, 402, "{}", reply.body);
+                        None
+                    }
+                }
+            }
+        },
+    )
+    .await;
+    assert_eq!(
+        streamed.last().map(|e| e.name.as_str()),
+        Some("done"),
+        "{:?}",
+        streamed.iter().map(|e| &e.name).collect::<Vec<_>>()
+    );
 }
 
 #[tokio::test]

@@ -15,4 +15,4 @@ pub use conversation::{Conversation, ConversationId, Title};
 pub use identity::SignedInUser;
 pub use ids::{IdempotencyKey, UserId};
 pub use message::{ErrorRecord, Message, MessageStatus, Role, ToolCall, Usage};
-pub use profile::{Profile, ProvisioningState};
+pub use profile::{BudgetUsedUp, Profile, ProvisioningState};

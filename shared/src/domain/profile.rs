@@ -78,12 +78,42 @@ pub struct Profile {
     /// or saved by the agent in a chat turn, minus deletions), for the cap.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub archival_passages: u64,
+    /// The user set a budget at or below what the period had already spent: chat is refused
+    /// here, before Letta, until the period resets or the budget is raised.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub budget_used_up: Option<BudgetUsedUp>,
     /// Why the last provisioning attempt stopped, if it did.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub provisioning_error: Option<String>,
     /// Epoch seconds until which a provisioning run holds the lease.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lock_until: Option<i64>,
+}
+
+/// A budget the user set at or below the period's spend (LiteLLM's figures when it was set).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BudgetUsedUp {
+    /// Spent this period, USD, with the replies LiteLLM had not counted yet.
+    pub spend: f64,
+    /// The cap, USD.
+    pub limit: f64,
+    /// When LiteLLM resets the period's spend (RFC 3339); absent: until the budget is raised.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub until: Option<String>,
+}
+
+impl BudgetUsedUp {
+    /// Whether it still holds at `now`: the period it was set in has not ended.
+    pub fn holds_at(&self, now: time::OffsetDateTime) -> bool {
+        let rfc3339 = &time::format_description::well_known::Rfc3339;
+        match &self.until {
+            None => true,
+            // LiteLLM writes the reset time with or without an offset.
+            Some(until) => time::OffsetDateTime::parse(until, rfc3339)
+                .or_else(|_| time::OffsetDateTime::parse(&format!("{until}Z"), rfc3339))
+                .map_or(true, |end| now < end),
+        }
+    }
 }
 
 impl Profile {
@@ -112,6 +142,7 @@ impl Profile {
             letta_agent_type: None,
             awaiting_confirmation: false,
             archival_passages: 0,
+            budget_used_up: None,
             provisioning_error: None,
             lock_until: None,
         }
@@ -120,4 +151,25 @@ impl Profile {
 
 fn is_zero(n: &u64) -> bool {
     *n == 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use time::macros::datetime;
+
+    #[test]
+    fn a_used_up_budget_holds_until_the_period_resets() {
+        let used_up = |until: Option<&str>| BudgetUsedUp {
+            spend: 0.0,
+            limit: 0.0,
+            until: until.map(str::to_string),
+        };
+        let now = datetime!(2026-11-23 08:00 UTC);
+        assert!(used_up(None).holds_at(now));
+        assert!(used_up(Some("2026-12-01T00:00:00+00:00")).holds_at(now));
+        assert!(used_up(Some("2026-12-01T00:00:00.123456")).holds_at(now));
+        assert!(!used_up(Some("2026-11-23T07:59:59Z")).holds_at(now));
+        assert!(!used_up(Some("2026-11-23T07:59:59.5")).holds_at(now));
+    }
 }

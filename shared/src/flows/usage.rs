@@ -8,7 +8,7 @@ use time::{
 use crate::{
     app::error::AppError,
     clients::litellm::UserRecord,
-    domain::{SignedInUser, UserId},
+    domain::{BudgetUsedUp, SignedInUser, UserId},
     flows::accounts,
     state::AppState,
     store::DayUsage,
@@ -200,7 +200,22 @@ pub async fn set_budget(
         .litellm
         .update_user_budget(user.id.as_str(), max_budget, Some(period))
         .await?;
-    budget(state, &user.id).await
+    let report = budget(state, &user.id).await?;
+    // LiteLLM enforces a new cap only once its cache of the user expires; a cap at or below
+    // what is spent is enforced here from the next message on.
+    let spend = report.record.spend + report.recent_cost_usd;
+    let used_up = (max_budget <= spend).then(|| BudgetUsedUp {
+        spend,
+        limit: max_budget,
+        until: report.record.budget_reset_at.clone(),
+    });
+    if used_up != profile.budget_used_up {
+        state
+            .store
+            .set_budget_used_up(&user.id, used_up.as_ref())
+            .await?;
+    }
+    Ok(report)
 }
 
 #[cfg(test)]

@@ -7,7 +7,7 @@ use aws_sdk_dynamodb::types::AttributeValue;
 
 use super::{
     Store,
-    attrs::{Item, conditional, key, n, s, sdk_error},
+    attrs::{Item, conditional, decode_error, key, n, s, sdk_error},
     keys::{PROFILE_SK, USER_PREFIX, user_pk},
 };
 use crate::{
@@ -15,7 +15,7 @@ use crate::{
         clock::{now_epoch, now_rfc3339},
         dependency::DependencyError,
     },
-    domain::{Profile, ProvisioningState, UserId},
+    domain::{BudgetUsedUp, Profile, ProvisioningState, UserId},
 };
 
 /// The provisioning lease one run holds: only it can renew or release it.
@@ -102,6 +102,31 @@ impl Store {
     ) -> Result<(), DependencyError> {
         self.set_field(user_pk(user), PROFILE_SK.into(), field, value)
             .await
+    }
+
+    /// Records (or clears) a budget set at or below the period's spend.
+    pub async fn set_budget_used_up(
+        &self,
+        user: &UserId,
+        used_up: Option<&BudgetUsedUp>,
+    ) -> Result<(), DependencyError> {
+        let request = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(profile_key(user)))
+            .condition_expression("attribute_exists(pk)");
+        let request = match used_up {
+            Some(v) => {
+                let value =
+                    serde_dynamo::to_attribute_value(v).map_err(|e| decode_error(e.to_string()))?;
+                request
+                    .update_expression("SET budget_used_up = :v")
+                    .expression_attribute_values(":v", value)
+            }
+            None => request.update_expression("REMOVE budget_used_up"),
+        };
+        conditional(request.send().await).map(|_| ())
     }
 
     /// Points the profile at the user's agent and records its architecture, in one write.

@@ -171,6 +171,14 @@ pub async fn start_turn(
 ) -> Result<TurnOutcome, AppError> {
     let content = ChatContent::parse(content, state.config.http.chat_max_chars)?;
     let (profile, agent_id) = ready_agent(state, &user).await?;
+    if let Some(used_up) = &profile.budget_used_up
+        && used_up.holds_at(time::OffsetDateTime::now_utc())
+    {
+        return Err(AppError::BudgetExceeded {
+            spend: used_up.spend,
+            limit: used_up.limit,
+        });
+    }
     let conversation = conversations::get(state, &user, &conversation_id).await?;
     let mut ids = ulid::Generator::new();
     let mut next_id = || {
