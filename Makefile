@@ -1,6 +1,6 @@
 # Two commands for a fresh machine: `make dev` serves the API on http://127.0.0.1:8080 backed by
 # real local services; `make test` runs every test against them. Both install what is missing.
-.PHONY: dev test soak install services-up services-down services-status lint fmt build deploy-check
+.PHONY: dev test soak fuzz openapi install services-up services-down services-status lint fmt build deploy-check
 
 dev:
 	bash infra/local/dev.sh
@@ -12,6 +12,14 @@ test:
 # random faults in front of every dependency; `make test` runs short versions of both.
 soak:
 	LOAD_USERS=50 LOAD_TURNS=10 SOAK_SECS=600 bash infra/local/test.sh load:: --nocapture
+
+# A longer schemathesis run (200 cases per operation instead of 30).
+fuzz:
+	FUZZ_EXAMPLES=200 bash infra/local/test.sh openapi::schemathesis --nocapture
+
+# The API description from the code, committed as docs/openapi.json (a test fails when they differ).
+openapi:
+	cargo run -q -p gateway -- openapi > docs/openapi.json
 
 install:
 	bash infra/local/install.sh all

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs what the local stack needs, under STATE_DIR, skipping what is already there.
-# Usage: infra/local/install.sh [tools|postgres|letta|litellm|dynamodb|deploy|deny|browser|all]...
+# Usage: infra/local/install.sh [tools|postgres|letta|litellm|dynamodb|deploy|deny|browser|fuzz|all]...
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 
@@ -132,6 +132,15 @@ install_browser() {
   stamp browser "$want"
 }
 
+install_fuzz() {
+  local want="schemathesis=$SCHEMATHESIS_VERSION"
+  stamp_ok fuzz "$want" && return 0
+  say "installing schemathesis $SCHEMATHESIS_VERSION (fuzzing against the OpenAPI description)"
+  new_venv "$FUZZ_VENV"
+  "$FUZZ_VENV/bin/pip" install -q "schemathesis==$SCHEMATHESIS_VERSION" >&2
+  stamp fuzz "$want"
+}
+
 targets=("$@"); [ ${#targets[@]} -gt 0 ] || targets=(all)
 for t in "${targets[@]}"; do
   case $t in
@@ -143,6 +152,7 @@ for t in "${targets[@]}"; do
     deploy) install_deploy ;;
     deny) install_deny ;;
     browser) install_browser ;;
+    fuzz) install_fuzz ;;
     all) install_postgres; install_dynamodb; install_litellm; install_letta ;;
     *) die "unknown component: $t" ;;
   esac

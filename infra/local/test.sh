@@ -5,7 +5,7 @@ set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 cd "$ROOT"
 cargo build --workspace --all-targets
-"$ROOT/infra/local/install.sh" browser
+"$ROOT/infra/local/install.sh" browser fuzz
 services="$ROOT/infra/local/services.sh"
 status=$("$services" status)
 if grep -qv ' up$' <<<"$status"; then

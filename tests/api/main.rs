@@ -23,6 +23,7 @@ mod limits;
 mod load;
 mod logs;
 mod migration;
+mod openapi;
 mod outages;
 mod provisioning;
 mod provisioning_faults;

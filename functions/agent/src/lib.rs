@@ -4,17 +4,23 @@
 use axum::{
     Json, Router,
     extract::{Path, State},
-    routing::{delete, get, post},
 };
-use serde::Deserialize;
-use serde_json::Value;
+use serde::{Deserialize, Serialize};
 use shared::{
     AppError, AppState,
-    app::dependency::Service,
+    app::{dependency::Service, error::ErrorBody},
     domain::SignedInUser,
     flows::agent::{self, ResetScope},
-    http::{ApiJson, ApiQuery, Function, views},
+    http::{
+        ApiJson, ApiQuery, Function,
+        views::{
+            self, AgentStatusView, ArchivalView, BlockReplacedView, DeletedView, MemoryView,
+            PassagesView, ResetView,
+        },
+    },
 };
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::{router::OpenApiRouter, routes};
 
 /// This function: its name, what its health check covers, its routes.
 pub const FUNCTION: Function = Function {
@@ -23,18 +29,14 @@ pub const FUNCTION: Function = Function {
     routes: api_routes,
 };
 
-/// The API routes, without the common layers (the gateway merges these).
-pub fn api_routes(state: AppState) -> Router {
-    Router::new()
-        .route("/api/v1/agent/status", get(status))
-        .route("/api/v1/agent/memory", get(memory).post(write_memory))
-        .route("/api/v1/agent/memory/archival", get(archival))
-        .route(
-            "/api/v1/agent/memory/archival/{id}",
-            delete(delete_archival),
-        )
-        .route("/api/v1/agent/reset", post(reset))
-        .with_state(state)
+/// The API routes and their description, without the common layers (the gateway merges these).
+pub fn api_routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(status))
+        .routes(routes!(memory, write_memory))
+        .routes(routes!(archival))
+        .routes(routes!(delete_archival))
+        .routes(routes!(reset))
 }
 
 /// The whole function: API routes, `GET /health`, and the common layers.
@@ -42,44 +44,92 @@ pub fn router(state: AppState) -> Router {
     FUNCTION.router(state)
 }
 
+/// The agent: whether Letta has it, its model, context and memory sizes, stored messages.
+#[utoipa::path(
+    get,
+    path = "/api/v1/agent/status",
+    tag = "agent",
+    responses(
+        (status = 200, description = "The agent's status", body = AgentStatusView),
+        (status = 409, description = "`provisioning`", body = ErrorBody),
+    )
+)]
 async fn status(
     State(state): State<AppState>,
     user: SignedInUser,
-) -> Result<Json<Value>, AppError> {
+) -> Result<Json<AgentStatusView>, AppError> {
     let status = agent::status(&state, &user).await?;
     Ok(Json(views::agent_status(&status)))
 }
 
+/// The agent's core memory blocks.
+#[utoipa::path(
+    get,
+    path = "/api/v1/agent/memory",
+    tag = "agent",
+    responses(
+        (status = 200, description = "The blocks", body = MemoryView),
+        (status = 409, description = "`provisioning`", body = ErrorBody),
+    )
+)]
 async fn memory(
     State(state): State<AppState>,
     user: SignedInUser,
-) -> Result<Json<Value>, AppError> {
+) -> Result<Json<MemoryView>, AppError> {
     let blocks = agent::memory(&state, &user).await?;
     Ok(Json(views::memory(&blocks)))
 }
 
-#[derive(Deserialize)]
+/// An archival memory to add.
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct Archival {
+    /// The text (Letta splits a long one into several memories).
     text: String,
+    /// Tags to find it by.
     #[serde(default)]
     tags: Vec<String>,
 }
 
 /// Either `{label, value}` (replace a block) or `{archival: {text, tags?}}`.
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct MemoryWrite {
+    /// The block to replace (`human` or `persona`), with `value`.
     label: Option<String>,
+    /// The block's new text (within its limit), with `label`.
     value: Option<String>,
+    /// An archival memory to add, alone.
     archival: Option<Archival>,
 }
 
+/// What a memory write made.
+#[derive(Serialize, ToSchema)]
+#[serde(untagged)]
+enum MemoryWritten {
+    /// The archival memories added.
+    Passages(PassagesView),
+    /// The block replaced.
+    Block(BlockReplacedView),
+}
+
+/// Replaces a core memory block, or adds an archival memory.
+#[utoipa::path(
+    post,
+    path = "/api/v1/agent/memory",
+    tag = "agent",
+    request_body = MemoryWrite,
+    responses(
+        (status = 200, description = "`{block}` after a replacement, `{passages}` after an addition", body = MemoryWritten),
+        (status = 404, description = "No such block", body = ErrorBody),
+        (status = 409, description = "`archival_memory_full` or `provisioning`", body = ErrorBody),
+    )
+)]
 async fn write_memory(
     State(state): State<AppState>,
     user: SignedInUser,
     ApiJson(body): ApiJson<MemoryWrite>,
-) -> Result<Json<Value>, AppError> {
+) -> Result<Json<MemoryWritten>, AppError> {
     match body {
         MemoryWrite {
             archival: Some(a),
@@ -87,7 +137,7 @@ async fn write_memory(
             value: None,
         } => {
             let added = agent::add_archival(&state, &user, &a.text, &a.tags).await?;
-            Ok(Json(views::passages(&added)))
+            Ok(Json(MemoryWritten::Passages(views::passages(&added))))
         }
         MemoryWrite {
             archival: None,
@@ -95,7 +145,7 @@ async fn write_memory(
             value: Some(value),
         } => {
             let block = agent::replace_block(&state, &user, &label, &value).await?;
-            Ok(Json(views::block(&block)))
+            Ok(Json(MemoryWritten::Block(views::block(&block))))
         }
         MemoryWrite {
             archival: None,
@@ -114,19 +164,35 @@ async fn write_memory(
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 struct ArchivalQuery {
+    /// A search (by meaning); without it, the memories newest first.
     query: Option<String>,
+    /// Memories per page, 1–100 (default 20).
+    #[param(minimum = 1, maximum = 100)]
     limit: Option<u32>,
+    /// The `next_cursor` of the previous page (listing only).
     cursor: Option<String>,
 }
 
+/// The agent's archival memories: a search or a listing.
+#[utoipa::path(
+    get,
+    path = "/api/v1/agent/memory/archival",
+    tag = "agent",
+    params(ArchivalQuery),
+    responses(
+        (status = 200, description = "A page of memories", body = ArchivalView),
+        (status = 409, description = "`provisioning`", body = ErrorBody),
+    )
+)]
 async fn archival(
     State(state): State<AppState>,
     user: SignedInUser,
     ApiQuery(q): ApiQuery<ArchivalQuery>,
-) -> Result<Json<Value>, AppError> {
+) -> Result<Json<ArchivalView>, AppError> {
     let page = agent::archival(
         &state,
         &user,
@@ -138,28 +204,54 @@ async fn archival(
     Ok(Json(views::archival(&page)))
 }
 
+/// Deletes one of the agent's archival memories.
+#[utoipa::path(
+    delete,
+    path = "/api/v1/agent/memory/archival/{id}",
+    tag = "agent",
+    params(("id" = String, Path, description = "The memory's id")),
+    responses(
+        (status = 200, description = "Deleted", body = DeletedView),
+        (status = 404, description = "No such memory of the agent's", body = ErrorBody),
+        (status = 409, description = "`provisioning`", body = ErrorBody),
+    )
+)]
 async fn delete_archival(
     State(state): State<AppState>,
     user: SignedInUser,
     Path(id): Path<String>,
-) -> Result<Json<Value>, AppError> {
+) -> Result<Json<DeletedView>, AppError> {
     agent::delete_archival(&state, &user, &id).await?;
-    Ok(Json(serde_json::json!({"deleted": true, "id": id})))
+    Ok(Json(views::deleted(&id, None)))
 }
 
-#[derive(Deserialize)]
+/// What to reset.
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct ResetBody {
+    /// `messages` (the agent forgets the conversation, keeps its memory) or `all` (a new agent).
     scope: String,
+    /// Also delete the stored history.
     #[serde(default)]
     delete_history: bool,
 }
 
+/// Resets the agent.
+#[utoipa::path(
+    post,
+    path = "/api/v1/agent/reset",
+    tag = "agent",
+    request_body = ResetBody,
+    responses(
+        (status = 200, description = "Reset", body = ResetView),
+        (status = 409, description = "`turn_in_progress`, `reset_in_progress` or `provisioning`", body = ErrorBody),
+    )
+)]
 async fn reset(
     State(state): State<AppState>,
     user: SignedInUser,
     ApiJson(body): ApiJson<ResetBody>,
-) -> Result<Json<Value>, AppError> {
+) -> Result<Json<ResetView>, AppError> {
     let scope = match body.scope.as_str() {
         "messages" => ResetScope::Messages,
         "all" => ResetScope::All,

@@ -7,17 +7,20 @@ use axum::{
     extract::State,
     http::StatusCode,
     response::{IntoResponse, Response},
-    routing::{delete, get, post},
 };
 use serde::Deserialize;
-use serde_json::{Value, json};
 use shared::{
     AppError, AppState,
-    app::dependency::Service,
+    app::{dependency::Service, error::ErrorBody},
     domain::{DisplayName, Email, Password, SignedInUser},
     flows::accounts::{self, Registered, Registration},
-    http::{ApiJson, AuthAttempt, Function, parse_optional_json, views},
+    http::{
+        ApiJson, AuthAttempt, Function, parse_optional_json,
+        views::{self, ConfirmationRequiredView, MeView, RefreshedView, SignedInView},
+    },
 };
+use utoipa::ToSchema;
+use utoipa_axum::{router::OpenApiRouter, routes};
 
 /// This function: its name, what its health check covers, its routes.
 pub const FUNCTION: Function = Function {
@@ -26,16 +29,15 @@ pub const FUNCTION: Function = Function {
     routes: api_routes,
 };
 
-/// The API routes, without the common layers (the gateway merges these).
-pub fn api_routes(state: AppState) -> Router {
-    Router::new()
-        .route("/api/v1/auth/register", post(register))
-        .route("/api/v1/auth/login", post(login))
-        .route("/api/v1/auth/refresh", post(refresh))
-        .route("/api/v1/auth/logout", post(logout))
-        .route("/api/v1/auth/me", get(me))
-        .route("/api/v1/auth/account", delete(delete_account))
-        .with_state(state)
+/// The API routes and their description, without the common layers (the gateway merges these).
+pub fn api_routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(register))
+        .routes(routes!(login))
+        .routes(routes!(refresh))
+        .routes(routes!(logout))
+        .routes(routes!(me))
+        .routes(routes!(delete_account))
 }
 
 /// Variables this function needs beyond the common ones: it deletes accounts (Supabase's admin
@@ -47,15 +49,33 @@ pub fn router(state: AppState) -> Router {
     FUNCTION.router(state)
 }
 
-#[derive(Deserialize)]
+/// A new account.
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct RegisterBody {
+    /// The email address (the login).
     email: String,
+    /// 8–72 characters.
     password: String,
+    /// The name the agent knows the user by (1–80 characters).
     #[serde(default)]
     display_name: Option<String>,
 }
 
+/// Makes an account: the Supabase user, the LiteLLM user and key with the default budget,
+/// and the Letta agent; signs the user in.
+#[utoipa::path(
+    post,
+    path = "/api/v1/auth/register",
+    tag = "auth",
+    security(()),
+    request_body = RegisterBody,
+    responses(
+        (status = 201, description = "Signed in; the account is ready or being finished (`profile.state`)", body = SignedInView),
+        (status = 202, description = "The Supabase project confirms emails: confirm, then log in", body = ConfirmationRequiredView),
+        (status = 409, description = "`email_taken`", body = ErrorBody),
+    )
+)]
 async fn register(
     State(state): State<AppState>,
     _attempt: AuthAttempt,
@@ -84,60 +104,118 @@ async fn register(
     }
 }
 
-#[derive(Deserialize)]
+/// Email and password.
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct LoginBody {
+    /// The email address.
     email: String,
+    /// The password.
     password: String,
 }
 
+/// Signs in (and finishes setting the account up if a step is missing).
+#[utoipa::path(
+    post,
+    path = "/api/v1/auth/login",
+    tag = "auth",
+    security(()),
+    request_body = LoginBody,
+    responses(
+        (status = 200, description = "Signed in", body = SignedInView),
+        (status = 401, description = "`invalid_credentials` (the same for a wrong email or password)", body = ErrorBody),
+        (status = 403, description = "`email_not_confirmed`", body = ErrorBody),
+        (status = 409, description = "`provisioning`: another request is setting the account up", body = ErrorBody),
+    )
+)]
 async fn login(
     State(state): State<AppState>,
     _attempt: AuthAttempt,
     ApiJson(body): ApiJson<LoginBody>,
-) -> Result<Json<Value>, AppError> {
+) -> Result<Json<SignedInView>, AppError> {
     let (session, profile) = accounts::login(&state, &body.email, &body.password).await?;
     let budget = accounts::budget_summary(&state, &profile.user_id).await;
     Ok(Json(views::signed_in(&session, &profile, budget.as_ref())))
 }
 
-#[derive(Deserialize)]
+/// A refresh token.
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct RefreshBody {
+    /// The session's refresh token (single use).
     refresh_token: String,
 }
 
+/// A new session for a refresh token.
+#[utoipa::path(
+    post,
+    path = "/api/v1/auth/refresh",
+    tag = "auth",
+    security(()),
+    request_body = RefreshBody,
+    responses(
+        (status = 200, description = "The new session", body = RefreshedView),
+        (status = 401, description = "The refresh token is not valid (spent, expired, revoked)", body = ErrorBody),
+    )
+)]
 async fn refresh(
     State(state): State<AppState>,
     _attempt: AuthAttempt,
     ApiJson(body): ApiJson<RefreshBody>,
-) -> Result<Json<Value>, AppError> {
+) -> Result<Json<RefreshedView>, AppError> {
     let session = accounts::refresh(&state, &body.refresh_token).await?;
-    Ok(Json(
-        json!({ "session": views::SessionView::from(&session) }),
-    ))
+    Ok(Json(views::refreshed(&session)))
 }
 
+/// Ends the session: its refresh token stops working and the access token is refused.
+#[utoipa::path(
+    post,
+    path = "/api/v1/auth/logout",
+    tag = "auth",
+    responses((status = 204, description = "Signed out"))
+)]
 async fn logout(State(state): State<AppState>, user: SignedInUser) -> Result<StatusCode, AppError> {
     accounts::logout(&state, &user).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
-async fn me(State(state): State<AppState>, user: SignedInUser) -> Result<Json<Value>, AppError> {
+/// The signed-in user and the account.
+#[utoipa::path(
+    get,
+    path = "/api/v1/auth/me",
+    tag = "auth",
+    responses(
+        (status = 200, description = "The user and the account", body = MeView),
+        (status = 409, description = "`provisioning`", body = ErrorBody),
+    )
+)]
+async fn me(State(state): State<AppState>, user: SignedInUser) -> Result<Json<MeView>, AppError> {
     let (profile, budget) = accounts::me(&state, &user).await?;
-    Ok(Json(json!({
-        "user": views::user(&profile),
-        "profile": views::account_profile(&profile, budget.as_ref()),
-    })))
+    Ok(Json(views::me(&profile, budget.as_ref())))
 }
 
-#[derive(Deserialize, Default)]
+/// The password again, where the account has one.
+#[derive(Deserialize, Default, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct DeleteBody {
+    /// The account's password.
     #[serde(default)]
     password: Option<String>,
 }
 
+/// Deletes the account everywhere: the agent and its memory, the key and budget, the stored
+/// data, the Supabase user. The token stops working at once.
+#[utoipa::path(
+    delete,
+    path = "/api/v1/auth/account",
+    tag = "auth",
+    request_body = Option<DeleteBody>,
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 403, description = "`reauthentication_required`: the password is missing or another account's", body = ErrorBody),
+        (status = 409, description = "`provisioning`", body = ErrorBody),
+    )
+)]
 async fn delete_account(
     State(state): State<AppState>,
     user: SignedInUser,

@@ -12,22 +12,27 @@ use axum::{
         IntoResponse, Response,
         sse::{Event, KeepAlive, Sse},
     },
-    routing::{get, post},
 };
 use futures_util::stream::{self, Stream, StreamExt};
 use serde::Deserialize;
-use serde_json::Value;
 use shared::{
     AppError, AppState,
-    app::dependency::Service,
+    app::{dependency::Service, error::ErrorBody},
     domain::{ConversationId, IdempotencyKey, SignedInUser, Title},
     flows::{
         chat::{self, ChatEvent, TurnOutcome},
         conversations,
     },
-    http::{ApiJson, ApiQuery, Function, IDEMPOTENCY_KEY, parse_optional_json, views},
+    http::{
+        ApiJson, ApiQuery, Function, IDEMPOTENCY_KEY, parse_optional_json,
+        views::{
+            self, ChatEventView, ConversationView, ConversationsView, DeletedView, HistoryView,
+        },
+    },
     store::decode_cursor,
 };
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::{router::OpenApiRouter, routes};
 
 /// This function: its name, what its health check covers, its routes.
 pub const FUNCTION: Function = Function {
@@ -36,22 +41,17 @@ pub const FUNCTION: Function = Function {
     routes: api_routes,
 };
 
-/// The API routes, without the common layers (the gateway merges these).
-pub fn api_routes(state: AppState) -> Router {
-    Router::new()
-        .route("/api/v1/chat/message", post(send_message))
-        .route("/api/v1/chat/history", get(history))
-        .route(
-            "/api/v1/conversations",
-            get(list_conversations).post(create_conversation),
-        )
-        .route(
-            "/api/v1/conversations/{id}",
-            get(get_conversation)
-                .patch(rename_conversation)
-                .delete(delete_conversation),
-        )
-        .with_state(state)
+/// The API routes and their description, without the common layers (the gateway merges these).
+pub fn api_routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(send_message))
+        .routes(routes!(history))
+        .routes(routes!(list_conversations, create_conversation))
+        .routes(routes!(
+            get_conversation,
+            rename_conversation,
+            delete_conversation
+        ))
 }
 
 /// The whole function: API routes, `GET /health`, and the common layers.
@@ -59,9 +59,11 @@ pub fn router(state: AppState) -> Router {
     FUNCTION.router(state)
 }
 
-#[derive(Deserialize)]
+/// A message to the agent.
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct MessageBody {
+    /// The text (at most `CHAT_MAX_CHARS` characters).
     content: String,
     /// Without it, the user's default conversation.
     conversation_id: Option<String>,
@@ -75,11 +77,11 @@ fn conversation_or_default(raw: Option<&str>) -> Result<ConversationId, AppError
 }
 
 fn sse_event(id: usize, event: ChatEvent) -> Result<Event, Infallible> {
-    let (name, data) = views::chat_event(&event);
+    let view = views::chat_event(&event);
     Ok(Event::default()
         .id(id.to_string())
-        .event(name)
-        .data(data.to_string()))
+        .event(view.name())
+        .data(view.data().to_string()))
 }
 
 /// The stream of a turn: events numbered from 1, and a `: keep-alive` comment whenever nothing
@@ -102,6 +104,29 @@ where
     response
 }
 
+/// Sends a message to the user's agent and streams the reply.
+///
+/// The user's message is stored before the agent is called. Refusals that come before any
+/// event (budget, revoked key, a turn in progress) are plain JSON errors; once the stream has
+/// started, a failure is an `error` event and the partial reply is kept and marked.
+#[utoipa::path(
+    post,
+    path = "/api/v1/chat/message",
+    tag = "chat",
+    params(
+        ("Idempotency-Key" = Option<String>, Header,
+         description = "Repeating a key replays the finished turn instead of sending it again (8–128 of `A-Za-z0-9_-`)"),
+    ),
+    request_body = MessageBody,
+    responses(
+        (status = 200, description = "The turn's events as they happen (see `ChatEventView`: one per SSE event, `event:` its name, `data:` its JSON)",
+         content_type = "text/event-stream", body = ChatEventView),
+        (status = 402, description = "`budget_exceeded`: the budget is used up", body = ErrorBody),
+        (status = 403, description = "`billing_key_revoked`: the user's key was revoked", body = ErrorBody),
+        (status = 404, description = "No such conversation of the user's", body = ErrorBody),
+        (status = 409, description = "`turn_in_progress` (one turn at a time per conversation) or `provisioning`", body = ErrorBody),
+    )
+)]
 async fn send_message(
     State(state): State<AppState>,
     user: SignedInUser,
@@ -125,19 +150,35 @@ async fn send_message(
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 struct HistoryQuery {
+    /// Messages per page, 1–100 (default 50).
+    #[param(minimum = 1, maximum = 100)]
     limit: Option<u32>,
+    /// The `next_cursor` of the previous page.
     before: Option<String>,
+    /// Without it, the user's default conversation.
     conversation_id: Option<String>,
 }
 
+/// The stored messages of a conversation, newest first.
+#[utoipa::path(
+    get,
+    path = "/api/v1/chat/history",
+    tag = "chat",
+    params(HistoryQuery),
+    responses(
+        (status = 200, description = "A page of messages", body = HistoryView),
+        (status = 404, description = "No such conversation of the user's", body = ErrorBody),
+    )
+)]
 async fn history(
     State(state): State<AppState>,
     user: SignedInUser,
     ApiQuery(query): ApiQuery<HistoryQuery>,
-) -> Result<Json<Value>, AppError> {
+) -> Result<Json<HistoryView>, AppError> {
     let limit = query.limit.unwrap_or(50);
     if !(1..=100).contains(&limit) {
         return Err(AppError::validation("limit", "must be between 1 and 100"));
@@ -157,17 +198,30 @@ async fn history(
     Ok(Json(views::history(&page)))
 }
 
-#[derive(Deserialize, Default)]
+/// A new conversation; the body is optional.
+#[derive(Deserialize, Default, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct NewConversation {
+    /// Its title (1–100 characters); without it, one is made from the first message.
     title: Option<String>,
 }
 
+/// Starts a conversation with the user's agent (its memory is shared by all of them).
+#[utoipa::path(
+    post,
+    path = "/api/v1/conversations",
+    tag = "chat",
+    request_body = Option<NewConversation>,
+    responses(
+        (status = 201, description = "The conversation", body = ConversationView),
+        (status = 409, description = "`conversation_limit` or `provisioning`", body = ErrorBody),
+    )
+)]
 async fn create_conversation(
     State(state): State<AppState>,
     user: SignedInUser,
     body: axum::body::Bytes,
-) -> Result<(StatusCode, Json<Value>), AppError> {
+) -> Result<(StatusCode, Json<ConversationView>), AppError> {
     let body: NewConversation = parse_optional_json(&body)?.unwrap_or_default();
     let title = body.title.as_deref().map(Title::parse).transpose()?;
     let conversation = conversations::create(&state, &user, title).await?;
@@ -177,18 +231,30 @@ async fn create_conversation(
     ))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 struct ListQuery {
+    /// Conversations per page, 1–100 (default 20).
+    #[param(minimum = 1, maximum = 100)]
     limit: Option<usize>,
+    /// The `next_cursor` of the previous page.
     cursor: Option<String>,
 }
 
+/// The user's conversations, most recently active first.
+#[utoipa::path(
+    get,
+    path = "/api/v1/conversations",
+    tag = "chat",
+    params(ListQuery),
+    responses((status = 200, description = "A page of conversations", body = ConversationsView))
+)]
 async fn list_conversations(
     State(state): State<AppState>,
     user: SignedInUser,
     ApiQuery(query): ApiQuery<ListQuery>,
-) -> Result<Json<Value>, AppError> {
+) -> Result<Json<ConversationsView>, AppError> {
     let limit = query.limit.unwrap_or(20);
     if !(1..=100).contains(&limit) {
         return Err(AppError::validation("limit", "must be between 1 and 100"));
@@ -197,42 +263,77 @@ async fn list_conversations(
     Ok(Json(views::conversations(&page)))
 }
 
+/// One of the user's conversations.
+#[utoipa::path(
+    get,
+    path = "/api/v1/conversations/{id}",
+    tag = "chat",
+    params(("id" = String, Path, description = "`default` or the conversation's id")),
+    responses(
+        (status = 200, description = "The conversation", body = ConversationView),
+        (status = 404, description = "No such conversation of the user's", body = ErrorBody),
+    )
+)]
 async fn get_conversation(
     State(state): State<AppState>,
     user: SignedInUser,
     Path(id): Path<String>,
-) -> Result<Json<Value>, AppError> {
+) -> Result<Json<ConversationView>, AppError> {
     let id = ConversationId::parse(&id)?;
     let conversation = conversations::get(&state, &user, &id).await?;
     Ok(Json(views::conversation(&conversation)))
 }
 
-#[derive(Deserialize)]
+/// A new title.
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct ConversationUpdate {
+    /// 1–100 characters.
     title: String,
 }
 
+/// Renames one of the user's conversations.
+#[utoipa::path(
+    patch,
+    path = "/api/v1/conversations/{id}",
+    tag = "chat",
+    params(("id" = String, Path, description = "`default` or the conversation's id")),
+    request_body = ConversationUpdate,
+    responses(
+        (status = 200, description = "The conversation", body = ConversationView),
+        (status = 404, description = "No such conversation of the user's", body = ErrorBody),
+    )
+)]
 async fn rename_conversation(
     State(state): State<AppState>,
     user: SignedInUser,
     Path(id): Path<String>,
     ApiJson(body): ApiJson<ConversationUpdate>,
-) -> Result<Json<Value>, AppError> {
+) -> Result<Json<ConversationView>, AppError> {
     let id = ConversationId::parse(&id)?;
     let title = Title::parse(&body.title)?;
     let conversation = conversations::rename(&state, &user, &id, &title).await?;
     Ok(Json(views::conversation(&conversation)))
 }
 
+/// Deletes one of the user's conversations and its messages (not the default one).
+#[utoipa::path(
+    delete,
+    path = "/api/v1/conversations/{id}",
+    tag = "chat",
+    params(("id" = String, Path, description = "The conversation's id")),
+    responses(
+        (status = 200, description = "Deleted, with the messages deleted along", body = DeletedView),
+        (status = 404, description = "No such conversation of the user's", body = ErrorBody),
+        (status = 409, description = "`turn_in_progress` or `provisioning`", body = ErrorBody),
+    )
+)]
 async fn delete_conversation(
     State(state): State<AppState>,
     user: SignedInUser,
     Path(id): Path<String>,
-) -> Result<Json<Value>, AppError> {
+) -> Result<Json<DeletedView>, AppError> {
     let id = ConversationId::parse(&id)?;
     let deleted = conversations::delete(&state, &user, &id).await?;
-    Ok(Json(
-        serde_json::json!({"deleted": true, "id": id, "messages_deleted": deleted}),
-    ))
+    Ok(Json(views::deleted(&id.to_string(), Some(deleted))))
 }

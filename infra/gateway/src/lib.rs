@@ -1,5 +1,6 @@
 //! The gateway's app: the four functions' API routes, each function's health check at
-//! `/health/<name>`, `GET /health` over every dependency, and the web chat page (`web/`) at `/`.
+//! `/health/<name>`, `GET /health` over every dependency, the API description at
+//! `/openapi.json` with Swagger UI at `/docs`, and the web chat page (`web/`) at `/`.
 
 use axum::Router;
 use shared::{
@@ -8,6 +9,7 @@ use shared::{
     http::{Function, router::health_route, with_common_layers},
 };
 use tower_http::services::ServeDir;
+use utoipa_swagger_ui::SwaggerUi;
 
 /// The four functions, as Lambda hosts them one by one.
 pub const FUNCTIONS: [&Function; 4] = [
@@ -23,7 +25,21 @@ pub fn app(state: AppState) -> Router {
         health_route("/health", "gateway", Service::ALL, state.clone()),
         |router, function| router.merge(function.mounted(state.clone())),
     );
-    with_common_layers(routes, &state.config.http).merge(web_page())
+    with_common_layers(routes, &state.config.http)
+        .merge(SwaggerUi::new("/docs").url("/openapi.json", openapi()))
+        .merge(web_page())
+}
+
+/// The OpenAPI description of the four functions' routes (and `GET /health`).
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    shared::http::openapi::document(FUNCTIONS.iter().map(|f| f.openapi()))
+}
+
+/// The description as committed in `docs/openapi.json` (pretty, with a final newline).
+pub fn openapi_json() -> String {
+    openapi()
+        .to_pretty_json()
+        .expect("the description serializes")
 }
 
 /// The static web chat page (`web/` of the workspace, or `WEB_DIR`): `/` and its files.

@@ -8,6 +8,11 @@ use gateway::app;
 
 #[tokio::main]
 async fn main() {
+    // `gateway openapi`: the API description, as committed in docs/openapi.json.
+    if std::env::args().nth(1).as_deref() == Some("openapi") {
+        println!("{}", gateway::openapi_json());
+        return;
+    }
     shared::app::telemetry::init("gateway");
     let state = match shared::AppState::load(auth::REQUIRED_VARIABLES).await {
         Ok(s) => s,

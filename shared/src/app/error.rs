@@ -6,7 +6,8 @@ use axum::{
     http::{HeaderValue, StatusCode, header},
     response::{IntoResponse, Response},
 };
-use serde_json::{Map, Value, json};
+use serde::Serialize;
+use utoipa::ToSchema;
 
 use crate::app::dependency::{DependencyError, Service};
 
@@ -189,47 +190,90 @@ impl AppError {
         }
     }
 
-    /// The `error` object (also used for SSE `error` events).
-    pub fn body(&self) -> Value {
-        let mut error = Map::new();
-        error.insert("code".into(), json!(self.code()));
-        let message = match self {
+    /// The JSON body: `{"error": {code, message, …details}}`.
+    pub fn body(&self) -> ErrorBody {
+        let mut error = ErrorDetail {
+            code: self.code(),
             // Never echo internal details to clients; they are logged instead.
-            Self::Internal(_) => "Something went wrong on our side.".to_string(),
-            other => other.to_string(),
+            message: match self {
+                Self::Internal(_) => "Something went wrong on our side.".to_string(),
+                other => other.to_string(),
+            },
+            field: None,
+            limit_bytes: None,
+            limit_chars: None,
+            spend: None,
+            limit: None,
+            service: None,
+            retry_after: self.retry_after(),
         };
-        error.insert("message".into(), json!(message));
         match self {
-            Self::Validation { field, .. } => {
-                error.insert("field".into(), json!(field));
-            }
-            Self::PayloadTooLarge { limit } => {
-                error.insert("limit_bytes".into(), json!(limit));
-            }
+            Self::Validation { field, .. } => error.field = Some(field.clone()),
+            Self::PayloadTooLarge { limit } => error.limit_bytes = Some(*limit),
             Self::ContentTooLong { limit, .. } => {
-                error.insert("field".into(), json!("content"));
-                error.insert("limit_chars".into(), json!(limit));
+                error.field = Some("content".into());
+                error.limit_chars = Some(*limit);
             }
             Self::BudgetExceeded { spend, limit } => {
-                error.insert("spend".into(), json!(spend));
-                error.insert("limit".into(), json!(limit));
+                error.spend = Some(*spend);
+                error.limit = Some(Limit::Usd(*limit));
             }
-            Self::Unavailable { service, .. } => {
-                error.insert("service".into(), json!(service.name()));
-            }
-            Self::RateLimited { limit, .. } => {
-                error.insert("limit".into(), json!(limit));
-            }
-            Self::Upstream { service, .. } => {
-                error.insert("service".into(), json!(service.name()));
+            Self::RateLimited { limit, .. } => error.limit = Some(Limit::Name(limit)),
+            Self::Unavailable { service, .. } | Self::Upstream { service, .. } => {
+                error.service = Some(service.name());
             }
             _ => {}
         }
-        if let Some(secs) = self.retry_after() {
-            error.insert("retry_after".into(), json!(secs));
-        }
-        json!({ "error": error })
+        ErrorBody { error }
     }
+}
+
+/// Every error's body: `{"error": {...}}`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorBody {
+    /// What went wrong.
+    pub error: ErrorDetail,
+}
+
+/// What went wrong: a stable `code`, a sentence, and the details the code has.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorDetail {
+    /// The stable code (`validation_failed`, `unauthorized`, `budget_exceeded`, …).
+    #[schema(value_type = String, example = "validation_failed")]
+    pub code: ErrorCode,
+    /// A sentence for the user.
+    pub message: String,
+    /// `validation_failed`, `content_too_long`: the field at fault.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
+    /// `payload_too_large`: the limit, bytes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub limit_bytes: Option<usize>,
+    /// `content_too_long`: the limit, characters.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub limit_chars: Option<usize>,
+    /// `budget_exceeded`: spent this period, USD.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub spend: Option<f64>,
+    /// `budget_exceeded`: the cap, USD; `rate_limited`: the limit's name.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub limit: Option<Limit>,
+    /// `dependency_unavailable`, `upstream_error`: the dependency.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub service: Option<&'static str>,
+    /// Seconds to wait before retrying (also the `Retry-After` header).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retry_after: Option<u64>,
+}
+
+/// A limit that was reached: a cap in USD or a rate limit's name.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(untagged)]
+pub enum Limit {
+    /// The budget's cap, USD.
+    Usd(f64),
+    /// The rate limit's name (`chat_per_minute`, …).
+    Name(&'static str),
 }
 
 impl IntoResponse for AppError {
@@ -271,7 +315,7 @@ mod tests {
     use super::*;
     use axum::body::to_bytes;
 
-    async fn render(err: AppError) -> (StatusCode, axum::http::HeaderMap, Value) {
+    async fn render(err: AppError) -> (StatusCode, axum::http::HeaderMap, serde_json::Value) {
         let res = err.into_response();
         let status = res.status();
         let headers = res.headers().clone();

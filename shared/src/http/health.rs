@@ -2,7 +2,10 @@
 //! reused for `HEALTH_CACHE_SECS` per instance, so a public endpoint cannot multiply the load on
 //! the dependencies; a failure says what happened, never a word of the dependency's own text.
 
-use std::time::{Duration, Instant};
+use std::{
+    collections::BTreeMap,
+    time::{Duration, Instant},
+};
 
 use axum::{
     Json,
@@ -10,7 +13,8 @@ use axum::{
     response::{IntoResponse, Response},
 };
 use futures_util::future::join_all;
-use serde_json::{Map, Value, json};
+use serde::Serialize;
+use utoipa::ToSchema;
 
 use crate::{
     app::{
@@ -21,6 +25,35 @@ use crate::{
 };
 
 const CHECK_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// `GET /health`: 200 when every dependency is up, else 503 naming the ones that are not.
+#[derive(Serialize, ToSchema)]
+pub struct HealthReport {
+    /// `ok` or `unavailable`.
+    #[schema(example = "ok")]
+    status: &'static str,
+    /// The function answering (`gateway` locally).
+    function: &'static str,
+    /// The backend's version.
+    version: &'static str,
+    /// Each dependency the function uses, by name (`dynamodb`, `letta`, `litellm`, `supabase_auth`).
+    checks: BTreeMap<&'static str, DependencyCheck>,
+    /// The dependencies that are down.
+    failing: Vec<&'static str>,
+}
+
+/// One dependency's check.
+#[derive(Serialize, ToSchema)]
+pub struct DependencyCheck {
+    /// `up` or `down`.
+    #[schema(example = "up")]
+    status: &'static str,
+    /// How long the check took, ms.
+    latency_ms: f64,
+    /// What happened, in our words (never the dependency's text).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<String>,
+}
 
 /// One dependency's state: the cached check when fresh, else a new one.
 async fn checked(state: &AppState, service: Service) -> (Result<(), String>, Duration) {
@@ -59,27 +92,35 @@ pub async fn report(state: &AppState, function: &'static str, deps: &[Service]) 
     }))
     .await;
 
-    let mut checks = Map::new();
+    let mut checks = BTreeMap::new();
     let mut failing = Vec::new();
     for (service, result, elapsed) in results {
         let latency_ms = (elapsed.as_secs_f64() * 1000.0 * 10.0).round() / 10.0;
-        let entry = match result {
-            Ok(()) => json!({"status": "up", "latency_ms": latency_ms}),
+        let check = match result {
+            Ok(()) => DependencyCheck {
+                status: "up",
+                latency_ms,
+                error: None,
+            },
             Err(summary) => {
                 failing.push(service.name());
-                json!({"status": "down", "latency_ms": latency_ms, "error": summary})
+                DependencyCheck {
+                    status: "down",
+                    latency_ms,
+                    error: Some(summary),
+                }
             }
         };
-        checks.insert(service.name().to_string(), entry);
+        checks.insert(service.name(), check);
     }
     let healthy = failing.is_empty();
-    let body = json!({
-        "status": if healthy { "ok" } else { "unavailable" },
-        "function": function,
-        "version": env!("CARGO_PKG_VERSION"),
-        "checks": Value::Object(checks),
-        "failing": failing,
-    });
+    let body = HealthReport {
+        status: if healthy { "ok" } else { "unavailable" },
+        function,
+        version: env!("CARGO_PKG_VERSION"),
+        checks,
+        failing,
+    };
     if healthy {
         (StatusCode::OK, Json(body)).into_response()
     } else {

@@ -1,7 +1,9 @@
 //! A function as a value: its name, the dependencies its health check covers, and its API
-//! routes. Lambda hosts one function's router; the local gateway merges all four.
+//! routes with their OpenAPI description. Lambda hosts one function's router; the local
+//! gateway merges all four.
 
 use axum::{Router, extract::State, routing::get};
+use utoipa_axum::router::OpenApiRouter;
 
 use crate::{
     app::dependency::Service,
@@ -15,15 +17,15 @@ pub struct Function {
     pub name: &'static str,
     /// What its `GET /health` checks.
     pub dependencies: &'static [Service],
-    /// Its API routes, without the common layers.
-    pub routes: fn(AppState) -> Router,
+    /// Its API routes and their description, without the common layers.
+    pub routes: fn() -> OpenApiRouter<AppState>,
 }
 
 impl Function {
     /// The whole function as Lambda hosts it: API routes, `GET /health`, the common layers.
     pub fn router(&self, state: AppState) -> Router {
         let config = state.config.http.clone();
-        let routes = (self.routes)(state.clone()).merge(health_route(
+        let routes = self.api_routes(state.clone()).merge(health_route(
             "/health",
             self.name,
             self.dependencies,
@@ -35,7 +37,23 @@ impl Function {
     /// Its API routes with its health check at `/health/<name>` (the gateway's view of it).
     pub fn mounted(&self, state: AppState) -> Router {
         let path = format!("/health/{}", self.name);
-        (self.routes)(state.clone()).merge(health_route(&path, self.name, self.dependencies, state))
+        self.api_routes(state.clone()).merge(health_route(
+            &path,
+            self.name,
+            self.dependencies,
+            state,
+        ))
+    }
+
+    /// Its API routes, without the common layers.
+    pub fn api_routes(&self, state: AppState) -> Router {
+        let (routes, _) = (self.routes)().split_for_parts();
+        routes.with_state(state)
+    }
+
+    /// The OpenAPI description of its API routes.
+    pub fn openapi(&self) -> utoipa::openapi::OpenApi {
+        (self.routes)().into_openapi()
     }
 }
 
