@@ -67,6 +67,58 @@ async fn sign_in_attempts_are_limited_per_client_ip() {
 }
 
 #[tokio::test]
+async fn behind_cloudfront_the_viewer_address_counts_only_when_the_origin_secret_vouches_for_it() {
+    let mut app = spawn_app_configured(|c| {
+        c.rates.auth_per_minute = 2;
+        c.http.cloudfront_origin_secret = Some(shared::app::secret::Secret::new(
+            "origin-secret-for-the-test",
+        ));
+    })
+    .await;
+    // One address for the whole test: "CloudFront" and the forger share it.
+    app.http = client_from(210 + (std::process::id() % 40) as u8);
+    early_in_a_minute().await;
+    let viewer = format!("198.51.100.{}", std::process::id() % 250);
+    let attempt = |secret: &'static str, viewer: String| {
+        let app = &app;
+        async move {
+            let reply = app
+                .http
+                .post(format!("{}/api/v1/auth/login", app.base))
+                .header("x-origin-verify", secret)
+                .header("cloudfront-viewer-address", format!("{viewer}:44321"))
+                .json(&json!({"email": unique_email(), "password": "wrong-password-1"}))
+                .send()
+                .await
+                .unwrap();
+            reply.status().as_u16()
+        }
+    };
+    // Vouched for: each viewer has its own counter, apart from the connection's.
+    for _ in 0..2 {
+        assert_eq!(
+            attempt("origin-secret-for-the-test", viewer.clone()).await,
+            401
+        );
+    }
+    assert_eq!(
+        attempt("origin-secret-for-the-test", viewer.clone()).await,
+        429
+    );
+    let other_viewer = format!("203.0.113.{}", std::process::id() % 250);
+    assert_eq!(
+        attempt("origin-secret-for-the-test", other_viewer).await,
+        401
+    );
+    // Not vouched for (a client calling the function URL with a made-up header): the header is
+    // ignored and the connection's own address counts, whatever viewer it names.
+    for n in 0..2u8 {
+        assert_eq!(attempt("guessed", format!("192.0.2.{n}")).await, 401);
+    }
+    assert_eq!(attempt("guessed", "192.0.2.99".into()).await, 429);
+}
+
+#[tokio::test]
 async fn chat_turns_and_requests_are_limited_per_user_and_a_refused_turn_does_nothing() {
     let app = spawn_app_configured(|c| {
         c.rates.chat_per_minute = 2;

@@ -200,6 +200,9 @@ pub struct HttpConfig {
     pub sse_keep_alive: Duration,
     /// Retries of an idempotent dependency call (reads, deletes) after its first attempt.
     pub upstream_retries: u32,
+    /// The value CloudFront sends as `x-origin-verify` (the optional one-origin distribution):
+    /// a request carrying it has its client IP from `CloudFront-Viewer-Address`.
+    pub cloudfront_origin_secret: Option<Secret>,
 }
 
 /// The agent architecture that replies in plain content, streamed exactly (the default).
@@ -531,6 +534,10 @@ impl HttpConfig {
             )),
             sse_keep_alive: Duration::from_secs(keep_alive.max(1)),
             upstream_retries: r.parsed("UPSTREAM_RETRIES", 2, "a whole number of retries"),
+            cloudfront_origin_secret: r
+                .optional("CLOUDFRONT_ORIGIN_SECRET")
+                .filter(|s| !s.trim().is_empty())
+                .map(Secret::new),
         }
     }
 }

@@ -8,12 +8,13 @@ use std::collections::HashMap;
 use aws_sdk_secretsmanager::error::DisplayErrorContext;
 
 /// The variables that hold secrets. With `SECRETS_ID` set they come from the secret only.
-pub const SECRET_VARIABLES: [&str; 5] = [
+pub const SECRET_VARIABLES: [&str; 6] = [
     "LITELLM_MASTER_KEY",
     "LETTA_SERVER_PASSWORD",
     "SUPABASE_ANON_KEY",
     "SUPABASE_SERVICE_ROLE_KEY",
     "SUPABASE_JWT_SECRET",
+    "CLOUDFRONT_ORIGIN_SECRET",
 ];
 
 /// Adds the variables of the secret `SECRETS_ID` names (if any) to `vars`; returns the

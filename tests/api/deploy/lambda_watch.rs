@@ -56,15 +56,13 @@ impl SecretsManager {
     }
 
     /// Creates the secret `id` holding the stack's secret variables (their values in this
-    /// process's environment, which `make test` sets).
+    /// process's environment, which `make test` sets; the optional ones it leaves out are
+    /// left out here too).
     async fn create(&self, id: &str) {
         let values: serde_json::Map<String, serde_json::Value> =
             shared::app::secrets::SECRET_VARIABLES
                 .iter()
-                .map(|name| {
-                    let value = std::env::var(name).unwrap_or_else(|_| panic!("{name}"));
-                    (name.to_string(), value.into())
-                })
+                .filter_map(|name| Some((name.to_string(), std::env::var(name).ok()?.into())))
                 .collect();
         let res = reqwest::Client::new()
             .post(&self.endpoint)

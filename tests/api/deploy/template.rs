@@ -130,12 +130,13 @@ fn every_function_is_an_arm64_rust_binary_of_this_workspace_with_a_function_url(
     }
 }
 
-const SECRET_VARIABLES: [&str; 5] = [
+const SECRET_VARIABLES: [&str; 6] = [
     "LITELLM_MASTER_KEY",
     "SUPABASE_SERVICE_ROLE_KEY",
     "SUPABASE_JWT_SECRET",
     "LETTA_SERVER_PASSWORD",
     "SUPABASE_ANON_KEY",
+    "CLOUDFRONT_ORIGIN_SECRET",
 ];
 
 /// The statements of a function's policies that grant actions of one AWS service.
@@ -394,4 +395,116 @@ fn the_reconciler_is_a_daily_schedule_that_is_off_unless_asked_for_and_has_no_ur
         reconciler::REQUIRED_VARIABLES,
         ["SUPABASE_SERVICE_ROLE_KEY"]
     );
+}
+
+/// Whether a CloudFront path pattern (`*` any characters) matches a path.
+fn pattern_matches(pattern: &str, path: &str) -> bool {
+    match pattern.split_once('*') {
+        None => pattern == path,
+        Some((head, tail)) => path.strip_prefix(head).is_some_and(|rest| {
+            (0..=rest.len()).any(|i| rest.is_char_boundary(i) && pattern_matches(tail, &rest[i..]))
+        }),
+    }
+}
+
+#[test]
+fn the_cloudfront_option_sends_every_route_to_its_function_and_caches_no_api_answer() {
+    let t = template();
+    assert_eq!(s(&t["Parameters"]["CloudFront"]["Default"]), "off");
+    for resource in [
+        "Distribution",
+        "WebBucket",
+        "WebBucketPolicy",
+        "WebOriginAccessControl",
+        "ApiOriginRequestPolicy",
+    ] {
+        assert_eq!(
+            s(&t["Resources"][resource]["Condition"]),
+            "WithCloudFront",
+            "{resource} exists only with the option"
+        );
+    }
+    let config = &t["Resources"]["Distribution"]["Properties"]["DistributionConfig"];
+    let origins: std::collections::HashMap<String, &Value> = config["Origins"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .map(|o| (s(&o["Id"]), o))
+        .collect();
+    let behaviors = config["CacheBehaviors"].as_sequence().unwrap();
+    // Each function's routes, from the code: CloudFront picks the first pattern that matches.
+    for function in gateway::FUNCTIONS {
+        for path in function.openapi().paths.paths.keys() {
+            let concrete = path.replace("{id}", "01JABCDEF");
+            let behavior = behaviors
+                .iter()
+                .find(|b| pattern_matches(&s(&b["PathPattern"]), &concrete))
+                .unwrap_or_else(|| panic!("{path} reaches no function through CloudFront"));
+            assert_eq!(s(&behavior["TargetOriginId"]), function.name, "{path}");
+            let origin = origins[function.name];
+            assert!(
+                s(&origin["DomainName"]).contains(&format!(
+                    "{}FunctionUrl.FunctionUrl",
+                    match function.name {
+                        "auth" => "Auth",
+                        "chat" => "Chat",
+                        "user" => "User",
+                        _ => "Agent",
+                    }
+                )),
+                "{path}: the origin is the function URL"
+            );
+            assert_eq!(
+                s(&behavior["CachePolicyId"]),
+                "4135ea2d-6df8-44a3-9df3-4b5a84be39ad",
+                "{path}: Managed-CachingDisabled"
+            );
+            assert_eq!(behavior["Compress"].as_bool(), Some(false), "{path}");
+            assert!(
+                s(&behavior["OriginRequestPolicyId"]).contains("ApiOriginRequestPolicy"),
+                "{path}"
+            );
+            let methods: Vec<String> = behavior["AllowedMethods"]
+                .as_sequence()
+                .unwrap()
+                .iter()
+                .map(s)
+                .collect();
+            assert_eq!(
+                methods.len(),
+                7,
+                "{path}: every method reaches the function"
+            );
+        }
+    }
+    // Function URLs answer only to their own Host; the viewer address reaches auth, vouched
+    // for by the origin secret from auth's own secret.
+    let headers = &t["Resources"]["ApiOriginRequestPolicy"]["Properties"]["OriginRequestPolicyConfig"]
+        ["HeadersConfig"];
+    assert_eq!(s(&headers["HeaderBehavior"]), "allExcept");
+    assert_eq!(s(&headers["Headers"][0]), "host");
+    let verify = &origins["auth"]["OriginCustomHeaders"][0];
+    assert_eq!(
+        s(&verify["HeaderName"]),
+        shared::http::limits::ORIGIN_VERIFY
+    );
+    assert!(
+        s(&verify["HeaderValue"])
+            .contains("${SecretsPrefix}/auth:SecretString:CLOUDFRONT_ORIGIN_SECRET")
+    );
+    // The page comes from the private bucket, only through CloudFront.
+    assert_eq!(s(&config["DefaultCacheBehavior"]["TargetOriginId"]), "web");
+    assert!(s(&origins["web"]["OriginAccessControlId"]).contains("WebOriginAccessControl"));
+    let block = &t["Resources"]["WebBucket"]["Properties"]["PublicAccessBlockConfiguration"];
+    for setting in [
+        "BlockPublicAcls",
+        "BlockPublicPolicy",
+        "IgnorePublicAcls",
+        "RestrictPublicBuckets",
+    ] {
+        assert_eq!(block[setting].as_bool(), Some(true), "{setting}");
+    }
+    for output in ["BaseUrl", "WebBucketName"] {
+        assert_eq!(s(&t["Outputs"][output]["Condition"]), "WithCloudFront");
+    }
 }
