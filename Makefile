@@ -1,6 +1,6 @@
 # Two commands for a fresh machine: `make dev` serves the API on http://127.0.0.1:8080 backed by
 # real local services; `make test` runs every test against them. Both install what is missing.
-.PHONY: dev test soak fuzz openapi install services-up services-down services-status lint fmt build deploy-check
+.PHONY: dev test soak bench fuzz openapi install services-up services-down services-status lint fmt build deploy-check
 
 dev:
 	bash infra/local/dev.sh
@@ -12,6 +12,11 @@ test:
 # random faults in front of every dependency; `make test` runs short versions of both.
 soak:
 	LOAD_USERS=50 LOAD_TURNS=10 SOAK_SECS=600 bash infra/local/test.sh load:: --nocapture
+
+# The benchmark (about 15 minutes): release builds, the backend side by side with Letta direct,
+# the bootstraps against the Python stack; writes docs/benchmarks.md and docs/bench-latency.png.
+bench:
+	bash infra/local/bench.sh
 
 # A longer schemathesis run (200 cases per operation instead of 30).
 fuzz:

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs what the local stack needs, under STATE_DIR, skipping what is already there.
-# Usage: infra/local/install.sh [tools|postgres|letta|litellm|dynamodb|deploy|deny|browser|fuzz|all]...
+# Usage: infra/local/install.sh [tools|postgres|letta|litellm|dynamodb|deploy|deny|browser|fuzz|bench|all]...
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 
@@ -141,6 +141,18 @@ install_fuzz() {
   stamp fuzz "$want"
 }
 
+# The seed's Python stack (what the Rust functions replace), for `make bench`'s start-up and
+# memory comparison, and matplotlib for its plot.
+BENCH_PACKAGES="fastapi mangum pydantic-settings sse-starlette httpx letta-client supabase matplotlib"
+install_bench() {
+  stamp_ok bench "$BENCH_PACKAGES" && return 0
+  say "installing the bench venv ($BENCH_PACKAGES)"
+  new_venv "$BENCH_VENV"
+  # shellcheck disable=SC2086
+  "$BENCH_VENV/bin/pip" install -q $BENCH_PACKAGES >&2
+  stamp bench "$BENCH_PACKAGES"
+}
+
 targets=("$@"); [ ${#targets[@]} -gt 0 ] || targets=(all)
 for t in "${targets[@]}"; do
   case $t in
@@ -153,6 +165,7 @@ for t in "${targets[@]}"; do
     deny) install_deny ;;
     browser) install_browser ;;
     fuzz) install_fuzz ;;
+    bench) install_bench ;;
     all) install_postgres; install_dynamodb; install_litellm; install_letta ;;
     *) die "unknown component: $t" ;;
   esac

@@ -39,6 +39,7 @@ LETTA_VENV=$STATE_DIR/venv-letta
 LITELLM_VENV=$STATE_DIR/venv-litellm
 DEPLOY_VENV=$STATE_DIR/venv-deploy      # aws-sam-cli, cfn-lint
 FUZZ_VENV=$STATE_DIR/venv-fuzz          # schemathesis, for the API fuzzing test
+BENCH_VENV=$STATE_DIR/venv-bench        # make bench: the seed's Python stack, matplotlib
 # cargo-deny (bin/): kept outside the clone, so a new clone on the same machine reuses it.
 CARGO_TOOLS=${CARGO_TOOLS:-${XDG_CACHE_HOME:-$HOME/.cache}/chat-backend/cargo-tools}
 DDB_DIR=$STATE_DIR/dynamodb-local

@@ -6,6 +6,7 @@ mod helpers;
 mod run_log;
 
 mod auth;
+mod bench;
 mod browser;
 mod chat;
 mod chat_errors;

@@ -1,0 +1,252 @@
+//! The run's figures as a table with the targets, the Markdown of `docs/benchmarks.md`, and
+//! the CSV the latency plot is drawn from.
+
+use std::{fmt::Write, time::Duration};
+
+use crate::{
+    Results, dynamo,
+    turns::{Timing, ms, quantile},
+};
+
+/// One row: what, the figure, the target, whether it is met (`None`: not measured).
+pub struct Row {
+    /// The measurement.
+    pub what: String,
+    /// The figure, with what it is compared with.
+    pub figure: String,
+    /// The target.
+    pub target: &'static str,
+    /// Met, missed, or not measured.
+    pub met: Option<bool>,
+}
+
+fn pick(timings: &[Timing], f: fn(&Timing) -> Duration) -> Vec<Duration> {
+    timings.iter().map(f).collect()
+}
+
+/// Lambda arm64, USD per GB-second and per request (us-east-1).
+const LAMBDA_GB_SECOND: f64 = 0.000_013_333_4;
+const LAMBDA_REQUEST: f64 = 0.000_000_2;
+/// DynamoDB on demand, USD per write and read request unit (us-east-1).
+const DYNAMODB_WRU: f64 = 0.000_000_625;
+const DYNAMODB_RRU: f64 = 0.000_000_125;
+/// The functions' memory in the template, GB.
+const MEMORY_GB: f64 = 0.25;
+
+/// The rows of a run.
+pub fn rows(r: &Results) -> Vec<Row> {
+    let mut rows = Vec::new();
+    type Part = (&'static str, fn(&Timing) -> Duration, f64, &'static str);
+    let parts: [Part; 3] = [
+        (
+            "time to first event",
+            |t| t.first_event,
+            10.0,
+            "added p50 ≤ 10 ms",
+        ),
+        (
+            "time to first reply text",
+            |t| t.first_text,
+            3.0,
+            "added p50 ≤ 3 ms",
+        ),
+        (
+            "time to end of stream",
+            |t| t.end,
+            10.0,
+            "added p50 ≤ 10 ms",
+        ),
+    ];
+    for (what, f, limit, target) in parts {
+        let (b, l) = (pick(&r.backend, f), pick(&r.letta, f));
+        let added = ms(quantile(&b, 0.5)) - ms(quantile(&l, 0.5));
+        rows.push(Row {
+            what: format!("{what} (p50 / p95)"),
+            figure: format!(
+                "backend {:.1} / {:.1} ms, Letta direct {:.1} / {:.1} ms: added {added:+.1} ms at p50",
+                ms(quantile(&b, 0.5)),
+                ms(quantile(&b, 0.95)),
+                ms(quantile(&l, 0.5)),
+                ms(quantile(&l, 0.95)),
+            ),
+            target,
+            met: (!b.is_empty() && !l.is_empty()).then_some(added <= limit),
+        });
+    }
+    rows.push(Row {
+        what: "relay delay per event (p99)".into(),
+        figure: "not measured yet (needs the loopback tap in front of Letta)".into(),
+        target: "p99 ≤ 1 ms",
+        met: None,
+    });
+    let python = r.python.map(|(ms, _)| ms);
+    for (name, start) in &r.starts {
+        let start_ms = ms(start.first_response);
+        let (ratio, met) = match python {
+            Some(p) if start_ms > 0.0 => (
+                format!(", {:.0}× the Python stack's {p:.0} ms", p / start_ms),
+                Some(p / start_ms >= 40.0),
+            ),
+            _ => (String::new(), None),
+        };
+        rows.push(Row {
+            what: format!("{name}: spawn → first response"),
+            figure: format!("{start_ms:.1} ms{ratio}"),
+            target: "≥ 40× faster than the Python stack",
+            met,
+        });
+        let mib = start.rss_kib as f64 / 1024.0;
+        rows.push(Row {
+            what: format!("{name}: RSS after 21 invocations"),
+            figure: format!(
+                "{mib:.1} MiB ({} failed){}",
+                start.errors,
+                r.python
+                    .map(|(_, kib)| format!(
+                        "; the Python stack after import {:.1} MiB",
+                        kib as f64 / 1024.0
+                    ))
+                    .unwrap_or_default()
+            ),
+            target: "≤ 16 MiB",
+            met: Some(start.rss_kib > 0 && mib <= 16.0),
+        });
+    }
+    for (name, bytes) in &r.zips {
+        let mb = *bytes as f64 / 1_000_000.0;
+        rows.push(Row {
+            what: format!("{name}: arm64 deployment zip"),
+            figure: format!("{mb:.2} MB"),
+            target: "≤ 4 MB",
+            met: Some(mb <= 4.0),
+        });
+    }
+    for (endpoint, counts) in &r.dynamodb {
+        let (reads, writes) = dynamo::reads_and_writes(counts);
+        let chat = endpoint.contains("chat/message");
+        let ops: Vec<String> = counts.iter().map(|(op, n)| format!("{op} {n}")).collect();
+        rows.push(Row {
+            what: format!("DynamoDB requests: {endpoint}"),
+            figure: format!("{reads} reads + {writes} writes ({})", ops.join(", ")),
+            target: if chat {
+                "≤ 1 read + 3 writes"
+            } else {
+                "≤ 2"
+            },
+            met: Some(if chat {
+                reads <= 1 && writes <= 3
+            } else {
+                reads + writes <= 2
+            }),
+        });
+    }
+    if let Some(load) = &r.load {
+        let (b, l) = (quantile(&load.backend, 0.95), quantile(&load.letta, 0.95));
+        let ratio = if l.is_zero() {
+            0.0
+        } else {
+            b.as_secs_f64() / l.as_secs_f64()
+        };
+        rows.push(Row {
+            what: format!("{} users × {} turns at once: first reply text p95", load.users, load.turns),
+            figure: format!(
+                "backend {:.1} ms ({} errors, {:.1} s), Letta direct {:.1} ms ({} errors, {:.1} s): {ratio:.3}×",
+                ms(b),
+                load.errors.0,
+                load.wall.0.as_secs_f64(),
+                ms(l),
+                load.errors.1,
+                load.wall.1.as_secs_f64(),
+            ),
+            target: "0 errors; ≤ 1.05 × Letta's",
+            met: Some(load.errors.0 == 0 && ratio <= 1.05),
+        });
+    }
+    if let Some(chat) = r.dynamodb.get("POST /api/v1/chat/message") {
+        let end = quantile(&pick(&r.backend, |t| t.end), 0.5).as_secs_f64();
+        let lambda = end * MEMORY_GB * LAMBDA_GB_SECOND + LAMBDA_REQUEST;
+        let units: f64 = chat
+            .iter()
+            .map(|(op, n)| {
+                let n = *n as f64;
+                match op.as_str() {
+                    "TransactWriteItems" => 2.0 * n * DYNAMODB_WRU,
+                    "GetItem" | "Query" | "Scan" | "BatchGetItem" | "DescribeTable" => {
+                        n * DYNAMODB_RRU
+                    }
+                    _ => n * DYNAMODB_WRU,
+                }
+            })
+            .sum();
+        rows.push(Row {
+            what: "AWS cost per 1M chat turns (LLM excluded)".into(),
+            figure: format!(
+                "${:.2}: Lambda ${:.2} ({end:.2} s × {MEMORY_GB} GB at ${LAMBDA_GB_SECOND}/GB-s + $0.20 per 1M requests), DynamoDB ${:.2} (the counted requests on demand, items ≤ 1 KB, a transaction's write counted twice)",
+                (lambda + units) * 1e6,
+                lambda * 1e6,
+                units * 1e6,
+            ),
+            target: "printed with its inputs",
+            met: None,
+        });
+    }
+    rows
+}
+
+/// The table as Markdown.
+pub fn table(rows: &[Row]) -> String {
+    let mut out = String::from("| measurement | figure | target | met |\n|---|---|---|---|\n");
+    for row in rows {
+        let met = match row.met {
+            Some(true) => "yes",
+            Some(false) => "**no**",
+            None => "—",
+        };
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} | {met} |",
+            row.what, row.figure, row.target
+        );
+    }
+    out
+}
+
+/// `side,kind,ms` lines for the plot.
+pub fn csv(r: &Results) -> String {
+    let mut out = String::from("side,kind,ms\n");
+    for (side, timings) in [("backend", &r.backend), ("letta", &r.letta)] {
+        for t in timings {
+            for (kind, d) in [
+                ("first_event", t.first_event),
+                ("first_text", t.first_text),
+                ("end", t.end),
+            ] {
+                let _ = writeln!(out, "{side},{kind},{}", ms(d));
+            }
+        }
+    }
+    out
+}
+
+/// `docs/benchmarks.md`.
+pub fn page(table: &str, options: &crate::Options, commit: &str, machine: &str) -> String {
+    let date = time::OffsetDateTime::now_utc().date();
+    format!(
+        "# Benchmarks\n\n\
+         `make bench` on {date}, commit `{commit}`, {machine}. The local stack (Letta 0.16.8, \
+         LiteLLM 1.106.2, DynamoDB Local, the scripted LLM) on the same machine; a release \
+         build of the gateway hosted by the bench, with a counting proxy in front of DynamoDB. \
+         {turns} turns each side through `POST /api/v1/chat/message` and straight to Letta's \
+         `POST /v1/agents/{{id}}/messages/stream` (`stream_tokens: true`) on the same agent, \
+         interleaved; then {users} users × {load_turns} turns at once, each side. The machine is \
+         noisy: the differences and ratios within this run are the figures that count; absolute \
+         times are context.\n\n{table}\n\
+         ![Time to first event, first reply text and end of stream: backend vs Letta direct](bench-latency.png)\n\n\
+         Rerun: `make bench` (installs what is missing, starts the stack if it is not up, \
+         writes this page). `make test` runs a smoke version (`bench::smoke`, two turns, no \
+         targets).\n",
+        turns = options.turns,
+        users = options.load.0,
+        load_turns = options.load.1,
+    )
+}
