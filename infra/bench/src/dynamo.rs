@@ -36,14 +36,22 @@ impl Counter {
     }
 }
 
+/// Whether a DynamoDB operation reads (every other one writes).
+pub fn is_read(op: &str) -> bool {
+    matches!(
+        op,
+        "GetItem" | "Query" | "Scan" | "BatchGetItem" | "TransactGetItems" | "DescribeTable"
+    )
+}
+
 /// Reads and writes of a set of operation counts.
 pub fn reads_and_writes(counts: &BTreeMap<String, usize>) -> (usize, usize) {
     let mut rw = (0, 0);
     for (op, n) in counts {
-        match op.as_str() {
-            "GetItem" | "Query" | "Scan" | "BatchGetItem" | "TransactGetItems"
-            | "DescribeTable" => rw.0 += n,
-            _ => rw.1 += n,
+        if is_read(op) {
+            rw.0 += n;
+        } else {
+            rw.1 += n;
         }
     }
     rw

@@ -169,12 +169,12 @@ pub fn rows(r: &Results) -> Vec<Row> {
             .iter()
             .map(|(op, n)| {
                 let n = *n as f64;
-                match op.as_str() {
-                    "TransactWriteItems" => 2.0 * n * DYNAMODB_WRU,
-                    "GetItem" | "Query" | "Scan" | "BatchGetItem" | "DescribeTable" => {
-                        n * DYNAMODB_RRU
-                    }
-                    _ => n * DYNAMODB_WRU,
+                if op == "TransactWriteItems" {
+                    2.0 * n * DYNAMODB_WRU
+                } else if dynamo::is_read(op) {
+                    n * DYNAMODB_RRU
+                } else {
+                    n * DYNAMODB_WRU
                 }
             })
             .sum();
