@@ -21,6 +21,9 @@ async fn the_bench_measures_both_sides_and_counts_dynamodb_requests() {
             "{t:?}"
         );
     }
+    // Every reply text event that left Letta reached the client, through the tap, in order.
+    assert!(!results.relay.is_empty(), "the tap saw the reply text");
+    assert_eq!(results.relay_unpaired, 0);
     let chat = &results.dynamodb["POST /api/v1/chat/message"];
     let (reads, writes) = bench::dynamo::reads_and_writes(chat);
     assert!(
@@ -40,6 +43,7 @@ async fn the_bench_measures_both_sides_and_counts_dynamodb_requests() {
         "time to first event",
         "time to first reply text",
         "time to end of stream",
+        "relay delay per reply text event",
         "DynamoDB requests: POST /api/v1/chat/message",
         "AWS cost per 1M chat turns",
     ] {

@@ -328,30 +328,38 @@ async fn an_exhausted_budget_is_402_with_spend_and_limit() {
         .update_user_budget(&user_id, 0.000001, None)
         .await
         .unwrap();
-    // The call that crosses the budget is let through; the next one is refused.
+    // The call that crosses the budget is let through; the next one is refused by LiteLLM
+    // inside the stream (an `error` event; the message kept, the turn marked failed) ...
     let first = app.chat(&token, "spend a little", None).await.events();
     assert_eq!(names(&first).last(), Some(&"done"));
-    let refused = eventually("a budget refusal", Duration::from_secs(30), || {
+    let refused_in_stream = eventually("LiteLLM's refusal", Duration::from_secs(30), || {
         let app = &app;
         let token = token.clone();
         async move {
-            match app.chat(&token, "and a little more", None).await {
-                ChatReply::Json(reply) => Some(reply),
-                ChatReply::Stream(_) => None,
-            }
+            let events = app.chat(&token, "and a little more", None).await.events();
+            let last = events.last()?.clone();
+            (last.name == "error").then_some(last)
         }
     })
     .await;
+    assert_eq!(refused_in_stream.data["code"], "budget_exceeded");
+    assert_eq!(refused_in_stream.data["retryable"], false);
+    let history = app.history(&token, "?limit=2").await;
+    let (reply, asked) = (&history.body["messages"][0], &history.body["messages"][1]);
+    assert_eq!(reply["status"], "failed", "{}", history.body);
+    assert_eq!(reply["error"]["code"], "budget_exceeded");
+    assert_eq!(asked["content"], "and a little more");
+    // ... and from then on every message is a plain 402 before Letta: nothing stored.
+    let refused = app.chat(&token, "one more?", None).await.json();
     assert_eq!(refused.status, 402, "{}", refused.body);
     assert_eq!(refused.body["error"]["code"], "budget_exceeded");
     assert!(refused.body["error"]["spend"].as_f64().unwrap() > 0.0);
     assert_eq!(refused.body["error"]["limit"].as_f64().unwrap(), 0.000001);
-    // The refused message is kept, marked failed.
-    let history = app.history(&token, "?limit=1").await;
-    let last = &history.body["messages"][0];
-    assert_eq!(last["role"], "user");
-    assert_eq!(last["status"], "failed");
-    assert_eq!(last["error"]["code"], "budget_exceeded");
+    let after = app.history(&token, "?limit=1").await;
+    assert_eq!(
+        after.body["messages"][0]["id"], reply["id"],
+        "nothing stored"
+    );
 }
 
 #[tokio::test]

@@ -74,8 +74,8 @@ async fn last_message(app: &TestApp, token: &str) -> Value {
 async fn a_model_that_keeps_failing_ends_the_stream_with_llm_error() {
     let app = spawn_app().await;
     let (_, _, token, _) = app.ready_user("Failing").await;
-    // Letta and LiteLLM retry for a while (longer than the peek window), so the stream has
-    // started: the failure is an `error` event, not a plain JSON answer.
+    // The stream starts as soon as Letta takes the message: a failing model is an `error`
+    // event, not a plain JSON answer.
     let events = app.chat(&token, "/fail 500", None).await.events();
     assert_eq!(
         names(&events).first(),
@@ -93,17 +93,20 @@ async fn a_model_that_keeps_failing_ends_the_stream_with_llm_error() {
 }
 
 #[tokio::test]
-async fn a_revoked_key_is_403_before_the_stream_and_an_error_event_within_it() {
+async fn a_revoked_key_is_an_error_event_at_the_first_call_or_within_the_turn() {
     let app = spawn_app().await;
-    // Before the stream: LiteLLM refuses the first call at once.
+    // At the first call: LiteLLM refuses at once; the stream has started (`start` comes as
+    // soon as Letta takes the message), so the refusal is its `error` event.
     let (_, _, token, user_id) = app.ready_user("Revoked").await;
     revoke_keys(&app, &user_id).await;
-    let reply = app.chat(&token, "hello?", None).await.json();
-    assert_eq!(reply.status, 403, "{}", reply.body);
-    assert_eq!(reply.body["error"]["code"], "billing_key_revoked");
+    let events = app.chat(&token, "hello?", None).await.events();
+    assert_eq!(names(&events), ["start", "usage", "error"], "{events:?}");
+    let last = events.last().unwrap();
+    assert_eq!(last.data["code"], "billing_key_revoked");
+    assert_eq!(last.data["retryable"], false);
     let stored = last_message(&app, &token).await;
-    assert_eq!(stored["role"], "user");
     assert_eq!(stored["status"], "failed");
+    assert_eq!(stored["error"]["code"], "billing_key_revoked");
 
     // Within the stream: the key is deleted while the agent's first step streams (slowly),
     // so its next step is refused.

@@ -106,9 +106,10 @@ where
 
 /// Sends a message to the user's agent and streams the reply.
 ///
-/// The user's message is stored before the agent is called. Refusals that come before any
-/// event (budget, revoked key, a turn in progress) are plain JSON errors; once the stream has
-/// started, a failure is an `error` event and the partial reply is kept and marked.
+/// The user's message is stored before the agent is called, and the stream starts as soon as
+/// Letta takes it. Refusals known before (a budget known to be used up, a turn in progress,
+/// Letta unreachable) are plain JSON errors; after that, a failure (the budget, a revoked key,
+/// the model) is the stream's `error` event and what arrived is kept and marked.
 #[utoipa::path(
     post,
     path = "/api/v1/chat/message",
@@ -121,8 +122,7 @@ where
     responses(
         (status = 200, description = "The turn's events as they happen (see `ChatEventView`: one per SSE event, `event:` its name, `data:` its JSON)",
          content_type = "text/event-stream", body = ChatEventView),
-        (status = 402, description = "`budget_exceeded`: the budget is used up", body = ErrorBody),
-        (status = 403, description = "`billing_key_revoked`: the user's key was revoked", body = ErrorBody),
+        (status = 402, description = "`budget_exceeded`: the budget is known to be used up (nothing stored)", body = ErrorBody),
         (status = 404, description = "No such conversation of the user's", body = ErrorBody),
         (status = 409, description = "`turn_in_progress` (one turn at a time per conversation) or `provisioning`", body = ErrorBody),
     )

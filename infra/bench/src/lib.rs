@@ -7,6 +7,7 @@
 pub mod dynamo;
 pub mod report;
 pub mod runtime;
+pub mod tap;
 pub mod turns;
 
 use std::{
@@ -57,6 +58,10 @@ pub struct Results {
     pub letta: Vec<Timing>,
     /// Failed turns, each side.
     pub errors: (usize, usize),
+    /// Relay delay of each reply text event (Letta's event at the tap → the client has it).
+    pub relay: Vec<Duration>,
+    /// Reply text events the tap and the client did not both see, in the tapped turns.
+    pub relay_unpaired: usize,
     /// DynamoDB operations per request, by endpoint.
     pub dynamodb: BTreeMap<String, BTreeMap<String, usize>>,
     /// Concurrent load: users × turns, first-text times each side, errors each side.
@@ -87,11 +92,16 @@ pub struct Load {
 }
 
 struct Bench {
+    /// The gateway the latencies are measured on: nothing between it and the services.
     base: String,
+    /// A second gateway in this process, with the counting proxy in front of DynamoDB and the
+    /// tap in front of Letta: for the DynamoDB requests and the relay delay.
+    instrumented: String,
     http: reqwest::Client,
     letta_base: String,
     letta_password: Option<String>,
     counter: dynamo::Counter,
+    tap: tap::Tap,
     max_budget: f64,
 }
 
@@ -108,9 +118,20 @@ impl Bench {
         token: &str,
         body: Option<Value>,
     ) -> Result<Value, String> {
+        self.call_at(&self.base, method, path, token, body).await
+    }
+
+    async fn call_at(
+        &self,
+        base: &str,
+        method: reqwest::Method,
+        path: &str,
+        token: &str,
+        body: Option<Value>,
+    ) -> Result<Value, String> {
         let mut request = self
             .http
-            .request(method, format!("{}{path}", self.base))
+            .request(method, format!("{base}{path}"))
             .bearer_auth(token);
         if let Some(body) = body {
             request = request.json(&body);
@@ -165,6 +186,13 @@ impl Bench {
         }
     }
 
+    fn instrumented(&self, user: &User) -> Target {
+        Target::Backend {
+            base: self.instrumented.clone(),
+            token: user.token.clone(),
+        }
+    }
+
     fn letta(&self, user: &User) -> Target {
         Target::Letta {
             base: self.letta_base.clone(),
@@ -174,28 +202,8 @@ impl Bench {
     }
 }
 
-/// Hosts the gateway in this process, with DynamoDB behind the counting proxy.
-async fn host() -> Result<Bench, String> {
-    let mut config = Config::from_env().map_err(|e| e.to_string())?;
-    let upstream = config
-        .dynamodb
-        .endpoint
-        .clone()
-        .ok_or("DYNAMODB_ENDPOINT: the bench runs on the local stack")?;
-    let (proxy, counter) = dynamo::start(&upstream).await;
-    config.dynamodb.endpoint = Some(proxy);
-    // One machine's worth of users: the limits are not what is measured.
-    config.rates.requests_per_minute = 1_000_000;
-    config.rates.chat_per_minute = 1_000_000;
-    config.rates.chat_per_day = 1_000_000;
-    config.rates.auth_per_minute = 1_000_000;
-    let letta_base = config.letta.base_url.clone();
-    let letta_password = config
-        .letta
-        .password
-        .as_ref()
-        .map(|p| p.expose().to_string());
-    let max_budget = config.budget.max_budget;
+/// Hosts a gateway in this process with `config`; returns its base URL.
+async fn serve(config: Config) -> Result<String, String> {
     let state = AppState::new(config).await;
     shared::store::table::ensure_table(&state.store)
         .await
@@ -209,8 +217,37 @@ async fn host() -> Result<Bench, String> {
     );
     let app = gateway::app(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
     tokio::spawn(async move { axum::serve(listener, app).await });
+    Ok(base)
+}
+
+/// Hosts the two gateways: the plain one, and the one behind the counting proxy and the tap.
+async fn host() -> Result<Bench, String> {
+    let mut config = Config::from_env().map_err(|e| e.to_string())?;
+    // One machine's worth of users: the limits are not what is measured.
+    config.rates.requests_per_minute = 1_000_000;
+    config.rates.chat_per_minute = 1_000_000;
+    config.rates.chat_per_day = 1_000_000;
+    config.rates.auth_per_minute = 1_000_000;
+    let letta_base = config.letta.base_url.clone();
+    let letta_password = config
+        .letta
+        .password
+        .as_ref()
+        .map(|p| p.expose().to_string());
+    let max_budget = config.budget.max_budget;
+    let mut instrumented = config.clone();
+    let upstream = config
+        .dynamodb
+        .endpoint
+        .clone()
+        .ok_or("DYNAMODB_ENDPOINT: the bench runs on the local stack")?;
+    let (proxy, counter) = dynamo::start(&upstream).await;
+    instrumented.dynamodb.endpoint = Some(proxy);
+    let (tapped, tap) = tap::start(&letta_base).await;
+    instrumented.letta.base_url = tapped;
     Ok(Bench {
-        base,
+        base: serve(config).await?,
+        instrumented: serve(instrumented).await?,
         http: reqwest::Client::builder()
             .timeout(Duration::from_secs(300))
             .build()
@@ -218,6 +255,7 @@ async fn host() -> Result<Bench, String> {
         letta_base,
         letta_password,
         counter,
+        tap,
         max_budget,
     })
 }
@@ -260,9 +298,36 @@ pub async fn run(options: &Options) -> Result<Results, String> {
         }
     }
 
+    eprintln!(
+        "bench: {} turns through the tap in front of Letta (relay delay per event)",
+        options.turns
+    );
+    let tapped = bench.instrumented(&user);
+    turns::turn(&bench.http, &tapped, "warm up").await?;
+    for i in 0..options.turns {
+        bench.tap.take();
+        let mut arrived = Vec::new();
+        let text = format!("bench turn {i}: tell me something");
+        if let Err(e) = turns::turn_traced(&bench.http, &tapped, &text, &mut arrived).await {
+            eprintln!("bench: tapped turn failed: {e}");
+            continue;
+        }
+        let seen = bench.tap.take();
+        results.relay_unpaired += seen.len().abs_diff(arrived.len());
+        for ((at_tap, sent), (at_client, got)) in seen.iter().zip(&arrived) {
+            if sent == got {
+                results
+                    .relay
+                    .push(at_client.saturating_duration_since(*at_tap));
+            } else {
+                results.relay_unpaired += 1;
+            }
+        }
+    }
+
     eprintln!("bench: DynamoDB requests per endpoint");
     let mark = bench.counter.mark();
-    turns::turn(&bench.http, &backend, "count my requests").await?;
+    turns::turn(&bench.http, &tapped, "count my requests").await?;
     results.dynamodb.insert(
         "POST /api/v1/chat/message".into(),
         bench.counter.since(mark),
@@ -280,7 +345,13 @@ pub async fn run(options: &Options) -> Result<Results, String> {
     ] {
         let mark = bench.counter.mark();
         bench
-            .call(reqwest::Method::GET, path, &user.token, None)
+            .call_at(
+                &bench.instrumented,
+                reqwest::Method::GET,
+                path,
+                &user.token,
+                None,
+            )
             .await?;
         results
             .dynamodb

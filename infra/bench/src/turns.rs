@@ -41,6 +41,16 @@ pub struct Timing {
 
 /// Sends `text` and times the stream; an error names what went wrong.
 pub async fn turn(http: &reqwest::Client, target: &Target, text: &str) -> Result<Timing, String> {
+    turn_traced(http, target, text, &mut Vec::new()).await
+}
+
+/// [`turn`], also noting when each piece of reply text arrived, with the text.
+pub async fn turn_traced(
+    http: &reqwest::Client,
+    target: &Target,
+    text: &str,
+    texts: &mut Vec<(Instant, String)>,
+) -> Result<Timing, String> {
     let request = match target {
         Target::Backend { base, token } => http
             .post(format!("{base}/api/v1/chat/message"))
@@ -74,7 +84,8 @@ pub async fn turn(http: &reqwest::Client, target: &Target, text: &str) -> Result
     let (mut first_event, mut first_text) = (None, None);
     while let Some(event) = events.next().await {
         let event = event.map_err(|e| e.to_string())?;
-        let at = started.elapsed();
+        let arrived = Instant::now();
+        let at = arrived.duration_since(started);
         first_event.get_or_insert(at);
         let data: Value = serde_json::from_str(&event.data).unwrap_or(Value::Null);
         let text = match target {
@@ -83,6 +94,13 @@ pub async fn turn(http: &reqwest::Client, target: &Target, text: &str) -> Result
         };
         if text {
             first_text.get_or_insert(at);
+            let piece = match target {
+                Target::Backend { .. } => &data["text"],
+                Target::Letta { .. } => &data["content"],
+            };
+            if let Some(piece) = piece.as_str().filter(|p| !p.is_empty()) {
+                texts.push((arrived, piece.to_string()));
+            }
         }
         if event.event == "error" || data["message_type"] == "error_message" {
             return Err(format!("an error event: {}", event.data));

@@ -156,7 +156,17 @@ async fn settle_confirmation(
 /// budget granted once the email is confirmed. 409 `provisioning` while another request holds
 /// the lease.
 pub async fn account(state: &AppState, user: &SignedInUser) -> Result<Profile, AppError> {
-    let profile = profile_of(state, user).await?;
+    let stored = state.store.get_profile(&user.id).await?;
+    account_from(state, user, stored).await
+}
+
+/// [`account`] from the profile as the caller read it (`None`: none stored).
+pub async fn account_from(
+    state: &AppState,
+    user: &SignedInUser,
+    stored: Option<Profile>,
+) -> Result<Profile, AppError> {
+    let profile = profile_from(state, user, stored).await?;
     if profile.state == ProvisioningState::Ready {
         return Ok(profile);
     }
@@ -168,7 +178,16 @@ pub async fn account(state: &AppState, user: &SignedInUser) -> Result<Profile, A
 /// The signed-in user's profile as it stands (no provisioning run): made on a first request,
 /// and its budget granted once the email is confirmed.
 pub async fn profile_of(state: &AppState, user: &SignedInUser) -> Result<Profile, AppError> {
-    Ok(match state.store.get_profile(&user.id).await? {
+    let stored = state.store.get_profile(&user.id).await?;
+    profile_from(state, user, stored).await
+}
+
+async fn profile_from(
+    state: &AppState,
+    user: &SignedInUser,
+    stored: Option<Profile>,
+) -> Result<Profile, AppError> {
+    Ok(match stored {
         Some(p) if !p.awaiting_confirmation => p,
         // Supabase says who the user is and whether the email is confirmed; the token does not.
         _ => {

@@ -23,7 +23,17 @@ pub async fn ready_agent(
     state: &AppState,
     user: &SignedInUser,
 ) -> Result<(Profile, String), AppError> {
-    let profile = accounts::account(state, user).await?;
+    let stored = state.store.get_profile(&user.id).await?;
+    ready_agent_from(state, user, stored).await
+}
+
+/// [`ready_agent`] from the profile as the caller read it (`None`: none stored).
+pub async fn ready_agent_from(
+    state: &AppState,
+    user: &SignedInUser,
+    stored: Option<Profile>,
+) -> Result<(Profile, String), AppError> {
+    let profile = accounts::account_from(state, user, stored).await?;
     let profile = migration::ensure_current_type(state, profile).await?;
     let agent_id = profile
         .letta_agent_id

@@ -113,7 +113,13 @@ pub async fn get(
     user: &SignedInUser,
     id: &ConversationId,
 ) -> Result<Conversation, AppError> {
-    match state.store.get_conversation(&user.id, id).await? {
+    let stored = state.store.get_conversation(&user.id, id).await?;
+    found(id, stored)
+}
+
+/// [`get`] from the conversation as the caller read it (`None`: none stored).
+pub fn found(id: &ConversationId, stored: Option<Conversation>) -> Result<Conversation, AppError> {
+    match stored {
         Some(conversation) => Ok(conversation),
         None if id.is_default() => Ok(Conversation::new(id.clone(), None)),
         None => Err(ConversationId::not_found()),

@@ -203,12 +203,7 @@ pub async fn set_budget(
     let report = budget(state, &user.id).await?;
     // LiteLLM enforces a new cap only once its cache of the user expires; a cap at or below
     // what is spent is enforced here from the next message on.
-    let spend = report.record.spend + report.recent_cost_usd;
-    let used_up = (max_budget <= spend).then(|| BudgetUsedUp {
-        spend,
-        limit: max_budget,
-        until: report.record.budget_reset_at.clone(),
-    });
+    let used_up = used_up(&report, max_budget);
     if used_up != profile.budget_used_up {
         state
             .store
@@ -216,6 +211,36 @@ pub async fn set_budget(
             .await?;
     }
     Ok(report)
+}
+
+/// The budget as used up when `limit` is at or below the period's spend (with the replies
+/// LiteLLM has not counted yet).
+fn used_up(report: &BudgetReport, limit: f64) -> Option<BudgetUsedUp> {
+    let spend = report.record.spend + report.recent_cost_usd;
+    (limit <= spend).then(|| BudgetUsedUp {
+        spend,
+        limit,
+        until: report.record.budget_reset_at.clone(),
+    })
+}
+
+/// After LiteLLM refused a turn for the budget: records it as used up (with LiteLLM's figures
+/// and the period's end), so the next turns are refused before Letta is called.
+pub async fn record_budget_used_up(state: &AppState, user: &UserId) -> Result<(), AppError> {
+    let report = budget(state, user).await?;
+    let limit = report.record.max_budget.unwrap_or(0.0);
+    let used_up = used_up(&report, limit).unwrap_or(BudgetUsedUp {
+        // LiteLLM refused although its figures (not yet counting the last calls) leave some:
+        // its refusal is what counts.
+        spend: report.record.spend + report.recent_cost_usd,
+        limit,
+        until: report.record.budget_reset_at.clone(),
+    });
+    state
+        .store
+        .set_budget_used_up(user, Some(&used_up))
+        .await
+        .map_err(Into::into)
 }
 
 #[cfg(test)]

@@ -1,5 +1,6 @@
 //! The turn lock (`sk = TURN#<conversation>`, one turn at a time in each conversation) and
-//! idempotency records (`sk = IDEM#<key>`, 24 h), both conditional puts with an expiry.
+//! idempotency records (`sk = IDEM#<key>`, 24 h), both with an expiry; a turn takes both in
+//! its starting transaction (`turn_writes`).
 
 use serde::{Deserialize, Serialize};
 
@@ -32,7 +33,7 @@ pub enum TurnState {
 }
 
 impl TurnState {
-    fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Self::Running => "running",
             Self::Complete => "complete",
@@ -55,7 +56,7 @@ pub struct IdempotencyRecord {
 }
 
 /// The lock item of `message_id`'s turn, taken at `now`.
-fn turn_lock(
+pub(super) fn turn_lock(
     user: &UserId,
     conversation: &ConversationId,
     message_id: &str,
@@ -79,18 +80,6 @@ fn turn_lock(
 }
 
 impl Store {
-    /// Takes the conversation's turn lock; false when another turn holds it.
-    pub async fn lock_turn(
-        &self,
-        user: &UserId,
-        conversation: &ConversationId,
-        message_id: &str,
-    ) -> Result<bool, DependencyError> {
-        let now = now_epoch();
-        self.put_new(turn_lock(user, conversation, message_id, now)?, Some(now))
-            .await
-    }
-
     /// The message whose turn holds the conversation's lock, and when it took it (epoch s).
     pub async fn turn_lock_holder(
         &self,
@@ -152,30 +141,25 @@ impl Store {
         conditional(result).map(|_| ())
     }
 
-    /// Records a new idempotency key; returns the existing record when the key was used before
-    /// (and has not expired).
-    pub async fn claim_idempotency_key(
+    /// The record of an idempotency key; `None` when it was never used or has expired.
+    pub async fn idempotency_record(
         &self,
         user: &UserId,
         idem_key: &IdempotencyKey,
-        conversation: &ConversationId,
-        user_message_id: &str,
-        assistant_message_id: &str,
     ) -> Result<Option<IdempotencyRecord>, DependencyError> {
-        let now = now_epoch();
-        let record = IdempotencyRecord {
-            state: TurnState::Running,
-            conversation_id: conversation.clone(),
-            user_message_id: user_message_id.to_string(),
-            assistant_message_id: assistant_message_id.to_string(),
-        };
-        let sk = idempotency_sk(idem_key.as_str());
-        let item =
-            Item::new(user_pk(user), sk.clone(), &record).expiring(now + IDEMPOTENCY_TTL_SECS);
-        if self.put_new(item.into_attributes()?, Some(now)).await? {
-            return Ok(None);
+        #[derive(Deserialize)]
+        struct Stored {
+            #[serde(flatten)]
+            record: IdempotencyRecord,
+            #[serde(default)]
+            ttl: Option<i64>,
         }
-        self.get(user_pk(user), sk).await
+        let stored: Option<Stored> = self
+            .get(user_pk(user), idempotency_sk(idem_key.as_str()))
+            .await?;
+        Ok(stored
+            .filter(|s| s.ttl.is_none_or(|t| t >= now_epoch()))
+            .map(|s| s.record))
     }
 
     /// Records how the key's turn ended.

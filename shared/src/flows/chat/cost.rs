@@ -16,14 +16,41 @@ pub(super) struct Priced {
     pub(super) call_ids: Vec<String>,
 }
 
+/// Pricing started before the stream ended (Letta had named the stop reason, so the steps
+/// were done), for the steps known then: their traces are read while the rest of Letta's
+/// stream arrives.
+pub(super) struct EarlyPrice {
+    steps: Vec<String>,
+    task: tokio::task::JoinHandle<Option<Priced>>,
+}
+
+/// Starts pricing `steps` in its own task.
+pub(super) fn price_early(state: &AppState, steps: &[String]) -> EarlyPrice {
+    let (state, steps) = (state.clone(), steps.to_vec());
+    EarlyPrice {
+        steps: steps.clone(),
+        task: tokio::spawn(async move { price_steps(&state, &steps).await }),
+    }
+}
+
 /// Prices a turn from its steps; `chosen` model and `usage` when the steps cannot be read.
 pub(super) async fn price_turn(
     state: &AppState,
     chosen: &str,
     step_ids: &[String],
     usage: &Usage,
+    early: Option<EarlyPrice>,
 ) -> Priced {
-    if let Some(priced) = price_steps(state, step_ids).await {
+    let priced = match early {
+        Some(early) if early.steps == step_ids => early.task.await.ok().flatten(),
+        other => {
+            if let Some(stale) = other {
+                stale.task.abort();
+            }
+            price_steps(state, step_ids).await
+        }
+    };
+    if let Some(priced) = priced {
         return priced;
     }
     let price = state.models.price(&state.litellm, chosen).await;
@@ -35,16 +62,21 @@ pub(super) async fn price_turn(
 }
 
 async fn price_steps(state: &AppState, step_ids: &[String]) -> Option<Priced> {
-    let (mut cost, mut model, mut call_ids) = (0.0, None, Vec::new());
-    for step_id in step_ids {
+    // The steps' traces are read at the same time.
+    let calls = futures_util::future::join_all(step_ids.iter().map(|step_id| async move {
         // Letta writes a step's trace without waiting for it; give it a moment once.
-        let call = match state.letta.step_call(step_id).await.ok()? {
-            Some(call) => call,
+        match state.letta.step_call(step_id).await.ok()? {
+            Some(call) => Some(call),
             None => {
                 tokio::time::sleep(Duration::from_millis(150)).await;
-                state.letta.step_call(step_id).await.ok()??
+                state.letta.step_call(step_id).await.ok()?
             }
-        };
+        }
+    }))
+    .await;
+    let (mut cost, mut model, mut call_ids) = (0.0, None, Vec::new());
+    for call in calls {
+        let call = call?;
         let answered = state
             .models
             .model_of_answer(&state.litellm, &call.model)

@@ -11,9 +11,8 @@ mod failure;
 mod relay;
 mod replay;
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use futures_util::StreamExt;
 use tokio::sync::mpsc;
 use tracing::Instrument;
 
@@ -27,15 +26,18 @@ use crate::{
         ChatContent, Conversation, ConversationId, ErrorRecord, IdempotencyKey, Message,
         MessageStatus, Role, SignedInUser,
     },
-    flows::{agent::ready_agent, conversations},
+    flows::{agent::ready_agent_from, conversations},
     state::AppState,
-    store::TurnState,
+    store::{IdempotencyRecord, TurnStart, TurnState},
 };
-use relay::{Outbox, Reply};
+use relay::Outbox;
 
-/// How long the first Letta events are awaited before the response starts: refusals (budget,
-/// revoked key) arrive within a fraction of a second and can still be a plain 402/403.
-const PEEK_WINDOW: Duration = Duration::from_millis(2500);
+/// Milliseconds from the request to Letta being called, and to Letta taking the message.
+#[derive(Debug, Default, Clone, Copy)]
+struct Phases {
+    prepared_ms: u64,
+    accepted_ms: u64,
+}
 
 /// What `start_turn` gives the handler.
 pub enum TurnOutcome {
@@ -59,6 +61,9 @@ struct Turn {
     reply_id: ulid::Ulid,
     idempotency_key: Option<IdempotencyKey>,
     started: Instant,
+    /// How long the turn took to reach Letta (reads, the start write) and for Letta to take
+    /// the message: logged when the turn ends.
+    phases: Phases,
     /// The agent streams its reply's text exactly (plain content, `letta_v1_agent`), so a
     /// completed stream needs no read-back.
     streams_exact_text: bool,
@@ -67,18 +72,6 @@ struct Turn {
 impl Turn {
     fn thread(&self) -> crate::clients::letta::Thread<'_> {
         conversations::thread(&self.conversation.id, &self.letta_thread)
-    }
-
-    /// Counts new messages in the conversation (logged, never raised: the messages are stored).
-    async fn record_activity(&self, added: u64) {
-        if let Err(e) = self
-            .state
-            .store
-            .record_activity(&self.user.id, &self.conversation.id, added)
-            .await
-        {
-            tracing::warn!(error = %e, "could not record the conversation's activity");
-        }
     }
 
     fn start_event(&self) -> ChatEvent {
@@ -109,54 +102,26 @@ impl Turn {
     /// Releases the turn lock and settles the idempotency record (`None` frees the key).
     async fn release(&self, idempotency_state: Option<TurnState>) {
         let store = &self.state.store;
-        if let Err(e) = store
-            .unlock_turn(&self.user.id, &self.conversation.id, &self.user_message.id)
-            .await
-        {
-            tracing::warn!(error = %e, "could not release the turn lock; it expires by itself");
-        }
-        if let Some(key) = &self.idempotency_key {
-            let result = match idempotency_state {
-                Some(s) => store.set_idempotency_state(&self.user.id, key, s).await,
-                None => store.release_idempotency_key(&self.user.id, key).await,
-            };
-            if let Err(e) = result {
-                tracing::warn!(error = %e, "could not update the idempotency record");
-            }
-        }
-    }
-
-    /// Stores the reply (retried: the stream must still end properly), counts it in the
-    /// conversation and adds the turn to the day's usage. Logged, never raised.
-    async fn persist(&self, assistant: &Message) {
-        let store = &self.state.store;
-        for attempt in 0..3u64 {
-            match store.put_message(&self.user.id, assistant).await {
-                Ok(()) => {
-                    self.record_activity(1).await;
-                    break;
-                }
-                Err(e) if attempt < 2 => {
-                    tracing::warn!(error = %e, "storing the reply failed; retrying");
-                    tokio::time::sleep(Duration::from_millis(200 * (attempt + 1))).await;
-                }
-                Err(e) => {
-                    tracing::error!(error = %e, message_id = %assistant.id, "the reply could not be stored")
-                }
-            }
-        }
-        let usage = assistant.usage.clone().unwrap_or_default();
-        // What was billed counts, even for a reply that failed after its LLM calls.
-        if usage.total_tokens > 0 || assistant.cost_usd.is_some_and(|c| c > 0.0) {
-            let day = &assistant.created_at[..10.min(assistant.created_at.len())];
-            let cost = assistant.cost_usd.unwrap_or(0.0);
+        let unlock = async {
             if let Err(e) = store
-                .add_daily_usage(&self.user.id, day, 1, &usage, cost)
+                .unlock_turn(&self.user.id, &self.conversation.id, &self.user_message.id)
                 .await
             {
-                tracing::error!(error = %e, "could not add the turn to the daily usage");
+                tracing::warn!(error = %e, "could not release the turn lock; it expires by itself");
             }
-        }
+        };
+        let settle_key = async {
+            if let Some(key) = &self.idempotency_key {
+                let result = match idempotency_state {
+                    Some(s) => store.set_idempotency_state(&self.user.id, key, s).await,
+                    None => store.release_idempotency_key(&self.user.id, key).await,
+                };
+                if let Err(e) = result {
+                    tracing::warn!(error = %e, "could not update the idempotency record");
+                }
+            }
+        };
+        tokio::join!(unlock, settle_key);
     }
 }
 
@@ -169,8 +134,21 @@ pub async fn start_turn(
     content: &str,
     idempotency_key: Option<IdempotencyKey>,
 ) -> Result<TurnOutcome, AppError> {
+    let received = Instant::now();
     let content = ChatContent::parse(content, state.config.http.chat_max_chars)?;
-    let (profile, agent_id) = ready_agent(state, &user).await?;
+    // The profile and the conversation in one read.
+    let (profile, conversation) = state
+        .store
+        .profile_and_conversation(&user.id, &conversation_id)
+        .await?;
+    let (profile, agent_id) = ready_agent_from(state, &user, profile).await?;
+    // Refusals known before Letta is called: nothing is stored, Letta is not called.
+    if profile.awaiting_confirmation {
+        return Err(AppError::BudgetExceeded {
+            spend: 0.0,
+            limit: 0.0,
+        });
+    }
     if let Some(used_up) = &profile.budget_used_up
         && used_up.holds_at(time::OffsetDateTime::now_utc())
     {
@@ -179,32 +157,14 @@ pub async fn start_turn(
             limit: used_up.limit,
         });
     }
-    let conversation = conversations::get(state, &user, &conversation_id).await?;
+    let conversation = conversations::found(&conversation_id, conversation)?;
     let mut ids = ulid::Generator::new();
     let mut next_id = || {
         ids.generate()
             .map_err(|e| AppError::Internal(e.to_string()))
     };
     let (user_message_id, reply_id) = (next_id()?, next_id()?);
-
-    if let Some(key) = &idempotency_key {
-        let claimed = state
-            .store
-            .claim_idempotency_key(
-                &user.id,
-                key,
-                &conversation_id,
-                &user_message_id.to_string(),
-                &reply_id.to_string(),
-            )
-            .await?;
-        if let Some(existing) = claimed {
-            return replay::replay(state, &user, &existing)
-                .await
-                .map(TurnOutcome::Replay);
-        }
-    }
-    let turn = Turn {
+    let mut turn = Turn {
         state: state.clone(),
         user,
         letta_thread: agent_id.clone(),
@@ -222,38 +182,63 @@ pub async fn start_turn(
         reply_id,
         idempotency_key,
         started: Instant::now(),
+        phases: Phases::default(),
     };
-    let mut turn = turn;
-    take_turn(&mut turn).await?;
-    let (stream, reply, early) = open_stream(&turn).await?;
+    if let Some(existing) = take_turn(&mut turn).await? {
+        return replay::replay(state, &turn.user, &existing)
+            .await
+            .map(TurnOutcome::Replay);
+    }
+    turn.phases.prepared_ms = received.elapsed().as_millis() as u64;
+    let stream = open_stream(&turn).await?;
+    turn.phases.accepted_ms = received.elapsed().as_millis() as u64;
     let (tx, rx) = mpsc::channel(256);
     // The turn's own task keeps the request's span, so its log lines carry the request id.
     // The turn outlives the handler; it keeps the request's deadline.
-    let run = relay::run(turn, stream, reply, early, Outbox::new(tx));
+    let run = relay::run(turn, stream, Outbox::new(tx));
     tokio::spawn(deadline::within(deadline::current(), run).in_current_span());
     Ok(TurnOutcome::Live(rx))
 }
 
-/// Takes the conversation's turn lock, stores the user's message before anything else can
-/// fail, and finds the conversation's Letta thread.
-async fn take_turn(turn: &mut Turn) -> Result<(), AppError> {
+/// Starts the turn in one write: the conversation's turn lock, the user's message (stored
+/// before anything else can fail: the user's words are never lost), its count in the
+/// conversation and the idempotency record; then finds the conversation's Letta thread.
+/// Returns the earlier turn's record when the idempotency key was used before.
+async fn take_turn(turn: &mut Turn) -> Result<Option<IdempotencyRecord>, AppError> {
     let store = &turn.state.store;
-    if !lock_turn(turn).await? {
-        if let Some(key) = &turn.idempotency_key {
-            let _ = store.release_idempotency_key(&turn.user.id, key).await;
+    let record = turn.idempotency_key.as_ref().map(|key| {
+        (
+            key,
+            IdempotencyRecord {
+                state: TurnState::Running,
+                conversation_id: turn.conversation.id.clone(),
+                user_message_id: turn.user_message.id.clone(),
+                assistant_message_id: turn.reply_id.to_string(),
+            },
+        )
+    });
+    let record = record.as_ref().map(|(key, record)| (*key, record));
+    let mut started = store
+        .start_turn(&turn.user.id, &turn.user_message, record)
+        .await?;
+    if started == TurnStart::Locked && take_over_stale_lock(turn).await? {
+        started = store
+            .start_turn(&turn.user.id, &turn.user_message, record)
+            .await?;
+    }
+    match started {
+        TurnStart::Started => {}
+        TurnStart::KeyUsed => {
+            let key = turn.idempotency_key.as_ref().expect("a key was used");
+            return match store.idempotency_record(&turn.user.id, key).await? {
+                Some(existing) => Ok(Some(existing)),
+                // Expired between the two requests: the caller may simply send it again.
+                None => Err(turn_in_progress()),
+            };
         }
-        return Err(AppError::Conflict {
-            code: "turn_in_progress",
-            message: "the assistant is still answering your previous message in this conversation"
-                .into(),
-        });
+        TurnStart::Locked => return Err(turn_in_progress()),
+        TurnStart::Gone => return Err(ConversationId::not_found()),
     }
-    // Stored before anything else can fail: the user's words are never lost.
-    if let Err(e) = store.put_message(&turn.user.id, &turn.user_message).await {
-        turn.release(None).await;
-        return Err(e.into());
-    }
-    turn.record_activity(1).await;
     match conversations::letta_thread(
         &turn.state,
         &turn.user.id,
@@ -264,7 +249,7 @@ async fn take_turn(turn: &mut Turn) -> Result<(), AppError> {
     {
         Ok(thread) => {
             turn.letta_thread = thread;
-            Ok(())
+            Ok(None)
         }
         Err(error) => {
             turn.abandon(&error).await;
@@ -273,22 +258,26 @@ async fn take_turn(turn: &mut Turn) -> Result<(), AppError> {
     }
 }
 
-/// Takes the conversation's turn lock, or takes it over from a turn that ended without
-/// releasing it (its release failed, say, while DynamoDB was throttling): one whose user
-/// message has its final status, or whose message was never stored. A turn still running
-/// keeps it (and a crashed one loses it when it expires).
-async fn lock_turn(turn: &Turn) -> Result<bool, AppError> {
-    let (store, user, conversation) = (&turn.state.store, &turn.user.id, &turn.conversation.id);
-    let mine = &turn.user_message.id;
-    if store.lock_turn(user, conversation, mine).await? {
-        return Ok(true);
+fn turn_in_progress() -> AppError {
+    AppError::Conflict {
+        code: "turn_in_progress",
+        message: "the assistant is still answering your previous message in this conversation"
+            .into(),
     }
+}
+
+/// Takes the conversation's turn lock over from a turn that ended without releasing it (its
+/// end failed, say, while DynamoDB was throttling): one whose user message has its final
+/// status, or whose message was never stored. A turn still running keeps it (and a crashed
+/// one loses it when it expires). True when the lock is this turn's now.
+async fn take_over_stale_lock(turn: &Turn) -> Result<bool, AppError> {
+    let (store, user, conversation) = (&turn.state.store, &turn.user.id, &turn.conversation.id);
     let Some((holder, locked_at)) = store.turn_lock_holder(user, conversation).await? else {
-        // Released meanwhile.
-        return Ok(store.lock_turn(user, conversation, mine).await?);
+        // Released meanwhile: the start can simply be tried again.
+        return Ok(true);
     };
-    // A turn stores its message right after taking the lock, within one DynamoDB call (three
-    // attempts at most); a lock whose message is still missing after that was left behind.
+    // A turn stores its message in the same write that takes the lock; a lock whose message
+    // is missing was left behind by an older version, once its write's attempts are over.
     let store_window = (turn.state.config.dynamodb.attempt_timeout * 3).as_secs() as i64 + 1;
     let ended = match store.get_message(user, conversation, &holder).await? {
         Some(message) => message.status != MessageStatus::Pending,
@@ -299,55 +288,26 @@ async fn lock_turn(turn: &Turn) -> Result<bool, AppError> {
     }
     tracing::warn!(stale = %holder, "taking over a turn lock its ended turn did not release");
     Ok(store
-        .take_over_turn(user, conversation, &holder, mine)
+        .take_over_turn(user, conversation, &holder, &turn.user_message.id)
         .await?)
 }
 
-/// Sends the message to Letta and peeks at the first events: a refusal that comes before any
-/// content is a plain JSON error (the turn is abandoned); otherwise the early events are kept
-/// for the stream.
-async fn open_stream(turn: &Turn) -> Result<(TurnStream, Reply, Vec<ChatEvent>), AppError> {
-    let mut stream = match turn
+/// Sends the message to Letta; the stream starts as soon as Letta accepts it. A refusal that
+/// comes inside the stream (budget, revoked key, a failing model) is an `error` event; one
+/// that comes before (Letta unreachable or refusing the request) is a plain JSON error and the
+/// turn is abandoned.
+async fn open_stream(turn: &Turn) -> Result<TurnStream, AppError> {
+    match turn
         .state
         .letta
         .stream_message(turn.thread(), &turn.user_message.content)
         .await
     {
-        Ok(s) => s,
+        Ok(stream) => Ok(stream),
         Err(e) => {
             let error: AppError = e.into();
             turn.abandon(&error).await;
-            return Err(error);
-        }
-    };
-    let mut reply = Reply::default();
-    let mut early = Vec::new();
-    let deadline = tokio::time::Instant::now() + PEEK_WINDOW;
-    loop {
-        match tokio::time::timeout_at(deadline, stream.next()).await {
-            Err(_) | Ok(None) => break,
-            Ok(Some(Err(e))) => {
-                reply.failure = Some(TurnFailure::Interrupted {
-                    detail: e.to_string(),
-                });
-                break;
-            }
-            Ok(Some(Ok(message))) => {
-                let content = message.is_content();
-                early.extend(reply.absorb(message));
-                if content || reply.failure.is_some() {
-                    break;
-                }
-            }
+            Err(error)
         }
     }
-    if let Some(failure) = reply.failure.clone()
-        && !reply.has_content()
-        && !failure.is_interruption()
-    {
-        let error = failure.into_app_error();
-        turn.abandon(&error).await;
-        return Err(error);
-    }
-    Ok((stream, reply, early))
 }

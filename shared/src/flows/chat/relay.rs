@@ -8,15 +8,16 @@ use futures_util::StreamExt;
 use tokio::sync::mpsc;
 
 use super::{
-    Turn, cost,
+    Turn,
+    cost::{self, EarlyPrice},
     events::{ChatEvent, Done},
     failure::TurnFailure,
 };
 use crate::{
     clients::letta::{ARCHIVAL_INSERT_TOOL, LettaMessage, TurnStream},
     domain::{ErrorRecord, Message, MessageStatus, Role, Title, ToolCall, Usage},
-    flows::conversations,
-    store::TurnState,
+    flows::{conversations, usage},
+    store::{TurnEnd, TurnState},
 };
 
 /// Everything known about the reply so far.
@@ -234,27 +235,15 @@ impl Outbox {
 }
 
 /// Runs the rest of a started turn: relay, complete, store, close.
-pub(super) async fn run(
-    turn: Turn,
-    stream: TurnStream,
-    mut reply: Reply,
-    early: Vec<ChatEvent>,
-    mut out: Outbox,
-) {
+pub(super) async fn run(turn: Turn, stream: TurnStream, mut out: Outbox) {
     out.emit(turn.start_event()).await;
-    out.emit_all(early).await;
-    if !reply
-        .failure
-        .as_ref()
-        .is_some_and(TurnFailure::is_interruption)
-    {
-        relay(stream, &mut reply, &mut out).await;
-    }
+    let mut reply = Reply::default();
+    let early = relay(&turn, stream, &mut reply, &mut out).await;
     out.emit_all(reply.unanswered_calls()).await;
     let corrected = complete_text(&turn, &mut reply, &mut out).await;
     // A conversation still without a title gets one from its first complete exchange, named
     // while the reply is stored, so `done` stays the last event and barely waits.
-    let (stored, title) = tokio::join!(store_reply(&turn, &reply), title(&turn, &reply));
+    let (stored, title) = tokio::join!(store_reply(&turn, &reply, early), title(&turn, &reply));
     if let Some(title) = title {
         out.emit(ChatEvent::Title {
             conversation_id: turn.conversation.id.clone(),
@@ -281,11 +270,20 @@ pub(super) async fn run(
         }),
     };
     out.emit(last).await;
+    // LiteLLM refused for the budget: the next turns are refused before Letta is called, until
+    // the period resets or the user raises the cap (the client already has its answer).
+    if let Some(TurnFailure::BudgetExceeded { .. }) = &reply.failure
+        && let Err(e) = usage::record_budget_used_up(&turn.state, &turn.user.id).await
+    {
+        tracing::warn!(error = %e, "could not record the budget as used up");
+    }
     let usage = stored.usage.unwrap_or_default();
     tracing::info!(
         status = stored.status.as_str(),
         latency_ms = stored.latency_ms,
         ttft_ms = stored.ttft_ms,
+        prepared_ms = turn.phases.prepared_ms,
+        accepted_ms = turn.phases.accepted_ms,
         prompt_tokens = usage.prompt_tokens,
         completion_tokens = usage.completion_tokens,
         client_gone = out.gone,
@@ -309,19 +307,32 @@ async fn title(turn: &Turn, reply: &Reply) -> Option<Title> {
     .await
 }
 
-/// Relays Letta's events until its stream ends or breaks.
-async fn relay(mut stream: TurnStream, reply: &mut Reply, out: &mut Outbox) {
+/// Relays Letta's events until its stream ends or breaks. Once Letta names the stop reason
+/// (every step done), the steps' pricing starts, so the turn's end does not wait for it.
+async fn relay(
+    turn: &Turn,
+    mut stream: TurnStream,
+    reply: &mut Reply,
+    out: &mut Outbox,
+) -> Option<EarlyPrice> {
+    let mut early = None;
     while let Some(item) = stream.next().await {
         match item {
-            Ok(message) => out.emit_all(reply.absorb(message)).await,
+            Ok(message) => {
+                out.emit_all(reply.absorb(message)).await;
+                if early.is_none() && reply.stop_reason.is_some() {
+                    early = Some(cost::price_early(&turn.state, &reply.step_ids));
+                }
+            }
             Err(e) => {
                 reply.failure.get_or_insert(TurnFailure::Interrupted {
                     detail: e.to_string(),
                 });
-                return;
+                break;
             }
         }
     }
+    early
 }
 
 /// Makes the reply's text complete. A `letta_v1_agent` streams its plain content exactly, so a
@@ -382,10 +393,10 @@ async fn stored_text(turn: &Turn, run_id: Option<&str>) -> Option<String> {
 
 /// Builds the reply message, stores it with the day's usage, settles the user's message and
 /// releases the turn. Returns what was stored.
-async fn store_reply(turn: &Turn, reply: &Reply) -> Message {
+async fn store_reply(turn: &Turn, reply: &Reply, early: Option<EarlyPrice>) -> Message {
     let status = reply.status();
     let usage = reply.usage.clone().unwrap_or_default();
-    let priced = cost::price_turn(&turn.state, &turn.model, &reply.step_ids, &usage).await;
+    let priced = cost::price_turn(&turn.state, &turn.model, &reply.step_ids, &usage, early).await;
     let mut assistant = Message::new(
         &turn.conversation.id,
         &turn.reply_id,
@@ -415,47 +426,43 @@ async fn store_reply(turn: &Turn, reply: &Reply) -> Message {
         code: f.code().into(),
         message: f.message(),
     });
-    turn.persist(&assistant).await;
-
     let user_status = if status == MessageStatus::Failed && reply.letta_ids.is_empty() {
         MessageStatus::Failed
     } else {
         MessageStatus::Complete
     };
-    if let Err(e) = turn
-        .state
-        .store
-        .set_message_status(
-            &turn.user.id,
-            &turn.conversation.id,
-            &turn.user_message.id,
-            user_status,
-        )
-        .await
-    {
-        tracing::error!(error = %e, "could not update the user message");
-    }
     // Memories the agent saved itself count towards the user's archival cap.
     let saved = assistant
         .tool_calls
         .iter()
         .filter(|c| c.name == ARCHIVAL_INSERT_TOOL && c.status.as_deref() == Some("success"))
         .count();
-    if saved > 0
-        && let Err(e) = turn
-            .state
-            .store
-            .count_archival(&turn.user.id, saved as i64)
-            .await
-    {
-        tracing::warn!(error = %e, saved, "could not count the archival memories the agent saved");
+    // What was billed counts, even for a reply that failed after its LLM calls.
+    let cost = assistant.cost_usd.unwrap_or(0.0);
+    let billed = (usage.total_tokens > 0 || cost > 0.0).then(|| {
+        let day = &assistant.created_at[..10.min(assistant.created_at.len())];
+        (day, &usage, cost)
+    });
+    let end = TurnEnd {
+        user: &turn.user.id,
+        conversation: &turn.conversation.id,
+        reply: &assistant,
+        user_message: (&turn.user_message.id, user_status),
+        idempotency: turn.idempotency_key.as_ref().map(|key| {
+            let state = match status {
+                MessageStatus::Failed => None,
+                MessageStatus::Interrupted => Some(TurnState::Interrupted),
+                _ => Some(TurnState::Complete),
+            };
+            (key, state)
+        }),
+        billed,
+        archival_saved: saved as i64,
+    };
+    // One write: the reply, the user's message settled, the counts, the lock released.
+    if let Err(e) = turn.state.store.finish_turn(&end).await {
+        tracing::error!(error = %e, message_id = %assistant.id, "the turn's end could not be stored");
     }
-    turn.release(match status {
-        MessageStatus::Failed => None,
-        MessageStatus::Interrupted => Some(TurnState::Interrupted),
-        _ => Some(TurnState::Complete),
-    })
-    .await;
     assistant
 }
 

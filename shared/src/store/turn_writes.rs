@@ -1,0 +1,406 @@
+//! A chat turn's writes: what it reads before it starts (one batch), what it writes when it
+//! starts and when it ends (one transaction each), so a turn costs DynamoDB one read and three
+//! writes with the request gate.
+
+use std::time::Duration;
+
+use aws_sdk_dynamodb::{
+    operation::transact_write_items::TransactWriteItemsError,
+    types::{Delete, KeysAndAttributes, Put, TransactWriteItem, Update},
+};
+
+use super::{
+    Store,
+    attrs::{Item, key, n, s, sdk_error},
+    keys::{PROFILE_SK, conversation_sk, idempotency_sk, message_sk, turn_sk, usage_sk, user_pk},
+    table,
+    turns::{IDEMPOTENCY_TTL_SECS, IdempotencyRecord, TurnState, turn_lock},
+};
+use crate::{
+    app::{
+        clock::{now_epoch, now_rfc3339},
+        dependency::DependencyError,
+    },
+    domain::{
+        Conversation, ConversationId, IdempotencyKey, Message, MessageStatus, Profile, Usage,
+        UserId,
+    },
+};
+
+/// How a turn's start went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TurnStart {
+    /// The lock is the turn's, its message and idempotency record are stored.
+    Started,
+    /// Another turn holds the conversation's lock; nothing was written.
+    Locked,
+    /// The idempotency key was used before; nothing was written.
+    KeyUsed,
+    /// The conversation was deleted meanwhile; nothing was written.
+    Gone,
+}
+
+/// What a turn's end writes.
+pub struct TurnEnd<'a> {
+    /// The user.
+    pub user: &'a UserId,
+    /// The turn's conversation.
+    pub conversation: &'a ConversationId,
+    /// The reply, as it is stored.
+    pub reply: &'a Message,
+    /// The user's message of the turn, and its final status.
+    pub user_message: (&'a str, MessageStatus),
+    /// The idempotency key, and how its turn ended (`None` frees it for a retry).
+    pub idempotency: Option<(&'a IdempotencyKey, Option<TurnState>)>,
+    /// What was billed: the day, the tokens and the cost (added to the day's usage).
+    pub billed: Option<(&'a str, &'a Usage, f64)>,
+    /// Archival memories the agent saved itself in the turn.
+    pub archival_saved: i64,
+}
+
+/// One write of a transaction, and whether the turn's end can do without it when its
+/// condition fails (an item another request changed meanwhile: a lock taken over, a
+/// conversation deleted).
+struct Write {
+    item: TransactWriteItem,
+    optional: bool,
+}
+
+fn build_error(e: aws_sdk_dynamodb::error::BuildError) -> DependencyError {
+    super::attrs::decode_error(e.to_string())
+}
+
+/// The indexes of the writes whose condition failed, when the transaction was cancelled for
+/// conditions only; `None` for any other failure.
+fn failed_conditions(e: &TransactWriteItemsError) -> Option<Vec<usize>> {
+    let TransactWriteItemsError::TransactionCanceledException(cancelled) = e else {
+        return None;
+    };
+    let mut failed = Vec::new();
+    for (i, reason) in cancelled.cancellation_reasons().iter().enumerate() {
+        match reason.code() {
+            None | Some("None") => {}
+            Some("ConditionalCheckFailed") => failed.push(i),
+            Some(_) => return None,
+        }
+    }
+    (!failed.is_empty()).then_some(failed)
+}
+
+impl Store {
+    /// The user's profile and one conversation, in one request (both strongly consistent).
+    pub async fn profile_and_conversation(
+        &self,
+        user: &UserId,
+        conversation: &ConversationId,
+    ) -> Result<(Option<Profile>, Option<Conversation>), DependencyError> {
+        let profile_sk = PROFILE_SK.to_string();
+        let conversation_sk = conversation_sk(conversation);
+        let mut keys = KeysAndAttributes::builder()
+            .keys(key(user_pk(user), profile_sk.clone()))
+            .keys(key(user_pk(user), conversation_sk.clone()))
+            .consistent_read(true)
+            .build()
+            .map_err(build_error)?;
+        let (mut profile, mut found) = (None, None);
+        // Keys DynamoDB leaves unprocessed (throttling) are asked for again.
+        for attempt in 0..5u64 {
+            let out = self
+                .client
+                .batch_get_item()
+                .request_items(&self.table, keys)
+                .send()
+                .await
+                .map_err(sdk_error)?;
+            for item in out
+                .responses
+                .and_then(|mut r| r.remove(&self.table))
+                .unwrap_or_default()
+            {
+                let sk = item
+                    .get(table::SORT_KEY)
+                    .and_then(|v| v.as_s().ok())
+                    .cloned();
+                if sk.as_deref() == Some(profile_sk.as_str()) {
+                    profile = Some(Item::<Profile>::from_attributes(item)?);
+                } else if sk.as_deref() == Some(conversation_sk.as_str()) {
+                    found = Some(Item::<Conversation>::from_attributes(item)?);
+                }
+            }
+            match out.unprocessed_keys.and_then(|mut u| u.remove(&self.table)) {
+                Some(left) if !left.keys().is_empty() => {
+                    keys = left;
+                    tokio::time::sleep(Duration::from_millis(50 << attempt)).await;
+                }
+                _ => return Ok((profile, found)),
+            }
+        }
+        Err(DependencyError::Status {
+            service: crate::app::dependency::Service::DynamoDb,
+            status: 503,
+            body: "ProvisionedThroughputExceededException: keys left unprocessed".into(),
+        })
+    }
+
+    /// Starts a turn in one transaction: takes the conversation's turn lock (free, expired,
+    /// or already this message's: taken over), stores the user's message, counts it in the
+    /// conversation and records the idempotency key.
+    pub async fn start_turn(
+        &self,
+        user: &UserId,
+        message: &Message,
+        idempotency: Option<(&IdempotencyKey, &IdempotencyRecord)>,
+    ) -> Result<TurnStart, DependencyError> {
+        let now = now_epoch();
+        let conversation = &message.conversation_id;
+        let lock = Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(turn_lock(user, conversation, &message.id, now)?))
+            .condition_expression("attribute_not_exists(pk) OR #ttl < :now OR message_id = :mine")
+            .expression_attribute_names("#ttl", table::TTL_ATTRIBUTE)
+            .expression_attribute_values(":now", n(now))
+            .expression_attribute_values(":mine", s(&message.id))
+            .build()
+            .map_err(build_error)?;
+        let stored = Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(
+                Item::new(
+                    user_pk(user),
+                    message_sk(conversation, &message.id),
+                    message,
+                )
+                .into_attributes()?,
+            ))
+            .build()
+            .map_err(build_error)?;
+        let mut items = vec![
+            TransactWriteItem::builder().put(lock).build(),
+            TransactWriteItem::builder().put(stored).build(),
+            TransactWriteItem::builder()
+                .update(self.activity(user, conversation)?)
+                .build(),
+        ];
+        if let Some((idem_key, record)) = idempotency {
+            let item = Item::new(user_pk(user), idempotency_sk(idem_key.as_str()), record)
+                .expiring(now + IDEMPOTENCY_TTL_SECS);
+            let put = Put::builder()
+                .table_name(&self.table)
+                .set_item(Some(item.into_attributes()?))
+                .condition_expression("attribute_not_exists(pk) OR #ttl < :now")
+                .expression_attribute_names("#ttl", table::TTL_ATTRIBUTE)
+                .expression_attribute_values(":now", n(now))
+                .build()
+                .map_err(build_error)?;
+            items.push(TransactWriteItem::builder().put(put).build());
+        }
+        let result = self
+            .client
+            .transact_write_items()
+            .set_transact_items(Some(items))
+            .client_request_token(format!("{}-start", message.id))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(TurnStart::Started),
+            Err(e) => match e.as_service_error().and_then(failed_conditions) {
+                Some(failed) if failed.contains(&3) => Ok(TurnStart::KeyUsed),
+                Some(failed) if failed.contains(&0) => Ok(TurnStart::Locked),
+                Some(_) => Ok(TurnStart::Gone),
+                None => Err(sdk_error(e)),
+            },
+        }
+    }
+
+    /// The conversation's activity: one more message, last activity now. The default
+    /// conversation is made by its first message; another must exist.
+    fn activity(
+        &self,
+        user: &UserId,
+        conversation: &ConversationId,
+    ) -> Result<Update, DependencyError> {
+        let now = now_rfc3339();
+        let update = Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(key(user_pk(user), conversation_sk(conversation))))
+            .update_expression(
+                "SET last_activity = :now, created_at = if_not_exists(created_at, :now), \
+                 id = if_not_exists(id, :id) ADD message_count :one",
+            )
+            .expression_attribute_values(":now", s(&now))
+            .expression_attribute_values(":id", s(conversation.as_str()))
+            .expression_attribute_values(":one", n(1));
+        let update = if conversation.is_default() {
+            update
+        } else {
+            update.condition_expression("attribute_exists(pk)")
+        };
+        update.build().map_err(build_error)
+    }
+
+    /// Ends a turn in one transaction: stores the reply, settles the user's message, counts
+    /// the reply, adds what was billed to the day's usage, counts the memories the agent saved,
+    /// settles the idempotency record and releases the lock. Tried again (the same request
+    /// token: DynamoDB applies it once) when it fails; a write whose item changed meanwhile (a
+    /// lock taken over, a conversation or key gone) is left out rather than losing the reply.
+    pub async fn finish_turn(&self, end: &TurnEnd<'_>) -> Result<(), DependencyError> {
+        let mut writes = self.end_writes(end)?;
+        let mut round = 0;
+        let mut attempt = 0u64;
+        loop {
+            let result = self
+                .client
+                .transact_write_items()
+                .set_transact_items(Some(writes.iter().map(|w| w.item.clone()).collect()))
+                .client_request_token(format!("{}-end{round}", end.reply.id))
+                .send()
+                .await;
+            let e = match result {
+                Ok(_) => return Ok(()),
+                Err(e) => e,
+            };
+            if let Some(failed) = e.as_service_error().and_then(failed_conditions)
+                && failed.iter().all(|i| writes[*i].optional)
+                && round < 3
+            {
+                tracing::warn!(
+                    left_out = failed.len(),
+                    "the turn's end left out writes whose items changed meanwhile"
+                );
+                let mut i = 0;
+                writes.retain(|_| {
+                    i += 1;
+                    !failed.contains(&(i - 1))
+                });
+                round += 1;
+                continue;
+            }
+            if attempt >= 2 {
+                return Err(sdk_error(e));
+            }
+            attempt += 1;
+            tracing::warn!(error = %sdk_error(e), "ending the turn failed; trying again");
+            tokio::time::sleep(Duration::from_millis(200 * attempt)).await;
+        }
+    }
+
+    fn end_writes(&self, end: &TurnEnd<'_>) -> Result<Vec<Write>, DependencyError> {
+        let pk = user_pk(end.user);
+        let reply = Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(
+                Item::new(
+                    pk.clone(),
+                    message_sk(end.conversation, &end.reply.id),
+                    end.reply,
+                )
+                .into_attributes()?,
+            ))
+            .build()
+            .map_err(build_error)?;
+        let (asked, status) = end.user_message;
+        let settle = Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(key(pk.clone(), message_sk(end.conversation, asked))))
+            .update_expression("SET #status = :status")
+            .condition_expression("attribute_exists(pk)")
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":status", s(status.as_str()))
+            .build()
+            .map_err(build_error)?;
+        let unlock = Delete::builder()
+            .table_name(&self.table)
+            .set_key(Some(key(pk.clone(), turn_sk(end.conversation))))
+            .condition_expression("message_id = :m")
+            .expression_attribute_values(":m", s(asked))
+            .build()
+            .map_err(build_error)?;
+        let mut writes = vec![
+            Write {
+                item: TransactWriteItem::builder().put(reply).build(),
+                optional: false,
+            },
+            Write {
+                item: TransactWriteItem::builder().update(settle).build(),
+                optional: true,
+            },
+            Write {
+                item: TransactWriteItem::builder()
+                    .update(self.activity(end.user, end.conversation)?)
+                    .build(),
+                optional: true,
+            },
+            Write {
+                item: TransactWriteItem::builder().delete(unlock).build(),
+                optional: true,
+            },
+        ];
+        if let Some((day, usage, cost)) = end.billed {
+            let add = Update::builder()
+                .table_name(&self.table)
+                .set_key(Some(key(pk.clone(), usage_sk(day))))
+                .update_expression(
+                    "ADD messages :one, prompt_tokens :p, completion_tokens :c, total_tokens :t, cost_usd :cost SET #day = :day",
+                )
+                .expression_attribute_names("#day", "day")
+                .expression_attribute_values(":one", n(1))
+                .expression_attribute_values(":p", n(usage.prompt_tokens))
+                .expression_attribute_values(":c", n(usage.completion_tokens))
+                .expression_attribute_values(":t", n(usage.total_tokens))
+                .expression_attribute_values(":cost", n(format!("{cost:.12}")))
+                .expression_attribute_values(":day", s(day))
+                .build()
+                .map_err(build_error)?;
+            writes.push(Write {
+                item: TransactWriteItem::builder().update(add).build(),
+                optional: false,
+            });
+        }
+        if end.archival_saved > 0 {
+            let count = Update::builder()
+                .table_name(&self.table)
+                .set_key(Some(key(pk.clone(), PROFILE_SK.into())))
+                .update_expression("ADD archival_passages :d")
+                .condition_expression("attribute_exists(pk)")
+                .expression_attribute_values(":d", n(end.archival_saved))
+                .build()
+                .map_err(build_error)?;
+            writes.push(Write {
+                item: TransactWriteItem::builder().update(count).build(),
+                optional: true,
+            });
+        }
+        if let Some((idem_key, state)) = end.idempotency {
+            let sk = idempotency_sk(idem_key.as_str());
+            let item = match state {
+                Some(state) => TransactWriteItem::builder()
+                    .update(
+                        Update::builder()
+                            .table_name(&self.table)
+                            .set_key(Some(key(pk.clone(), sk)))
+                            .update_expression("SET #state = :state")
+                            .condition_expression("attribute_exists(pk)")
+                            .expression_attribute_names("#state", "state")
+                            .expression_attribute_values(":state", s(state.as_str()))
+                            .build()
+                            .map_err(build_error)?,
+                    )
+                    .build(),
+                None => TransactWriteItem::builder()
+                    .delete(
+                        Delete::builder()
+                            .table_name(&self.table)
+                            .set_key(Some(key(pk.clone(), sk)))
+                            .build()
+                            .map_err(build_error)?,
+                    )
+                    .build(),
+            };
+            writes.push(Write {
+                item,
+                optional: true,
+            });
+        }
+        Ok(writes)
+    }
+}
