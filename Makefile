@@ -16,7 +16,7 @@ soak:
 # The benchmark (about 15 minutes): release builds, the backend side by side with Letta direct,
 # the bootstraps against the Python stack; writes docs/benchmarks.md and docs/bench-latency.png.
 bench:
-	bash infra/local/bench.sh
+	bash infra/local/bench.sh $(ARGS)
 
 # A longer schemathesis run (200 cases per operation instead of 30).
 fuzz:
