@@ -184,17 +184,13 @@ async fn history(
         return Err(AppError::validation("limit", "must be between 1 and 100"));
     }
     let conversation = conversation_or_default(query.conversation_id.as_deref())?;
-    // 404 for a conversation that is not the user's, never an empty page.
-    conversations::get(&state, &user, &conversation).await?;
     let before = query
         .before
         .as_deref()
         .map(|c| decode_cursor(&user.id, c))
         .transpose()?;
-    let page = state
-        .store
-        .history(&user.id, &conversation, limit, before.as_deref())
-        .await?;
+    let page =
+        conversations::history(&state, &user, &conversation, limit, before.as_deref()).await?;
     Ok(Json(views::history(&page)))
 }
 

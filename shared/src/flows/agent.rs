@@ -74,16 +74,13 @@ pub async fn status(state: &AppState, user: &SignedInUser) -> Result<AgentStatus
     } else {
         (Vec::new(), None)
     };
-    let last_activity = state
-        .store
-        .conversations(user)
-        .await?
-        .into_iter()
-        .map(|c| c.last_activity)
-        .max();
+    // Each conversation counts its messages (the turn's writes keep it): one read for both.
+    let conversations = state.store.conversations(user).await?;
+    let message_count = conversations.iter().map(|c| c.message_count).sum();
+    let last_activity = conversations.into_iter().map(|c| c.last_activity).max();
     Ok(AgentStatus {
         context_messages: agent.map(|a| a.message_ids.len()),
-        message_count: state.store.count_messages(user).await?,
+        message_count,
         last_activity,
         profile,
         responding,

@@ -13,6 +13,7 @@ use crate::{
     domain::{Conversation, ConversationId, SignedInUser, Title, UserId},
     flows::accounts,
     state::AppState,
+    store::HistoryPage,
 };
 
 /// A page of conversations, newest activity first.
@@ -115,6 +116,23 @@ pub async fn get(
 ) -> Result<Conversation, AppError> {
     let stored = state.store.get_conversation(&user.id, id).await?;
     found(id, stored)
+}
+
+/// A page of a conversation's messages, newest first, in one read: a conversation with
+/// messages is there; only an empty page asks whether the conversation is (404 for one that is
+/// not the user's, never an empty page).
+pub async fn history(
+    state: &AppState,
+    user: &SignedInUser,
+    id: &ConversationId,
+    limit: u32,
+    before: Option<&str>,
+) -> Result<HistoryPage, AppError> {
+    let page = state.store.history(&user.id, id, limit, before).await?;
+    if page.messages.is_empty() && !id.is_default() {
+        get(state, user, id).await?;
+    }
+    Ok(page)
 }
 
 /// [`get`] from the conversation as the caller read it (`None`: none stored).

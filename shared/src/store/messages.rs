@@ -1,8 +1,7 @@
 //! Message items (`sk = MSG#<conversation>#<ulid>`, so a conversation's messages sort by
 //! time): write, read, status, pages of a conversation's history newest first with cursors
-//! bound to their user, count and delete.
+//! bound to their user, and delete.
 
-use aws_sdk_dynamodb::types::Select;
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use serde::{Deserialize, Serialize};
 
@@ -147,25 +146,6 @@ impl Store {
             messages,
             next_cursor,
         })
-    }
-
-    /// How many messages the user has stored (counted by DynamoDB, no items read).
-    pub async fn count_messages(&self, user: &UserId) -> Result<u64, DependencyError> {
-        let mut count = 0u64;
-        self.for_each_page(
-            |q| {
-                q.key_condition_expression("pk = :pk AND begins_with(sk, :msg)")
-                    .expression_attribute_values(":pk", s(&user_pk(user)))
-                    .expression_attribute_values(":msg", s(MESSAGE_PREFIX))
-                    .select(Select::Count)
-            },
-            |page| {
-                count += page.count as u64;
-                Ok(())
-            },
-        )
-        .await?;
-        Ok(count)
     }
 
     /// The user's messages and the agent's replies (in every conversation) stored at or after
