@@ -64,8 +64,11 @@ async fn main() {
                 .unwrap_or_else(|| "unknown CPU".into()),
             std::env::consts::ARCH,
         );
-        let page = bench::report::page(&table, &options, &commit, &machine);
-        if let Err(e) = std::fs::write(docs.join("benchmarks.md"), page) {
+        let page_path = docs.join("benchmarks.md");
+        let previous = std::fs::read_to_string(&page_path).unwrap_or_default();
+        let mut page = bench::report::page(&table, &options, &commit, &machine);
+        page.push_str(bench::report::kept_analysis(&previous));
+        if let Err(e) = std::fs::write(&page_path, page) {
             eprintln!("bench: docs/benchmarks.md: {e}");
         }
         if let Some(python) = &options.python {

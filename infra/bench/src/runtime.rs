@@ -6,7 +6,7 @@ use std::{
     collections::HashMap,
     path::Path,
     process::Stdio,
-    sync::{Arc, Mutex},
+    sync::{Arc, Mutex, OnceLock},
     time::{Duration, Instant},
 };
 
@@ -39,9 +39,12 @@ struct Emulator {
     queue: Arc<tokio::sync::Mutex<mpsc::Receiver<Invocation>>>,
     pending: Pending,
     next_id: Arc<Mutex<u64>>,
+    /// When the function first asked for an event: its init was over.
+    first_poll: Arc<OnceLock<Instant>>,
 }
 
 async fn next(State(e): State<Emulator>) -> Response {
+    e.first_poll.get_or_init(Instant::now);
     let Some((event, done)) = e.queue.lock().await.recv().await else {
         return StatusCode::GONE.into_response();
     };
@@ -101,16 +104,19 @@ pub struct Runtime {
     /// `host:port` for `AWS_LAMBDA_RUNTIME_API`.
     pub address: String,
     events: mpsc::Sender<Invocation>,
+    first_poll: Arc<OnceLock<Instant>>,
 }
 
 impl Runtime {
     /// Starts the emulator on a loopback port.
     pub async fn start() -> Self {
         let (events, queue) = mpsc::channel(64);
+        let first_poll = Arc::<OnceLock<Instant>>::default();
         let emulator = Emulator {
             queue: Arc::new(tokio::sync::Mutex::new(queue)),
             pending: Arc::default(),
             next_id: Arc::default(),
+            first_poll: first_poll.clone(),
         };
         let app = Router::new()
             .route("/2018-06-01/runtime/invocation/next", get(next))
@@ -132,7 +138,11 @@ impl Runtime {
             .expect("a loopback port");
         let address = listener.local_addr().expect("an address").to_string();
         tokio::spawn(async move { axum::serve(listener, app).await });
-        Self { address, events }
+        Self {
+            address,
+            events,
+            first_poll,
+        }
     }
 
     /// Queues one invocation and waits for its outcome.
@@ -153,6 +163,8 @@ impl Runtime {
 pub struct Start {
     /// Spawn → its first response complete (init and the first invocation).
     pub first_response: Duration,
+    /// Spawn → the function's first request for an event (its init alone).
+    pub init: Option<Duration>,
     /// Resident memory after every invocation, KiB.
     pub rss_kib: u64,
     /// Invocations that failed.
@@ -198,6 +210,10 @@ pub async fn start_and_run(
     let pid = child.id().unwrap_or(0);
     let first_outcome = runtime.invoke(first).await;
     let first_response = spawned.elapsed();
+    let init = runtime
+        .first_poll
+        .get()
+        .map(|at| at.saturating_duration_since(spawned));
     let mut errors = usize::from(matches!(first_outcome, Outcome::Error(_)));
     if let Outcome::Error(e) = &first_outcome {
         eprintln!("bench: {name}: the first invocation failed: {e}");
@@ -212,6 +228,7 @@ pub async fn start_and_run(
     let _ = child.kill().await;
     Ok(Start {
         first_response,
+        init,
         rss_kib,
         errors,
     })
