@@ -3,7 +3,12 @@
 
 use std::collections::HashMap;
 
-use aws_sdk_dynamodb::{error::SdkError, types::AttributeValue};
+use aws_sdk_dynamodb::{
+    Client,
+    error::SdkError,
+    operation::update_item::builders::UpdateItemFluentBuilder,
+    types::{AttributeValue, Update},
+};
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
 
 use super::table;
@@ -75,6 +80,33 @@ pub(crate) fn decode_error(detail: String) -> DependencyError {
         service: Service::DynamoDb,
         detail,
     }
+}
+
+/// A write request that could not be built (a required field missing).
+pub(crate) fn build_error(e: aws_sdk_dynamodb::error::BuildError) -> DependencyError {
+    decode_error(e.to_string())
+}
+
+/// A transaction's update sent on its own: one builder serves both, so the expression is
+/// written once.
+pub(crate) fn update_item(client: &Client, update: Update) -> UpdateItemFluentBuilder {
+    let Update {
+        key,
+        update_expression,
+        table_name,
+        condition_expression,
+        expression_attribute_names,
+        expression_attribute_values,
+        ..
+    } = update;
+    client
+        .update_item()
+        .table_name(table_name)
+        .set_key(Some(key))
+        .update_expression(update_expression)
+        .set_condition_expression(condition_expression)
+        .set_expression_attribute_names(expression_attribute_names)
+        .set_expression_attribute_values(expression_attribute_values)
 }
 
 /// Whether a conditional write was refused because its condition did not hold.

@@ -1,9 +1,11 @@
 //! Conversation items (`sk = CONV#<id>`): create, read, list, activity (last message and
 //! count, one update per stored message), titles, Letta's conversation id, delete.
 
+use aws_sdk_dynamodb::types::Update;
+
 use super::{
     Store,
-    attrs::{Item, conditional, key, n, s, sdk_error},
+    attrs::{Item, build_error, conditional, key, n, s, sdk_error, update_item},
     keys::{CONVERSATION_PREFIX, conversation_sk, user_pk},
 };
 use crate::{
@@ -65,25 +67,33 @@ impl Store {
         id: &ConversationId,
         added: u64,
     ) -> Result<(), DependencyError> {
-        let now = now_rfc3339();
-        let request = self
-            .client
-            .update_item()
+        let update = self.activity_update(user, id, added)?;
+        conditional(update_item(&self.client, update).send().await).map(|_| ())
+    }
+
+    /// [`Store::record_activity`]'s update, also written inside the turn's transactions.
+    pub(super) fn activity_update(
+        &self,
+        user: &UserId,
+        id: &ConversationId,
+        added: u64,
+    ) -> Result<Update, DependencyError> {
+        let update = Update::builder()
             .table_name(&self.table)
             .set_key(Some(key(user_pk(user), conversation_sk(id))))
             .update_expression(
                 "SET last_activity = :now, created_at = if_not_exists(created_at, :now), \
                  id = if_not_exists(id, :id) ADD message_count :added",
             )
-            .expression_attribute_values(":now", s(&now))
+            .expression_attribute_values(":now", s(&now_rfc3339()))
             .expression_attribute_values(":id", s(id.as_str()))
             .expression_attribute_values(":added", n(added));
-        let request = if id.is_default() {
-            request
+        let update = if id.is_default() {
+            update
         } else {
-            request.condition_expression("attribute_exists(pk)")
+            update.condition_expression("attribute_exists(pk)")
         };
-        conditional(request.send().await).map(|_| ())
+        update.build().map_err(build_error)
     }
 
     /// Sets the title. A title the user gives always wins; an automatic one only lands on a

@@ -14,15 +14,12 @@ use std::net::IpAddr;
 
 use super::{
     Store,
-    attrs::{key, n, sdk_error},
+    attrs::{build_error, key, n, sdk_error},
     keys::{REVOCATION_SK, client_pk, user_limits_pk},
     table,
 };
 use crate::{
-    app::{
-        clock::now_epoch,
-        dependency::{DependencyError, Service},
-    },
+    app::{clock::now_epoch, dependency::DependencyError},
     domain::UserId,
 };
 
@@ -95,13 +92,6 @@ enum Outcome {
     Counted,
     Exceeded(Exceeded),
     CheckFailed,
-}
-
-fn build_error(e: aws_sdk_dynamodb::error::BuildError) -> DependencyError {
-    DependencyError::Decode {
-        service: Service::DynamoDb,
-        detail: e.to_string(),
-    }
 }
 
 impl Store {

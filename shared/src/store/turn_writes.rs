@@ -11,16 +11,13 @@ use aws_sdk_dynamodb::{
 
 use super::{
     Store,
-    attrs::{Item, key, n, s, sdk_error},
-    keys::{PROFILE_SK, conversation_sk, idempotency_sk, message_sk, turn_sk, usage_sk, user_pk},
+    attrs::{Item, build_error, key, n, s, sdk_error},
+    keys::{PROFILE_SK, conversation_sk, idempotency_sk, message_sk, turn_sk, user_pk},
     table,
     turns::{IDEMPOTENCY_TTL_SECS, IdempotencyRecord, TurnState, turn_lock},
 };
 use crate::{
-    app::{
-        clock::{now_epoch, now_rfc3339},
-        dependency::DependencyError,
-    },
+    app::{clock::now_epoch, dependency::DependencyError},
     domain::{
         Conversation, ConversationId, IdempotencyKey, Message, MessageStatus, Profile, Usage,
         UserId,
@@ -64,10 +61,6 @@ pub struct TurnEnd<'a> {
 struct Write {
     item: TransactWriteItem,
     optional: bool,
-}
-
-fn build_error(e: aws_sdk_dynamodb::error::BuildError) -> DependencyError {
-    super::attrs::decode_error(e.to_string())
 }
 
 /// The indexes of the writes whose condition failed, when the transaction was cancelled for
@@ -178,7 +171,7 @@ impl Store {
             TransactWriteItem::builder().put(lock).build(),
             TransactWriteItem::builder().put(stored).build(),
             TransactWriteItem::builder()
-                .update(self.activity(user, conversation)?)
+                .update(self.activity_update(user, conversation, 1)?)
                 .build(),
         ];
         if let Some((idem_key, record)) = idempotency {
@@ -210,32 +203,6 @@ impl Store {
                 None => Err(sdk_error(e)),
             },
         }
-    }
-
-    /// The conversation's activity: one more message, last activity now. The default
-    /// conversation is made by its first message; another must exist.
-    fn activity(
-        &self,
-        user: &UserId,
-        conversation: &ConversationId,
-    ) -> Result<Update, DependencyError> {
-        let now = now_rfc3339();
-        let update = Update::builder()
-            .table_name(&self.table)
-            .set_key(Some(key(user_pk(user), conversation_sk(conversation))))
-            .update_expression(
-                "SET last_activity = :now, created_at = if_not_exists(created_at, :now), \
-                 id = if_not_exists(id, :id) ADD message_count :one",
-            )
-            .expression_attribute_values(":now", s(&now))
-            .expression_attribute_values(":id", s(conversation.as_str()))
-            .expression_attribute_values(":one", n(1));
-        let update = if conversation.is_default() {
-            update
-        } else {
-            update.condition_expression("attribute_exists(pk)")
-        };
-        update.build().map_err(build_error)
     }
 
     /// Ends a turn in one transaction: stores the reply, settles the user's message, counts
@@ -326,7 +293,7 @@ impl Store {
             },
             Write {
                 item: TransactWriteItem::builder()
-                    .update(self.activity(end.user, end.conversation)?)
+                    .update(self.activity_update(end.user, end.conversation, 1)?)
                     .build(),
                 optional: true,
             },
@@ -336,21 +303,7 @@ impl Store {
             },
         ];
         if let Some((day, usage, cost)) = end.billed {
-            let add = Update::builder()
-                .table_name(&self.table)
-                .set_key(Some(key(pk.clone(), usage_sk(day))))
-                .update_expression(
-                    "ADD messages :one, prompt_tokens :p, completion_tokens :c, total_tokens :t, cost_usd :cost SET #day = :day",
-                )
-                .expression_attribute_names("#day", "day")
-                .expression_attribute_values(":one", n(1))
-                .expression_attribute_values(":p", n(usage.prompt_tokens))
-                .expression_attribute_values(":c", n(usage.completion_tokens))
-                .expression_attribute_values(":t", n(usage.total_tokens))
-                .expression_attribute_values(":cost", n(format!("{cost:.12}")))
-                .expression_attribute_values(":day", s(day))
-                .build()
-                .map_err(build_error)?;
+            let add = self.daily_usage_update(end.user, day, 1, usage, cost)?;
             writes.push(Write {
                 item: TransactWriteItem::builder().update(add).build(),
                 optional: false,

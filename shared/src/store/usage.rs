@@ -3,11 +3,12 @@
 
 use std::collections::BTreeMap;
 
+use aws_sdk_dynamodb::types::Update;
 use serde::Deserialize;
 
 use super::{
     Store,
-    attrs::{Item, key, n, s, sdk_error},
+    attrs::{Item, build_error, key, n, s, sdk_error, update_item},
     keys::{USAGE_PREFIX, usage_sk, user_pk},
 };
 use crate::{
@@ -45,25 +46,10 @@ impl Store {
         usage: &Usage,
         cost_usd: f64,
     ) -> Result<(), DependencyError> {
+        let update = self.daily_usage_update(user, day, messages, usage, cost_usd)?;
         let mut attempt = 0u32;
         loop {
-            let result = self
-                .client
-                .update_item()
-                .table_name(&self.table)
-                .set_key(Some(key(user_pk(user), usage_sk(day))))
-                .update_expression(
-                    "ADD messages :one, prompt_tokens :p, completion_tokens :c, total_tokens :t, cost_usd :cost SET #day = :day",
-                )
-                .expression_attribute_names("#day", "day")
-                .expression_attribute_values(":one", n(messages))
-                .expression_attribute_values(":p", n(usage.prompt_tokens))
-                .expression_attribute_values(":c", n(usage.completion_tokens))
-                .expression_attribute_values(":t", n(usage.total_tokens))
-                .expression_attribute_values(":cost", n(format!("{cost_usd:.12}")))
-                .expression_attribute_values(":day", s(day))
-                .send()
-                .await;
+            let result = update_item(&self.client, update.clone()).send().await;
             match result {
                 Ok(_) => return Ok(()),
                 Err(e) if attempt < 4 && not_applied(&e) => {
@@ -73,6 +59,32 @@ impl Store {
                 Err(e) => return Err(sdk_error(e)),
             }
         }
+    }
+
+    /// [`Store::add_daily_usage`]'s update, also written inside the turn's end transaction.
+    pub(super) fn daily_usage_update(
+        &self,
+        user: &UserId,
+        day: &str,
+        messages: u64,
+        usage: &Usage,
+        cost_usd: f64,
+    ) -> Result<Update, DependencyError> {
+        Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(key(user_pk(user), usage_sk(day))))
+            .update_expression(
+                "ADD messages :one, prompt_tokens :p, completion_tokens :c, total_tokens :t, cost_usd :cost SET #day = :day",
+            )
+            .expression_attribute_names("#day", "day")
+            .expression_attribute_values(":one", n(messages))
+            .expression_attribute_values(":p", n(usage.prompt_tokens))
+            .expression_attribute_values(":c", n(usage.completion_tokens))
+            .expression_attribute_values(":t", n(usage.total_tokens))
+            .expression_attribute_values(":cost", n(format!("{cost_usd:.12}")))
+            .expression_attribute_values(":day", s(day))
+            .build()
+            .map_err(build_error)
     }
 
     /// The stored days between `from` and `to` (`yyyy-mm-dd`, inclusive), by day.
