@@ -105,10 +105,6 @@ pub async fn start(upstream: &str) -> (String, Counter) {
         counter: counter.clone(),
     };
     let app = Router::new().fallback(forward).with_state(proxy);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("a loopback port");
-    let url = format!("http://{}", listener.local_addr().expect("an address"));
-    tokio::spawn(async move { axum::serve(listener, app).await });
+    let url = format!("http://{}", crate::serve_loopback(app).await);
     (url, counter)
 }

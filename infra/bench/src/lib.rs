@@ -202,6 +202,17 @@ impl Bench {
     }
 }
 
+/// Serves `app` on a loopback port of its own (the proxies and the runtime emulator); returns
+/// the address.
+pub(crate) async fn serve_loopback(app: axum::Router) -> std::net::SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("a loopback port");
+    let address = listener.local_addr().expect("an address");
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    address
+}
+
 /// Hosts a gateway in this process with `config`; returns its base URL.
 async fn serve(config: Config) -> Result<String, String> {
     let state = AppState::new(config).await;

@@ -133,11 +133,7 @@ impl Runtime {
                 }),
             )
             .with_state(emulator);
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("a loopback port");
-        let address = listener.local_addr().expect("an address").to_string();
-        tokio::spawn(async move { axum::serve(listener, app).await });
+        let address = crate::serve_loopback(app).await.to_string();
         Self {
             address,
             events,

@@ -133,11 +133,7 @@ pub async fn start(upstream: &str) -> (String, Tap) {
         tap: tap.clone(),
     };
     let app = Router::new().fallback(forward).with_state(state);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("a loopback port for the tap");
-    let url = format!("http://{}", listener.local_addr().expect("bound"));
-    tokio::spawn(async move { axum::serve(listener, app).await });
+    let url = format!("http://{}", crate::serve_loopback(app).await);
     (url, tap)
 }
 
