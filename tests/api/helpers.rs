@@ -83,7 +83,7 @@ async fn start_with(stack: StackGuard, config: Config) -> TestApp {
     let base = format!("http://{}", listener.local_addr().unwrap());
     let app =
         gateway::app(state.clone()).into_make_service_with_connect_info::<std::net::SocketAddr>();
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    tokio::spawn(async move { axum::serve(gateway::no_delay(listener), app).await.unwrap() });
     TestApp {
         base,
         http: reqwest::Client::builder()

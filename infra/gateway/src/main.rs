@@ -4,7 +4,7 @@
 
 use std::net::SocketAddr;
 
-use gateway::app;
+use gateway::{app, no_delay};
 
 #[tokio::main]
 async fn main() {
@@ -55,7 +55,7 @@ async fn main() {
     };
     // The peer address is the client IP of the per-IP rate limits.
     let service = app(state).into_make_service_with_connect_info::<SocketAddr>();
-    if let Err(e) = axum::serve(listener, service)
+    if let Err(e) = axum::serve(no_delay(listener), service)
         .with_graceful_shutdown(shutdown)
         .await
     {
