@@ -70,6 +70,28 @@ async fn health_is_200_with_every_dependency_up_and_503_naming_the_one_that_is_d
     assert_eq!(status, 200, "after restart: {body}");
 }
 
+/// The DynamoDB check reads the configured table: one that does not exist is "down", named
+/// in our words, while the other dependencies stay up.
+#[tokio::test]
+async fn health_names_dynamodb_down_when_the_table_does_not_exist() {
+    let mut config = stack_config();
+    config.dynamodb.table_name = format!("missing-{}", ulid::Ulid::new());
+    let state = shared::AppState::new(config).await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let app = gateway::app(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+
+    let (status, _, body) = get(&format!("{base}/health/agent")).await;
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(body["failing"], serde_json::json!(["dynamodb"]), "{body}");
+    assert_eq!(body["checks"]["letta"]["status"], "up", "{body}");
+    let error = body["checks"]["dynamodb"]["error"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(!error.is_empty() && !error.contains("missing-"), "{body}");
+}
+
 #[tokio::test]
 async fn unknown_routes_and_methods_get_the_json_error_shape() {
     let gw = spawn_app().await;
