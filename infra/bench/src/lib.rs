@@ -209,7 +209,7 @@ pub(crate) async fn serve_loopback(app: axum::Router) -> std::net::SocketAddr {
         .await
         .expect("a loopback port");
     let address = listener.local_addr().expect("an address");
-    tokio::spawn(async move { axum::serve(listener, app).await });
+    tokio::spawn(async move { axum::serve(gateway::no_delay(listener), app).await });
     address
 }
 
@@ -227,7 +227,7 @@ async fn serve(config: Config) -> Result<String, String> {
         listener.local_addr().map_err(|e| e.to_string())?
     );
     let app = gateway::app(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
-    tokio::spawn(async move { axum::serve(listener, app).await });
+    tokio::spawn(async move { axum::serve(gateway::no_delay(listener), app).await });
     Ok(base)
 }
 
@@ -276,6 +276,11 @@ pub async fn run(options: &Options) -> Result<Results, String> {
     let bench = host().await?;
     let mut results = Results::default();
     let user = bench.user(0).await?;
+    // Start-up first, while the machine is quiet (after the load, Letta and LiteLLM are still
+    // busy with their own background work).
+    if options.starts {
+        starts(options, &user, &mut results).await?;
+    }
     let (backend, letta) = (bench.backend(&user), bench.letta(&user));
     // Warm both paths (connections, caches) before anything is counted.
     for target in [&backend, &letta] {
@@ -424,10 +429,6 @@ pub async fn run(options: &Options) -> Result<Results, String> {
         }
     }
     results.load = Some(load);
-
-    if options.starts {
-        starts(options, &user, &mut results).await?;
-    }
     Ok(results)
 }
 

@@ -97,14 +97,18 @@ pub fn rows(r: &Results) -> Vec<Row> {
             _ => (String::new(), None),
         };
         let init = start.init.map_or(String::new(), |init| {
+            let times = python.map_or(String::new(), |p| format!(", {:.0}×", p / ms(init)));
             format!(
-                " (init alone, spawn → its first poll for an event: {:.1} ms)",
+                "; init alone (spawn → its first poll for an event) {:.1} ms{times}",
                 ms(init)
             )
         });
+        let checks = start.slowest_check.as_ref().map_or(String::new(), |(dependency, took)| {
+            format!("; the first response (`GET /health`) waited {took:.1} ms on its slowest check, {dependency}")
+        });
         rows.push(Row {
             what: format!("{name}: spawn → first response"),
-            figure: format!("{start_ms:.1} ms{ratio}{init}"),
+            figure: format!("{start_ms:.1} ms{ratio}{init}{checks}"),
             target: "≥ 40× faster than the Python stack",
             met,
         });

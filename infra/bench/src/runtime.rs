@@ -161,10 +161,30 @@ pub struct Start {
     pub first_response: Duration,
     /// Spawn → the function's first request for an event (its init alone).
     pub init: Option<Duration>,
+    /// The first response's (`GET /health`) slowest dependency check: its name and ms.
+    pub slowest_check: Option<(String, f64)>,
     /// Resident memory after every invocation, KiB.
     pub rss_kib: u64,
     /// Invocations that failed.
     pub errors: usize,
+}
+
+/// The health report inside a function's response to the runtime API: a buffered response is
+/// `{"statusCode", "body": "<json>"}`; a streamed one is its prelude, eight zero bytes, then the
+/// body. Returns the slowest of its `checks` (name, `latency_ms`).
+fn slowest_check(response: &[u8]) -> Option<(String, f64)> {
+    let report: Value = match response.windows(8).position(|w| w == [0; 8]) {
+        Some(at) => serde_json::from_slice(&response[at + 8..]).ok()?,
+        None => {
+            let buffered: Value = serde_json::from_slice(response).ok()?;
+            serde_json::from_str(buffered["body"].as_str()?).ok()?
+        }
+    };
+    report["checks"]
+        .as_object()?
+        .iter()
+        .filter_map(|(name, check)| Some((name.clone(), check["latency_ms"].as_f64()?)))
+        .max_by(|a, b| a.1.total_cmp(&b.1))
 }
 
 /// The resident memory of `pid`, KiB.
@@ -210,6 +230,10 @@ pub async fn start_and_run(
         .first_poll
         .get()
         .map(|at| at.saturating_duration_since(spawned));
+    let slowest_check = match &first_outcome {
+        Outcome::Response(body) => slowest_check(body),
+        Outcome::Error(_) => None,
+    };
     let mut errors = usize::from(matches!(first_outcome, Outcome::Error(_)));
     if let Outcome::Error(e) = &first_outcome {
         eprintln!("bench: {name}: the first invocation failed: {e}");
@@ -225,6 +249,7 @@ pub async fn start_and_run(
     Ok(Start {
         first_response,
         init,
+        slowest_check,
         rss_kib,
         errors,
     })
@@ -242,4 +267,22 @@ pub fn sample_event(workspace: &Path, file: &str, token: &str) -> Result<Value, 
         headers.insert("authorization".into(), format!("Bearer {token}").into());
     }
     Ok(event)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_slowest_check_is_read_from_a_buffered_or_a_streamed_health_response() {
+        let report = r#"{"status":"ok","checks":{"dynamodb":{"status":"up","latency_ms":42.5},"letta":{"status":"up","latency_ms":7.1}}}"#;
+        let buffered = serde_json::json!({ "statusCode": 200, "body": report }).to_string();
+        let mut streamed = br#"{"statusCode":200,"headers":{}}"#.to_vec();
+        streamed.extend_from_slice(&[0; 8]);
+        streamed.extend_from_slice(report.as_bytes());
+        for response in [buffered.as_bytes(), &streamed] {
+            assert_eq!(slowest_check(response), Some(("dynamodb".into(), 42.5)));
+        }
+        assert_eq!(slowest_check(b"not json"), None);
+    }
 }
