@@ -11,3 +11,15 @@ pub fn now_rfc3339() -> String {
 pub fn now_epoch() -> i64 {
     time::OffsetDateTime::now_utc().unix_timestamp()
 }
+
+/// Sleeps until the second after `epoch_second` has begun (at most a second); returns at once
+/// when it has.
+pub async fn sleep_past(epoch_second: i64) {
+    let now = time::OffsetDateTime::now_utc();
+    if now.unix_timestamp() <= epoch_second {
+        let left =
+            time::Duration::SECOND - time::Duration::nanoseconds(i64::from(now.nanosecond()));
+        let left = std::time::Duration::try_from(left).unwrap_or_default();
+        tokio::time::sleep(left + std::time::Duration::from_millis(1)).await;
+    }
+}

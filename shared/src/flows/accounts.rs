@@ -4,7 +4,7 @@ use serde_json::{Value, json};
 
 use crate::{
     app::{
-        clock::now_epoch,
+        clock::{self, now_epoch},
         dependency::{DependencyError, Service},
         error::AppError,
     },
@@ -306,21 +306,23 @@ pub async fn refresh(state: &AppState, refresh_token: &str) -> Result<Session, A
 /// Ends every session of the user at Supabase.
 pub async fn logout(state: &AppState, user: &SignedInUser) -> Result<(), AppError> {
     // Access tokens stay valid until they expire as far as Supabase goes; the backend refuses
-    // every one issued before now (see `http::limits`).
-    state.store.revoke_sessions(&user.id, now_epoch()).await?;
+    // every one issued before now or in this second (see `http::limits`).
+    let revoked_at = now_epoch();
+    state.store.revoke_sessions(&user.id, revoked_at).await?;
     match state.supabase.sign_out(user.token.expose()).await {
-        Ok(()) => Ok(()),
+        Ok(()) => {}
         // The session is already gone: logging out again is not an error.
         Err(e)
             if matches!(
                 supabase::error_code(&e).as_deref(),
                 Some("session_not_found") | Some("user_not_found")
-            ) =>
-        {
-            Ok(())
-        }
-        Err(e) => Err(e.into()),
+            ) => {}
+        Err(e) => return Err(e.into()),
     }
+    // A sign-in after this answer must get a token of a later second than the revocation, or
+    // it would be refused: answer once that second has begun.
+    clock::sleep_past(revoked_at).await;
+    Ok(())
 }
 
 /// The signed-in user's profile, provisioning resumed when unfinished.

@@ -3,7 +3,9 @@
 //! after their window. A request's limits are counted in one round trip: a transaction, so a
 //! refused request counts against none of them. For a user, the same transaction checks that
 //! the token was issued after the user's sessions were last revoked (`sessions_revoked_at`, on
-//! the `REVOKED` item of the same partition: logout and account deletion write it).
+//! the `REVOKED` item of the same partition: logout and account deletion write it). A token's
+//! `iat` is whole seconds, so a token issued in the second of a revocation is refused too: it
+//! may have been issued just before it.
 
 use aws_sdk_dynamodb::{
     operation::transact_write_items::TransactWriteItemsError,
@@ -96,8 +98,8 @@ enum Outcome {
 
 impl Store {
     /// Counts one request of a user whose token was issued at `issued_at` (epoch seconds)
-    /// against `limits`, in one transaction with the check that the user's sessions were not
-    /// revoked after it.
+    /// against `limits`, in one transaction with the check that the user's sessions were last
+    /// revoked in an earlier second than that.
     pub async fn gate_user(
         &self,
         user: &UserId,
@@ -108,7 +110,7 @@ impl Store {
             .table_name(&self.table)
             .set_key(Some(key(user_limits_pk(user), REVOCATION_SK.into())))
             .condition_expression(
-                "attribute_not_exists(sessions_revoked_at) OR sessions_revoked_at <= :iat",
+                "attribute_not_exists(sessions_revoked_at) OR sessions_revoked_at < :iat",
             )
             .expression_attribute_values(":iat", n(issued_at))
             .build()
@@ -121,7 +123,8 @@ impl Store {
         }
     }
 
-    /// Revokes every access token of the user issued before `at` (epoch seconds). The record
+    /// Revokes every access token of the user issued before or in the second `at` (epoch
+    /// seconds). The record
     /// expires when the longest-lived token it refuses has (Supabase allows one week).
     pub async fn revoke_sessions(&self, user: &UserId, at: i64) -> Result<(), DependencyError> {
         const LONGEST_TOKEN_LIFETIME_SECS: i64 = 7 * 24 * 3600;
