@@ -407,6 +407,10 @@ fn pattern_matches(pattern: &str, path: &str) -> bool {
     }
 }
 
+/// The managed origin request policy `AllViewerExceptHostHeader`: every viewer header but Host,
+/// and all CloudFront headers (CloudFront-Viewer-Address among them).
+const ALL_VIEWER_EXCEPT_HOST_HEADER: &str = "b689b0a8-53d0-40ab-baf2-68738e2966ac";
+
 #[test]
 fn the_cloudfront_option_sends_every_route_to_its_function_and_caches_no_api_answer() {
     let t = template();
@@ -416,7 +420,6 @@ fn the_cloudfront_option_sends_every_route_to_its_function_and_caches_no_api_ans
         "WebBucket",
         "WebBucketPolicy",
         "WebOriginAccessControl",
-        "ApiOriginRequestPolicy",
     ] {
         assert_eq!(
             s(&t["Resources"][resource]["Condition"]),
@@ -460,9 +463,13 @@ fn the_cloudfront_option_sends_every_route_to_its_function_and_caches_no_api_ans
                 "{path}: Managed-CachingDisabled"
             );
             assert_eq!(behavior["Compress"].as_bool(), Some(false), "{path}");
-            assert!(
-                s(&behavior["OriginRequestPolicyId"]).contains("ApiOriginRequestPolicy"),
-                "{path}"
+            // Every viewer header but Host (function URLs answer only to their own host), and
+            // CloudFront's own CloudFront-Viewer-Address for auth's sign-in limit: the managed
+            // policy documented for function URL origins does both.
+            assert_eq!(
+                s(&behavior["OriginRequestPolicyId"]),
+                ALL_VIEWER_EXCEPT_HOST_HEADER,
+                "{path}: Managed-AllViewerExceptHostHeader"
             );
             let methods: Vec<String> = behavior["AllowedMethods"]
                 .as_sequence()
@@ -477,12 +484,16 @@ fn the_cloudfront_option_sends_every_route_to_its_function_and_caches_no_api_ans
             );
         }
     }
-    // Function URLs answer only to their own Host; the viewer address reaches auth, vouched
-    // for by the origin secret from auth's own secret.
-    let headers = &t["Resources"]["ApiOriginRequestPolicy"]["Properties"]["OriginRequestPolicyConfig"]
-        ["HeadersConfig"];
-    assert_eq!(s(&headers["HeaderBehavior"]), "allExcept");
-    assert_eq!(s(&headers["Headers"][0]), "host");
+    // No policy of the template's own: `allExcept` would add no CloudFront header (so auth
+    // would count CloudFront's address), `allViewerAndWhitelistCloudFront` would forward Host.
+    let resources = t["Resources"].as_mapping().unwrap();
+    assert!(
+        !resources
+            .values()
+            .any(|r| s(&r["Type"]) == "AWS::CloudFront::OriginRequestPolicy"),
+        "the API behaviours use the managed policy"
+    );
+    // The viewer address is believed only with the origin secret from auth's own secret.
     let verify = &origins["auth"]["OriginCustomHeaders"][0];
     assert_eq!(
         s(&verify["HeaderName"]),
