@@ -84,3 +84,20 @@ as_pg() {
   local u; u=$(pg_user)
   if [ "$u" = "$(id -un)" ]; then "$@"; else runuser -u "$u" -- "$@"; fi
 }
+
+# Starts the AWS recorder (infra/local/aws-recorder) in front of UPSTREAM, appending to LOG,
+# listening on LISTEN (default: a free loopback port). Sets RECORDER_URL (use it instead of
+# UPSTREAM) and RECORDER_PID (the caller stops it).
+start_recorder() {
+  local upstream=$1 log=$2 listen=${3:-127.0.0.1:0} out=$RUN_DIR/aws-recorder.$$.out waited=0
+  : > "$out"
+  RECORD_UPSTREAM=$upstream RECORD_LOG=$log RECORD_LISTEN=$listen \
+    "$CARGO_TARGET_DIR/debug/aws-recorder" > "$out" 2>>"$LOG_DIR/aws-recorder.log" &
+  RECORDER_PID=$!
+  until grep -q '^listening on ' "$out"; do
+    kill -0 "$RECORDER_PID" 2>/dev/null && [ "$waited" -lt 100 ] || die "the AWS recorder did not start (see $LOG_DIR/aws-recorder.log)"
+    sleep 0.1; waited=$((waited + 1))
+  done
+  RECORDER_URL=$(sed -n 's/^listening on //p' "$out")
+  rm -f "$out"
+}

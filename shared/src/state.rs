@@ -21,14 +21,16 @@ use crate::{
 
 /// The state every handler gets: cheap to clone, built once per cold start.
 #[derive(Clone)]
-pub struct AppState(Arc<Inner>);
+pub struct AppState {
+    shared: Arc<Inner>,
+    /// DynamoDB, as the function serving the request (each function's requests name it).
+    pub store: Store,
+}
 
-/// What [`AppState`] holds.
+/// What [`AppState`] holds for every function of the process.
 pub struct Inner {
     /// The configuration, validated.
     pub config: Config,
-    /// DynamoDB.
-    pub store: Store,
     /// The Letta server.
     pub letta: Letta,
     /// The LiteLLM proxy's admin API.
@@ -46,22 +48,24 @@ pub struct Inner {
 impl Deref for AppState {
     type Target = Inner;
     fn deref(&self) -> &Inner {
-        &self.0
+        &self.shared
     }
 }
 
 impl AppState {
-    /// Reads and validates the configuration (see [`Config::load`]), then builds the clients.
-    pub async fn load(required: &[&str]) -> Result<Self, ConfigError> {
-        Ok(Self::new(Config::load(required).await?).await)
+    /// Reads and validates `function`'s configuration (see [`Config::load`]), then builds the
+    /// clients.
+    pub async fn load(function: &str, required: &[&str]) -> Result<Self, ConfigError> {
+        let config = Config::load(function, required).await?;
+        Ok(Self::new(config).await.for_function(function))
     }
 
     /// Builds the clients from a configuration.
     pub async fn new(config: Config) -> Self {
         crate::clients::http::configure(config.http.upstream_retries, config.http.upstream_timeout);
         let http = http_client(config.http.upstream_timeout);
-        Self(Arc::new(Inner {
-            store: Store::new(&config.dynamodb).await,
+        let store = Store::new(&config.dynamodb).await;
+        let shared = Arc::new(Inner {
             letta: Letta::new(
                 http.clone(),
                 stream_client(config.http.upstream_timeout),
@@ -73,6 +77,16 @@ impl AppState {
             health: HealthCache::default(),
             supabase: SupabaseAuth::new(http, &config.supabase),
             config,
-        }))
+        });
+        Self { shared, store }
+    }
+
+    /// The same state for `function`: its AWS requests name it (the local gateway hosts all
+    /// four functions in one process, as Lambda hosts each in its own).
+    pub fn for_function(&self, function: &str) -> Self {
+        Self {
+            shared: self.shared.clone(),
+            store: self.store.for_function(function),
+        }
     }
 }

@@ -3,7 +3,7 @@
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
     shared::app::telemetry::init("agent");
-    let state = shared::AppState::load(&[])
+    let state = shared::AppState::load("agent", &[])
         .await
         .inspect_err(|e| tracing::error!(error = %e, "cold start failed"))?;
     lambda_http::run(agent::router(state)).await

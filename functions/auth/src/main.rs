@@ -3,7 +3,7 @@
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
     shared::app::telemetry::init("auth");
-    let state = shared::AppState::load(auth::REQUIRED_VARIABLES)
+    let state = shared::AppState::load("auth", auth::REQUIRED_VARIABLES)
         .await
         .inspect_err(|e| tracing::error!(error = %e, "cold start failed"))?;
     lambda_http::run(auth::router(state)).await

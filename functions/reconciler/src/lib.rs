@@ -10,6 +10,9 @@ use shared::{
     flows::reconcile::{self, Report, Scope},
 };
 
+/// The reconciler's name in its logs and its AWS requests.
+pub const NAME: &str = "reconciler";
+
 /// Variables the reconciler needs beyond the common ones: it lists and deletes Supabase users.
 pub const REQUIRED_VARIABLES: &[&str] = &["SUPABASE_SERVICE_ROLE_KEY"];
 
@@ -53,21 +56,22 @@ impl Args {
 
 /// The configuration once per start, with the command's overrides.
 pub async fn state(grace: Option<Duration>) -> Result<AppState, ConfigError> {
-    let mut config = Config::load(REQUIRED_VARIABLES).await?;
+    let mut config = Config::load(NAME, REQUIRED_VARIABLES).await?;
     if let Some(grace) = grace {
         config.reconcile.grace = grace;
     }
-    Ok(AppState::new(config).await)
+    Ok(AppState::new(config).await.for_function(NAME))
 }
 
-/// One run over `users` (every user when empty).
+/// One run over `users` (every user when empty), its AWS requests made as the reconciler
+/// whichever host runs it.
 pub async fn run(state: &AppState, users: Vec<UserId>, fix: bool) -> Result<Report, AppError> {
     let scope = if users.is_empty() {
         Scope::All
     } else {
         Scope::Users(users)
     };
-    reconcile::reconcile(state, scope, fix).await
+    reconcile::reconcile(&state.for_function(NAME), scope, fix).await
 }
 
 #[cfg(test)]

@@ -12,7 +12,7 @@ async fn main() -> Result<(), Error> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args.split_first() {
         Some((command, rest)) if command == "reconcile" => {
-            shared::app::telemetry::init_to_stderr("reconciler");
+            shared::app::telemetry::init_to_stderr(reconciler::NAME);
             command_line(rest).await
         }
         Some(_) => {
@@ -20,7 +20,7 @@ async fn main() -> Result<(), Error> {
             std::process::exit(2)
         }
         None => {
-            shared::app::telemetry::init("reconciler");
+            shared::app::telemetry::init(reconciler::NAME);
             let state = reconciler::state(None)
                 .await
                 .inspect_err(|e| tracing::error!(error = %e, "cold start failed"))?;

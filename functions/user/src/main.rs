@@ -4,7 +4,7 @@
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
     shared::app::telemetry::init("user");
-    let state = shared::AppState::load(&[])
+    let state = shared::AppState::load("user", &[])
         .await
         .inspect_err(|e| tracing::error!(error = %e, "cold start failed"))?;
     lambda_http::run_with_streaming_response(user::router(state)).await

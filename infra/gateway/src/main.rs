@@ -14,7 +14,7 @@ async fn main() {
         return;
     }
     shared::app::telemetry::init("gateway");
-    let state = match shared::AppState::load(auth::REQUIRED_VARIABLES).await {
+    let state = match shared::AppState::load("gateway", auth::REQUIRED_VARIABLES).await {
         Ok(s) => s,
         Err(e) => {
             eprintln!("gateway: {e}");

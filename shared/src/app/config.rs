@@ -282,12 +282,12 @@ impl Reader<'_> {
 
 impl Config {
     /// Reads the configuration once per cold start: the process environment plus, when
-    /// `SECRETS_ID` names one, the function's secret in Secrets Manager. `required` names the
-    /// optional variables this function cannot do without (only auth, which deletes accounts,
-    /// needs `SUPABASE_SERVICE_ROLE_KEY`).
-    pub async fn load(required: &[&str]) -> Result<Self, ConfigError> {
+    /// `SECRETS_ID` names one, the function's secret in Secrets Manager (read as `function`).
+    /// `required` names the optional variables this function cannot do without (only auth,
+    /// which deletes accounts, needs `SUPABASE_SERVICE_ROLE_KEY`).
+    pub async fn load(function: &str, required: &[&str]) -> Result<Self, ConfigError> {
         let mut vars: HashMap<String, String> = std::env::vars().collect();
-        let mut problems = secrets::add_secrets(&mut vars).await;
+        let mut problems = secrets::add_secrets(&mut vars, function).await;
         problems.extend(
             required
                 .iter()

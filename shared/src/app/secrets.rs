@@ -17,9 +17,9 @@ pub const SECRET_VARIABLES: [&str; 6] = [
     "CLOUDFRONT_ORIGIN_SECRET",
 ];
 
-/// Adds the variables of the secret `SECRETS_ID` names (if any) to `vars`; returns the
-/// problems found, each naming what to fix.
-pub async fn add_secrets(vars: &mut HashMap<String, String>) -> Vec<String> {
+/// Adds the variables of the secret `SECRETS_ID` names (if any) to `vars`, read by `function`;
+/// returns the problems found, each naming what to fix.
+pub async fn add_secrets(vars: &mut HashMap<String, String>, function: &str) -> Vec<String> {
     let Some(id) = vars
         .get("SECRETS_ID")
         .map(|v| v.trim().to_string())
@@ -27,7 +27,7 @@ pub async fn add_secrets(vars: &mut HashMap<String, String>) -> Vec<String> {
     else {
         return Vec::new();
     };
-    match fetch(&id).await {
+    match fetch(&id, function).await {
         Ok(text) => merge(vars, &id, &text),
         Err(e) => vec![format!(
             "SECRETS_ID: the secret {id} could not be read: {e}"
@@ -36,10 +36,11 @@ pub async fn add_secrets(vars: &mut HashMap<String, String>) -> Vec<String> {
 }
 
 /// The secret's text (`SecretString`).
-async fn fetch(id: &str) -> Result<String, String> {
+async fn fetch(id: &str, function: &str) -> Result<String, String> {
     // The SDK's own configuration chain: the function's role in AWS; `AWS_ENDPOINT_URL_SECRETS_MANAGER`
     // points it at an emulator.
     let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .app_name(super::aws::app_name(function))
         .load()
         .await;
     let out = aws_sdk_secretsmanager::Client::new(&config)

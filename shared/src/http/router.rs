@@ -24,6 +24,7 @@ pub struct Function {
 impl Function {
     /// The whole function as Lambda hosts it: API routes, `GET /health`, the common layers.
     pub fn router(&self, state: AppState) -> Router {
+        let state = state.for_function(self.name);
         let config = state.config.http.clone();
         let routes = self.api_routes(state.clone()).merge(health_route(
             "/health",
@@ -36,6 +37,7 @@ impl Function {
 
     /// Its API routes with its health check at `/health/<name>` (the gateway's view of it).
     pub fn mounted(&self, state: AppState) -> Router {
+        let state = state.for_function(self.name);
         let path = format!("/health/{}", self.name);
         self.api_routes(state.clone()).merge(health_route(
             &path,

@@ -64,6 +64,21 @@ impl Store {
         }
     }
 
+    /// The same table and connections, with `function` named in every request's user agent
+    /// (see [`crate::app::aws`]): each function's store is its own.
+    pub fn for_function(&self, function: &str) -> Self {
+        let config = self
+            .client
+            .config()
+            .to_builder()
+            .app_name(crate::app::aws::app_name(function))
+            .build();
+        Self {
+            client: Client::from_conf(config),
+            table: self.table.clone(),
+        }
+    }
+
     /// The table's name.
     pub fn table_name(&self) -> &str {
         &self.table

@@ -3,6 +3,7 @@
 //! As in AWS, the functions get no secret in their environment: they read them at cold start
 //! from Secrets Manager (moto's server plays it here) through `SECRETS_ID`.
 
+use super::permissions::Recorder;
 use std::{
     os::unix::process::CommandExt,
     path::PathBuf,
@@ -22,10 +23,13 @@ impl Drop for Watch {
     }
 }
 
-/// moto's server, playing Secrets Manager on a loopback port.
+/// moto's server, playing Secrets Manager on a loopback port, behind the AWS recorder.
 struct SecretsManager {
     _process: Watch,
-    endpoint: String,
+    /// moto itself, for setting secrets up.
+    moto: String,
+    /// The recorder in front of it, for the functions.
+    recorder: Recorder,
 }
 
 impl SecretsManager {
@@ -51,7 +55,8 @@ impl SecretsManager {
         }
         Self {
             _process: process,
-            endpoint,
+            recorder: Recorder::start(&endpoint),
+            moto: endpoint,
         }
     }
 
@@ -65,7 +70,7 @@ impl SecretsManager {
                 .filter_map(|name| Some((name.to_string(), std::env::var(name).ok()?.into())))
                 .collect();
         let res = reqwest::Client::new()
-            .post(&self.endpoint)
+            .post(&self.moto)
             .header("content-type", "application/x-amz-json-1.1")
             .header("x-amz-target", "secretsmanager.CreateSecret")
             // moto routes by the credential scope's service; it checks no signature.
@@ -112,7 +117,7 @@ async fn every_function_and_every_sample_event_works_under_cargo_lambda_watch() 
     let _watch = Watch(
         watch
             .env("SECRETS_ID", &secret_id)
-            .env("AWS_ENDPOINT_URL_SECRETS_MANAGER", &secrets.endpoint)
+            .env("AWS_ENDPOINT_URL_SECRETS_MANAGER", &secrets.recorder.url)
             .args([
                 "lambda",
                 "watch",

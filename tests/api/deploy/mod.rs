@@ -2,4 +2,5 @@
 //! event under the Lambda runtime emulator.
 
 mod lambda_watch;
+mod permissions;
 mod template;

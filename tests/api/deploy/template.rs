@@ -12,12 +12,12 @@ fn workspace() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
-fn template() -> Value {
+pub(super) fn template() -> Value {
     let text = std::fs::read_to_string(workspace().join("template.yaml")).expect("template.yaml");
     serde_norway::from_str(&text).expect("template.yaml is YAML")
 }
 
-fn s(v: &Value) -> String {
+pub(super) fn s(v: &Value) -> String {
     match v {
         Value::String(s) => s.clone(),
         Value::Number(n) => n.to_string(),
@@ -203,7 +203,7 @@ fn each_function_reads_only_its_own_secret_at_cold_start() {
 }
 
 #[test]
-fn each_function_gets_only_the_dynamodb_actions_it_uses_on_this_table() {
+fn each_function_s_dynamodb_grant_is_this_table_alone_and_names_its_actions() {
     let t = template();
     for (resource, _) in FUNCTIONS {
         let dynamodb = statements(&t, resource, "dynamodb");
@@ -233,22 +233,7 @@ fn each_function_gets_only_the_dynamodb_actions_it_uses_on_this_table() {
             }
         }
     }
-    let actions = |resource: &str| -> Vec<String> {
-        t["Resources"][resource]["Properties"]["Policies"][0]["Statement"][0]["Action"]
-            .as_sequence()
-            .unwrap()
-            .iter()
-            .map(s)
-            .collect()
-    };
-    assert!(
-        actions("AuthFunction").contains(&"dynamodb:BatchWriteItem".to_string()),
-        "account deletion"
-    );
-    assert!(
-        !actions("UserFunction").contains(&"dynamodb:PutItem".to_string()),
-        "user only updates"
-    );
+    // Which actions each function needs is what it did in the tests: see `permissions`.
 }
 
 #[tokio::test]
