@@ -1,6 +1,6 @@
 # Two commands for a fresh machine: `make dev` serves the API on http://127.0.0.1:8080 backed by
 # real local services; `make test` runs every test against them. Both install what is missing.
-.PHONY: dev test soak bench fuzz openapi install services-up services-down services-status lint fmt build deploy-check
+.PHONY: dev test soak bench fuzz openapi install services-up services-down services-status lint fmt build deploy-check sam-image sam-build sam-invoke
 
 dev:
 	bash infra/local/dev.sh
@@ -52,3 +52,18 @@ fmt:
 # cargo-lambda and Zig (no container). Deploy with `sam deploy --guided` (see README).
 deploy-check:
 	bash infra/deploy/check.sh
+
+# The functions in Lambda containers with `sam local invoke` (Docker; root starts the daemon):
+# the base image (SAM's own, or one built from Debian's packages where ECR Public is out of
+# reach), `sam build`'s arm64 output, and one event through one function against the running
+# local stack (`make services-up` first). ACCESS_TOKEN / REFRESH_TOKEN in the environment
+# replace those placeholders in the event.
+#   make sam-invoke FUNCTION=AuthFunction EVENT=events/auth-register.json
+sam-image:
+	bash infra/local/sam.sh image
+
+sam-build:
+	bash infra/local/sam.sh build
+
+sam-invoke:
+	bash infra/local/sam.sh invoke "$(FUNCTION)" "$(EVENT)"

@@ -20,5 +20,10 @@ for fn in AuthFunction ChatFunction UserFunction AgentFunction ReconcilerFunctio
   # ELF e_machine (bytes 18-19, little-endian) is 0x00b7 for AArch64.
   machine=$(od -An -t x1 -j 18 -N 2 "$bin" | tr -d ' \n')
   [ "$machine" = "b700" ] || die "$fn's bootstrap is not an arm64 binary (e_machine $machine)"
-  say "$fn: $(du -h "$bin" | cut -f1) arm64 bootstrap"
+  # provided.al2023 has glibc 2.34; the Debian base image `sam local invoke` uses here has a
+  # newer one, so the invoke test alone would not see a binary that needs more.
+  glibc=$(objdump -T "$bin" | grep -o 'GLIBC_[0-9.]*' | sed 's/GLIBC_//' | sort -uV | tail -n1)
+  [ "$(printf '%s\n2.34\n' "$glibc" | sort -V | tail -n1)" = 2.34 ] \
+    || die "$fn's bootstrap needs glibc $glibc; provided.al2023 has 2.34"
+  say "$fn: $(du -h "$bin" | cut -f1) arm64 bootstrap, glibc $glibc at most"
 done

@@ -3,4 +3,5 @@
 
 mod lambda_watch;
 mod permissions;
+mod sam_local;
 mod template;

@@ -1,0 +1,202 @@
+//! Every sample event in `events/` through `sam local invoke`: `sam build`'s output for
+//! `template.yaml` (arm64, under qemu-user on another processor) in a Lambda container with
+//! SAM's runtime interface emulator, with real tokens against the local stack. Each function
+//! reads its own secret, `<SecretsPrefix>/<function>`, from Secrets Manager (moto) at cold start,
+//! as deployed. `make test` prepares the image and the build (`infra/local/sam.sh`).
+
+use std::{path::PathBuf, time::Instant};
+
+use sam_local::{Invocation, Options, Session};
+use serde_json::Value;
+
+/// Runs sample events in order, filling their placeholders, and says what each answered.
+struct Journey {
+    session: Session,
+    workspace: PathBuf,
+    fill: Vec<(&'static str, String)>,
+    started: Instant,
+}
+
+impl Journey {
+    /// The function an event is for: its file name's first word.
+    fn function(event: &str) -> &'static str {
+        match event.split('-').next().unwrap() {
+            "auth" => "AuthFunction",
+            "chat" => "ChatFunction",
+            "user" => "UserFunction",
+            "agent" => "AgentFunction",
+            other => panic!("no function for {other}"),
+        }
+    }
+
+    async fn run(&self, event: &str) -> Invocation {
+        let mut text = std::fs::read_to_string(self.workspace.join(format!("events/{event}.json")))
+            .expect("the event file");
+        for (from, to) in &self.fill {
+            text = text.replace(from, to);
+        }
+        let began = Instant::now();
+        let answer = self
+            .session
+            .invoke(Self::function(event), &text)
+            .await
+            .unwrap_or_else(|e| panic!("{event}: {e}"));
+        println!(
+            "{event:<28} {} in {:>5} ms (at +{} s)",
+            answer.status,
+            began.elapsed().as_millis(),
+            self.started.elapsed().as_secs()
+        );
+        answer
+    }
+
+    /// The event's answer, which must have `status`, as JSON.
+    async fn expect(&self, event: &str, status: u16) -> Value {
+        let answer = self.run(event).await;
+        assert_eq!(
+            answer.status, status,
+            "{event}: {}\n{}",
+            answer.body, answer.logs
+        );
+        answer.json()
+    }
+
+    fn set(&mut self, placeholder: &'static str, value: &Value) {
+        let value = value
+            .as_str()
+            .unwrap_or_else(|| panic!("{placeholder}: {value}"));
+        self.fill.retain(|(p, _)| *p != placeholder);
+        self.fill.push((placeholder, value.to_string()));
+    }
+}
+
+#[tokio::test]
+async fn every_sample_event_answers_through_sam_local_invoke_in_a_lambda_container() {
+    let _stack = crate::helpers::share_stack().await;
+    let workspace = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    let binaries = crate::helpers::workspace_binary("aws-recorder")
+        .parent()
+        .unwrap()
+        .to_path_buf();
+    let options = Options::from_env(&workspace, &binaries).expect("make test's environment");
+    let session = Session::start(options)
+        .await
+        .expect("the sam local session");
+    let email = format!(
+        "sam-{}-{}@example.com",
+        std::process::id(),
+        crate::helpers::now()
+    );
+    let mut j = Journey {
+        session,
+        workspace,
+        fill: vec![("new-user@example.com", email)],
+        started: Instant::now(),
+    };
+
+    let health = j.expect("auth-health", 200).await;
+    assert_eq!(health["function"], "auth", "{health}");
+    assert_eq!(health["status"], "ok", "{health}");
+    j.expect("auth-register", 201).await;
+    let login = j.expect("auth-login", 200).await;
+    j.set("REFRESH_TOKEN", &login["session"]["refresh_token"]);
+    let refreshed = j.expect("auth-refresh", 200).await;
+    j.set("ACCESS_TOKEN", &refreshed["session"]["access_token"]);
+    let me = j.expect("auth-me", 200).await;
+    assert_eq!(me["profile"]["state"], "ready", "{me}");
+
+    for event in [
+        "user-health",
+        "user-profile",
+        "user-profile-update",
+        "user-usage",
+        "user-budget",
+        "user-budget-update",
+        "user-account-health",
+    ] {
+        j.expect(event, 200).await;
+    }
+    let models = j.expect("user-models", 200).await;
+    assert!(!models["models"].as_array().unwrap().is_empty(), "{models}");
+
+    for event in [
+        "agent-health",
+        "agent-status",
+        "agent-memory",
+        "agent-memory-update",
+    ] {
+        j.expect(event, 200).await;
+    }
+    let listed = j.expect("agent-archival-search", 200).await;
+    j.set("PASSAGE_ID", &listed["memories"][0]["id"]);
+    j.expect("agent-archival-delete", 200).await;
+    j.expect("agent-reset", 200).await;
+
+    let health = j.expect("chat-health", 200).await;
+    assert_eq!(health["status"], "ok", "{health}");
+    // A real turn: the stream of SSE events after the prelude, ending with `done`.
+    let turn = j.run("chat-message").await;
+    assert_eq!(turn.status, 200, "{}", turn.body);
+    assert!(
+        turn.headers["content-type"]
+            .as_str()
+            .unwrap()
+            .starts_with("text/event-stream"),
+        "{:?}",
+        turn.headers
+    );
+    let events: Vec<&str> = turn
+        .body
+        .lines()
+        .filter_map(|l| l.strip_prefix("event: "))
+        .collect();
+    assert_eq!(events.first(), Some(&"start"), "{}", turn.body);
+    assert!(events.contains(&"delta"), "{}", turn.body);
+    assert_eq!(events.last(), Some(&"done"), "{}", turn.body);
+    let history = j.expect("chat-history", 200).await;
+    assert_eq!(
+        history["messages"].as_array().unwrap().len(),
+        2,
+        "{history}"
+    );
+
+    let created = j.expect("chat-conversation-create", 201).await;
+    assert_eq!(created["title"], "Trip to Lisbon", "{created}");
+    j.set("CONVERSATION_ID", &created["id"]);
+    let listed = j.expect("chat-conversations", 200).await;
+    assert_eq!(
+        listed["conversations"].as_array().unwrap().len(),
+        2,
+        "{listed}"
+    );
+    j.expect("chat-conversation", 200).await;
+    let renamed = j.expect("chat-conversation-rename", 200).await;
+    assert_eq!(renamed["title"], "Lisbon in May");
+    let deleted = j.expect("chat-conversation-delete", 200).await;
+    assert_eq!(deleted["deleted"], true);
+
+    // The export streams NDJSON: one line per record, the last one `end`.
+    let export = j.run("user-export").await;
+    assert_eq!(export.status, 200, "{}", export.body);
+    let lines: Vec<Value> = export
+        .body
+        .trim()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    assert!(
+        lines.iter().any(|l| l["type"] == "message"),
+        "{}",
+        export.body
+    );
+    assert_eq!(lines.last().unwrap()["type"], "end", "{}", export.body);
+
+    j.expect("auth-logout", 204).await;
+    // Logout revoked the token: deletion signs in again first.
+    let login = j.expect("auth-login", 200).await;
+    j.set("ACCESS_TOKEN", &login["session"]["access_token"]);
+    j.expect("auth-delete-account", 204).await;
+    let gone = j.run("auth-me").await;
+    assert_eq!(gone.status, 401, "{}", gone.body);
+    println!("every sample event in {} s", j.started.elapsed().as_secs());
+}
