@@ -5,7 +5,6 @@
 //! As in AWS, the functions get no secret in their environment: they read them at cold start
 //! from Secrets Manager (moto's server plays it here) through `SECRETS_ID`.
 
-use super::permissions::Recorder;
 use std::{
     os::unix::process::CommandExt,
     path::PathBuf,
@@ -25,69 +24,38 @@ impl Drop for Watch {
     }
 }
 
-/// moto's server, playing Secrets Manager on a loopback port, behind the AWS recorder.
+/// Secrets Manager (moto) behind the AWS recorder, with one secret holding the stack's secret
+/// variables (their values in this process's environment, which `make test` sets; the optional
+/// ones it leaves out are left out here too).
 struct SecretsManager {
-    _process: Watch,
-    /// moto itself, for setting secrets up.
-    moto: String,
-    /// The recorder in front of it, for the functions.
-    recorder: Recorder,
+    _moto: sam_local::Moto,
+    /// The recorder in front of moto, for the functions.
+    recorder: aws_recorder::Running,
 }
 
 impl SecretsManager {
-    async fn start(python: &std::path::Path) -> Self {
-        let port = free_port();
-        let process = Watch(
-            Command::new(python.parent().unwrap().join("moto_server"))
-                .args(["-H", "127.0.0.1", "-p", &port.to_string()])
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .process_group(0)
-                .spawn()
-                .expect("moto_server (installed by make test)"),
-        );
-        let endpoint = format!("http://127.0.0.1:{port}");
-        let started = Instant::now();
-        while reqwest::get(format!("{endpoint}/moto-api/")).await.is_err() {
-            assert!(
-                started.elapsed() < Duration::from_secs(30),
-                "moto_server did not start"
-            );
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
-        Self {
-            _process: process,
-            recorder: Recorder::start(&endpoint),
-            moto: endpoint,
-        }
-    }
-
-    /// Creates the secret `id` holding the stack's secret variables (their values in this
-    /// process's environment, which `make test` sets; the optional ones it leaves out are
-    /// left out here too).
-    async fn create(&self, id: &str) {
+    async fn start(python: &std::path::Path, secret_id: &str) -> Self {
+        let moto = sam_local::Moto::start(&python.parent().unwrap().join("moto_server"))
+            .await
+            .expect("moto_server (installed by make test)");
         let values: serde_json::Map<String, serde_json::Value> =
             shared::app::secrets::SECRET_VARIABLES
                 .iter()
                 .filter_map(|name| Some((name.to_string(), std::env::var(name).ok()?.into())))
                 .collect();
-        let res = reqwest::Client::new()
-            .post(&self.moto)
-            .header("content-type", "application/x-amz-json-1.1")
-            .header("x-amz-target", "secretsmanager.CreateSecret")
-            // moto routes by the credential scope's service; it checks no signature.
-            .header(
-                "authorization",
-                "AWS4-HMAC-SHA256 Credential=local/20260101/us-east-1/secretsmanager/aws4_request, SignedHeaders=host, Signature=0",
-            )
-            .json(&serde_json::json!({
-                "Name": id,
-                "SecretString": serde_json::Value::Object(values).to_string(),
-            }))
-            .send()
-            .await
-            .unwrap();
-        assert!(res.status().is_success(), "{}", res.text().await.unwrap());
+        moto.create_secret(secret_id, &values).await.unwrap();
+        let log = std::env::var("AWS_CALLS_LOG").expect("AWS_CALLS_LOG (set by make test)");
+        let recorder = aws_recorder::spawn(
+            &crate::helpers::workspace_binary("aws-recorder"),
+            log.as_ref(),
+            &moto.url,
+        )
+        .await
+        .expect("aws-recorder (built by make test)");
+        Self {
+            _moto: moto,
+            recorder,
+        }
     }
 }
 
@@ -109,9 +77,8 @@ async fn every_function_answers_and_chat_streams_event_by_event_under_cargo_lamb
     let path = path_with_cargo_lambda(&python);
     let workspace = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
     let port = free_port();
-    let secrets = SecretsManager::start(&python).await;
     let secret_id = format!("chat-backend-test-{}/all", std::process::id());
-    secrets.create(&secret_id).await;
+    let secrets = SecretsManager::start(&python, &secret_id).await;
     let mut watch = Command::new("cargo");
     for name in shared::app::secrets::SECRET_VARIABLES {
         watch.env_remove(name);

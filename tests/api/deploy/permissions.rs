@@ -6,11 +6,7 @@
 //! AWS), and for a granted action no test exercised (least privilege), unless [`UNEXERCISED`]
 //! says why that path cannot run here.
 
-use std::{
-    collections::{BTreeMap, BTreeSet},
-    io::{BufRead, BufReader},
-    process::{Child, Command, Stdio},
-};
+use std::collections::{BTreeMap, BTreeSet};
 
 use aws_recorder::Call;
 use serde_norway::Value;
@@ -48,44 +44,6 @@ const UNEXERCISED: &[(&str, &str, &str)] = &[
         "only the scheduled host reads its secret",
     ),
 ];
-
-/// A recorder in front of an AWS stand-in, appending to `make test`'s recording.
-pub struct Recorder {
-    child: Child,
-    /// Where to send the requests instead.
-    pub url: String,
-}
-
-impl Recorder {
-    pub fn start(upstream: &str) -> Self {
-        let log = std::env::var("AWS_CALLS_LOG").expect("AWS_CALLS_LOG (set by make test)");
-        let mut child = Command::new(crate::helpers::workspace_binary("aws-recorder"))
-            .env("RECORD_UPSTREAM", upstream)
-            .env("RECORD_LOG", log)
-            .env("RECORD_LISTEN", "127.0.0.1:0")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("aws-recorder (built by make test)");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .expect("the recorder's address");
-        let url = line
-            .trim()
-            .strip_prefix("listening on ")
-            .expect("listening on <url>")
-            .to_string();
-        Self { child, url }
-    }
-}
-
-impl Drop for Recorder {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 /// The actions each role grants, by template resource.
 fn granted(t: &Value, resource: &str) -> BTreeSet<String> {

@@ -3,8 +3,11 @@
 //! `DeleteItem`, `GetItem`), on which resource, for which caller (the `app/<name>` part of
 //! the SDK's user agent, which each function sets to `chat-backend-<function>`).
 
+use std::{path::Path, process::Stdio};
+
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use tokio::io::{AsyncBufReadExt, BufReader};
 
 /// The prefix of the functions' SDK app names (`shared::app::aws`).
 pub const APP_PREFIX: &str = "chat-backend-";
@@ -77,6 +80,39 @@ pub fn actions(target: &str, body: &Value) -> Vec<(String, String)> {
             .collect(),
         _ => vec![dynamodb(operation, body)],
     }
+}
+
+/// The recorder binary running in front of an upstream, ended when dropped.
+pub struct Running {
+    _child: tokio::process::Child,
+    /// Where to send the requests instead of the upstream.
+    pub url: String,
+}
+
+/// Starts `binary` (this crate's `aws-recorder`) in front of `upstream` on a free loopback
+/// port, appending to `log`.
+pub async fn spawn(binary: &Path, log: &Path, upstream: &str) -> Result<Running, String> {
+    let mut child = tokio::process::Command::new(binary)
+        .env("RECORD_UPSTREAM", upstream)
+        .env("RECORD_LOG", log)
+        .env("RECORD_LISTEN", "127.0.0.1:0")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .map_err(|e| format!("{}: {e}", binary.display()))?;
+    let stdout = child.stdout.take().ok_or("the recorder has no stdout")?;
+    let mut line = String::new();
+    BufReader::new(stdout)
+        .read_line(&mut line)
+        .await
+        .map_err(|e| e.to_string())?;
+    let url = line
+        .trim()
+        .strip_prefix("listening on ")
+        .ok_or_else(|| format!("the recorder said {line:?}"))?
+        .to_string();
+    Ok(Running { _child: child, url })
 }
 
 #[cfg(test)]

@@ -21,7 +21,6 @@ use std::{
 
 use serde_json::{Value, json};
 use tokio::{
-    io::{AsyncBufReadExt, BufReader},
     net::{TcpListener, TcpStream},
     process::{Child, Command},
     task::JoinHandle,
@@ -133,8 +132,8 @@ pub struct Session {
     overrides: Vec<String>,
     invoke_image: Option<String>,
     _bridge: Bridge,
-    _moto: Process,
-    _recorder: Option<Process>,
+    _moto: Moto,
+    _recorder: Option<aws_recorder::Running>,
 }
 
 /// One function's answer to one event.
@@ -224,19 +223,8 @@ impl Session {
         let supabase = bridge.expose(&var("SUPABASE_URL")?).await?;
         let dynamodb = bridge.expose(&var("DYNAMODB_ENDPOINT")?).await?;
 
-        let moto_port = free_port()?;
-        let moto_url = format!("http://127.0.0.1:{moto_port}");
-        let moto = Process(
-            Command::new(&options.moto)
-                .args(["-H", "127.0.0.1", "-p", &moto_port.to_string()])
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .kill_on_drop(true)
-                .spawn()
-                .map_err(|e| format!("{}: {e}", options.moto.display()))?,
-        );
-        wait_for(&format!("{moto_url}/moto-api/")).await?;
-        let prefix = format!("sam-local-{}-{}", std::process::id(), moto_port);
+        let moto = Moto::start(&options.moto).await?;
+        let prefix = format!("sam-local-{}-{}", std::process::id(), moto.port);
         for (_, function) in FUNCTIONS {
             let mut names: Vec<&str> = SECRET_VARIABLES.to_vec();
             if WITH_SERVICE_ROLE_KEY.contains(&function) {
@@ -246,15 +234,14 @@ impl Session {
                 .into_iter()
                 .filter_map(|n| Some((n.to_string(), options.stack.get(n)?.clone().into())))
                 .collect();
-            create_secret(&moto_url, &format!("{prefix}/{function}"), &values).await?;
+            moto.create_secret(&format!("{prefix}/{function}"), &values)
+                .await?;
         }
-        let (recorder, secrets_upstream) = match &options.recorder {
-            Some((binary, log)) => {
-                let (process, url) = start_recorder(binary, log, &moto_url).await?;
-                (Some(process), url)
-            }
-            None => (None, moto_url),
+        let recorder = match &options.recorder {
+            Some((binary, log)) => Some(aws_recorder::spawn(binary, log, &moto.url).await?),
+            None => None,
         };
+        let secrets_upstream = recorder.as_ref().map_or(&moto.url, |r| &r.url).clone();
         let secrets = bridge.expose(&secrets_upstream).await?;
 
         let mut variables = vec![
@@ -272,10 +259,7 @@ impl Session {
                 variables.push((name.to_string(), value.clone()));
             }
         }
-        let template = build.join(format!(
-            "template.local-{}-{moto_port}.yaml",
-            std::process::id()
-        ));
+        let template = build.join(format!("template.local-{prefix}.yaml"));
         write_local_template(&built, &template, &variables)?;
         let overrides = vec![
             format!("LettaBaseUrl={letta}"),
@@ -479,58 +463,62 @@ async fn wait_for(url: &str) -> Result<(), String> {
     Ok(())
 }
 
-async fn create_secret(
-    moto: &str,
-    id: &str,
-    values: &serde_json::Map<String, Value>,
-) -> Result<(), String> {
-    let res = reqwest::Client::new()
-        .post(moto)
-        .header("content-type", "application/x-amz-json-1.1")
-        .header("x-amz-target", "secretsmanager.CreateSecret")
-        // moto routes by the credential scope's service; it checks no signature.
-        .header(
-            "authorization",
-            "AWS4-HMAC-SHA256 Credential=local/20260101/us-east-1/secretsmanager/aws4_request, SignedHeaders=host, Signature=0",
-        )
-        .json(&json!({"Name": id, "SecretString": Value::Object(values.clone()).to_string()}))
-        .send()
-        .await
-        .map_err(|e| format!("moto: {e}"))?;
-    if res.status().is_success() {
-        Ok(())
-    } else {
-        Err(format!("moto refused the secret {id}: {}", res.status()))
-    }
+/// moto's server playing Secrets Manager on a free loopback port, ended when dropped.
+pub struct Moto {
+    _process: Process,
+    /// Its port.
+    pub port: u16,
+    /// Its URL.
+    pub url: String,
 }
 
-/// The AWS recorder in front of `upstream`, appending to `log`; its process and URL.
-async fn start_recorder(
-    binary: &Path,
-    log: &Path,
-    upstream: &str,
-) -> Result<(Process, String), String> {
-    let mut child = Command::new(binary)
-        .env("RECORD_UPSTREAM", upstream)
-        .env("RECORD_LOG", log)
-        .env("RECORD_LISTEN", "127.0.0.1:0")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .map_err(|e| format!("{}: {e}", binary.display()))?;
-    let stdout = child.stdout.take().ok_or("the recorder has no stdout")?;
-    let mut line = String::new();
-    BufReader::new(stdout)
-        .read_line(&mut line)
-        .await
-        .map_err(|e| e.to_string())?;
-    let url = line
-        .trim()
-        .strip_prefix("listening on ")
-        .ok_or_else(|| format!("the recorder said {line:?}"))?
-        .to_string();
-    Ok((Process(child), url))
+impl Moto {
+    /// Starts `moto_server` (from the tools venv) and waits until it answers.
+    pub async fn start(binary: &Path) -> Result<Self, String> {
+        let port = free_port()?;
+        let process = Process(
+            Command::new(binary)
+                .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .kill_on_drop(true)
+                .spawn()
+                .map_err(|e| format!("{}: {e}", binary.display()))?,
+        );
+        let url = format!("http://127.0.0.1:{port}");
+        wait_for(&format!("{url}/moto-api/")).await?;
+        Ok(Self {
+            _process: process,
+            port,
+            url,
+        })
+    }
+
+    /// Creates the secret `id` holding `values` (a JSON object, as the functions read it).
+    pub async fn create_secret(
+        &self,
+        id: &str,
+        values: &serde_json::Map<String, Value>,
+    ) -> Result<(), String> {
+        let res = reqwest::Client::new()
+            .post(&self.url)
+            .header("content-type", "application/x-amz-json-1.1")
+            .header("x-amz-target", "secretsmanager.CreateSecret")
+            // moto routes by the credential scope's service; it checks no signature.
+            .header(
+                "authorization",
+                "AWS4-HMAC-SHA256 Credential=local/20260101/us-east-1/secretsmanager/aws4_request, SignedHeaders=host, Signature=0",
+            )
+            .json(&json!({"Name": id, "SecretString": Value::Object(values.clone()).to_string()}))
+            .send()
+            .await
+            .map_err(|e| format!("moto: {e}"))?;
+        if res.status().is_success() {
+            Ok(())
+        } else {
+            Err(format!("moto refused the secret {id}: {}", res.status()))
+        }
+    }
 }
 
 /// A name unique enough for a temporary file of this process.
