@@ -3,14 +3,10 @@
 //! sees a reply that Letta stored but did not (fully) stream, without the sign that the turn
 //! ended cleanly that lets it trust the streamed text.
 
-use axum::{
-    Router,
-    body::Body,
-    extract::Request,
-    http::{HeaderMap, StatusCode},
-    response::Response,
-};
+use axum::{Router, body::Body, extract::Request, response::Response};
 use futures_util::StreamExt;
+
+use crate::http_tap::{bad_gateway, request_of, send_on};
 
 /// Which assistant text events (counted from 0 within one stream) to drop.
 #[derive(Clone, Copy)]
@@ -45,29 +41,9 @@ pub async fn start(letta: String, drop: Drop) -> String {
 
 async fn forward(http: &reqwest::Client, letta: &str, request: Request, drop: Drop) -> Response {
     let (parts, body) = request.into_parts();
-    let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
-    let body = axum::body::to_bytes(body, usize::MAX).await.unwrap();
-    let mut upstream = http.request(parts.method.clone(), format!("{letta}{path}"));
-    for (name, value) in &parts.headers {
-        if name != "host" && name != "content-length" {
-            upstream = upstream.header(name, value);
-        }
-    }
-    let res = match upstream.body(body).send().await {
-        Ok(r) => r,
-        Err(_) => {
-            return Response::builder()
-                .status(StatusCode::BAD_GATEWAY)
-                .body(Body::empty())
-                .unwrap();
-        }
+    let Some((res, headers)) = send_on(http, letta, request_of(parts, body).await).await else {
+        return bad_gateway();
     };
-    let mut headers = HeaderMap::new();
-    for (name, value) in res.headers() {
-        if name != "content-length" && name != "transfer-encoding" {
-            headers.insert(name, value.clone());
-        }
-    }
     let sse = headers
         .get("content-type")
         .and_then(|v| v.to_str().ok())

@@ -19,6 +19,7 @@ mod faults;
 mod first_use;
 mod hardening;
 mod health;
+mod http_tap;
 mod letta_tap;
 mod limits;
 mod load;

@@ -7,24 +7,36 @@ use shared::domain::UserId;
 
 use crate::helpers::*;
 
-#[tokio::test]
-async fn an_old_type_agent_moves_to_the_new_type_with_its_memory() {
-    // The previous version: agents replied through `send_message`.
+/// The previous version (agents replied through `send_message`) with a user who told it
+/// `told` and gave it `memory` as a long-term memory; the app and the user's token and id.
+pub async fn previous_version_user(
+    name: &str,
+    told: &str,
+    memory: &str,
+) -> (TestApp, String, String) {
     let old = spawn_app_configured(|c| c.letta.agent_type = "memgpt_v2_agent".into()).await;
-    let (_, _, token, user_id) = old.ready_user("Mira").await;
-    let told = old
-        .chat(&token, "my name is Mira Stone", None)
-        .await
-        .events();
+    let (_, _, token, user_id) = old.ready_user(name).await;
+    let told = old.chat(&token, told, None).await.events();
     assert_eq!(names(&told).last(), Some(&"done"), "{:?}", names(&told));
     let added = old
         .post_with(
             "/api/v1/agent/memory",
             &token,
-            json!({"archival": {"text": "Mira grows tomatoes on her balcony."}}),
+            json!({"archival": {"text": memory}}),
         )
         .await;
     assert_eq!(added.status, 200, "{}", added.body);
+    (old, token, user_id)
+}
+
+#[tokio::test]
+async fn an_old_type_agent_moves_to_the_new_type_with_its_memory() {
+    let (old, token, user_id) = previous_version_user(
+        "Mira",
+        "my name is Mira Stone",
+        "Mira grows tomatoes on her balcony.",
+    )
+    .await;
     let user = UserId::parse(&user_id).unwrap();
     let before = old.state.store.get_profile(&user).await.unwrap().unwrap();
     let old_agent = before.letta_agent_id.clone().unwrap();

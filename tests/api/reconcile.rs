@@ -9,7 +9,11 @@ use reqwest::Method;
 use serde_json::{Value, json};
 use shared::domain::UserId;
 
-use crate::helpers::*;
+use crate::{
+    helpers::*,
+    http_tap::{self, Rule},
+    migration::previous_version_user,
+};
 
 /// One reconciler run over these users, as its report's JSON.
 async fn reconcile(app: &TestApp, users: &[&str], fix: bool) -> Value {
@@ -430,6 +434,97 @@ async fn turns_and_days_are_checked_against_what_litellm_billed_and_repaired_whe
         kinds(&report, &user),
         [("day_billing".into(), true)],
         "{report}"
+    );
+    assert_eq!(
+        reconcile(&app, &[&user], false).await["findings"],
+        json!([])
+    );
+}
+
+#[tokio::test]
+async fn a_live_user_a_page_of_the_listing_missed_is_never_deleted() {
+    let supabase = stack_config().supabase.url;
+    let (_, _, token, user) = {
+        let app = spawn_app().await;
+        app.ready_user("Missed").await
+    };
+    // Supabase's offset pages shift under a sign-up or a deletion during the scan: here the
+    // listing leaves the user out, while the user is there.
+    let tap = http_tap::start(supabase, Rule::HideUsers(vec![user.clone()])).await;
+    let app = spawn_app_configured(|c| {
+        c.supabase.url = tap;
+        c.reconcile.grace = Duration::ZERO;
+    })
+    .await;
+    let before = footprint(&app, &user).await;
+    assert!(
+        before.supabase_user && before.dynamodb_items > 0,
+        "{before:?}"
+    );
+    let report = reconcile(&app, &[&user], true).await;
+    assert_eq!(report["errors"], json!([]), "{report}");
+    assert!(kinds(&report, &user).is_empty(), "{report}");
+    assert_eq!(footprint(&app, &user).await, before);
+    assert_eq!(app.get("/api/v1/auth/me", &token).await.status, 200);
+}
+
+#[tokio::test]
+async fn an_archive_another_agent_still_has_survives_the_removal_of_an_extra_agent() {
+    // A user of the previous version, with a long-term memory.
+    let (old, token, user) =
+        previous_version_user("Tova", "hello", "Tova keeps bees on the roof.").await;
+    let old_agent = old.agent_id(&token).await;
+    let archives = old.state.letta.agent_archive_ids(&old_agent).await.unwrap();
+    assert_eq!(archives.len(), 1, "{archives:?}");
+    drop(old);
+
+    // This version moves the agent on the next request; its last step, deleting the old agent,
+    // fails: the old agent stays, sharing its archive with the new one.
+    let letta = stack_config().letta.base_url;
+    let tap = http_tap::start(letta, Rule::FailDelete(format!("/v1/agents/{old_agent}"))).await;
+    let moving = spawn_app_configured(|c| c.letta.base_url = tap).await;
+    let memory = moving.get("/api/v1/agent/memory", &token).await;
+    assert_ne!(
+        memory.status, 200,
+        "the move did not finish: {}",
+        memory.body
+    );
+    drop(moving);
+    let app = spawn_app_configured(|c| c.reconcile.grace = Duration::ZERO).await;
+    let new_agent = app.agent_id(&token).await;
+    assert_ne!(new_agent, old_agent);
+    assert_eq!(
+        app.state.letta.agent_archive_ids(&new_agent).await.unwrap(),
+        archives
+    );
+
+    // The reconciler removes the extra agent, not the archive the live one has.
+    let report = reconcile(&app, &[&user], true).await;
+    assert_eq!(
+        kinds(&report, &user),
+        [("extra_agents".into(), true)],
+        "{report}"
+    );
+    assert!(
+        app.state
+            .letta
+            .get_agent(&old_agent)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert_eq!(
+        app.state.letta.agent_archive_ids(&new_agent).await.unwrap(),
+        archives
+    );
+    let found = app
+        .get("/api/v1/agent/memory/archival?query=bees%20roof", &token)
+        .await;
+    assert_eq!(found.status, 200, "{}", found.body);
+    assert!(
+        found.body.to_string().contains("Tova keeps bees"),
+        "{}",
+        found.body
     );
     assert_eq!(
         reconcile(&app, &[&user], false).await["findings"],

@@ -226,6 +226,12 @@ impl SupabaseAuth {
         upstream::absent_on_404(upstream::send(Service::SupabaseAuth, request).await).map(|_| ())
     }
 
+    /// One user by id (admin API); `None` only when Supabase answers 404 (no such user).
+    pub async fn admin_get_user(&self, user_id: &str) -> Result<Option<User>, DependencyError> {
+        let request = self.admin(reqwest::Method::GET, &format!("/users/{user_id}"))?;
+        upstream::absent_on_404(upstream::send_json(Service::SupabaseAuth, request).await)
+    }
+
     /// One page (from 1) of every user, newest first (admin API).
     pub async fn admin_list_users(
         &self,

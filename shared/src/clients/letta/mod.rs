@@ -432,13 +432,30 @@ impl Letta {
         upstream::absent_on_404(upstream::send(Service::Letta, request).await).map(|_| ())
     }
 
-    /// Deletes an agent and its archives (deleting an agent alone leaves its archive behind).
+    /// Whether any agent has the archive attached (`None`: the archive is gone).
+    pub async fn archive_in_use(&self, archive_id: &str) -> Result<Option<bool>, DependencyError> {
+        let request = self
+            .request(
+                reqwest::Method::GET,
+                &format!("/v1/archives/{archive_id}/agents"),
+            )
+            .query(&[("limit", "1")]);
+        let agents: Option<Vec<serde::de::IgnoredAny>> =
+            upstream::absent_on_404(upstream::send_json(Service::Letta, request).await)?;
+        Ok(agents.map(|a| !a.is_empty()))
+    }
+
+    /// Deletes an agent and those of its archives no other agent has attached (deleting an
+    /// agent alone leaves its archive behind; after a migration whose last step failed, the old
+    /// agent shares its archive with the live one, whose long-term memory it is).
     pub async fn delete_agent_and_archives(&self, agent_id: &str) -> Result<(), DependencyError> {
         let archives: Vec<String> =
             upstream::absent_on_404(self.agent_archive_ids(agent_id).await)?.unwrap_or_default();
         self.delete_agent(agent_id).await?;
         for id in archives {
-            self.delete_archive(&id).await?;
+            if self.archive_in_use(&id).await? == Some(false) {
+                self.delete_archive(&id).await?;
+            }
         }
         Ok(())
     }

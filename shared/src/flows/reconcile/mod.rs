@@ -334,9 +334,19 @@ async fn check_user(
         if !settled(&profile.created_at) {
             return Ok(done(Vec::new()));
         }
-        let deletion = Box::pin(accounts::delete_everything(state, user));
-        let fixed = fix && repair(state, user, deletion).await?;
-        return Ok(done(vec![(Kind::NoIdentity, fixed)]));
+        // The listing is paged by offset, newest first: a sign-up or a deletion during the scan
+        // shifts the pages, and a live user can be missed. Only Supabase's 404 for this very
+        // user says the identity is gone; anything else is checked as usual (or an error).
+        if state
+            .supabase
+            .admin_get_user(user.as_str())
+            .await?
+            .is_none()
+        {
+            let deletion = Box::pin(accounts::delete_everything(state, user));
+            let fixed = fix && repair(state, user, deletion).await?;
+            return Ok(done(vec![(Kind::NoIdentity, fixed)]));
+        }
     }
     if profile.state != ProvisioningState::Ready {
         if !settled(&profile.updated_at) {
@@ -405,23 +415,16 @@ async fn check_user(
         .filter(|(id, created)| *id != agent_id && created.as_deref().is_none_or(settled))
         .map(|(id, _)| id.clone())
         .collect();
-    let attached: HashSet<String> = if agent_id.is_empty() {
-        HashSet::new()
-    } else {
-        crate::clients::http::absent_on_404(state.letta.agent_archive_ids(&agent_id).await)?
-            .unwrap_or_default()
-            .into_iter()
-            .collect()
-    };
-    let loose: Vec<String> = state
-        .letta
-        .find_archives(&archive_name(user))
-        .await?
-        .into_iter()
-        .filter(|a| !attached.contains(&a.id))
-        .filter(|a| a.created_at.as_deref().is_none_or(settled))
-        .map(|a| a.id)
-        .collect();
+    // Archives named for the user's agent that no agent has attached (an old agent's archive
+    // may be the live agent's too: it goes only when no agent has it).
+    let mut loose = Vec::new();
+    for archive in state.letta.find_archives(&archive_name(user)).await? {
+        if archive.created_at.as_deref().is_none_or(settled)
+            && state.letta.archive_in_use(&archive.id).await? == Some(false)
+        {
+            loose.push(archive.id);
+        }
+    }
     if !stale.is_empty() || !extra.is_empty() || !loose.is_empty() {
         let fixed = fix
             && repair(state, user, async {
