@@ -134,7 +134,11 @@ async fn no_upstream_text_reaches_a_client_a_stored_item_or_health() {
     };
     let letta = echoing_upstream(500).await;
     let app = spawn_app_configured(|c| c.letta.base_url = letta.clone()).await;
-    for path in ["/api/v1/agent/memory", "/api/v1/agent/status"] {
+    for path in [
+        "/api/v1/agent/memory",
+        "/api/v1/agent/status",
+        "/api/v1/user/health",
+    ] {
         let reply = app.get(path, &token).await;
         no_echo(path, &reply.body.to_string());
     }

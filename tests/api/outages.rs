@@ -64,6 +64,10 @@ async fn every_function_answers_503_naming_the_dependency_that_is_down() {
     // The account is fine, its agent cannot be checked: degraded, with no upstream text.
     let health = account_health(&app, &token).await;
     assert_eq!(health["status"], "degraded", "{health}");
+    assert_eq!(
+        health["checks"]["letta_agent"]["error"], "it could not be reached",
+        "a summary only: {health}"
+    );
     service("start", "letta");
 
     service("stop", "litellm");
@@ -75,6 +79,10 @@ async fn every_function_answers_503_naming_the_dependency_that_is_down() {
     assert_unavailable("auth", &register(&app).await, "litellm");
     let health = account_health(&app, &token).await;
     assert_eq!(health["status"], "degraded", "{health}");
+    assert_eq!(
+        health["checks"]["litellm_user"]["error"], "it could not be reached",
+        "a summary only: {health}"
+    );
     service("start", "litellm");
 
     assert_eq!(account_health(&app, &token).await["status"], "healthy");

@@ -2,7 +2,7 @@
 //! memory) and one status over every part of the account.
 
 use crate::{
-    app::error::AppError,
+    app::{dependency::DependencyError, error::AppError},
     clients::litellm::UserRecord,
     domain::{DisplayName, Profile, ProvisioningState, SignedInUser},
     flows::{accounts, agent::ready_agent},
@@ -99,14 +99,14 @@ pub async fn account_health(
             .get_agent(id)
             .await
             .map(|a| a.is_some())
-            .map_err(|e| e.to_string()),
+            .map_err(summarized),
         None => Ok(false),
     };
     let info = state
         .litellm
         .user_info(user.id.as_str())
         .await
-        .map_err(|e| e.to_string());
+        .map_err(summarized);
     let remaining = match &info {
         Ok(Some(info)) => info.user_info.as_ref().and_then(UserRecord::remaining),
         _ => None,
@@ -117,6 +117,13 @@ pub async fn account_health(
         litellm_user: info.map(|i| i.is_some()),
         remaining,
     })
+}
+
+/// A failed check as the client sees it: the summary, never the dependency's own text (the
+/// whole error, redacted, goes to the log).
+fn summarized(e: DependencyError) -> String {
+    tracing::warn!(error = %e, "account health check failed");
+    e.summary()
 }
 
 #[cfg(test)]
