@@ -14,6 +14,7 @@ mod chat_faults;
 mod clients;
 mod conversations;
 mod deploy;
+mod dev;
 mod fault_proxy;
 mod faults;
 mod first_use;
