@@ -18,9 +18,14 @@ fn client_from(last_octet: u8) -> reqwest::Client {
 /// Waits for a new minute when the current one ends within 20 s, so a test's requests share
 /// one fixed window.
 async fn early_in_a_minute() {
-    let second = shared::app::clock::now_epoch() % 60;
-    if second > 40 {
-        tokio::time::sleep(std::time::Duration::from_secs((61 - second) as u64)).await;
+    early_in_a_window(60).await;
+}
+
+/// Waits for a new fixed window of `secs` when the current one ends within 20 s.
+async fn early_in_a_window(secs: i64) {
+    let second = shared::app::clock::now_epoch() % secs;
+    if second > secs - 20 {
+        tokio::time::sleep(std::time::Duration::from_secs((secs + 1 - second) as u64)).await;
     }
 }
 
@@ -33,10 +38,10 @@ fn limited(reply: &Reply, limit: &str) {
         .unwrap()
         .parse()
         .unwrap();
-    let window = if limit.ends_with("per_day") {
-        86_400
-    } else {
-        60
+    let window = match limit {
+        l if l.ends_with("per_day") => 86_400,
+        "password_failures" => 900,
+        _ => 60,
     };
     assert!((1..=window).contains(&retry), "retry-after {retry}");
 }
@@ -173,4 +178,33 @@ async fn chat_turns_are_limited_per_day() {
         &app.chat(&token, "three", None).await.json(),
         "chat_per_day",
     );
+}
+
+#[tokio::test]
+async fn failed_passwords_are_limited_per_account_whatever_the_address() {
+    let mut app = spawn_app_configured(|c| c.rates.password_failures = 3).await;
+    let (email, password, reply) = app.register("Guessed").await;
+    assert_eq!(reply.status, 201, "{}", reply.body);
+    let token = reply.body["session"]["access_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    early_in_a_window(900).await;
+    // Three wrong guesses, each from another address (the per-address limit never sees two).
+    let first = 2 + (std::process::id() % 150) as u8;
+    for n in 0..3 {
+        app.http = client_from(first + n);
+        let wrong = app.login(&email, "not-the-password").await;
+        assert_eq!(wrong.status, 401, "{}", wrong.body);
+    }
+    // From a fourth address, the right password is refused too, and so is deletion's check.
+    app.http = client_from(first + 3);
+    limited(&app.login(&email, &password).await, "password_failures");
+    limited(
+        &app.delete_account(&token, Some(&password)).await,
+        "password_failures",
+    );
+    // The limit is the account's: another account signs in from the same address.
+    let (other, other_password, _) = app.register("Unguessed").await;
+    assert_eq!(app.login(&other, &other_password).await.status, 200);
 }

@@ -54,6 +54,9 @@ pub struct RateLimitConfig {
     pub requests_per_minute: u64,
     /// Register, login and refresh requests per client IP per minute.
     pub auth_per_minute: u64,
+    /// Failed password checks (login, account deletion) one account may have per 15 minutes,
+    /// whatever the client addresses.
+    pub password_failures: u64,
 }
 
 impl RateLimitConfig {
@@ -70,6 +73,7 @@ impl RateLimitConfig {
             chat_per_day: positive("RATE_CHAT_PER_DAY", 500),
             requests_per_minute: positive("RATE_REQUESTS_PER_MINUTE", 120),
             auth_per_minute: positive("RATE_AUTH_PER_MINUTE", 10),
+            password_failures: positive("RATE_PASSWORD_FAILURES", 10),
         }
     }
 }

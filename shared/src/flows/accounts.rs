@@ -15,6 +15,7 @@ use crate::{
     domain::{DisplayName, Email, Password, Profile, ProvisioningState, SignedInUser, UserId},
     flows::provisioning::{self, agent_name, agent_tag, provider_name},
     state::AppState,
+    store::RateLimit,
 };
 
 /// The budget from LiteLLM, or `None` when LiteLLM cannot say right now.
@@ -44,6 +45,42 @@ fn map_supabase_error(err: DependencyError, field_hint: &str) -> AppError {
             message: "confirm your email address first (see the message we sent)".into(),
         },
         _ => err.into(),
+    }
+}
+
+/// Checks a password at Supabase, at most `RATE_PASSWORD_FAILURES` failures per account in 15
+/// minutes whatever the client addresses (the per-address limit alone yields to many
+/// addresses): beyond them, 429 `password_failures` with `Retry-After`, the right password too.
+async fn check_password(
+    state: &AppState,
+    email: &str,
+    password: &str,
+    field: &str,
+) -> Result<Session, AppError> {
+    let limit = RateLimit {
+        name: "password_failures",
+        max: state.config.rates.password_failures,
+        window_secs: 15 * 60,
+    };
+    if let Some(exceeded) = state
+        .store
+        .password_failures_exceeded(email, &limit)
+        .await?
+    {
+        return Err(AppError::RateLimited {
+            limit: exceeded.limit,
+            retry_after: exceeded.retry_after,
+        });
+    }
+    match state.supabase.sign_in_with_password(email, password).await {
+        Ok(session) => Ok(session),
+        Err(e) => {
+            let error = map_supabase_error(e, field);
+            if matches!(error, AppError::InvalidCredentials) {
+                state.store.count_password_failure(email, &limit).await?;
+            }
+            Err(error)
+        }
     }
 }
 
@@ -268,11 +305,7 @@ pub async fn login(
     if password.is_empty() {
         return Err(AppError::validation("password", "is required"));
     }
-    let session = state
-        .supabase
-        .sign_in_with_password(&email.trim().to_lowercase(), password)
-        .await
-        .map_err(|e| map_supabase_error(e, "email"))?;
+    let session = check_password(state, &email.trim().to_lowercase(), password, "email").await?;
     let mut profile = profile_for(state, &session.user, None).await?;
     if profile.state != ProvisioningState::Ready {
         profile = provisioning::resume(state, profile)
@@ -365,11 +398,7 @@ async fn confirm_identity(
         Some(p) => p.email,
         None => user.email.clone().unwrap_or_default(),
     };
-    let session = state
-        .supabase
-        .sign_in_with_password(&email, password)
-        .await
-        .map_err(|e| map_supabase_error(e, "password"))?;
+    let session = check_password(state, &email, password, "password").await?;
     if session.user.id != user.id.as_str() {
         return Err(AppError::Forbidden {
             code: "reauthentication_required",

@@ -17,12 +17,25 @@ pub(crate) fn user_limits_pk(user: &UserId) -> String {
     format!("LIMIT#USER#{user}")
 }
 
-/// The partition of a client address's rate-limit counters (`LIMIT#IP#-` when unknown).
+/// The partition of a client address's rate-limit counters (`LIMIT#IP#-` when unknown). An IPv6
+/// client counts per /64: one host usually has a whole /64 to rotate through.
 pub(crate) fn client_pk(ip: Option<std::net::IpAddr>) -> String {
     match ip {
-        Some(ip) => format!("LIMIT#IP#{ip}"),
+        Some(std::net::IpAddr::V6(v6)) if v6.to_ipv4_mapped().is_none() => {
+            let prefix = u128::from(v6) & !((1u128 << 64) - 1);
+            format!("LIMIT#IP#{}/64", std::net::Ipv6Addr::from(prefix))
+        }
+        Some(ip) => format!("LIMIT#IP#{}", ip.to_canonical()),
         None => "LIMIT#IP#-".to_string(),
     }
+}
+
+/// The partition of an account's failed password checks, by a hash of its normalized email
+/// (the table keeps no address in a key).
+pub(crate) fn account_pk(email: &str) -> String {
+    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, email.as_bytes());
+    let hex: String = digest.as_ref().iter().map(|b| format!("{b:02x}")).collect();
+    format!("LIMIT#ACCOUNT#{hex}")
 }
 
 /// The profile item.
@@ -77,5 +90,34 @@ mod tests {
         assert_eq!(turn_sk(&default), "TURN#default");
         assert_eq!(usage_sk("2026-01-02"), "USAGE#2026-01-02");
         assert_eq!(idempotency_sk("k"), "IDEM#k");
+    }
+
+    #[test]
+    fn an_ipv6_client_counts_per_64_and_an_account_by_a_hash() {
+        let ip = |s: &str| Some(s.parse().unwrap());
+        assert_eq!(client_pk(ip("198.51.100.7")), "LIMIT#IP#198.51.100.7");
+        assert_eq!(
+            client_pk(ip("2001:db8:1:2:aaaa:bbbb:cccc:dddd")),
+            "LIMIT#IP#2001:db8:1:2::/64"
+        );
+        assert_eq!(
+            client_pk(ip("2001:db8:1:2::1")),
+            client_pk(ip("2001:db8:1:2:ffff::9"))
+        );
+        assert_ne!(
+            client_pk(ip("2001:db8:1:2::1")),
+            client_pk(ip("2001:db8:1:3::1"))
+        );
+        assert_eq!(
+            client_pk(ip("::ffff:198.51.100.7")),
+            "LIMIT#IP#198.51.100.7"
+        );
+        assert_eq!(client_pk(None), "LIMIT#IP#-");
+        let pk = account_pk("ada@example.com");
+        assert!(
+            pk.starts_with("LIMIT#ACCOUNT#") && !pk.contains("ada"),
+            "{pk}"
+        );
+        assert_eq!(pk.len(), "LIMIT#ACCOUNT#".len() + 64);
     }
 }

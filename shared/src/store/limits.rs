@@ -17,7 +17,7 @@ use std::net::IpAddr;
 use super::{
     Store,
     attrs::{build_error, key, n, sdk_error},
-    keys::{REVOCATION_SK, client_pk, user_limits_pk},
+    keys::{REVOCATION_SK, account_pk, client_pk, user_limits_pk},
     table,
 };
 use crate::{
@@ -140,6 +140,58 @@ impl Store {
             .await
             .map_err(sdk_error)?;
         Ok(())
+    }
+
+    /// Whether an account's failed password checks (by its normalized email) used `limit` up.
+    pub async fn password_failures_exceeded(
+        &self,
+        email: &str,
+        limit: &RateLimit,
+    ) -> Result<Option<Exceeded>, DependencyError> {
+        let now = now_epoch();
+        let (start, _) = limit.window(now);
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(key(
+                account_pk(email),
+                format!("RATE#{}#{start}", limit.name),
+            )))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(sdk_error)?;
+        let hits = out
+            .item
+            .and_then(|item| item.get("hits")?.as_n().ok()?.parse::<u64>().ok())
+            .unwrap_or(0);
+        Ok((hits >= limit.max).then(|| limit.exceeded(now)))
+    }
+
+    /// Counts one failed password check of an account (by its normalized email).
+    pub async fn count_password_failure(
+        &self,
+        email: &str,
+        limit: &RateLimit,
+    ) -> Result<(), DependencyError> {
+        let now = now_epoch();
+        let (start, end) = limit.window(now);
+        self.client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key(
+                account_pk(email),
+                format!("RATE#{}#{start}", limit.name),
+            )))
+            .update_expression("ADD hits :one SET #ttl = :ttl")
+            .expression_attribute_names("#ttl", table::TTL_ATTRIBUTE)
+            .expression_attribute_values(":one", n(1))
+            .expression_attribute_values(":ttl", n(end + 60))
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(sdk_error)
     }
 
     /// Counts one hit against a client address's limits; clients whose address is unknown
