@@ -448,3 +448,35 @@ async fn deleting_the_account_leaves_nothing_in_any_system() {
     assert_eq!(reply.status, 401, "{}", reply.body);
     assert_eq!(footprint(&app, &user_id).await.dynamodb_items, 0);
 }
+
+#[tokio::test]
+async fn deleting_an_account_waits_for_the_provisioning_lease() {
+    let app = spawn_app().await;
+    let (_, password, token, user_id) = app.ready_user("Lee").await;
+    let id = shared::domain::UserId::parse(&user_id).unwrap();
+    // Another request is setting the account up (a first request, a migration, a repair).
+    let lease = app
+        .state
+        .store
+        .lock_provisioning(&id, 60)
+        .await
+        .unwrap()
+        .expect("the lease");
+    let busy = app.delete_account(&token, Some(&password)).await;
+    assert_eq!(busy.status, 409, "{}", busy.body);
+    assert_eq!(busy.body["error"]["code"], "provisioning", "{}", busy.body);
+    // Nothing was touched: the token still works and the account is whole.
+    let before = footprint(&app, &user_id).await;
+    assert!(
+        before.supabase_user && before.letta_agents == 1,
+        "{before:?}"
+    );
+    app.state
+        .store
+        .unlock_provisioning(&id, &lease)
+        .await
+        .unwrap();
+    let deleted = app.delete_account(&token, Some(&password)).await;
+    assert_eq!(deleted.status, 204, "{}", deleted.body);
+    assert_eq!(footprint(&app, &user_id).await, Footprint::nothing());
+}

@@ -376,7 +376,17 @@ pub async fn delete_account(
     password: Option<&str>,
 ) -> Result<(), AppError> {
     confirm_identity(state, user, password).await?;
-    delete_everything(state, &user.id).await
+    if state.store.get_profile(&user.id).await?.is_none() {
+        // Never used the backend (or a deletion stopped after the table): no lease to take.
+        return delete_everything(state, &user.id).await;
+    }
+    // Under the provisioning lease: a first request of the same account cannot set it up again
+    // while it is being deleted (it answers 409 `provisioning` instead).
+    let busy = "your account is being set up or changed; try again in a few seconds".to_string();
+    provisioning::with_lease(state, &user.id, busy, |_| {
+        delete_everything(state, &user.id)
+    })
+    .await
 }
 
 /// The password, checked at Supabase, of the token's own user. A fresh token alone is not
@@ -410,16 +420,17 @@ async fn confirm_identity(
 }
 
 /// Deletes the user in all four systems, in an order that never leaves an agent without its
-/// provider.
+/// provider. The caller holds the provisioning lease.
 pub(crate) async fn delete_everything(state: &AppState, id: &UserId) -> Result<(), AppError> {
+    // 1. Every session first (tokens still within their lifetime open nothing), so no new
+    //    request of the account starts while it goes.
+    state.store.revoke_sessions(id, now_epoch()).await?;
     let profile = state.store.get_profile(id).await?;
     let known_agent = profile.as_ref().and_then(|p| p.letta_agent_id.clone());
-    // 1–3. Letta and LiteLLM.
+    // 2–4. Letta and LiteLLM.
     let agents = delete_resources(state, id, known_agent).await?;
-    // 4. Every DynamoDB item of the user.
+    // 5. Every DynamoDB item of the user (the lease's profile item with them), then the identity.
     let items = state.store.delete_user_items(id).await?;
-    // 5. Every session (tokens still within their lifetime open nothing), then the identity.
-    state.store.revoke_sessions(id, now_epoch()).await?;
     state.supabase.admin_delete_user(id.as_str()).await?;
     tracing::info!(user = %id, agents, items, "account deleted");
     Ok(())
