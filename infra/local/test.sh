@@ -6,6 +6,12 @@ source "$(dirname "$0")/lib.sh"
 cd "$ROOT"
 cargo build --workspace --all-targets
 "$ROOT/infra/local/install.sh" browser fuzz
+# The functions in Lambda containers (tests/api/deploy/sam_local.rs): Docker (which brings
+# iptables, for the rule that keeps DynamoDB Local to loopback), the base image
+# and `sam build`'s arm64 output of template.yaml.
+eval "$("$ROOT/infra/local/sam.sh" image)"
+"$ROOT/infra/local/sam.sh" build
+export SAM_INVOKE_IMAGE LOCAL_SAM=$DEPLOY_VENV/bin/sam
 services="$ROOT/infra/local/services.sh"
 status=$("$services" status)
 started=false
@@ -22,11 +28,6 @@ else
   say "the local stack is already up; using it and leaving it up"
 fi
 set -a; source "$STATE_DIR/local.env"; set +a
-# The functions in Lambda containers (tests/api/deploy/sam_local.rs): Docker, the base image
-# and `sam build`'s arm64 output of template.yaml.
-eval "$("$ROOT/infra/local/sam.sh" image)"
-"$ROOT/infra/local/sam.sh" build
-export SAM_INVOKE_IMAGE LOCAL_SAM=$DEPLOY_VENV/bin/sam
 # Every AWS request of the run goes through the recorder, which writes down each action with the
 # function that made it; after the suite, a test compares them with the roles in template.yaml
 # (DynamoDB Local enforces no IAM). The Secrets Manager stand-ins get a recorder of their own.

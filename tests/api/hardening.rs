@@ -306,3 +306,82 @@ async fn no_parameter_reaches_another_users_data() {
             .contains("BOBMARK")
     );
 }
+
+#[tokio::test]
+async fn the_page_comes_with_a_strict_content_security_policy_and_every_answer_with_nosniff() {
+    let app = spawn_app().await;
+    for path in ["/", "/app.js", "/api/v1/auth/me", "/health"] {
+        let res = app
+            .http
+            .get(format!("{}{path}", app.base))
+            .send()
+            .await
+            .unwrap();
+        let header = |name: &str| {
+            res.headers()
+                .get(name)
+                .map(|v| v.to_str().unwrap().to_string())
+        };
+        assert_eq!(
+            header("x-content-type-options").as_deref(),
+            Some("nosniff"),
+            "{path}"
+        );
+        assert_eq!(
+            header("referrer-policy").as_deref(),
+            Some("no-referrer"),
+            "{path}"
+        );
+        assert_eq!(header("x-frame-options").as_deref(), Some("DENY"), "{path}");
+        if !path.starts_with("/api") && path != "/health" {
+            let csp = header("content-security-policy").expect("a CSP on the page");
+            assert_eq!(csp, gateway::CONTENT_SECURITY_POLICY, "{path}");
+            assert!(!csp.contains("unsafe-inline"), "{csp}");
+        }
+    }
+}
+
+/// Whether a container on the Docker bridge (another machine, as far as the network goes)
+/// connects to `address:port` within 3 s.
+async fn reachable_from_a_container(address: &str, port: u16) -> bool {
+    let image = std::env::var("SAM_INVOKE_IMAGE")
+        .ok()
+        .filter(|i| !i.is_empty())
+        .unwrap_or_else(|| "public.ecr.aws/lambda/provided:al2023-arm64".into());
+    let probe = format!("timeout 3 bash -c 'echo > /dev/tcp/{address}/{port}'");
+    let out = tokio::process::Command::new("docker")
+        .args([
+            "run",
+            "--rm",
+            "--platform",
+            "linux/arm64",
+            "--entrypoint",
+            "bash",
+        ])
+        .args([&image, "-c", &probe])
+        .output()
+        .await
+        .expect("docker (make test starts its daemon)");
+    out.status.success()
+}
+
+#[tokio::test]
+async fn dynamodb_local_is_out_of_reach_of_other_machines() {
+    let _stack = share_stack().await;
+    let bridge = sam_local::bridge_address()
+        .await
+        .expect("the Docker bridge");
+    let port: u16 = std::env::var("LOCAL_DYNAMODB_PORT")
+        .expect("LOCAL_DYNAMODB_PORT (set by make test)")
+        .parse()
+        .unwrap();
+    // DynamoDB Local listens on every interface; the rule the scripts set keeps it to loopback.
+    assert!(!reachable_from_a_container(&bridge, port).await);
+    // The probe itself works: a port open on the same address is reached.
+    let open = tokio::net::TcpListener::bind((bridge.as_str(), 0))
+        .await
+        .unwrap();
+    let open_port = open.local_addr().unwrap().port();
+    tokio::spawn(async move { while open.accept().await.is_ok() {} });
+    assert!(reachable_from_a_container(&bridge, open_port).await);
+}

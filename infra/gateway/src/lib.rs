@@ -2,6 +2,7 @@
 //! `/health/<name>`, `GET /health` over every dependency, the API description at
 //! `/openapi.json` with Swagger UI at `/docs`, and the web chat page (`web/`) at `/`.
 
+use axum::http::{HeaderName, HeaderValue, header};
 use axum::{
     Router,
     serve::{ListenerExt, TapIo},
@@ -12,7 +13,7 @@ use shared::{
     http::{Function, router::health_route, with_common_layers},
 };
 use tokio::net::{TcpListener, TcpStream};
-use tower_http::services::ServeDir;
+use tower_http::{services::ServeDir, set_header::SetResponseHeaderLayer};
 use utoipa_swagger_ui::SwaggerUi;
 
 /// The four functions, as Lambda hosts them one by one.
@@ -29,10 +30,29 @@ pub fn app(state: AppState) -> Router {
         health_route("/health", "gateway", Service::ALL, state.clone()),
         |router, function| router.merge(function.mounted(state.clone())),
     );
-    with_common_layers(routes, &state.config.http)
+    let app = with_common_layers(routes, &state.config.http)
         .merge(SwaggerUi::new("/docs").url("/openapi.json", openapi()))
-        .merge(web_page())
+        .merge(web_page());
+    SECURITY_HEADERS.iter().fold(app, |app, (name, value)| {
+        app.layer(SetResponseHeaderLayer::if_not_present(
+            HeaderName::from_static(name),
+            HeaderValue::from_static(value),
+        ))
+    })
 }
+
+/// The web page's Content-Security-Policy: its own scripts, styles and API only, no inline
+/// script or style, never in a frame. The CloudFront option's response headers policy sends
+/// the same (a test compares them).
+pub const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
+
+/// What every answer of the gateway carries (in AWS, CloudFront's response headers policy adds
+/// these and HSTS).
+pub const SECURITY_HEADERS: [(&str, &str); 3] = [
+    ("x-content-type-options", "nosniff"),
+    ("referrer-policy", "no-referrer"),
+    ("x-frame-options", "DENY"),
+];
 
 /// `listener` with Nagle's algorithm off on every connection it accepts. A streamed reply is many
 /// small writes; with Nagle on, each waits for the client's ACK of the one before, which Linux
@@ -66,4 +86,8 @@ fn web_page() -> Router {
     Router::new()
         .route_service("/", files.clone())
         .route_service("/{file}", files)
+        .layer(SetResponseHeaderLayer::overriding(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static(CONTENT_SECURITY_POLICY),
+        ))
 }

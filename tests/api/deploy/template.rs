@@ -405,6 +405,7 @@ fn the_cloudfront_option_sends_every_route_to_its_function_and_caches_no_api_ans
         "WebBucket",
         "WebBucketPolicy",
         "WebOriginAccessControl",
+        "SecurityHeadersPolicy",
     ] {
         assert_eq!(
             s(&t["Resources"][resource]["Condition"]),
@@ -477,6 +478,33 @@ fn the_cloudfront_option_sends_every_route_to_its_function_and_caches_no_api_ans
             .values()
             .any(|r| s(&r["Type"]) == "AWS::CloudFront::OriginRequestPolicy"),
         "the API behaviours use the managed policy"
+    );
+    // Every answer carries the security headers; the CSP is the local gateway's, strict.
+    let default = &config["DefaultCacheBehavior"];
+    for behavior in behaviors.iter().chain([default]) {
+        assert_eq!(
+            s(&behavior["ResponseHeadersPolicyId"]),
+            "!Ref SecurityHeadersPolicy",
+            "{}",
+            s(&behavior["PathPattern"])
+        );
+    }
+    let headers = &t["Resources"]["SecurityHeadersPolicy"]["Properties"]["ResponseHeadersPolicyConfig"]
+        ["SecurityHeadersConfig"];
+    let csp = s(&headers["ContentSecurityPolicy"]["ContentSecurityPolicy"]);
+    assert_eq!(csp, gateway::CONTENT_SECURITY_POLICY);
+    assert!(!csp.contains("unsafe-"), "{csp}");
+    assert!(csp.contains("frame-ancestors 'none'"), "{csp}");
+    assert!(headers["ContentTypeOptions"]["Override"].as_bool().unwrap());
+    assert_eq!(
+        s(&headers["ReferrerPolicy"]["ReferrerPolicy"]),
+        "no-referrer"
+    );
+    assert!(
+        headers["StrictTransportSecurity"]["AccessControlMaxAgeSec"]
+            .as_u64()
+            .unwrap()
+            >= 31_536_000
     );
     // The viewer address is believed only with the origin secret from auth's own secret.
     let verify = &origins["auth"]["OriginCustomHeaders"][0];

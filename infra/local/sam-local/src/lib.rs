@@ -381,7 +381,7 @@ fn write_local_template(
 
 /// The Docker bridge's host address (where containers reach this machine): its gateway, or
 /// where the daemon does not name one, the bridge interface's own address.
-async fn bridge_address() -> Result<String, String> {
+pub async fn bridge_address() -> Result<String, String> {
     let inspect = |format: &'static str| async move {
         let out = Command::new("docker")
             .args(["network", "inspect", "bridge", "--format", format])
