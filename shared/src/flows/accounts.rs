@@ -422,15 +422,15 @@ async fn confirm_identity(
 /// Deletes the user in all four systems, in an order that never leaves an agent without its
 /// provider. The caller holds the provisioning lease.
 pub(crate) async fn delete_everything(state: &AppState, id: &UserId) -> Result<(), AppError> {
-    // 1. Every session first (tokens still within their lifetime open nothing), so no new
-    //    request of the account starts while it goes.
-    state.store.revoke_sessions(id, now_epoch()).await?;
     let profile = state.store.get_profile(id).await?;
     let known_agent = profile.as_ref().and_then(|p| p.letta_agent_id.clone());
-    // 2–4. Letta and LiteLLM.
+    // 1–3. Letta and LiteLLM.
     let agents = delete_resources(state, id, known_agent).await?;
-    // 5. Every DynamoDB item of the user (the lease's profile item with them), then the identity.
+    // 4. Every DynamoDB item of the user (the lease's profile item with them).
     let items = state.store.delete_user_items(id).await?;
+    // 5. Every session (tokens still within their lifetime open nothing), then the identity. Last,
+    //    so a deletion that stopped part way finishes when the user asks again.
+    state.store.revoke_sessions(id, now_epoch()).await?;
     state.supabase.admin_delete_user(id.as_str()).await?;
     tracing::info!(user = %id, agents, items, "account deleted");
     Ok(())
