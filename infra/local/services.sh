@@ -8,6 +8,7 @@
 #   services.sh start NAME      start one service (after its dependencies are up)
 #   services.sh stop NAME       stop one service
 #   services.sh kill NAME       SIGKILL one service (a crash, for fault tests)
+#   services.sh freeze NAME     SIGSTOP one service (it hangs with its connections open); thaw: SIGCONT
 #   services.sh env             print the backend's environment for this stack
 #
 # Names: postgres, llm, dynamodb, auth, litellm, letta. Logs: $STATE_DIR/logs/NAME.log.
@@ -320,6 +321,13 @@ case $cmd in
     [ -n "${2:-}" ] && [ "$2" != postgres ] || die "usage: services.sh kill NAME (not postgres)"
     if running "$2"; then kill -KILL -- "-$(cat "$(pidfile "$2")")" 2>/dev/null || true; say "$2 killed"; fi
     rm -f "$(pidfile "$2")"
+    ;;
+  freeze|thaw)
+    # A process that stops answering without closing its connections (SIGSTOP), and back.
+    [ -n "${2:-}" ] && [ "$2" != postgres ] || die "usage: services.sh $cmd NAME (not postgres)"
+    running "$2" || die "$2 is not running"
+    kill "$([ "$cmd" = freeze ] && echo -STOP || echo -CONT)" -- "-$(cat "$(pidfile "$2")")"
+    say "$2 $([ "$cmd" = freeze ] && echo frozen || echo thawed)"
     ;;
   env) backend_env ;;
   *) die "unknown command: $cmd (up, down, status, start NAME, stop NAME, env)" ;;

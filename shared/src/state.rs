@@ -68,8 +68,9 @@ impl AppState {
         let shared = Arc::new(Inner {
             letta: Letta::new(
                 http.clone(),
-                stream_client(config.http.upstream_timeout),
+                stream_client(config.letta.stream_silence),
                 &config.letta,
+                config.http.upstream_timeout,
             ),
             litellm: LiteLlm::new(http.clone(), &config.litellm),
             jwt: JwtVerifier::new(http.clone(), &config.supabase),

@@ -73,3 +73,61 @@ async fn letta_dying_mid_stream_keeps_the_partial_reply_and_being_down_is_503() 
     let events = app.chat(&token, "hello again", None).await.events();
     assert_eq!(text_of(&events), "echo: hello again");
 }
+
+/// Thaws a frozen service when dropped, so a failing test leaves the stack whole.
+struct Thaw(&'static str);
+
+impl Drop for Thaw {
+    fn drop(&mut self) {
+        service("thaw", self.0);
+    }
+}
+
+#[tokio::test]
+async fn a_letta_that_freezes_mid_reply_ends_the_turn_within_40_s_keeping_what_arrived() {
+    let app = spawn_app_exclusive().await;
+    let (_, _, token, _) = app.ready_user("Frozen").await;
+    let res = app
+        .chat_request(&token, &format!("/slow 400 {LONG_MESSAGE}"), None)
+        .await;
+    assert_eq!(res.status(), 200);
+    let mut stream = sse_events(res);
+    let mut events = Vec::new();
+    while let Some(event) = stream.next().await {
+        let delta = event.name == "delta";
+        events.push(event);
+        if delta {
+            break;
+        }
+    }
+    // A stopped process: its connections stay open, nothing more arrives, not even a ping.
+    service("freeze", "letta");
+    let thaw = Thaw("letta");
+    let frozen = std::time::Instant::now();
+    tokio::time::timeout(Duration::from_secs(90), async {
+        while let Some(event) = stream.next().await {
+            events.push(event);
+        }
+    })
+    .await
+    .expect("the stream ends");
+    let waited = frozen.elapsed();
+    println!(
+        "frozen Letta: the turn ended {} ms later",
+        waited.as_millis()
+    );
+    let last = events.last().unwrap();
+    assert_eq!(last.name, "error", "{:?}", names(&events));
+    assert_eq!(last.data["code"], "agent_interrupted");
+    assert!(
+        waited <= Duration::from_secs(40),
+        "the client knew after {waited:?}"
+    );
+    let partial = text_of(&events);
+    assert!(!partial.is_empty(), "{:?}", names(&events));
+    drop(thaw);
+    let history = app.history(&token, "?limit=2").await;
+    let reply = &history.body["messages"][0];
+    assert_eq!(reply["status"], "interrupted", "{}", history.body);
+    assert_eq!(reply["content"], partial.as_str());
+}

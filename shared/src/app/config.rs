@@ -117,6 +117,10 @@ pub struct LettaConfig {
     pub litellm_url_for_letta: String,
     /// The most archival memories a user may add through the API (`ARCHIVAL_MAX_PASSAGES`).
     pub archival_max_passages: u64,
+    /// How long a reply's stream may stay silent before the turn ends as interrupted
+    /// (`LETTA_STREAM_SILENCE_SECS`): Letta sends a keep-alive ping every 20 s while it works,
+    /// so a longer silence is a Letta that froze.
+    pub stream_silence: Duration,
 }
 
 /// The LiteLLM proxy.
@@ -423,9 +427,22 @@ impl LettaConfig {
                 10_000,
                 "a whole number of memories",
             ),
+            stream_silence: {
+                let secs: u64 =
+                    r.parsed("LETTA_STREAM_SILENCE_SECS", 30, "a whole number of seconds");
+                if secs <= LETTA_KEEPALIVE_SECS {
+                    r.problems.push(format!(
+                        "LETTA_STREAM_SILENCE_SECS must be more than Letta's {LETTA_KEEPALIVE_SECS} s between keep-alive pings"
+                    ));
+                }
+                Duration::from_secs(secs)
+            },
         }
     }
 }
+
+/// Letta's seconds between keep-alive pings of a stream (its `keepalive_interval` setting).
+const LETTA_KEEPALIVE_SECS: u64 = 20;
 
 impl SupabaseConfig {
     fn read(r: &mut Reader<'_>) -> Self {
@@ -581,6 +598,7 @@ mod tests {
         assert_eq!(cfg.budget.default_budget, 5.0);
         assert_eq!(cfg.budget.max_budget, 50.0);
         assert_eq!(cfg.http.upstream_timeout, Duration::from_secs(45));
+        assert_eq!(cfg.letta.stream_silence, Duration::from_secs(30));
         assert_eq!(cfg.http.body_limit_bytes, 262_144);
         assert_eq!(cfg.http.chat_max_chars, 32_000);
         assert_eq!(cfg.http.sse_keep_alive, Duration::from_secs(15));
@@ -595,9 +613,26 @@ mod tests {
                 cfg.rates.chat_per_minute,
                 cfg.rates.chat_per_day,
                 cfg.rates.requests_per_minute,
-                cfg.rates.auth_per_minute
+                cfg.rates.auth_per_minute,
+                cfg.rates.password_failures
             ),
-            (10, 500, 120, 10)
+            (10, 500, 120, 10, 10)
+        );
+    }
+
+    #[test]
+    fn a_stream_silence_within_lettas_ping_interval_is_refused() {
+        let mut env = base();
+        env.insert("LETTA_STREAM_SILENCE_SECS".into(), "20".into());
+        let text = Config::from_map(&env).unwrap_err().to_string();
+        assert!(
+            text.contains("LETTA_STREAM_SILENCE_SECS must be more than Letta's 20 s"),
+            "{text}"
+        );
+        env.insert("LETTA_STREAM_SILENCE_SECS".into(), "21".into());
+        assert_eq!(
+            Config::from_map(&env).unwrap().letta.stream_silence,
+            Duration::from_secs(21)
         );
     }
 

@@ -76,6 +76,11 @@ pub fn configure(retries: u32, timeout: Duration) {
     TIMEOUT_MS.store(timeout.as_millis() as u64, Ordering::Relaxed);
 }
 
+/// The configured timeout of a call (`UPSTREAM_TIMEOUT_SECS`).
+fn upstream_timeout() -> Duration {
+    Duration::from_millis(TIMEOUT_MS.load(Ordering::Relaxed))
+}
+
 /// Whether a failed attempt may be tried again: the connection failed (before an answer or in
 /// the middle of one), or the
 /// dependency said it is overloaded or briefly unavailable. Never after a timeout: a dependency
@@ -202,10 +207,7 @@ async fn send_once(
         if left.is_zero() {
             return Err(DependencyError::Timeout { service });
         }
-        let own = attempt
-            .timeout()
-            .copied()
-            .unwrap_or(Duration::from_millis(TIMEOUT_MS.load(Ordering::Relaxed)));
+        let own = attempt.timeout().copied().unwrap_or_else(upstream_timeout);
         *attempt.timeout_mut() = Some(own.min(left));
     }
     let response = client

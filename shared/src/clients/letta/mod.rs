@@ -22,10 +22,13 @@ use crate::{
 #[derive(Clone, Debug)]
 pub struct Letta {
     http: reqwest::Client,
-    /// For streams: no total timeout, a read timeout above Letta's 20 s keep-alive pings.
+    /// For streams: no total timeout, a read timeout (`LETTA_STREAM_SILENCE_SECS`) above
+    /// Letta's 20 s keep-alive pings.
     stream_http: reqwest::Client,
     base: String,
     password: Option<Secret>,
+    /// How long Letta may take to take a message (`UPSTREAM_TIMEOUT_SECS`).
+    accept_timeout: std::time::Duration,
 }
 
 /// Letta's stream of a turn, ended by `[DONE]` (or by the connection ending). Failures Letta
@@ -246,12 +249,20 @@ impl AgentSpec<'_> {
 
 impl Letta {
     /// A client on the shared HTTP client and the streaming client.
-    pub fn new(http: reqwest::Client, stream_http: reqwest::Client, config: &LettaConfig) -> Self {
+    /// A client on `http` (calls), `stream_http` (reply streams) and the configuration; Letta
+    /// must take a message (answer its headers) within `accept_timeout`.
+    pub fn new(
+        http: reqwest::Client,
+        stream_http: reqwest::Client,
+        config: &LettaConfig,
+        accept_timeout: std::time::Duration,
+    ) -> Self {
         Self {
             http,
             stream_http,
             base: config.base_url.clone(),
             password: config.password.clone(),
+            accept_timeout,
         }
     }
 
@@ -481,7 +492,9 @@ impl Letta {
             Thread::Conversation(id) => format!("/v1/conversations/{id}/messages"),
         };
         // A turn may stream for minutes: it is bounded by the request's deadline (Lambda's
-        // longest is 15 min), and a silent Letta by the client's read timeout.
+        // longest is 15 min), a silent Letta by the stream client's read timeout
+        // (`LETTA_STREAM_SILENCE_SECS`), and Letta's taking of the message (its headers) by the
+        // timeout of any call.
         let request = self
             .authorized(
                 self.stream_http
@@ -494,7 +507,12 @@ impl Letta {
                     })),
             )
             .timeout(std::time::Duration::from_secs(15 * 60));
-        let response = upstream::send(Service::Letta, request).await?;
+        let response =
+            tokio::time::timeout(self.accept_timeout, upstream::send(Service::Letta, request))
+                .await
+                .map_err(|_| DependencyError::Timeout {
+                    service: Service::Letta,
+                })??;
         let events = response
             .bytes_stream()
             .eventsource()

@@ -6,6 +6,10 @@ use std::time::Duration;
 
 use crate::{domain::Usage, state::AppState};
 
+/// The most the step reads of a turn's pricing may take; then the chosen model's price applies
+/// (the reconciler checks every turn against LiteLLM's bill).
+const STEP_READS: Duration = Duration::from_secs(5);
+
 /// A turn's price.
 pub(super) struct Priced {
     /// USD, when the models' prices are known.
@@ -41,13 +45,22 @@ pub(super) async fn price_turn(
     usage: &Usage,
     early: Option<EarlyPrice>,
 ) -> Priced {
+    // A healthy Letta answers the step reads in milliseconds; one that froze mid-turn must not
+    // hold the turn's end (and the client's error event) for its request timeout.
     let priced = match early {
-        Some(early) if early.steps == step_ids => early.task.await.ok().flatten(),
+        Some(early) if early.steps == step_ids => tokio::time::timeout(STEP_READS, early.task)
+            .await
+            .ok()
+            .and_then(Result::ok)
+            .flatten(),
         other => {
             if let Some(stale) = other {
                 stale.task.abort();
             }
-            price_steps(state, step_ids).await
+            tokio::time::timeout(STEP_READS, price_steps(state, step_ids))
+                .await
+                .ok()
+                .flatten()
         }
     };
     if let Some(priced) = priced {
