@@ -7,18 +7,19 @@ use futures_util::StreamExt;
 
 use crate::helpers::*;
 
-#[tokio::test]
-async fn letta_dying_mid_stream_keeps_the_partial_reply_and_being_down_is_503() {
-    let app = spawn_app_exclusive().await;
-    let (_, _, token, _) = app.ready_user("Fragile").await;
-    let _restore = Restart(&["letta"]);
-
-    // Killed mid-stream: an `error` event, and what arrived is stored as `interrupted`.
+/// A slow reply (a word every 400 ms) once it has begun: its stream and its events up to the
+/// first delta.
+async fn slow_reply_begun(
+    app: &TestApp,
+    token: &str,
+) -> (
+    impl futures_util::Stream<Item = SseEvent> + Unpin,
+    Vec<SseEvent>,
+) {
     let res = app
-        .chat_request(&token, &format!("/slow 400 {LONG_MESSAGE}"), None)
+        .chat_request(token, &format!("/slow 400 {LONG_MESSAGE}"), None)
         .await;
     assert_eq!(res.status(), 200);
-    // Killed once the reply has started: after its first delta.
     let mut stream = sse_events(res);
     let mut events = Vec::new();
     while let Some(event) = stream.next().await {
@@ -28,6 +29,18 @@ async fn letta_dying_mid_stream_keeps_the_partial_reply_and_being_down_is_503() 
             break;
         }
     }
+    (stream, events)
+}
+
+#[tokio::test]
+async fn letta_dying_mid_stream_keeps_the_partial_reply_and_being_down_is_503() {
+    let app = spawn_app_exclusive().await;
+    let (_, _, token, _) = app.ready_user("Fragile").await;
+    let _restore = Restart(&["letta"]);
+
+    // Killed mid-stream: an `error` event, and what arrived is stored as `interrupted`.
+    // Killed once the reply has started: after its first delta.
+    let (mut stream, mut events) = slow_reply_begun(&app, &token).await;
     service("kill", "letta");
     tokio::time::timeout(Duration::from_secs(90), async {
         while let Some(event) = stream.next().await {
@@ -87,19 +100,7 @@ impl Drop for Thaw {
 async fn a_letta_that_freezes_mid_reply_ends_the_turn_within_40_s_keeping_what_arrived() {
     let app = spawn_app_exclusive().await;
     let (_, _, token, _) = app.ready_user("Frozen").await;
-    let res = app
-        .chat_request(&token, &format!("/slow 400 {LONG_MESSAGE}"), None)
-        .await;
-    assert_eq!(res.status(), 200);
-    let mut stream = sse_events(res);
-    let mut events = Vec::new();
-    while let Some(event) = stream.next().await {
-        let delta = event.name == "delta";
-        events.push(event);
-        if delta {
-            break;
-        }
-    }
+    let (mut stream, mut events) = slow_reply_begun(&app, &token).await;
     // A stopped process: its connections stay open, nothing more arrives, not even a ping.
     service("freeze", "letta");
     let thaw = Thaw("letta");
