@@ -9,7 +9,8 @@ cargo build --workspace --all-targets
 # The functions in Lambda containers (tests/api/deploy/sam_local.rs): Docker (which brings
 # iptables, for the rule that keeps DynamoDB Local to loopback), the base image
 # and `sam build`'s arm64 output of template.yaml.
-eval "$("$ROOT/infra/local/sam.sh" image)"
+image=$("$ROOT/infra/local/sam.sh" image)   # an assignment, so a failure stops the run
+eval "$image"
 "$ROOT/infra/local/sam.sh" build
 export SAM_INVOKE_IMAGE LOCAL_SAM=$DEPLOY_VENV/bin/sam
 services="$ROOT/infra/local/services.sh"
