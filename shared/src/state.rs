@@ -54,10 +54,25 @@ impl Deref for AppState {
 
 impl AppState {
     /// Reads and validates `function`'s configuration (see [`Config::load`]), then builds the
-    /// clients.
+    /// clients and checks what only a dependency can say ([`AppState::start`]).
     pub async fn load(function: &str, required: &[&str]) -> Result<Self, ConfigError> {
         let config = Config::load(function, required).await?;
-        Ok(Self::new(config).await.for_function(function))
+        Ok(Self::start(config).await?.for_function(function))
+    }
+
+    /// Builds the clients and checks the configuration against LiteLLM: the default model
+    /// must be one it serves with a price ([`ModelCatalog::check_default`]).
+    pub async fn start(config: Config) -> Result<Self, ConfigError> {
+        let state = Self::new(config).await;
+        let default = &state.config.letta.model;
+        state
+            .models
+            .check_default(&state.litellm, default)
+            .await
+            .map_err(|problem| ConfigError {
+                problems: vec![problem],
+            })?;
+        Ok(state)
     }
 
     /// Builds the clients from a configuration.

@@ -437,6 +437,68 @@ async fn the_operator_can_narrow_the_models() {
 }
 
 #[tokio::test]
+async fn an_unpriced_model_is_neither_a_choice_nor_the_default() {
+    // LiteLLM serves house-model without a price: its calls would cost 0 and no budget would
+    // stop them. Listing it in ALLOWED_MODELS does not make it a choice.
+    let app = spawn_app_configured(|c| {
+        c.letta.allowed_models = vec!["gpt-4".into(), "house-model".into()]
+    })
+    .await;
+    let served =
+        shared::clients::models::parse_model_info(&app.state.litellm.model_info().await.unwrap());
+    assert!(
+        served
+            .iter()
+            .any(|m| m.name == "house-model" && !m.priced()),
+        "{served:?}"
+    );
+    let (_, _, token, _) = app.ready_user("Unpriced").await;
+    let models = app.get("/api/v1/models", &token).await;
+    let names: Vec<&str> = models.body["models"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["gpt-4"], "{}", models.body);
+    let refused = app
+        .call(
+            Method::PATCH,
+            "/api/v1/user/profile",
+            Some(&token),
+            Some(json!({"model": "house-model"})),
+        )
+        .await;
+    assert_eq!(refused.status, 422, "{}", refused.body);
+    assert_eq!(refused.body["error"]["field"], "model");
+
+    // As the default, the function refuses to start, naming the variable.
+    let mut config = stack_config();
+    config.letta.model = "house-model".into();
+    let refused = shared::AppState::start(config)
+        .await
+        .err()
+        .expect("refused");
+    assert!(
+        refused
+            .to_string()
+            .contains("LETTA_MODEL (house-model) has no price"),
+        "{refused}"
+    );
+    let mut config = stack_config();
+    config.letta.model = "gpt-5-imaginary".into();
+    let refused = shared::AppState::start(config)
+        .await
+        .err()
+        .expect("refused");
+    assert!(
+        refused.to_string().contains("not a model LiteLLM serves"),
+        "{refused}"
+    );
+    assert!(shared::AppState::start(stack_config()).await.is_ok());
+}
+
+#[tokio::test]
 async fn archival_memories_page_and_delete_only_the_users_own() {
     let app = spawn_app().await;
     let (_, _, ada, _) = app.ready_user("Archivist").await;

@@ -45,6 +45,14 @@ pub struct Model {
     pub embedding: bool,
 }
 
+impl Model {
+    /// Whether LiteLLM has a price for it. An unpriced model's calls cost 0, so no budget would
+    /// ever stop them: it is never a choice, nor the default.
+    pub fn priced(&self) -> bool {
+        self.price.input_per_token > 0.0 || self.price.output_per_token > 0.0
+    }
+}
+
 /// Reads `{"data": [{"model_name", "model_info": {…}, "litellm_params": {"model", …}}]}`.
 pub fn parse_model_info(body: &Value) -> Vec<Model> {
     let mut models: Vec<Model> = Vec::new();
@@ -135,6 +143,31 @@ impl ModelCatalog {
         let models = parse_model_info(&litellm.model_info().await?);
         *self.cache.write().await = Some((Instant::now(), models.clone()));
         Ok(models)
+    }
+
+    /// Checks, at cold start, that the default model (`LETTA_MODEL`, `name`) is a priced chat
+    /// model of LiteLLM's, so a function refuses to start rather than give new users a model no
+    /// budget stops. A LiteLLM that cannot be asked does not stop the start (a warning; every
+    /// choice is checked again when it is made). The catalog is warm afterwards.
+    pub async fn check_default(&self, litellm: &LiteLlm, name: &str) -> Result<(), String> {
+        let models = match self.models(litellm).await {
+            Ok(models) => models,
+            Err(e) => {
+                tracing::warn!(error = %e, "LiteLLM's models unavailable at start; LETTA_MODEL unchecked");
+                return Ok(());
+            }
+        };
+        match models.iter().find(|m| m.name == name) {
+            None => Err(format!(
+                "LETTA_MODEL ({name}) is not a model LiteLLM serves"
+            )),
+            Some(m) if m.embedding => Err(format!("LETTA_MODEL ({name}) is an embedding model")),
+            Some(m) if !m.priced() => Err(format!(
+                "LETTA_MODEL ({name}) has no price in LiteLLM: its calls would cost 0 and no \
+                 budget would stop them (set input_cost_per_token and output_cost_per_token)"
+            )),
+            Some(_) => Ok(()),
+        }
     }
 
     /// The model a provider's answer names (see [`answered_by`]); `None` when unknown or

@@ -13,7 +13,8 @@ use crate::{
     state::AppState,
 };
 
-/// The models users may choose, in LiteLLM's order.
+/// The models users may choose, in LiteLLM's order: its chat models with a price (an unpriced
+/// model's spend stays 0 and no budget stops it), narrowed by `ALLOWED_MODELS`.
 pub async fn choices(state: &AppState) -> Result<Vec<Model>, AppError> {
     let allowed = &state.config.letta.allowed_models;
     Ok(state
@@ -21,7 +22,7 @@ pub async fn choices(state: &AppState) -> Result<Vec<Model>, AppError> {
         .models(&state.litellm)
         .await?
         .into_iter()
-        .filter(|m| !m.embedding)
+        .filter(|m| !m.embedding && m.priced())
         .filter(|m| allowed.is_empty() || allowed.contains(&m.name))
         .collect())
 }
