@@ -306,6 +306,27 @@ async fn two_conversations_of_one_user_stream_at_the_same_time() {
 }
 
 #[tokio::test]
+async fn a_model_that_keeps_calling_tools_stops_at_the_step_limit() {
+    let app = spawn_app_configured(|c| c.letta.max_steps = 3).await;
+    let (_, _, token, _) = app.ready_user("Runaway").await;
+    let conversation = app
+        .new_conversation(&token, Some(json!({"title": "Loop"})))
+        .await["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let events = app
+        .chat_in(&token, &conversation, "/loop forever")
+        .await
+        .events();
+    let done = event(&events, "done");
+    assert_eq!(done.data["stop_reason"], "max_steps", "{events:?}");
+    // Three steps (one LLM call and one search each), and not one more.
+    let searches = names(&events).iter().filter(|n| **n == "tool_call").count();
+    assert_eq!(searches, 3, "{events:?}");
+}
+
+#[tokio::test]
 async fn models_can_be_chosen_and_a_failing_model_falls_back_billed_to_the_user() {
     let app = spawn_app().await;
     let (_, _, token, user_id) = app.ready_user("Chooser").await;

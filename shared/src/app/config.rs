@@ -110,6 +110,9 @@ pub struct LettaConfig {
     pub embedding_dim: u32,
     /// The agents' context window, in tokens.
     pub context_window: u32,
+    /// The most steps (LLM calls) Letta may take for one message (`LETTA_MAX_STEPS`, sent as
+    /// `max_steps`): a model that keeps calling tools stops there, not at Letta's 50.
+    pub max_steps: u32,
     /// Sent as `llm_config.max_tokens`: LiteLLM reserves the worst-case cost of each call
     /// against the budget, so an unset value makes the reservation huge.
     pub max_tokens: u32,
@@ -421,6 +424,14 @@ impl LettaConfig {
             embedding_dim: r.parsed("LETTA_EMBEDDING_DIM", 1536, "a positive integer"),
             context_window: r.parsed("LETTA_CONTEXT_WINDOW", 32_000, "a positive integer"),
             max_tokens: r.parsed("LETTA_MAX_TOKENS", 1024, "a positive integer"),
+            max_steps: {
+                let v: u32 = r.parsed("LETTA_MAX_STEPS", 10, "a whole number from 1 to 50");
+                if !(1..=50).contains(&v) {
+                    r.problems
+                        .push(format!("LETTA_MAX_STEPS must be from 1 to 50, got {v}"));
+                }
+                v
+            },
             litellm_url_for_letta: r.url("LITELLM_URL_FOR_LETTA", Some(litellm_base_url)),
             archival_max_passages: r.parsed(
                 "ARCHIVAL_MAX_PASSAGES",

@@ -8,6 +8,8 @@
 //! - "remember that X" makes it call `archival_memory_insert`;
 //! - "what is my name?" makes it answer from the memory it finds in the system prompt;
 //! - "/tool NAME {json}" makes it call tool NAME with those arguments;
+//! - "/loop" makes it a runaway model: it calls `conversation_search` at every step, so only
+//!   Letta's `max_steps` ends the turn;
 //! - "/slow MS rest" waits MS milliseconds between streamed chunks, then handles "rest";
 //! - a system prompt asking for a "conversation title" gets "Chat: " and the first five words
 //!   of the exchange's user line;
@@ -20,8 +22,8 @@
 //!   first) or as plain content, after native reasoning (`reasoning_content`) as reasoning
 //!   models send it.
 //!
-//! It only calls a non-terminal tool when the newest message is the user's own, so it never
-//! loops on Letta's heartbeat steps. Every answer carries a usage block.
+//! Except after "/loop", it only calls a non-terminal tool when the newest message is the
+//! user's own, so it never loops on Letta's heartbeat steps. Every answer carries a usage block.
 
 use std::{convert::Infallible, net::SocketAddr, time::Duration};
 

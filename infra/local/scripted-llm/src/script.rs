@@ -192,11 +192,17 @@ pub fn plan(messages: &[Value], tools: &Tools) -> Plan {
         return plan;
     }
     let Some(words) = messages.last().and_then(user_words) else {
-        // A tool result or a heartbeat: finish the turn, never call another tool.
-        plan.action = say(tools, after_tool(messages, &system));
+        // A tool result or a heartbeat: finish the turn, never call another tool (unless the
+        // user's message asked for a runaway model).
+        plan.action =
+            looping(messages, tools).unwrap_or_else(|| say(tools, after_tool(messages, &system)));
         return plan;
     };
     let words = apply_commands(words, &mut plan);
+    if let Some(action) = looping(messages, tools) {
+        plan.action = action;
+        return plan;
+    }
     if plan.fail.is_some() || matches!(plan.action, Action::CallTool { .. }) {
         return plan;
     }
@@ -209,6 +215,24 @@ pub fn plan(messages: &[Value], tools: &Tools) -> Plan {
         ));
     }
     plan
+}
+
+/// "/loop": a runaway model that searches its conversation again after every result, so
+/// only Letta's step limit (`max_steps`) ends the turn.
+fn looping(messages: &[Value], tools: &Tools) -> Option<Action> {
+    let asked = messages.iter().rev().find_map(user_words)?;
+    if !asked.starts_with("/loop") || !tools.has("conversation_search") {
+        return None;
+    }
+    Some(Action::CallTool {
+        name: "conversation_search".into(),
+        arguments: tools.arguments(
+            "conversation_search",
+            "I should search once more.",
+            vec![("query", json!("again"))],
+            true,
+        ),
+    })
 }
 
 /// A title request ("User: …\nAssistant: …"): the first five words of the user's line.
@@ -468,12 +492,30 @@ mod tests {
         }
     }
 
+    #[test]
+    fn a_runaway_model_searches_again_after_every_result() {
+        let tools = v1_tools();
+        let asked = [
+            json!({"role": "system", "content": ""}),
+            user("/loop please"),
+        ];
+        let result = json!({"role": "tool", "content": "[]", "tool_call_id": "1"});
+        let after = [asked[0].clone(), asked[1].clone(), result];
+        for messages in [&asked[..], &after[..]] {
+            let Action::CallTool { name, .. } = plan(messages, &tools).action else {
+                panic!("expected a search")
+            };
+            assert_eq!(name, "conversation_search");
+        }
+    }
+
     fn v1_tools() -> Tools {
         let with = |name: &str, props: Value| json!({"type": "function", "function": {"name": name, "parameters": {"properties": props}}});
         Tools::from_request(&json!({"tools": [
             with("memory_insert", json!({"label": {}, "new_string": {}, "insert_line": {}})),
             with("memory_replace", json!({"label": {}, "old_string": {}, "new_string": {}})),
             with("archival_memory_insert", json!({"content": {}})),
+            with("conversation_search", json!({"query": {}})),
         ]}))
     }
 

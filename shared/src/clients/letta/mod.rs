@@ -29,6 +29,8 @@ pub struct Letta {
     password: Option<Secret>,
     /// How long Letta may take to take a message (`UPSTREAM_TIMEOUT_SECS`).
     accept_timeout: std::time::Duration,
+    /// The most steps Letta may take for one message (`LETTA_MAX_STEPS`).
+    max_steps: u32,
 }
 
 /// Letta's stream of a turn, ended by `[DONE]` (or by the connection ending). Failures Letta
@@ -248,7 +250,6 @@ impl AgentSpec<'_> {
 }
 
 impl Letta {
-    /// A client on the shared HTTP client and the streaming client.
     /// A client on `http` (calls), `stream_http` (reply streams) and the configuration; Letta
     /// must take a message (answer its headers) within `accept_timeout`.
     pub fn new(
@@ -263,6 +264,7 @@ impl Letta {
             base: config.base_url.clone(),
             password: config.password.clone(),
             accept_timeout,
+            max_steps: config.max_steps,
         }
     }
 
@@ -501,6 +503,7 @@ impl Letta {
                     .post(format!("{}{path}", self.base))
                     .json(&json!({
                         "messages": [{"role": "user", "content": text}],
+                        "max_steps": self.max_steps,
                         "streaming": true,
                         "stream_tokens": true,
                         "include_pings": true,
@@ -685,7 +688,8 @@ impl Letta {
                 reqwest::Method::POST,
                 &format!("/v1/agents/{agent_id}/messages"),
             )
-            .json(&json!({"messages": [{"role": "user", "content": text}]})),
+            .json(&json!({"messages": [{"role": "user", "content": text}],
+                           "max_steps": self.max_steps})),
         )
         .await
     }
