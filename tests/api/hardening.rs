@@ -41,7 +41,7 @@ async fn two_resets_at_once_leave_exactly_one_agent_that_the_profile_points_to()
 }
 
 #[tokio::test]
-async fn every_user_key_is_rate_limited_at_litellm() {
+async fn every_user_key_is_rate_limited_and_capped_in_flight_at_litellm() {
     let app = spawn_app().await;
     let (_, _, _, user_id) = app.ready_user("Keyed").await;
     let info: serde_json::Value = app
@@ -58,6 +58,11 @@ async fn every_user_key_is_rate_limited_at_litellm() {
     let litellm = &app.state.config.litellm;
     assert_eq!(keys[0]["rpm_limit"], litellm.key_rpm_limit, "{info}");
     assert_eq!(keys[0]["tpm_limit"], litellm.key_tpm_limit, "{info}");
+    // A runaway agent cannot fan out either: calls in flight at once are capped.
+    assert_eq!(
+        keys[0]["max_parallel_requests"], litellm.key_max_parallel,
+        "{info}"
+    );
 }
 
 /// An upstream that answers everything with an error whose body echoes the request: its body

@@ -137,6 +137,8 @@ pub struct LiteLlmConfig {
     pub key_rpm_limit: u64,
     /// Tokens per minute each user key may use (`tpm_limit`).
     pub key_tpm_limit: u64,
+    /// Calls each user key may have in flight at once (`max_parallel_requests`).
+    pub key_max_parallel: u64,
 }
 
 /// An access-token signature algorithm Supabase uses.
@@ -345,6 +347,7 @@ impl Config {
             master_key: Secret::new(r.required("LITELLM_MASTER_KEY")),
             key_rpm_limit: r.parsed("LITELLM_KEY_RPM_LIMIT", 60, "a positive integer"),
             key_tpm_limit: r.parsed("LITELLM_KEY_TPM_LIMIT", 200_000, "a positive integer"),
+            key_max_parallel: r.parsed("LITELLM_KEY_MAX_PARALLEL", 4, "a positive integer"),
         };
         let letta = LettaConfig::read(&mut r, &litellm.base_url);
         let supabase = SupabaseConfig::read(&mut r);

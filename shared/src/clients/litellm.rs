@@ -19,9 +19,10 @@ pub struct LiteLlm {
     http: reqwest::Client,
     base: String,
     master_key: Secret,
-    /// Requests and tokens per minute every user key gets: a key that leaks cannot be used
-    /// faster than the product allows.
-    key_limits: (u64, u64),
+    /// Requests and tokens per minute and calls in flight every user key gets (LiteLLM's
+    /// field names): a key that leaks cannot be used faster than the product allows, nor can a
+    /// runaway agent.
+    key_limits: Value,
 }
 
 /// The answer to `/user/new`: the user and its first virtual key.
@@ -141,7 +142,11 @@ impl LiteLlm {
             http,
             base: config.base_url.clone(),
             master_key: config.master_key.clone(),
-            key_limits: (config.key_rpm_limit, config.key_tpm_limit),
+            key_limits: json!({
+                "rpm_limit": config.key_rpm_limit,
+                "tpm_limit": config.key_tpm_limit,
+                "max_parallel_requests": config.key_max_parallel,
+            }),
         }
     }
 
@@ -176,16 +181,15 @@ impl LiteLlm {
         max_budget: f64,
         budget_duration: &str,
     ) -> Result<NewUser, DependencyError> {
+        let fields = self.with_key_limits(json!({
+            "user_id": user_id,
+            "key_alias": key_alias,
+            "max_budget": max_budget,
+            "budget_duration": budget_duration,
+        }));
         upstream::send_json(
             Service::LiteLlm,
-            self.admin(reqwest::Method::POST, "/user/new").json(&json!({
-                "user_id": user_id,
-                "key_alias": key_alias,
-                "max_budget": max_budget,
-                "budget_duration": budget_duration,
-                "rpm_limit": self.key_limits.0,
-                "tpm_limit": self.key_limits.1,
-            })),
+            self.admin(reqwest::Method::POST, "/user/new").json(&fields),
         )
         .await
     }
@@ -213,14 +217,23 @@ impl LiteLlm {
             .await
     }
 
-    /// `/key/generate` with `fields`, and the per-key rate limits every user key gets.
-    async fn generate(&self, mut fields: Value) -> Result<Secret, DependencyError> {
+    /// `fields` with the limits every user key gets (requests and tokens per minute, calls in
+    /// flight at once).
+    fn with_key_limits(&self, mut fields: Value) -> Value {
+        if let (Some(fields), Some(limits)) = (fields.as_object_mut(), self.key_limits.as_object())
+        {
+            fields.extend(limits.clone());
+        }
+        fields
+    }
+
+    /// `/key/generate` with `fields`, and the per-key limits every user key gets.
+    async fn generate(&self, fields: Value) -> Result<Secret, DependencyError> {
         #[derive(Deserialize)]
         struct Generated {
             key: Secret,
         }
-        fields["rpm_limit"] = json!(self.key_limits.0);
-        fields["tpm_limit"] = json!(self.key_limits.1);
+        let fields = self.with_key_limits(fields);
         let generated: Generated = upstream::send_json(
             Service::LiteLlm,
             self.admin(reqwest::Method::POST, "/key/generate")
