@@ -306,6 +306,49 @@ async fn two_conversations_of_one_user_stream_at_the_same_time() {
 }
 
 #[tokio::test]
+async fn a_user_has_at_most_three_turns_running_across_conversations() {
+    let app = spawn_app().await;
+    let (_, _, token, _) = app.ready_user("Busy").await;
+    let mut ids = vec!["default".to_string()];
+    for _ in 0..3 {
+        ids.push(
+            app.new_conversation(&token, None).await["id"]
+                .as_str()
+                .unwrap()
+                .to_string(),
+        );
+    }
+    let slow = "/slow 150 one two three four five six";
+    let (a, b, c, refused) = tokio::join!(
+        app.chat_in(&token, &ids[0], slow),
+        app.chat_in(&token, &ids[1], slow),
+        app.chat_in(&token, &ids[2], slow),
+        async {
+            // A fourth conversation while three turns run: refused before anything is stored.
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            app.chat_in(&token, &ids[3], "hello").await
+        }
+    );
+    for events in [a.events(), b.events(), c.events()] {
+        assert_eq!(text_of(&events), "echo: one two three four five six");
+    }
+    let refused = refused.json();
+    assert_eq!(refused.status, 409, "{}", refused.body);
+    assert_eq!(refused.body["error"]["code"], "too_many_turns");
+    let history = app
+        .get(
+            &format!("/api/v1/chat/history?conversation_id={}", ids[3]),
+            &token,
+        )
+        .await;
+    assert_eq!(history.body["messages"], json!([]), "{}", history.body);
+
+    // The three ended and released their slots: the fourth conversation gets its turn.
+    let later = app.chat_in(&token, &ids[3], "hello").await.events();
+    assert_eq!(text_of(&later), "echo: hello");
+}
+
+#[tokio::test]
 async fn a_model_that_keeps_calling_tools_stops_at_the_step_limit() {
     let app = spawn_app_configured(|c| c.letta.max_steps = 3).await;
     let (_, _, token, _) = app.ready_user("Runaway").await;

@@ -124,7 +124,7 @@ where
          content_type = "text/event-stream", body = ChatEventView),
         (status = 402, description = "`budget_exceeded`: the budget is known to be used up (nothing stored)", body = ErrorBody),
         (status = 404, description = "No such conversation of the user's", body = ErrorBody),
-        (status = 409, description = "`turn_in_progress` (one turn at a time per conversation) or `provisioning`", body = ErrorBody),
+        (status = 409, description = "`turn_in_progress` (one turn at a time per conversation), `too_many_turns` (`CHAT_CONCURRENT_TURNS` turns of the user's already running) or `provisioning`", body = ErrorBody),
     )
 )]
 async fn send_message(

@@ -57,6 +57,9 @@ pub struct RateLimitConfig {
     /// Failed password checks (login, account deletion) one account may have per 15 minutes,
     /// whatever the client addresses.
     pub password_failures: u64,
+    /// Chat turns one user may have running at once, across conversations
+    /// (`CHAT_CONCURRENT_TURNS`, 1 to 25).
+    pub concurrent_turns: u32,
 }
 
 impl RateLimitConfig {
@@ -74,6 +77,15 @@ impl RateLimitConfig {
             requests_per_minute: positive("RATE_REQUESTS_PER_MINUTE", 120),
             auth_per_minute: positive("RATE_AUTH_PER_MINUTE", 10),
             password_failures: positive("RATE_PASSWORD_FAILURES", 10),
+            concurrent_turns: {
+                let v: u32 = r.parsed("CHAT_CONCURRENT_TURNS", 3, "a whole number from 1 to 25");
+                if !(1..=25).contains(&v) {
+                    r.problems.push(format!(
+                        "CHAT_CONCURRENT_TURNS must be from 1 to 25, got {v}"
+                    ));
+                }
+                v
+            },
         }
     }
 }

@@ -68,6 +68,12 @@ pub(crate) fn turn_sk(conversation: &ConversationId) -> String {
     format!("TURN#{conversation}")
 }
 
+/// One of a user's turn slots (`TURNSLOT#<n>`): a turn holds one while it runs, so a user has
+/// at most as many turns at once, across conversations, as there are slots.
+pub(crate) fn turn_slot_sk(slot: u32) -> String {
+    format!("TURNSLOT#{slot}")
+}
+
 pub(crate) fn usage_sk(day: &str) -> String {
     format!("{USAGE_PREFIX}{day}")
 }

@@ -24,7 +24,7 @@ use aws_sdk_dynamodb::{
 pub use limits::{Exceeded, Gate, RateLimit};
 pub use messages::{HistoryPage, decode_cursor};
 pub use profiles::{Lease, Transition};
-pub use turn_writes::{TurnEnd, TurnStart};
+pub use turn_writes::{TurnEnd, TurnReads, TurnStart};
 pub use turns::{IDEMPOTENCY_TTL_SECS, IdempotencyRecord, TURN_LOCK_TTL_SECS, TurnState};
 pub use usage::DayUsage;
 

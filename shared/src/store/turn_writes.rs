@@ -12,9 +12,11 @@ use aws_sdk_dynamodb::{
 use super::{
     Store,
     attrs::{Item, build_error, key, n, s, sdk_error},
-    keys::{PROFILE_SK, conversation_sk, idempotency_sk, message_sk, turn_sk, user_pk},
+    keys::{
+        PROFILE_SK, conversation_sk, idempotency_sk, message_sk, turn_sk, turn_slot_sk, user_pk,
+    },
     table,
-    turns::{IDEMPOTENCY_TTL_SECS, IdempotencyRecord, TurnState, turn_lock},
+    turns::{IDEMPOTENCY_TTL_SECS, IdempotencyRecord, TurnState, turn_lock, turn_slot},
 };
 use crate::{
     app::{clock::now_epoch, dependency::DependencyError},
@@ -24,6 +26,17 @@ use crate::{
     },
 };
 
+/// What a turn reads before it starts.
+#[derive(Debug)]
+pub struct TurnReads {
+    /// The user's profile.
+    pub profile: Option<Profile>,
+    /// The conversation.
+    pub conversation: Option<Conversation>,
+    /// The user's turn slots no turn holds.
+    pub free_slots: Vec<u32>,
+}
+
 /// How a turn's start went.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TurnStart {
@@ -31,6 +44,8 @@ pub enum TurnStart {
     Started,
     /// Another turn holds the conversation's lock; nothing was written.
     Locked,
+    /// Another turn took the slot meanwhile; nothing was written.
+    SlotTaken,
     /// The idempotency key was used before; nothing was written.
     KeyUsed,
     /// The conversation was deleted meanwhile; nothing was written.
@@ -47,6 +62,8 @@ pub struct TurnEnd<'a> {
     pub reply: &'a Message,
     /// The user's message of the turn, and its final status.
     pub user_message: (&'a str, MessageStatus),
+    /// The turn slot the turn holds.
+    pub slot: u32,
     /// The idempotency key, and how its turn ended (`None` frees it for a retry).
     pub idempotency: Option<(&'a IdempotencyKey, Option<TurnState>)>,
     /// What was billed: the day, the tokens and the cost (added to the day's usage).
@@ -80,23 +97,94 @@ fn failed_conditions(e: &TransactWriteItemsError) -> Option<Vec<usize>> {
     (!failed.is_empty()).then_some(failed)
 }
 
+type Attributes = std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue>;
+
+fn sort_key(item: &Attributes) -> Option<&str> {
+    item.get(table::SORT_KEY)
+        .and_then(|v| v.as_s().ok())
+        .map(String::as_str)
+}
+
+/// The slots of `0..slots` that none of the slot items read holds (a held slot's item has not
+/// expired yet).
+fn free_slots(slots: u32, items: &[Attributes]) -> Vec<u32> {
+    let now = now_epoch();
+    let held: Vec<&str> = items
+        .iter()
+        .filter(|item| {
+            item.get(table::TTL_ATTRIBUTE)
+                .and_then(|v| v.as_n().ok())
+                .and_then(|n| n.parse::<i64>().ok())
+                .is_some_and(|expires| expires >= now)
+        })
+        .filter_map(sort_key)
+        .collect();
+    (0..slots)
+        .filter(|slot| !held.contains(&turn_slot_sk(*slot).as_str()))
+        .collect()
+}
+
 impl Store {
-    /// The user's profile and one conversation, in one request (both strongly consistent).
-    pub async fn profile_and_conversation(
+    /// What a turn reads before it starts, in one request (strongly consistent): the user's
+    /// profile, the conversation, and which of the user's `slots` turn slots are free.
+    pub async fn turn_reads(
         &self,
         user: &UserId,
         conversation: &ConversationId,
-    ) -> Result<(Option<Profile>, Option<Conversation>), DependencyError> {
-        let profile_sk = PROFILE_SK.to_string();
-        let conversation_sk = conversation_sk(conversation);
+        slots: u32,
+    ) -> Result<TurnReads, DependencyError> {
+        let (profile_sk, conversation_sk) = (PROFILE_SK.to_string(), conversation_sk(conversation));
+        let mut wanted = vec![profile_sk.clone(), conversation_sk.clone()];
+        wanted.extend((0..slots).map(turn_slot_sk));
+        let mut reads = TurnReads {
+            profile: None,
+            conversation: None,
+            free_slots: Vec::new(),
+        };
+        let mut slot_items = Vec::new();
+        for item in self.batch_get(user, wanted).await? {
+            match sort_key(&item) {
+                Some(sk) if sk == profile_sk => reads.profile = Some(Item::from_attributes(item)?),
+                Some(sk) if sk == conversation_sk => {
+                    reads.conversation = Some(Item::from_attributes(item)?)
+                }
+                _ => slot_items.push(item),
+            }
+        }
+        reads.free_slots = free_slots(slots, &slot_items);
+        Ok(reads)
+    }
+
+    /// Which of the user's `slots` turn slots are free (unheld or expired).
+    pub async fn free_turn_slots(
+        &self,
+        user: &UserId,
+        slots: u32,
+    ) -> Result<Vec<u32>, DependencyError> {
+        let items = self
+            .batch_get(user, (0..slots).map(turn_slot_sk).collect())
+            .await?;
+        Ok(free_slots(slots, &items))
+    }
+
+    /// Items of the user's partition by sort key, in one request (keys DynamoDB leaves
+    /// unprocessed, when throttling, are asked for again).
+    async fn batch_get(
+        &self,
+        user: &UserId,
+        sort_keys: Vec<String>,
+    ) -> Result<Vec<Attributes>, DependencyError> {
         let mut keys = KeysAndAttributes::builder()
-            .keys(key(user_pk(user), profile_sk.clone()))
-            .keys(key(user_pk(user), conversation_sk.clone()))
+            .set_keys(Some(
+                sort_keys
+                    .into_iter()
+                    .map(|sk| key(user_pk(user), sk))
+                    .collect(),
+            ))
             .consistent_read(true)
             .build()
             .map_err(build_error)?;
-        let (mut profile, mut found) = (None, None);
-        // Keys DynamoDB leaves unprocessed (throttling) are asked for again.
+        let mut items = Vec::new();
         for attempt in 0..5u64 {
             let out = self
                 .client
@@ -105,27 +193,17 @@ impl Store {
                 .send()
                 .await
                 .map_err(sdk_error)?;
-            for item in out
-                .responses
-                .and_then(|mut r| r.remove(&self.table))
-                .unwrap_or_default()
-            {
-                let sk = item
-                    .get(table::SORT_KEY)
-                    .and_then(|v| v.as_s().ok())
-                    .cloned();
-                if sk.as_deref() == Some(profile_sk.as_str()) {
-                    profile = Some(Item::<Profile>::from_attributes(item)?);
-                } else if sk.as_deref() == Some(conversation_sk.as_str()) {
-                    found = Some(Item::<Conversation>::from_attributes(item)?);
-                }
-            }
+            items.extend(
+                out.responses
+                    .and_then(|mut r| r.remove(&self.table))
+                    .unwrap_or_default(),
+            );
             match out.unprocessed_keys.and_then(|mut u| u.remove(&self.table)) {
                 Some(left) if !left.keys().is_empty() => {
                     keys = left;
                     tokio::time::sleep(Duration::from_millis(50 << attempt)).await;
                 }
-                _ => return Ok((profile, found)),
+                _ => return Ok(items),
             }
         }
         Err(DependencyError::Status {
@@ -136,12 +214,13 @@ impl Store {
     }
 
     /// Starts a turn in one transaction: takes the conversation's turn lock (free, expired,
-    /// or already this message's: taken over), stores the user's message, counts it in the
-    /// conversation and records the idempotency key.
+    /// or already this message's: taken over) and the user's turn slot `slot`, stores the
+    /// user's message, counts it in the conversation and records the idempotency key.
     pub async fn start_turn(
         &self,
         user: &UserId,
         message: &Message,
+        slot: u32,
         idempotency: Option<(&IdempotencyKey, &IdempotencyRecord)>,
     ) -> Result<TurnStart, DependencyError> {
         let now = now_epoch();
@@ -167,12 +246,23 @@ impl Store {
             ))
             .build()
             .map_err(build_error)?;
+        let held = Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(turn_slot(user, slot, &message.id, now)?))
+            .condition_expression("attribute_not_exists(pk) OR #ttl < :now OR message_id = :mine")
+            .expression_attribute_names("#ttl", table::TTL_ATTRIBUTE)
+            .expression_attribute_values(":now", n(now))
+            .expression_attribute_values(":mine", s(&message.id))
+            .build()
+            .map_err(build_error)?;
+        // The indexes below are those the failed conditions are read by.
         let mut items = vec![
             TransactWriteItem::builder().put(lock).build(),
             TransactWriteItem::builder().put(stored).build(),
             TransactWriteItem::builder()
                 .update(self.activity_update(user, conversation, 1)?)
                 .build(),
+            TransactWriteItem::builder().put(held).build(),
         ];
         if let Some((idem_key, record)) = idempotency {
             let item = Item::new(user_pk(user), idempotency_sk(idem_key.as_str()), record)
@@ -197,8 +287,9 @@ impl Store {
         match result {
             Ok(_) => Ok(TurnStart::Started),
             Err(e) => match e.as_service_error().and_then(failed_conditions) {
-                Some(failed) if failed.contains(&3) => Ok(TurnStart::KeyUsed),
+                Some(failed) if failed.contains(&4) => Ok(TurnStart::KeyUsed),
                 Some(failed) if failed.contains(&0) => Ok(TurnStart::Locked),
+                Some(failed) if failed.contains(&3) => Ok(TurnStart::SlotTaken),
                 Some(_) => Ok(TurnStart::Gone),
                 None => Err(sdk_error(e)),
             },
@@ -275,13 +366,17 @@ impl Store {
             .expression_attribute_values(":status", s(status.as_str()))
             .build()
             .map_err(build_error)?;
-        let unlock = Delete::builder()
-            .table_name(&self.table)
-            .set_key(Some(key(pk.clone(), turn_sk(end.conversation))))
-            .condition_expression("message_id = :m")
-            .expression_attribute_values(":m", s(asked))
-            .build()
-            .map_err(build_error)?;
+        let release = |sk: String| {
+            Delete::builder()
+                .table_name(&self.table)
+                .set_key(Some(key(pk.clone(), sk)))
+                .condition_expression("message_id = :m")
+                .expression_attribute_values(":m", s(asked))
+                .build()
+                .map_err(build_error)
+        };
+        let unlock = release(turn_sk(end.conversation))?;
+        let free_slot = release(turn_slot_sk(end.slot))?;
         let mut writes = vec![
             Write {
                 item: TransactWriteItem::builder().put(reply).build(),
@@ -299,6 +394,10 @@ impl Store {
             },
             Write {
                 item: TransactWriteItem::builder().delete(unlock).build(),
+                optional: true,
+            },
+            Write {
+                item: TransactWriteItem::builder().delete(free_slot).build(),
                 optional: true,
             },
         ];

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use super::{
     Store,
     attrs::{Item, conditional, key, s, sdk_error},
-    keys::{idempotency_sk, turn_sk, user_pk},
+    keys::{idempotency_sk, turn_sk, turn_slot_sk, user_pk},
 };
 use crate::{
     app::{clock::now_epoch, dependency::DependencyError},
@@ -61,20 +61,39 @@ pub(super) fn turn_lock(
     conversation: &ConversationId,
     message_id: &str,
     now: i64,
-) -> Result<
-    std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue>,
-    DependencyError,
-> {
+) -> Result<Attributes, DependencyError> {
+    held_by(user, turn_sk(conversation), message_id, now)
+}
+
+/// The item of the turn slot `message_id`'s turn holds, taken at `now` (it expires as the
+/// lock does).
+pub(super) fn turn_slot(
+    user: &UserId,
+    slot: u32,
+    message_id: &str,
+    now: i64,
+) -> Result<Attributes, DependencyError> {
+    held_by(user, turn_slot_sk(slot), message_id, now)
+}
+
+type Attributes = std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue>;
+
+fn held_by(
+    user: &UserId,
+    sk: String,
+    message_id: &str,
+    now: i64,
+) -> Result<Attributes, DependencyError> {
     #[derive(Serialize)]
-    struct TurnLock<'a> {
+    struct Held<'a> {
         message_id: &'a str,
         locked_at: i64,
     }
-    let lock = TurnLock {
+    let held = Held {
         message_id,
         locked_at: now,
     };
-    Item::new(user_pk(user), turn_sk(conversation), lock)
+    Item::new(user_pk(user), sk, held)
         .expiring(now + TURN_LOCK_TTL_SECS)
         .into_attributes()
 }
@@ -122,23 +141,30 @@ impl Store {
         conditional(result)
     }
 
-    /// Releases the turn lock if `message_id`'s turn still holds it.
+    /// Releases the turn lock and the turn slot that `message_id`'s turn still holds.
     pub async fn unlock_turn(
         &self,
         user: &UserId,
         conversation: &ConversationId,
+        slot: u32,
         message_id: &str,
     ) -> Result<(), DependencyError> {
-        let result = self
-            .client
-            .delete_item()
-            .table_name(&self.table)
-            .set_key(Some(key(user_pk(user), turn_sk(conversation))))
-            .condition_expression("message_id = :m")
-            .expression_attribute_values(":m", s(message_id))
-            .send()
-            .await;
-        conditional(result).map(|_| ())
+        // Boxed: the SDK's futures are large, and the turn's futures hold this one.
+        let release = |sk: String| {
+            Box::pin(
+                self.client
+                    .delete_item()
+                    .table_name(&self.table)
+                    .set_key(Some(key(user_pk(user), sk)))
+                    .condition_expression("message_id = :m")
+                    .expression_attribute_values(":m", s(message_id))
+                    .send(),
+            )
+        };
+        let (lock, slot) =
+            tokio::join!(release(turn_sk(conversation)), release(turn_slot_sk(slot)));
+        conditional(lock)?;
+        conditional(slot).map(|_| ())
     }
 
     /// The record of an idempotency key; `None` when it was never used or has expired.

@@ -57,6 +57,8 @@ struct Turn {
     /// once the turn lock is held.
     letta_thread: String,
     model: String,
+    /// The user's turn slot this turn takes (one of the free ones read before the start).
+    slot: u32,
     user_message: Message,
     reply_id: ulid::Ulid,
     idempotency_key: Option<IdempotencyKey>,
@@ -104,7 +106,12 @@ impl Turn {
         let store = &self.state.store;
         let unlock = async {
             if let Err(e) = store
-                .unlock_turn(&self.user.id, &self.conversation.id, &self.user_message.id)
+                .unlock_turn(
+                    &self.user.id,
+                    &self.conversation.id,
+                    self.slot,
+                    &self.user_message.id,
+                )
                 .await
             {
                 tracing::warn!(error = %e, "could not release the turn lock; it expires by itself");
@@ -136,12 +143,16 @@ pub async fn start_turn(
 ) -> Result<TurnOutcome, AppError> {
     let received = Instant::now();
     let content = ChatContent::parse(content, state.config.http.chat_max_chars)?;
-    // The profile and the conversation in one read.
-    let (profile, conversation) = state
+    // The profile, the conversation and the user's turn slots in one read.
+    let reads = state
         .store
-        .profile_and_conversation(&user.id, &conversation_id)
+        .turn_reads(
+            &user.id,
+            &conversation_id,
+            state.config.rates.concurrent_turns,
+        )
         .await?;
-    let (profile, agent_id) = ready_agent_from(state, &user, profile).await?;
+    let (profile, agent_id) = ready_agent_from(state, &user, reads.profile).await?;
     // Refusals known before Letta is called: nothing is stored, Letta is not called.
     if profile.awaiting_confirmation {
         return Err(AppError::BudgetExceeded {
@@ -157,7 +168,10 @@ pub async fn start_turn(
             limit: used_up.limit,
         });
     }
-    let conversation = conversations::found(&conversation_id, conversation)?;
+    let conversation = conversations::found(&conversation_id, reads.conversation)?;
+    let Some(&slot) = reads.free_slots.first() else {
+        return Err(too_many_turns(state));
+    };
     let mut ids = ulid::Generator::new();
     let mut next_id = || {
         ids.generate()
@@ -171,6 +185,7 @@ pub async fn start_turn(
         agent_id,
         conversation,
         model: profile.model,
+        slot,
         streams_exact_text: profile.letta_agent_type.as_deref() == Some(PLAIN_CONTENT_AGENT_TYPE),
         user_message: Message::new(
             &conversation_id,
@@ -218,13 +233,24 @@ async fn take_turn(turn: &mut Turn) -> Result<Option<IdempotencyRecord>, AppErro
         )
     });
     let record = record.as_ref().map(|(key, record)| (*key, record));
-    let mut started = store
-        .start_turn(&turn.user.id, &turn.user_message, record)
-        .await?;
+    let start = |slot| store.start_turn(&turn.user.id, &turn.user_message, slot, record);
+    let mut started = start(turn.slot).await?;
     if started == TurnStart::Locked && take_over_stale_lock(turn).await? {
-        started = store
-            .start_turn(&turn.user.id, &turn.user_message, record)
-            .await?;
+        started = start(turn.slot).await?;
+    }
+    // Another of the user's turns took the slot meanwhile: another free one, if any.
+    let slots = turn.state.config.rates.concurrent_turns;
+    for _ in 0..2 {
+        if started != TurnStart::SlotTaken {
+            break;
+        }
+        match store.free_turn_slots(&turn.user.id, slots).await?.first() {
+            Some(&slot) => {
+                turn.slot = slot;
+                started = start(slot).await?;
+            }
+            None => break,
+        }
     }
     match started {
         TurnStart::Started => {}
@@ -237,6 +263,7 @@ async fn take_turn(turn: &mut Turn) -> Result<Option<IdempotencyRecord>, AppErro
             };
         }
         TurnStart::Locked => return Err(turn_in_progress()),
+        TurnStart::SlotTaken => return Err(too_many_turns(&turn.state)),
         TurnStart::Gone => return Err(ConversationId::not_found()),
     }
     match conversations::letta_thread(
@@ -263,6 +290,16 @@ fn turn_in_progress() -> AppError {
         code: "turn_in_progress",
         message: "the assistant is still answering your previous message in this conversation"
             .into(),
+    }
+}
+
+fn too_many_turns(state: &AppState) -> AppError {
+    AppError::Conflict {
+        code: "too_many_turns",
+        message: format!(
+            "the assistant is already answering {} of your messages; wait for one to finish",
+            state.config.rates.concurrent_turns
+        ),
     }
 }
 

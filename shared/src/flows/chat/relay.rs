@@ -448,6 +448,7 @@ async fn store_reply(turn: &Turn, reply: &Reply, early: Option<EarlyPrice>) -> M
         conversation: &turn.conversation.id,
         reply: &assistant,
         user_message: (&turn.user_message.id, user_status),
+        slot: turn.slot,
         idempotency: turn.idempotency_key.as_ref().map(|key| {
             let state = match status {
                 MessageStatus::Failed => None,
