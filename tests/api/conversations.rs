@@ -306,6 +306,62 @@ async fn two_conversations_of_one_user_stream_at_the_same_time() {
 }
 
 #[tokio::test]
+async fn conversations_are_capped_per_user_and_a_deletion_frees_a_place() {
+    let app = spawn_app_configured(|c| c.rates.conversations_max = 3).await;
+    let (_, _, token, _) = app.ready_user("Capped").await;
+    // The default conversation, made by its first message, is not counted.
+    let events = app.chat_in(&token, "default", "hello").await.events();
+    assert_eq!(text_of(&events), "echo: hello");
+    let mut ids = Vec::new();
+    for _ in 0..3 {
+        ids.push(
+            app.new_conversation(&token, None).await["id"]
+                .as_str()
+                .unwrap()
+                .to_string(),
+        );
+    }
+    let create = || app.call(Method::POST, "/api/v1/conversations", Some(&token), None);
+    let refused = create().await;
+    assert_eq!(refused.status, 409, "{}", refused.body);
+    assert_eq!(refused.body["error"]["code"], "conversation_limit");
+    let listed = app.get("/api/v1/conversations?limit=100", &token).await;
+    assert_eq!(
+        listed.body["conversations"].as_array().unwrap().len(),
+        4,
+        "{}",
+        listed.body
+    );
+
+    // A deletion counts off in the same write: one more may be made, and no more.
+    let deleted = app
+        .call(
+            Method::DELETE,
+            &format!("/api/v1/conversations/{}", ids[0]),
+            Some(&token),
+            None,
+        )
+        .await;
+    assert_eq!(deleted.status, 200, "{}", deleted.body);
+    assert_eq!(create().await.status, 201);
+    assert_eq!(create().await.status, 409);
+
+    // A reset that deletes the history starts the count again.
+    let reset = app
+        .post_with(
+            "/api/v1/agent/reset",
+            &token,
+            json!({"scope": "messages", "delete_history": true}),
+        )
+        .await;
+    assert_eq!(reset.status, 200, "{}", reset.body);
+    for _ in 0..3 {
+        assert_eq!(create().await.status, 201);
+    }
+    assert_eq!(create().await.status, 409);
+}
+
+#[tokio::test]
 async fn a_user_has_at_most_three_turns_running_across_conversations() {
     let app = spawn_app().await;
     let (_, _, token, _) = app.ready_user("Busy").await;

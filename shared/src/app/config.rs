@@ -60,6 +60,8 @@ pub struct RateLimitConfig {
     /// Chat turns one user may have running at once, across conversations
     /// (`CHAT_CONCURRENT_TURNS`, 1 to 25).
     pub concurrent_turns: u32,
+    /// Conversations one user may have besides the default one (`CONVERSATIONS_MAX`).
+    pub conversations_max: u64,
 }
 
 impl RateLimitConfig {
@@ -77,15 +79,8 @@ impl RateLimitConfig {
             requests_per_minute: positive("RATE_REQUESTS_PER_MINUTE", 120),
             auth_per_minute: positive("RATE_AUTH_PER_MINUTE", 10),
             password_failures: positive("RATE_PASSWORD_FAILURES", 10),
-            concurrent_turns: {
-                let v: u32 = r.parsed("CHAT_CONCURRENT_TURNS", 3, "a whole number from 1 to 25");
-                if !(1..=25).contains(&v) {
-                    r.problems.push(format!(
-                        "CHAT_CONCURRENT_TURNS must be from 1 to 25, got {v}"
-                    ));
-                }
-                v
-            },
+            conversations_max: positive("CONVERSATIONS_MAX", 1000),
+            concurrent_turns: r.ranged("CHAT_CONCURRENT_TURNS", 3, 1..=25),
         }
     }
 }
@@ -293,6 +288,17 @@ impl Reader<'_> {
         Some(value.trim_end_matches('/').to_string())
     }
 
+    /// A whole number in `range` (`default` when unset).
+    fn ranged(&mut self, name: &str, default: u32, range: std::ops::RangeInclusive<u32>) -> u32 {
+        let what = format!("a whole number from {} to {}", range.start(), range.end());
+        let v = self.parsed(name, default, &what);
+        if !range.contains(&v) {
+            self.problems
+                .push(format!("{name} must be {what}, got {v}"));
+        }
+        v
+    }
+
     fn parsed<T: FromStr>(&mut self, name: &str, default: T, what: &str) -> T {
         match self.optional(name) {
             None => default,
@@ -439,14 +445,7 @@ impl LettaConfig {
             embedding_dim: r.parsed("LETTA_EMBEDDING_DIM", 1536, "a positive integer"),
             context_window: r.parsed("LETTA_CONTEXT_WINDOW", 32_000, "a positive integer"),
             max_tokens: r.parsed("LETTA_MAX_TOKENS", 1024, "a positive integer"),
-            max_steps: {
-                let v: u32 = r.parsed("LETTA_MAX_STEPS", 10, "a whole number from 1 to 50");
-                if !(1..=50).contains(&v) {
-                    r.problems
-                        .push(format!("LETTA_MAX_STEPS must be from 1 to 50, got {v}"));
-                }
-                v
-            },
+            max_steps: r.ranged("LETTA_MAX_STEPS", 10, 1..=50),
             litellm_url_for_letta: r.url("LITELLM_URL_FOR_LETTA", Some(litellm_base_url)),
             archival_max_passages: r.parsed(
                 "ARCHIVAL_MAX_PASSAGES",

@@ -78,6 +78,10 @@ pub struct Profile {
     /// or saved by the agent in a chat turn, minus deletions), for the cap.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub archival_passages: u64,
+    /// The user's conversations besides the default one, for the cap (`CONVERSATIONS_MAX`):
+    /// kept in the same write as each creation and deletion.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub conversation_count: u64,
     /// The user set a budget at or below what the period had already spent: chat is refused
     /// here, before Letta, until the period resets or the budget is raised.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -142,6 +146,7 @@ impl Profile {
             letta_agent_type: None,
             awaiting_confirmation: false,
             archival_passages: 0,
+            conversation_count: 0,
             budget_used_up: None,
             provisioning_error: None,
             lock_until: None,

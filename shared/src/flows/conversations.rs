@@ -13,7 +13,7 @@ use crate::{
     domain::{Conversation, ConversationId, SignedInUser, Title, UserId},
     flows::accounts,
     state::AppState,
-    store::HistoryPage,
+    store::{Created, HistoryPage},
 };
 
 /// A page of conversations, newest activity first.
@@ -45,11 +45,23 @@ pub async fn create(
 ) -> Result<Conversation, AppError> {
     accounts::account(state, user).await?;
     let conversation = Conversation::new(ConversationId::generate(), title);
-    state
+    let max = state.config.rates.conversations_max;
+    match state
         .store
-        .create_conversation(&user.id, &conversation)
-        .await?;
-    Ok(conversation)
+        .create_conversation(&user.id, &conversation, max)
+        .await?
+    {
+        Created::Created => Ok(conversation),
+        Created::LimitReached => Err(AppError::Conflict {
+            code: "conversation_limit",
+            message: format!(
+                "you have {max} conversations, the most there may be; delete one to start another"
+            ),
+        }),
+        Created::Refused => Err(AppError::Internal(
+            "a new conversation could not be stored".into(),
+        )),
+    }
 }
 
 /// One page of the user's conversations, newest activity first.

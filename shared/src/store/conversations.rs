@@ -1,31 +1,81 @@
 //! Conversation items (`sk = CONV#<id>`): create, read, list, activity (last message and
 //! count, one update per stored message), titles, Letta's conversation id, delete.
 
-use aws_sdk_dynamodb::types::Update;
+use aws_sdk_dynamodb::types::{Delete, Put, TransactWriteItem, Update};
 
 use super::{
     Store,
     attrs::{Item, build_error, conditional, key, n, s, sdk_error, update_item},
-    keys::{CONVERSATION_PREFIX, conversation_sk, user_pk},
+    keys::{CONVERSATION_PREFIX, PROFILE_SK, conversation_sk, user_pk},
+    turn_writes::failed_conditions,
 };
 use crate::{
     app::{clock::now_rfc3339, dependency::DependencyError},
     domain::{Conversation, ConversationId, Title, UserId},
 };
 
+/// How storing a new conversation went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Created {
+    /// Stored and counted.
+    Created,
+    /// The user has `max` conversations already; nothing was written.
+    LimitReached,
+    /// One with its id exists (or the profile is gone); nothing was written.
+    Refused,
+}
+
 impl Store {
-    /// Stores a new conversation; false when one with its id exists.
+    /// Stores a new conversation and counts it on the profile (`conversation_count`) in one
+    /// transaction, unless the user has `max` already. The default conversation, made by its
+    /// first message, is not counted.
     pub async fn create_conversation(
         &self,
         user: &UserId,
         conversation: &Conversation,
-    ) -> Result<bool, DependencyError> {
+        max: u64,
+    ) -> Result<Created, DependencyError> {
         let item = Item::new(
             user_pk(user),
             conversation_sk(&conversation.id),
             conversation,
         );
-        self.put_new(item.into_attributes()?, None).await
+        let put = Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(item.into_attributes()?))
+            .condition_expression("attribute_not_exists(pk)")
+            .build()
+            .map_err(build_error)?;
+        let count = Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(key(user_pk(user), PROFILE_SK.into())))
+            .update_expression("ADD conversation_count :one")
+            .condition_expression(
+                "attribute_exists(pk) AND \
+                 (attribute_not_exists(conversation_count) OR conversation_count < :max)",
+            )
+            .expression_attribute_values(":one", n(1))
+            .expression_attribute_values(":max", n(max))
+            .build()
+            .map_err(build_error)?;
+        let result = self
+            .client
+            .transact_write_items()
+            .transact_items(TransactWriteItem::builder().put(put).build())
+            .transact_items(TransactWriteItem::builder().update(count).build())
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(Created::Created),
+            Err(e) => match e.as_service_error().and_then(failed_conditions) {
+                Some(failed) if failed == [1] => {
+                    // The profile exists (a request got here through it): the count is full.
+                    Ok(Created::LimitReached)
+                }
+                Some(_) => Ok(Created::Refused),
+                None => Err(sdk_error(e)),
+            },
+        }
     }
 
     /// One of the user's conversations; `None` when absent.
@@ -158,25 +208,68 @@ impl Store {
         .await
     }
 
-    /// Deletes the conversation item (its messages are deleted first, by the caller).
+    /// Deletes the conversation item (its messages are deleted first, by the caller) and
+    /// counts it off the profile, in one transaction; one already gone is left alone.
     pub async fn delete_conversation(
         &self,
         user: &UserId,
         id: &ConversationId,
     ) -> Result<(), DependencyError> {
-        self.client
-            .delete_item()
+        let delete = Delete::builder()
             .table_name(&self.table)
             .set_key(Some(key(user_pk(user), conversation_sk(id))))
+            .condition_expression("attribute_exists(pk)")
+            .build()
+            .map_err(build_error)?;
+        let count = Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(key(user_pk(user), PROFILE_SK.into())))
+            .update_expression("ADD conversation_count :minus_one")
+            .condition_expression("attribute_exists(pk) AND conversation_count > :zero")
+            .expression_attribute_values(":minus_one", n(-1))
+            .expression_attribute_values(":zero", n(0))
+            .build()
+            .map_err(build_error)?;
+        let result = self
+            .client
+            .transact_write_items()
+            .transact_items(TransactWriteItem::builder().delete(delete.clone()).build())
+            .transact_items(TransactWriteItem::builder().update(count).build())
             .send()
-            .await
-            .map(|_| ())
-            .map_err(sdk_error)
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(e) => match e.as_service_error().and_then(failed_conditions) {
+                Some(failed) if failed.contains(&0) => Ok(()),
+                // Nothing to count off (a conversation made before the count existed).
+                Some(_) => {
+                    let single = self
+                        .client
+                        .delete_item()
+                        .table_name(&self.table)
+                        .set_key(Some(delete.key().clone()))
+                        .send()
+                        .await;
+                    single.map(|_| ()).map_err(sdk_error)
+                }
+                None => Err(sdk_error(e)),
+            },
+        }
     }
 
-    /// Deletes every conversation item of the user; returns how many.
+    /// Deletes every conversation item of the user and sets the count to 0; returns how many.
     pub async fn delete_conversations(&self, user: &UserId) -> Result<usize, DependencyError> {
         let keys = self.keys_of(user, CONVERSATION_PREFIX).await?;
-        self.delete_keys(keys).await
+        let deleted = self.delete_keys(keys).await?;
+        let reset = Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(key(user_pk(user), PROFILE_SK.into())))
+            .update_expression("SET conversation_count = :zero")
+            .condition_expression("attribute_exists(pk)")
+            .expression_attribute_values(":zero", n(0))
+            .build()
+            .map_err(build_error)?;
+        conditional(update_item(&self.client, reset).send().await)?;
+        Ok(deleted)
     }
 }

@@ -21,6 +21,7 @@ use aws_sdk_dynamodb::{
     types::{AttributeValue, DeleteRequest, WriteRequest},
 };
 
+pub use conversations::Created;
 pub use limits::{Exceeded, Gate, RateLimit};
 pub use messages::{HistoryPage, decode_cursor};
 pub use profiles::{Lease, Transition};

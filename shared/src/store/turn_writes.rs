@@ -82,7 +82,7 @@ struct Write {
 
 /// The indexes of the writes whose condition failed, when the transaction was cancelled for
 /// conditions only; `None` for any other failure.
-fn failed_conditions(e: &TransactWriteItemsError) -> Option<Vec<usize>> {
+pub(super) fn failed_conditions(e: &TransactWriteItemsError) -> Option<Vec<usize>> {
     let TransactWriteItemsError::TransactionCanceledException(cancelled) = e else {
         return None;
     };
