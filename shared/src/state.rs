@@ -87,7 +87,7 @@ impl AppState {
                 &config.letta,
                 config.http.upstream_timeout,
             ),
-            litellm: LiteLlm::new(http.clone(), &config.litellm),
+            litellm: LiteLlm::new(http.clone(), &config.litellm, &config.deployment_id),
             jwt: JwtVerifier::new(http.clone(), &config.supabase),
             models: ModelCatalog::default(),
             health: HealthCache::default(),

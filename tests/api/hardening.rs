@@ -63,6 +63,13 @@ async fn every_user_key_is_rate_limited_and_capped_in_flight_at_litellm() {
         keys[0]["max_parallel_requests"], litellm.key_max_parallel,
         "{info}"
     );
+    // The user and the key carry this deployment's mark (the reconciler touches nothing else).
+    let deployment = app.state.config.deployment_id.as_str();
+    assert_eq!(keys[0]["metadata"]["deployment"], deployment, "{info}");
+    assert_eq!(
+        info["user_info"]["metadata"]["deployment"], deployment,
+        "{info}"
+    );
 }
 
 /// An upstream that answers everything with an error whose body echoes the request: its body

@@ -531,3 +531,87 @@ async fn an_archive_another_agent_still_has_survives_the_removal_of_an_extra_age
         json!([])
     );
 }
+
+#[tokio::test]
+async fn another_deployments_user_key_agent_and_provider_survive_fix() {
+    // Another deployment (its own table) shares LiteLLM, Letta and Supabase with this one.
+    let other = spawn_app_configured(|c| {
+        c.dynamodb.table_name = "chat-backend-other-deployment".into();
+        c.deployment_id = "other-deployment".into();
+    })
+    .await;
+    let (_, _, token, user) = other.ready_user("Elsewhere").await;
+    let before = footprint(&other, &user).await;
+    assert_eq!(
+        (
+            before.litellm_user,
+            before.litellm_keys,
+            before.letta_providers,
+            before.letta_agents
+        ),
+        (true, 1, 1, 1),
+        "{before:?}"
+    );
+
+    let agent = other.agent_id(&token).await;
+    let agent = other.state.letta.get_agent(&agent).await.unwrap().unwrap();
+    assert!(
+        agent
+            .tags
+            .contains(&"deployment:other-deployment".to_string()),
+        "{:?}",
+        agent.tags
+    );
+
+    // An unmarked LiteLLM user (made by hand, or before deployments were marked) named for a
+    // user without a profile: it may be anyone's.
+    let unmarked = uuid::Uuid::new_v4().to_string();
+    let made = other
+        .litellm(Method::POST, "/user/new")
+        .json(&json!({"user_id": unmarked}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(made.status(), 200);
+    // And an orphan of this deployment's own: it goes, in the same run.
+    let app = spawn_app_configured(|c| c.reconcile.grace = Duration::ZERO).await;
+    let (_, _, _, orphan) = app.ready_user("OwnOrphan").await;
+    delete_items(&app, &orphan).await;
+
+    // Younger than the grace period, an orphan may be an account in the middle of a request.
+    let patient = spawn_app_configured(|c| c.reconcile.grace = Duration::from_secs(3600)).await;
+    let report = reconcile(&patient, &[&orphan], true).await;
+    assert!(kinds(&report, &orphan).is_empty(), "{report}");
+    assert!(footprint(&app, &orphan).await.litellm_user);
+    drop(patient);
+
+    let report = reconcile(&app, &[&user, &unmarked, &orphan], true).await;
+    assert_eq!(report["errors"], json!([]), "{report}");
+    assert!(kinds(&report, &user).is_empty(), "{report}");
+    assert_eq!(
+        kinds(&report, &unmarked),
+        [("unproven".to_string(), false)],
+        "{report}"
+    );
+    assert_eq!(
+        finding(&report, &unmarked, "unproven")["litellm_user"],
+        true
+    );
+    assert_eq!(
+        kinds(&report, &orphan),
+        [("orphaned".to_string(), true)],
+        "{report}"
+    );
+
+    assert_eq!(footprint(&other, &user).await, before);
+    assert!(footprint(&app, &unmarked).await.litellm_user);
+    let gone = footprint(&app, &orphan).await;
+    assert_eq!(
+        (gone.litellm_user, gone.letta_providers, gone.letta_agents),
+        (false, 0, 0),
+        "{gone:?}"
+    );
+    // The other deployment's user still chats.
+    let events = other.chat(&token, "still mine?", None).await.events();
+    assert_eq!(text_of(&events), "echo: still mine?");
+}

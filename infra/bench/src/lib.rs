@@ -273,7 +273,7 @@ async fn host() -> Result<Bench, String> {
 
 /// Runs everything `options` asks for.
 pub async fn run(options: &Options) -> Result<Results, String> {
-    let bench = host().await?;
+    let bench = Box::pin(host()).await?;
     let mut results = Results::default();
     let user = bench.user(0).await?;
     // Start-up first, while the machine is quiet (after the load, Letta and LiteLLM are still

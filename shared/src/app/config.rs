@@ -10,6 +10,10 @@ use crate::app::{secret::Secret, secrets};
 /// Everything read from the environment, validated.
 #[derive(Debug, Clone)]
 pub struct Config {
+    /// This deployment's id (`DEPLOYMENT_ID`, by default the table's name): everything the
+    /// backend makes in LiteLLM and Letta carries it (key and user metadata, an agent tag), and
+    /// the reconciler touches nothing that carries another.
+    pub deployment_id: String,
     /// The table.
     pub dynamodb: DynamoDbConfig,
     /// The Letta server and the agents it makes.
@@ -388,8 +392,22 @@ impl Config {
                 "a whole number of seconds",
             )),
         };
+        let deployment_id = r
+            .optional("DEPLOYMENT_ID")
+            .unwrap_or_else(|| dynamodb.table_name.clone());
+        if deployment_id.is_empty()
+            || deployment_id.len() > 64
+            || !deployment_id
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
+        {
+            r.problems.push(format!(
+                "DEPLOYMENT_ID must be 1 to 64 letters, digits, '.', '_' or '-', got {deployment_id:?}"
+            ));
+        }
         if r.problems.is_empty() {
             Ok(Config {
+                deployment_id,
                 dynamodb,
                 letta,
                 litellm,

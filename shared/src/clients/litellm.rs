@@ -19,10 +19,20 @@ pub struct LiteLlm {
     http: reqwest::Client,
     base: String,
     master_key: Secret,
+    /// The deployment every user and key the backend makes is marked with (`metadata`).
+    deployment: String,
     /// Requests and tokens per minute and calls in flight every user key gets (LiteLLM's
     /// field names): a key that leaks cannot be used faster than the product allows, nor can a
     /// runaway agent.
     key_limits: Value,
+}
+
+/// The `metadata` field that names the deployment a LiteLLM user or key belongs to.
+pub const DEPLOYMENT_FIELD: &str = "deployment";
+
+/// The deployment a LiteLLM record's `metadata` names, if any.
+fn deployment_of(metadata: &Value) -> Option<&str> {
+    metadata.get(DEPLOYMENT_FIELD).and_then(Value::as_str)
 }
 
 /// The answer to `/user/new`: the user and its first virtual key.
@@ -67,9 +77,20 @@ pub struct UserRecord {
     /// When the period resets.
     #[serde(default)]
     pub budget_reset_at: Option<String>,
+    /// When it was made (RFC 3339).
+    #[serde(default)]
+    pub created_at: Option<String>,
+    /// Its metadata (this backend's users carry their deployment).
+    #[serde(default)]
+    pub metadata: Value,
 }
 
 impl UserRecord {
+    /// The deployment that made this user, when it is marked.
+    pub fn deployment(&self) -> Option<&str> {
+        deployment_of(&self.metadata)
+    }
+
     /// What is left of the budget this period (never negative); `None` without a budget.
     pub fn remaining(&self) -> Option<f64> {
         self.max_budget.map(|m| (m - self.spend).max(0.0))
@@ -93,6 +114,16 @@ pub struct KeyRecord {
     /// When it expires (short-lived keys), RFC 3339.
     #[serde(default)]
     pub expires: Option<String>,
+    /// Its metadata (this backend's keys carry their deployment).
+    #[serde(default)]
+    pub metadata: Value,
+}
+
+impl KeyRecord {
+    /// The deployment that made this key, when it is marked.
+    pub fn deployment(&self) -> Option<&str> {
+        deployment_of(&self.metadata)
+    }
 }
 
 /// One LLM call as LiteLLM billed it (`/spend/logs/v2`).
@@ -136,10 +167,11 @@ pub fn key_hash(key: &Secret) -> String {
 }
 
 impl LiteLlm {
-    /// A client on the shared HTTP client.
-    pub fn new(http: reqwest::Client, config: &LiteLlmConfig) -> Self {
+    /// A client on the shared HTTP client; what it makes carries `deployment`.
+    pub fn new(http: reqwest::Client, config: &LiteLlmConfig, deployment: &str) -> Self {
         Self {
             http,
+            deployment: deployment.to_string(),
             base: config.base_url.clone(),
             master_key: config.master_key.clone(),
             key_limits: json!({
@@ -186,6 +218,7 @@ impl LiteLlm {
             "key_alias": key_alias,
             "max_budget": max_budget,
             "budget_duration": budget_duration,
+            "metadata": {},
         }));
         upstream::send_json(
             Service::LiteLlm,
@@ -218,12 +251,16 @@ impl LiteLlm {
     }
 
     /// `fields` with the limits every user key gets (requests and tokens per minute, calls in
-    /// flight at once).
+    /// flight at once) and this deployment's mark in its `metadata`.
     fn with_key_limits(&self, mut fields: Value) -> Value {
         if let (Some(fields), Some(limits)) = (fields.as_object_mut(), self.key_limits.as_object())
         {
             fields.extend(limits.clone());
         }
+        if !fields["metadata"].is_object() {
+            fields["metadata"] = json!({});
+        }
+        fields["metadata"][DEPLOYMENT_FIELD] = json!(self.deployment);
         fields
     }
 

@@ -13,7 +13,7 @@ use crate::{
         supabase::{self, Session, SignUp, User as SupabaseUser},
     },
     domain::{DisplayName, Email, Password, Profile, ProvisioningState, SignedInUser, UserId},
-    flows::provisioning::{self, agent_name, agent_tag, provider_name},
+    flows::provisioning::{self, provider_name},
     state::AppState,
     store::RateLimit,
 };
@@ -445,11 +445,9 @@ pub(crate) async fn delete_resources(
 ) -> Result<usize, AppError> {
     // 1. Letta agents (and their archives) before the provider: an agent whose provider is
     //    gone silently falls back to Letta's global key.
+    //    Another deployment's agents of the same identity are not ours to delete.
     let mut agent_ids: Vec<String> = known_agent.into_iter().collect();
-    for agent in state.letta.find_agents_by_name(&agent_name(id)).await? {
-        agent_ids.push(agent.id);
-    }
-    for agent in state.letta.find_agents_by_tag(&agent_tag(id)).await? {
+    for agent in provisioning::agents_of(state, id).await? {
         agent_ids.push(agent.id);
     }
     agent_ids.sort();

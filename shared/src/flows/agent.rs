@@ -4,10 +4,7 @@ use crate::{
     app::error::AppError,
     clients::letta::{Block, Passage},
     domain::{Profile, SignedInUser},
-    flows::{
-        accounts, conversations, migration,
-        provisioning::{self, agent_name, agent_tag},
-    },
+    flows::{accounts, conversations, migration, provisioning},
     state::AppState,
     store::Lease,
 };
@@ -373,17 +370,12 @@ async fn replace_agent(
         .set_profile_agent(user, &fresh.id, agent_type)
         .await?;
     state.store.clear_archival(user).await?;
-    let mut others: Vec<String> = state
-        .letta
-        .find_agents_by_name(&agent_name(user))
+    let others: Vec<String> = provisioning::agents_of(state, user)
         .await?
         .into_iter()
-        .chain(state.letta.find_agents_by_tag(&agent_tag(user)).await?)
         .map(|a| a.id)
         .filter(|id| *id != fresh.id)
         .collect();
-    others.sort();
-    others.dedup();
     provisioning::still_leased(state, user, lease).await?;
     for old in others {
         state.letta.delete_agent_and_archives(&old).await?;

@@ -9,7 +9,7 @@ use crate::{
     clients::{http::absent_on_404, letta::Agent},
     domain::{Profile, UserId},
     flows::provisioning::{
-        INITIAL_PERSONA, agent_tag, create_agent_with, initial_human_block, still_leased,
+        INITIAL_PERSONA, agents_of, create_agent_with, initial_human_block, still_leased,
         with_lease,
     },
     state::AppState,
@@ -80,15 +80,9 @@ async fn successor(
     target: &str,
 ) -> Result<Agent, AppError> {
     let user = &profile.user_id;
-    let earlier = state
-        .letta
-        .find_agents_by_tag(&agent_tag(user))
-        .await?
-        .into_iter()
-        .find(|a| {
-            Some(a.id.as_str()) != old.map(|o| o.id.as_str())
-                && a.agent_type.as_deref() == Some(target)
-        });
+    let earlier = agents_of(state, user).await?.into_iter().find(|a| {
+        Some(a.id.as_str()) != old.map(|o| o.id.as_str()) && a.agent_type.as_deref() == Some(target)
+    });
     if let Some(agent) = earlier {
         return Ok(agent);
     }

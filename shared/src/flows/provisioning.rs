@@ -40,6 +40,60 @@ pub fn agent_tag(user: &UserId) -> String {
     format!("user:{user}")
 }
 
+/// The prefix of the tag that names the deployment an agent belongs to.
+const DEPLOYMENT_TAG_PREFIX: &str = "deployment:";
+
+/// The tag every agent this deployment makes carries.
+pub fn deployment_tag(deployment: &str) -> String {
+    format!("{DEPLOYMENT_TAG_PREFIX}{deployment}")
+}
+
+/// Whose a thing in LiteLLM or Letta is, by the deployment it is marked with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Owner {
+    /// This deployment's.
+    Ours,
+    /// Another deployment's: never touched.
+    Other,
+    /// Unmarked (made before deployments were marked, or by hand).
+    Unmarked,
+}
+
+impl Owner {
+    /// Who `mark` (a deployment id, when there is one) says owns a thing.
+    pub fn of(state: &AppState, mark: Option<&str>) -> Self {
+        match mark {
+            None => Self::Unmarked,
+            Some(d) if d == state.config.deployment_id => Self::Ours,
+            Some(_) => Self::Other,
+        }
+    }
+
+    /// Who an agent's tags say owns it.
+    pub fn of_agent(state: &AppState, agent: &Agent) -> Self {
+        let mark = agent
+            .tags
+            .iter()
+            .find_map(|t| t.strip_prefix(DEPLOYMENT_TAG_PREFIX));
+        Self::of(state, mark)
+    }
+}
+
+/// The user's agents (by name or tag, each once), except those another deployment made.
+pub async fn agents_of(state: &AppState, user: &UserId) -> Result<Vec<Agent>, AppError> {
+    let mut agents: Vec<Agent> = state
+        .letta
+        .find_agents_by_name(&agent_name(user))
+        .await?
+        .into_iter()
+        .chain(state.letta.find_agents_by_tag(&agent_tag(user)).await?)
+        .filter(|a| Owner::of_agent(state, a) != Owner::Other)
+        .collect();
+    agents.sort_by(|a, b| a.id.cmp(&b.id));
+    agents.dedup_by(|a, b| a.id == b.id);
+    Ok(agents)
+}
+
 fn new_key_alias(user: &UserId) -> String {
     // LiteLLM requires key aliases to be unique across all keys.
     format!(
@@ -135,7 +189,7 @@ pub async fn create_agent_with(
     persona: &str,
 ) -> Result<Agent, AppError> {
     let user = &profile.user_id;
-    let tags = vec![agent_tag(user)];
+    let tags = vec![agent_tag(user), deployment_tag(&state.config.deployment_id)];
     let spec = AgentSpec {
         name: &agent_name(user),
         provider_name: &provider_name(user),

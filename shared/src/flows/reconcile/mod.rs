@@ -20,11 +20,11 @@ use crate::{
         clock::{now_epoch, now_rfc3339},
         error::AppError,
     },
-    clients::letta::{Listing, Named},
+    clients::letta::{Agent, Listing, Named},
     domain::{ProvisioningState, UserId},
     flows::{
         accounts,
-        provisioning::{self, agent_name, agent_tag, provider_name},
+        provisioning::{self, Owner, agent_name, provider_name},
     },
     state::AppState,
     store::Transition,
@@ -98,8 +98,9 @@ pub struct Finding {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Kind {
-    /// LiteLLM or Letta hold things of a user without a profile (an account deletion that
-    /// stopped part way, or things made outside the backend). Fix: delete them.
+    /// LiteLLM or Letta hold things of this deployment's for a user without a profile (an
+    /// account deletion that stopped part way). Fix: delete them, once older than the grace
+    /// period.
     Orphaned {
         /// A LiteLLM user (with this many keys).
         litellm_keys: Option<usize>,
@@ -109,6 +110,17 @@ pub enum Kind {
         letta_agents: Vec<String>,
         /// Letta archives.
         letta_archives: Vec<String>,
+    },
+    /// Things named for a user without a profile that carry no deployment's mark (made
+    /// before deployments were marked, or by hand), with no LiteLLM user of this deployment's
+    /// to prove them this deployment's: they may be another's, so they are only reported.
+    Unproven {
+        /// An unmarked LiteLLM user.
+        litellm_user: bool,
+        /// A Letta provider (with that LiteLLM user, or none).
+        letta_provider: bool,
+        /// Unmarked Letta agents.
+        letta_agents: Vec<String>,
     },
     /// A profile whose Supabase user is gone (deleted in Supabase, or a deletion that
     /// stopped). Fix: delete the rest of the account.
@@ -402,7 +414,7 @@ async fn check_user(
     // Keys other than the agent's, except short-lived ones not expired yet (a title call's).
     let stale: Vec<String> = keys
         .iter()
-        .filter(|k| k.token != own_key)
+        .filter(|k| k.token != own_key && Owner::of(state, k.deployment()) != Owner::Other)
         .filter(|k| {
             k.expires
                 .as_deref()
@@ -518,55 +530,107 @@ async fn rebuild(
     }
 }
 
-/// The user's agents (by name or tag), with when each was made.
+/// The user's agents (by name or tag, except another deployment's), with when each was made.
 async fn agents_of(
     state: &AppState,
     user: &UserId,
 ) -> Result<Vec<(String, Option<String>)>, AppError> {
-    let mut agents: Vec<(String, Option<String>)> = state
-        .letta
-        .find_agents_by_name(&agent_name(user))
+    Ok(provisioning::agents_of(state, user)
         .await?
         .into_iter()
-        .chain(state.letta.find_agents_by_tag(&agent_tag(user)).await?)
         .map(|a| (a.id, a.created_at))
-        .collect();
-    agents.sort();
-    agents.dedup_by(|a, b| a.0 == b.0);
-    Ok(agents)
+        .collect())
 }
 
-/// Things of a user without a profile.
+/// Things of a user without a profile. Only what is proven this deployment's, and older than
+/// the grace period, is deleted: the LiteLLM user marked with this deployment (account
+/// deletion removes it last, so it outlives every other leftover), with its keys, provider and
+/// archives, and the agents tagged with this deployment (or unmarked ones, when the LiteLLM
+/// user is this deployment's). Another deployment's things are not reported at all; unmarked
+/// ones that cannot be proven this deployment's are reported and left alone.
 async fn orphaned(state: &AppState, user: &UserId, fix: bool) -> Result<Checked, AppError> {
     let litellm = state.litellm.user_info(user.as_str()).await?;
+    let record = litellm.as_ref().and_then(|i| i.user_info.as_ref());
+    let litellm_owner = Owner::of(state, record.and_then(|r| r.deployment()));
+    let litellm_created = record.and_then(|r| r.created_at.clone());
+    let grace_ms = state.config.reconcile.grace.as_millis() as i64;
+    let now = now_ms();
+    let settled =
+        |at: Option<&str>| at.is_none_or(|at| epoch_ms(at).is_some_and(|t| now - t >= grace_ms));
     let provider = state.letta.find_provider(&provider_name(user)).await?;
-    let agents: Vec<String> = agents_of(state, user)
-        .await?
-        .into_iter()
-        .map(|a| a.0)
-        .collect();
+    let agents: Vec<Agent> = provisioning::agents_of(state, user).await?;
     let archives: Vec<String> = state
         .letta
         .find_archives(&archive_name(user))
         .await?
         .into_iter()
+        .filter(|a| settled(a.created_at.as_deref()))
         .map(|a| a.id)
         .collect();
-    if litellm.is_none() && provider.is_none() && agents.is_empty() && archives.is_empty() {
+    let litellm_ours = litellm_owner == Owner::Ours;
+    let (ours, unproven): (Vec<Agent>, Vec<Agent>) =
+        agents
+            .into_iter()
+            .partition(|a| match Owner::of_agent(state, a) {
+                Owner::Ours => true,
+                _ => litellm_ours,
+            });
+    if litellm_owner == Owner::Other && ours.is_empty() {
+        // Another deployment's user (an identity both deployments share): none of ours.
         return Ok(Checked::Nothing);
     }
+    let (litellm_user, letta_provider) = (
+        litellm_owner == Owner::Unmarked && litellm.is_some(),
+        !litellm_ours && provider.is_some(),
+    );
+    let unproven = (litellm_user || letta_provider || !unproven.is_empty()).then(|| {
+        let letta_agents = unproven.into_iter().map(|a| a.id).collect();
+        let kind = Kind::Unproven {
+            litellm_user,
+            letta_provider,
+            letta_agents,
+        };
+        (kind, false)
+    });
+    let litellm = litellm.filter(|_| litellm_ours);
+    let provider = provider.filter(|_| litellm_ours);
+    let archives = if litellm_ours { archives } else { Vec::new() };
+    if litellm.is_none() && provider.is_none() && ours.is_empty() && archives.is_empty() {
+        return Ok(match unproven {
+            None => Checked::Nothing,
+            Some(finding) => done(vec![finding]),
+        });
+    }
+    let young = !settled(litellm_created.as_deref())
+        || ours.iter().any(|a| !settled(a.created_at.as_deref()));
+    if young {
+        // A request may be in the middle of making or deleting the account.
+        return Ok(done(Vec::new()));
+    }
+    let agent_ids: Vec<String> = ours.into_iter().map(|a| a.id).collect();
     let fixed = fix && {
-        accounts::delete_resources(state, user, None).await?;
+        if litellm_ours {
+            // What account deletion would have deleted (another deployment's agents aside).
+            accounts::delete_resources(state, user, None).await?;
+        } else {
+            for agent in &agent_ids {
+                state.letta.delete_agent_and_archives(agent).await?;
+            }
+        }
         for archive in &archives {
             state.letta.delete_archive(archive).await?;
         }
         true
     };
-    let kind = Kind::Orphaned {
-        litellm_keys: litellm.map(|i| i.keys.len()),
-        letta_provider: provider.is_some(),
-        letta_agents: agents,
-        letta_archives: archives,
-    };
-    Ok(done(vec![(kind, fixed)]))
+    let mut findings: Vec<(Kind, bool)> = unproven.into_iter().collect();
+    findings.push((
+        Kind::Orphaned {
+            litellm_keys: litellm.map(|i| i.keys.len()),
+            letta_provider: provider.is_some(),
+            letta_agents: agent_ids,
+            letta_archives: archives,
+        },
+        fixed,
+    ));
+    Ok(done(findings))
 }
