@@ -147,13 +147,20 @@ impl ModelCatalog {
 
     /// Checks, at cold start, that the default model (`LETTA_MODEL`, `name`) is a priced chat
     /// model of LiteLLM's, so a function refuses to start rather than give new users a model no
-    /// budget stops. A LiteLLM that cannot be asked does not stop the start (a warning; every
-    /// choice is checked again when it is made). The catalog is warm afterwards.
+    /// budget stops. A LiteLLM that cannot be asked, or does not answer within 2 s, does not
+    /// stop the start (a warning; every choice is checked again when it is made). The catalog
+    /// is warm afterwards.
     pub async fn check_default(&self, litellm: &LiteLlm, name: &str) -> Result<(), String> {
-        let models = match self.models(litellm).await {
-            Ok(models) => models,
-            Err(e) => {
+        // A cold start waits for LiteLLM at most this long.
+        const WAIT: Duration = Duration::from_secs(2);
+        let models = match tokio::time::timeout(WAIT, self.models(litellm)).await {
+            Ok(Ok(models)) => models,
+            Ok(Err(e)) => {
                 tracing::warn!(error = %e, "LiteLLM's models unavailable at start; LETTA_MODEL unchecked");
+                return Ok(());
+            }
+            Err(_) => {
+                tracing::warn!("LiteLLM did not answer within 2 s at start; LETTA_MODEL unchecked");
                 return Ok(());
             }
         };
