@@ -395,8 +395,8 @@ impl Config {
         let deployment_id = r
             .optional("DEPLOYMENT_ID")
             .unwrap_or_else(|| dynamodb.table_name.clone());
-        if deployment_id.is_empty()
-            || deployment_id.len() > 64
+        // Empty only when TABLE_NAME is missing, which is reported already.
+        if deployment_id.len() > 64
             || !deployment_id
                 .bytes()
                 .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
