@@ -364,7 +364,7 @@ async fn conversations_are_capped_per_user_and_a_deletion_frees_a_place() {
 #[tokio::test]
 async fn a_user_has_at_most_three_turns_running_across_conversations() {
     let app = spawn_app().await;
-    let (_, _, token, _) = app.ready_user("Busy").await;
+    let (_, _, token, user_id) = app.ready_user("Busy").await;
     let mut ids = vec!["default".to_string()];
     for _ in 0..3 {
         ids.push(
@@ -385,8 +385,9 @@ async fn a_user_has_at_most_three_turns_running_across_conversations() {
             app.chat_in(&token, &ids[3], "hello").await
         }
     );
-    for events in [a.events(), b.events(), c.events()] {
-        assert_eq!(text_of(&events), "echo: one two three four five six");
+    let ended: Vec<Vec<SseEvent>> = vec![a.events(), b.events(), c.events()];
+    for events in &ended {
+        assert_eq!(text_of(events), "echo: one two three four five six");
     }
     let refused = refused.json();
     assert_eq!(refused.status, 409, "{}", refused.body);
@@ -402,6 +403,30 @@ async fn a_user_has_at_most_three_turns_running_across_conversations() {
     // The three ended and released their slots: the fourth conversation gets its turn.
     let later = app.chat_in(&token, &ids[3], "hello").await.events();
     assert_eq!(text_of(&later), "echo: hello");
+
+    // Turns whose end could not release their slots (DynamoDB failing at that moment) do not
+    // lock the user out: a slot whose turn has ended is taken over.
+    let table = dynamodb(&app.state.config).await;
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    for (slot, (events, conversation)) in ended.iter().zip(&ids).enumerate() {
+        let message = event(events, "start").data["user_message_id"].clone();
+        let text = |v: &str| aws_sdk_dynamodb::types::AttributeValue::S(v.to_string());
+        let number = |v: i64| aws_sdk_dynamodb::types::AttributeValue::N(v.to_string());
+        table
+            .put_item()
+            .table_name(app.state.store.table_name())
+            .item("pk", text(&format!("USER#{user_id}")))
+            .item("sk", text(&format!("TURNSLOT#{slot}")))
+            .item("message_id", text(message.as_str().unwrap()))
+            .item("conversation_id", text(conversation))
+            .item("locked_at", number(now))
+            .item("ttl", number(now + 300))
+            .send()
+            .await
+            .unwrap();
+    }
+    let after = app.chat_in(&token, &ids[3], "still here").await.events();
+    assert_eq!(text_of(&after), "echo: still here");
 }
 
 #[tokio::test]

@@ -71,8 +71,11 @@ pub(crate) fn turn_sk(conversation: &ConversationId) -> String {
 /// One of a user's turn slots (`TURNSLOT#<n>`): a turn holds one while it runs, so a user has
 /// at most as many turns at once, across conversations, as there are slots.
 pub(crate) fn turn_slot_sk(slot: u32) -> String {
-    format!("TURNSLOT#{slot}")
+    format!("{TURN_SLOT_PREFIX}{slot}")
 }
+
+/// The prefix of the turn slots' sort keys.
+pub(crate) const TURN_SLOT_PREFIX: &str = "TURNSLOT#";
 
 pub(crate) fn usage_sk(day: &str) -> String {
     format!("{USAGE_PREFIX}{day}")

@@ -26,7 +26,7 @@ pub use limits::{Exceeded, Gate, RateLimit};
 pub use messages::{HistoryPage, decode_cursor};
 pub use profiles::{Lease, Transition};
 pub use turn_writes::{TurnEnd, TurnReads, TurnStart};
-pub use turns::{IDEMPOTENCY_TTL_SECS, IdempotencyRecord, TURN_LOCK_TTL_SECS, TurnState};
+pub use turns::{Held, IDEMPOTENCY_TTL_SECS, IdempotencyRecord, TURN_LOCK_TTL_SECS, TurnState};
 pub use usage::DayUsage;
 
 use crate::{

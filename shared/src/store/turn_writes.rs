@@ -13,10 +13,11 @@ use super::{
     Store,
     attrs::{Item, build_error, key, n, s, sdk_error},
     keys::{
-        PROFILE_SK, conversation_sk, idempotency_sk, message_sk, turn_sk, turn_slot_sk, user_pk,
+        PROFILE_SK, TURN_SLOT_PREFIX, conversation_sk, idempotency_sk, message_sk, turn_sk,
+        turn_slot_sk, user_pk,
     },
     table,
-    turns::{IDEMPOTENCY_TTL_SECS, IdempotencyRecord, TurnState, turn_lock, turn_slot},
+    turns::{Held, IDEMPOTENCY_TTL_SECS, IdempotencyRecord, TurnState, turn_lock, turn_slot},
 };
 use crate::{
     app::{clock::now_epoch, dependency::DependencyError},
@@ -35,7 +36,12 @@ pub struct TurnReads {
     pub conversation: Option<Conversation>,
     /// The user's turn slots no turn holds.
     pub free_slots: Vec<u32>,
+    /// The others, with the turn holding each.
+    pub held_slots: HeldSlots,
 }
+
+/// Turn slots and the turns holding them.
+pub type HeldSlots = Vec<(u32, Held)>;
 
 /// How a turn's start went.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -106,22 +112,30 @@ fn sort_key(item: &Attributes) -> Option<&str> {
 }
 
 /// The slots of `0..slots` that none of the slot items read holds (a held slot's item has not
-/// expired yet).
-fn free_slots(slots: u32, items: &[Attributes]) -> Vec<u32> {
+/// expired yet), and the held ones with their holders.
+fn read_slots(
+    slots: u32,
+    items: Vec<Attributes>,
+) -> Result<(Vec<u32>, HeldSlots), DependencyError> {
     let now = now_epoch();
-    let held: Vec<&str> = items
-        .iter()
-        .filter(|item| {
-            item.get(table::TTL_ATTRIBUTE)
-                .and_then(|v| v.as_n().ok())
-                .and_then(|n| n.parse::<i64>().ok())
-                .is_some_and(|expires| expires >= now)
-        })
-        .filter_map(sort_key)
+    let mut held = Vec::new();
+    for item in items {
+        let live = item
+            .get(table::TTL_ATTRIBUTE)
+            .and_then(|v| v.as_n().ok())
+            .and_then(|n| n.parse::<i64>().ok())
+            .is_some_and(|expires| expires >= now);
+        let slot = sort_key(&item)
+            .and_then(|sk| sk.strip_prefix(TURN_SLOT_PREFIX))
+            .and_then(|n| n.parse::<u32>().ok());
+        if let (true, Some(slot)) = (live, slot) {
+            held.push((slot, Item::<Held>::from_attributes(item)?));
+        }
+    }
+    let free = (0..slots)
+        .filter(|slot| !held.iter().any(|(h, _)| h == slot))
         .collect();
-    (0..slots)
-        .filter(|slot| !held.contains(&turn_slot_sk(*slot).as_str()))
-        .collect()
+    Ok((free, held))
 }
 
 impl Store {
@@ -140,6 +154,7 @@ impl Store {
             profile: None,
             conversation: None,
             free_slots: Vec::new(),
+            held_slots: Vec::new(),
         };
         let mut slot_items = Vec::new();
         for item in self.batch_get(user, wanted).await? {
@@ -151,7 +166,7 @@ impl Store {
                 _ => slot_items.push(item),
             }
         }
-        reads.free_slots = free_slots(slots, &slot_items);
+        (reads.free_slots, reads.held_slots) = read_slots(slots, slot_items)?;
         Ok(reads)
     }
 
@@ -164,7 +179,7 @@ impl Store {
         let items = self
             .batch_get(user, (0..slots).map(turn_slot_sk).collect())
             .await?;
-        Ok(free_slots(slots, &items))
+        Ok(read_slots(slots, items)?.0)
     }
 
     /// Items of the user's partition by sort key, in one request (keys DynamoDB leaves
@@ -248,7 +263,7 @@ impl Store {
             .map_err(build_error)?;
         let held = Put::builder()
             .table_name(&self.table)
-            .set_item(Some(turn_slot(user, slot, &message.id, now)?))
+            .set_item(Some(turn_slot(user, slot, conversation, &message.id, now)?))
             .condition_expression("attribute_not_exists(pk) OR #ttl < :now OR message_id = :mine")
             .expression_attribute_names("#ttl", table::TTL_ATTRIBUTE)
             .expression_attribute_values(":now", n(now))

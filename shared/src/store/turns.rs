@@ -62,7 +62,7 @@ pub(super) fn turn_lock(
     message_id: &str,
     now: i64,
 ) -> Result<Attributes, DependencyError> {
-    held_by(user, turn_sk(conversation), message_id, now)
+    held_by(user, turn_sk(conversation), conversation, message_id, now)
 }
 
 /// The item of the turn slot `message_id`'s turn holds, taken at `now` (it expires as the
@@ -70,27 +70,38 @@ pub(super) fn turn_lock(
 pub(super) fn turn_slot(
     user: &UserId,
     slot: u32,
+    conversation: &ConversationId,
     message_id: &str,
     now: i64,
 ) -> Result<Attributes, DependencyError> {
-    held_by(user, turn_slot_sk(slot), message_id, now)
+    held_by(user, turn_slot_sk(slot), conversation, message_id, now)
 }
 
 type Attributes = std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue>;
 
+/// A turn lock or slot: the turn that holds it (its user message) and since when.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Held {
+    /// The user message of the turn.
+    pub message_id: String,
+    /// The turn's conversation.
+    #[serde(default)]
+    pub conversation_id: Option<ConversationId>,
+    /// When it was taken (epoch s).
+    #[serde(default)]
+    pub locked_at: i64,
+}
+
 fn held_by(
     user: &UserId,
     sk: String,
+    conversation: &ConversationId,
     message_id: &str,
     now: i64,
 ) -> Result<Attributes, DependencyError> {
-    #[derive(Serialize)]
-    struct Held<'a> {
-        message_id: &'a str,
-        locked_at: i64,
-    }
     let held = Held {
-        message_id,
+        message_id: message_id.to_string(),
+        conversation_id: Some(conversation.clone()),
         locked_at: now,
     };
     Item::new(user_pk(user), sk, held)
@@ -105,12 +116,6 @@ impl Store {
         user: &UserId,
         conversation: &ConversationId,
     ) -> Result<Option<(String, i64)>, DependencyError> {
-        #[derive(Deserialize)]
-        struct Held {
-            message_id: String,
-            #[serde(default)]
-            locked_at: i64,
-        }
         let held: Option<Held> = self.get(user_pk(user), turn_sk(conversation)).await?;
         Ok(held.map(|h| (h.message_id, h.locked_at)))
     }
@@ -124,16 +129,30 @@ impl Store {
         stale: &str,
         message_id: &str,
     ) -> Result<bool, DependencyError> {
+        let lock = turn_lock(user, conversation, message_id, now_epoch())?;
+        self.take_over(lock, stale).await
+    }
+
+    /// Takes a turn slot over from `stale`'s turn (one that ended without releasing it) for
+    /// `message_id`'s turn in `conversation`; false when the slot changed meanwhile.
+    pub async fn take_over_slot(
+        &self,
+        user: &UserId,
+        slot: u32,
+        conversation: &ConversationId,
+        stale: &str,
+        message_id: &str,
+    ) -> Result<bool, DependencyError> {
+        let held = turn_slot(user, slot, conversation, message_id, now_epoch())?;
+        self.take_over(held, stale).await
+    }
+
+    async fn take_over(&self, item: Attributes, stale: &str) -> Result<bool, DependencyError> {
         let result = self
             .client
             .put_item()
             .table_name(&self.table)
-            .set_item(Some(turn_lock(
-                user,
-                conversation,
-                message_id,
-                now_epoch(),
-            )?))
+            .set_item(Some(item))
             .condition_expression("message_id = :stale")
             .expression_attribute_values(":stale", s(stale))
             .send()

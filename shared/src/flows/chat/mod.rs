@@ -24,11 +24,11 @@ use crate::{
     clients::letta::TurnStream,
     domain::{
         ChatContent, Conversation, ConversationId, ErrorRecord, IdempotencyKey, Message,
-        MessageStatus, Role, SignedInUser,
+        MessageStatus, Role, SignedInUser, UserId,
     },
     flows::{agent::ready_agent_from, conversations},
     state::AppState,
-    store::{IdempotencyRecord, TurnStart, TurnState},
+    store::{Held, IdempotencyRecord, TurnStart, TurnState},
 };
 use relay::Outbox;
 
@@ -169,15 +169,23 @@ pub async fn start_turn(
         });
     }
     let conversation = conversations::found(&conversation_id, reads.conversation)?;
-    let Some(&slot) = reads.free_slots.first() else {
-        return Err(too_many_turns(state));
-    };
     let mut ids = ulid::Generator::new();
     let mut next_id = || {
         ids.generate()
             .map_err(|e| AppError::Internal(e.to_string()))
     };
     let (user_message_id, reply_id) = (next_id()?, next_id()?);
+    let slot = match reads.free_slots.first() {
+        Some(&slot) => slot,
+        None => reclaim_slot(
+            state,
+            &user.id,
+            &reads.held_slots,
+            &user_message_id.to_string(),
+        )
+        .await?
+        .ok_or_else(|| too_many_turns(state))?,
+    };
     let mut turn = Turn {
         state: state.clone(),
         user,
@@ -303,24 +311,75 @@ fn too_many_turns(state: &AppState) -> AppError {
     }
 }
 
-/// Takes the conversation's turn lock over from a turn that ended without releasing it (its
-/// end failed, say, while DynamoDB was throttling): one whose user message has its final
-/// status, or whose message was never stored. A turn still running keeps it (and a crashed
-/// one loses it when it expires). True when the lock is this turn's now.
+/// Whether the turn of `message_id` (which took a lock or slot at `locked_at`) has ended:
+/// its user message has its final status, or was never stored. A turn stores its message in
+/// the same write that takes the lock and slot; one whose message is missing was left behind
+/// by an older version, once its write's attempts are over.
+async fn turn_ended(
+    state: &AppState,
+    user: &UserId,
+    conversation: &ConversationId,
+    message_id: &str,
+    locked_at: i64,
+) -> Result<bool, AppError> {
+    let store_window = (state.config.dynamodb.attempt_timeout * 3).as_secs() as i64 + 1;
+    Ok(
+        match state
+            .store
+            .get_message(user, conversation, message_id)
+            .await?
+        {
+            Some(message) => message.status != MessageStatus::Pending,
+            None => now_epoch() - locked_at > store_window,
+        },
+    )
+}
+
+/// A turn slot for `message_id`'s turn when every slot is held: one taken over from a turn
+/// that ended without releasing it (its end failed, say, while DynamoDB was throttling).
+/// `None` when every holder is still running (a crashed one loses its slot when it expires).
+async fn reclaim_slot(
+    state: &AppState,
+    user: &UserId,
+    held: &[(u32, Held)],
+    message_id: &str,
+) -> Result<Option<u32>, AppError> {
+    for (slot, holder) in held {
+        let Some(conversation) = &holder.conversation_id else {
+            continue;
+        };
+        if turn_ended(
+            state,
+            user,
+            conversation,
+            &holder.message_id,
+            holder.locked_at,
+        )
+        .await?
+        {
+            tracing::warn!(stale = %holder.message_id, "taking over a turn slot its ended turn did not release");
+            let taken = state
+                .store
+                .take_over_slot(user, *slot, conversation, &holder.message_id, message_id)
+                .await?;
+            if taken {
+                return Ok(Some(*slot));
+            }
+        }
+    }
+    Ok(None)
+}
+
+/// Takes the conversation's turn lock over from a turn that ended without releasing it (see
+/// [`turn_ended`]). A turn still running keeps it (and a crashed one loses it when it
+/// expires). True when the lock is this turn's now.
 async fn take_over_stale_lock(turn: &Turn) -> Result<bool, AppError> {
     let (store, user, conversation) = (&turn.state.store, &turn.user.id, &turn.conversation.id);
     let Some((holder, locked_at)) = store.turn_lock_holder(user, conversation).await? else {
         // Released meanwhile: the start can simply be tried again.
         return Ok(true);
     };
-    // A turn stores its message in the same write that takes the lock; a lock whose message
-    // is missing was left behind by an older version, once its write's attempts are over.
-    let store_window = (turn.state.config.dynamodb.attempt_timeout * 3).as_secs() as i64 + 1;
-    let ended = match store.get_message(user, conversation, &holder).await? {
-        Some(message) => message.status != MessageStatus::Pending,
-        None => now_epoch() - locked_at > store_window,
-    };
-    if !ended {
+    if !turn_ended(&turn.state, user, conversation, &holder, locked_at).await? {
         return Ok(false);
     }
     tracing::warn!(stale = %holder, "taking over a turn lock its ended turn did not release");
