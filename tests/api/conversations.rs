@@ -644,6 +644,70 @@ async fn an_unpriced_model_is_neither_a_choice_nor_the_default() {
 }
 
 #[tokio::test]
+async fn embedded_characters_are_bounded_per_day_and_a_deletion_gives_none_back() {
+    let app = spawn_app_configured(|c| c.rates.embedding_chars_per_day = 100).await;
+    let (_, _, token, _) = app.ready_user("Embedder").await;
+    let add = |text: String| {
+        app.post_with(
+            "/api/v1/agent/memory",
+            &token,
+            json!({"archival": {"text": text}}),
+        )
+    };
+    let (app, token) = (&app, &token);
+    let search = |query: String| async move {
+        let path = format!("/api/v1/agent/memory/archival?query={query}");
+        app.get(&path, token).await
+    };
+    let first = add("a".repeat(60)).await;
+    assert_eq!(first.status, 200, "{}", first.body);
+    let refused = add("b".repeat(60)).await;
+    assert_eq!(refused.status, 429, "{}", refused.body);
+    assert_eq!(refused.body["error"]["limit"], "embedding_chars_per_day");
+    assert!(refused.headers.contains_key("retry-after"));
+    // Deleting the memory gives its characters back to nobody.
+    let id = first.body["passages"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let deleted = app
+        .call(
+            Method::DELETE,
+            &format!("/api/v1/agent/memory/archival/{id}"),
+            Some(token),
+            None,
+        )
+        .await;
+    assert_eq!(deleted.status, 200, "{}", deleted.body);
+    assert_eq!(add("b".repeat(60)).await.status, 429);
+    // Searches embed their query: bounded in length, counted too.
+    let long = search("q".repeat(1001)).await;
+    assert_eq!(long.status, 422, "{}", long.body);
+    assert_eq!(long.body["error"]["field"], "query");
+    assert_eq!(search("q".repeat(30)).await.status, 200);
+    assert_eq!(search("q".repeat(20)).await.status, 429);
+
+    // The agent's own inserts count as they happen.
+    let (_, _, other, _) = app.ready_user("AgentEmbedder").await;
+    let fact = "the spare key is under the third flowerpot on the left";
+    let events = app
+        .chat_in(&other, "default", &format!("remember that {fact}"))
+        .await
+        .events();
+    assert!(names(&events).contains(&"tool_call"), "{events:?}");
+    let status = app.get("/api/v1/agent/status", &other).await;
+    assert_eq!(status.body["archival_passages"], 1, "{}", status.body);
+    let refused = app
+        .post_with(
+            "/api/v1/agent/memory",
+            &other,
+            json!({"archival": {"text": "c".repeat(100 - fact.len() + 1)}}),
+        )
+        .await;
+    assert_eq!(refused.status, 429, "{}", refused.body);
+}
+
+#[tokio::test]
 async fn archival_memories_page_and_delete_only_the_users_own() {
     let app = spawn_app().await;
     let (_, _, ada, _) = app.ready_user("Archivist").await;

@@ -66,6 +66,9 @@ pub struct RateLimitConfig {
     pub concurrent_turns: u32,
     /// Conversations one user may have besides the default one (`CONVERSATIONS_MAX`).
     pub conversations_max: u64,
+    /// Characters one user may have embedded per day (UTC), archival inserts and searches,
+    /// the user's and the agent's (`EMBEDDING_CHARS_PER_DAY`): the operator pays for them.
+    pub embedding_chars_per_day: u64,
 }
 
 impl RateLimitConfig {
@@ -84,6 +87,7 @@ impl RateLimitConfig {
             auth_per_minute: positive("RATE_AUTH_PER_MINUTE", 10),
             password_failures: positive("RATE_PASSWORD_FAILURES", 10),
             conversations_max: positive("CONVERSATIONS_MAX", 1000),
+            embedding_chars_per_day: positive("EMBEDDING_CHARS_PER_DAY", 200_000),
             concurrent_turns: r.ranged("CHAT_CONCURRENT_TURNS", 3, 1..=25),
         }
     }

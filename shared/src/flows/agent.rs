@@ -6,7 +6,7 @@ use crate::{
     domain::{Profile, SignedInUser},
     flows::{accounts, conversations, migration, provisioning},
     state::AppState,
-    store::Lease,
+    store::{Lease, RateLimit},
 };
 
 /// Blocks the user may edit directly.
@@ -123,6 +123,38 @@ pub async fn replace_block(
     Ok(state.letta.update_block(&agent_id, label, value).await?)
 }
 
+/// The user's daily quota of characters sent to the embedding model (`EMBEDDING_CHARS_PER_DAY`):
+/// archival inserts and searches, the user's and the agent's. Letta embeds with its own
+/// server-wide key (its OpenAI embedding client takes no BYOK provider), so the operator pays
+/// for them; a deletion gives nothing back.
+pub(crate) fn embedding_quota(state: &AppState) -> RateLimit {
+    RateLimit {
+        name: "embedding_chars_per_day",
+        max: state.config.rates.embedding_chars_per_day,
+        window_secs: 24 * 3600,
+    }
+}
+
+/// Uses `chars` of the user's embedding quota before Letta embeds them: 429 `rate_limited`
+/// (`limit: embedding_chars_per_day`, `Retry-After` until the UTC day ends) when less is left.
+async fn embed(state: &AppState, user: &SignedInUser, chars: usize) -> Result<(), AppError> {
+    let quota = embedding_quota(state);
+    match state
+        .store
+        .use_quota(&user.id, &quota, chars as u64)
+        .await?
+    {
+        None => Ok(()),
+        Some(exceeded) => Err(AppError::RateLimited {
+            limit: exceeded.limit,
+            retry_after: exceeded.retry_after,
+        }),
+    }
+}
+
+/// The longest archival search query, in characters.
+pub const MAX_QUERY_CHARS: usize = 1000;
+
 /// Adds a long-term memory (at most 10,000 characters, 20 tags of 1 to 64 characters).
 pub async fn add_archival(
     state: &AppState,
@@ -151,7 +183,9 @@ pub async fn add_archival(
         ));
     }
     let (_, agent_id) = ready_agent(state, user).await?;
-    // Counted before Letta is called, within the cap, in one conditional write.
+    // Counted before Letta is called: the characters against the daily quota, the memory
+    // within the cap (each one conditional write).
+    embed(state, user, text.chars().count()).await?;
     let cap = state.config.letta.archival_max_passages;
     if !state.store.reserve_archival(&user.id, 1, cap).await? {
         return Err(AppError::Conflict {
@@ -239,8 +273,17 @@ pub async fn archival(
             message: "the cursor is not valid".into(),
         });
     }
-    let (_, agent_id) = ready_agent(state, user).await?;
     let query = query.map(str::trim).filter(|q| !q.is_empty());
+    if query.is_some_and(|q| q.chars().count() > MAX_QUERY_CHARS) {
+        return Err(AppError::validation(
+            "query",
+            format!("must be at most {MAX_QUERY_CHARS} characters"),
+        ));
+    }
+    let (_, agent_id) = ready_agent(state, user).await?;
+    if let Some(q) = query {
+        embed(state, user, q.chars().count()).await?;
+    }
     let mut next_cursor = None;
     let memories = match query {
         Some(q) => state

@@ -16,7 +16,7 @@ use std::net::IpAddr;
 
 use super::{
     Store,
-    attrs::{build_error, key, n, sdk_error},
+    attrs::{build_error, conditional, key, n, sdk_error, update_item},
     keys::{REVOCATION_SK, account_pk, client_pk, user_limits_pk},
     table,
 };
@@ -63,22 +63,38 @@ impl RateLimit {
     }
 
     fn update(&self, table: &str, pk: &str, now: i64) -> Result<Update, DependencyError> {
+        self.add(table, pk, now, 1, true)
+    }
+
+    /// Adds `amount` to the window's counter; `checked`: only while it stays within `max`.
+    fn add(
+        &self,
+        table: &str,
+        pk: &str,
+        now: i64,
+        amount: u64,
+        checked: bool,
+    ) -> Result<Update, DependencyError> {
         let (start, end) = self.window(now);
-        Update::builder()
+        let update = Update::builder()
             .table_name(table)
             .set_key(Some(key(
                 pk.to_string(),
                 format!("RATE#{}#{start}", self.name),
             )))
-            .update_expression("ADD hits :one SET #ttl = :ttl")
-            .condition_expression("attribute_not_exists(hits) OR hits < :max")
+            .update_expression("ADD hits :amount SET #ttl = :ttl")
             .expression_attribute_names("#ttl", table::TTL_ATTRIBUTE)
-            .expression_attribute_values(":one", n(1))
-            .expression_attribute_values(":max", n(self.max))
+            .expression_attribute_values(":amount", n(amount))
             // Kept a minute past the window: DynamoDB's TTL deletes lazily anyway.
-            .expression_attribute_values(":ttl", n(end + 60))
-            .build()
-            .map_err(build_error)
+            .expression_attribute_values(":ttl", n(end + 60));
+        let update = if checked {
+            update
+                .condition_expression("attribute_not_exists(hits) OR hits <= :room")
+                .expression_attribute_values(":room", n(self.max.saturating_sub(amount)))
+        } else {
+            update
+        };
+        update.build().map_err(build_error)
     }
 
     fn exceeded(&self, now: i64) -> Exceeded {
@@ -175,19 +191,47 @@ impl Store {
         email: &str,
         limit: &RateLimit,
     ) -> Result<(), DependencyError> {
+        let update = limit.add(&self.table, &account_pk(email), now_epoch(), 1, false)?;
+        update_item(&self.client, update)
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(sdk_error)
+    }
+
+    /// Uses `amount` of a user's `quota` (a limit counted in units, not requests) if that
+    /// much is left in its window; nothing is counted when it is not.
+    pub async fn use_quota(
+        &self,
+        user: &UserId,
+        quota: &RateLimit,
+        amount: u64,
+    ) -> Result<Option<Exceeded>, DependencyError> {
         let now = now_epoch();
-        let (start, end) = limit.window(now);
-        self.client
-            .update_item()
-            .table_name(&self.table)
-            .set_key(Some(key(
-                account_pk(email),
-                format!("RATE#{}#{start}", limit.name),
-            )))
-            .update_expression("ADD hits :one SET #ttl = :ttl")
-            .expression_attribute_names("#ttl", table::TTL_ATTRIBUTE)
-            .expression_attribute_values(":one", n(1))
-            .expression_attribute_values(":ttl", n(end + 60))
+        if amount > quota.max {
+            return Ok(Some(quota.exceeded(now)));
+        }
+        let update = quota.add(&self.table, &user_limits_pk(user), now, amount, true)?;
+        let used = conditional(update_item(&self.client, update).send().await)?;
+        Ok((!used).then(|| quota.exceeded(now)))
+    }
+
+    /// Counts `amount` against a user's `quota` whatever is left (what already happened, such
+    /// as the agent's own use during a turn).
+    pub async fn count_quota(
+        &self,
+        user: &UserId,
+        quota: &RateLimit,
+        amount: u64,
+    ) -> Result<(), DependencyError> {
+        let update = quota.add(
+            &self.table,
+            &user_limits_pk(user),
+            now_epoch(),
+            amount,
+            false,
+        )?;
+        update_item(&self.client, update)
             .send()
             .await
             .map(|_| ())

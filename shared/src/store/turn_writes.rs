@@ -74,8 +74,6 @@ pub struct TurnEnd<'a> {
     pub idempotency: Option<(&'a IdempotencyKey, Option<TurnState>)>,
     /// What was billed: the day, the tokens and the cost (added to the day's usage).
     pub billed: Option<(&'a str, &'a Usage, f64)>,
-    /// Archival memories the agent saved itself in the turn.
-    pub archival_saved: i64,
 }
 
 /// One write of a transaction, and whether the turn's end can do without it when its
@@ -312,8 +310,8 @@ impl Store {
     }
 
     /// Ends a turn in one transaction: stores the reply, settles the user's message, counts
-    /// the reply, adds what was billed to the day's usage, counts the memories the agent saved,
-    /// settles the idempotency record and releases the lock. Tried again (the same request
+    /// the reply, adds what was billed to the day's usage, settles the idempotency record and
+    /// releases the lock and the turn slot. Tried again (the same request
     /// token: DynamoDB applies it once) when it fails; a write whose item changed meanwhile (a
     /// lock taken over, a conversation or key gone) is left out rather than losing the reply.
     pub async fn finish_turn(&self, end: &TurnEnd<'_>) -> Result<(), DependencyError> {
@@ -421,20 +419,6 @@ impl Store {
             writes.push(Write {
                 item: TransactWriteItem::builder().update(add).build(),
                 optional: false,
-            });
-        }
-        if end.archival_saved > 0 {
-            let count = Update::builder()
-                .table_name(&self.table)
-                .set_key(Some(key(pk.clone(), PROFILE_SK.into())))
-                .update_expression("ADD archival_passages :d")
-                .condition_expression("attribute_exists(pk)")
-                .expression_attribute_values(":d", n(end.archival_saved))
-                .build()
-                .map_err(build_error)?;
-            writes.push(Write {
-                item: TransactWriteItem::builder().update(count).build(),
-                optional: true,
             });
         }
         if let Some((idem_key, state)) = end.idempotency {

@@ -189,6 +189,8 @@ pub struct AgentSpec<'a> {
 
 /// The tool with which an agent saves an archival memory itself.
 pub const ARCHIVAL_INSERT_TOOL: &str = "archival_memory_insert";
+/// The tool with which an agent searches its archival memory (its query is embedded).
+pub const ARCHIVAL_SEARCH_TOOL: &str = "archival_memory_search";
 
 /// The tools an agent of `agent_type` gets: its architecture's memory tools and archival
 /// memory. `letta_v1_agent` replies in plain content (no `send_message`, no heartbeats).

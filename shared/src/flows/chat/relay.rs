@@ -14,9 +14,9 @@ use super::{
     failure::TurnFailure,
 };
 use crate::{
-    clients::letta::{ARCHIVAL_INSERT_TOOL, LettaMessage, TurnStream},
+    clients::letta::{ARCHIVAL_INSERT_TOOL, ARCHIVAL_SEARCH_TOOL, LettaMessage, TurnStream},
     domain::{ErrorRecord, Message, MessageStatus, Role, Title, ToolCall, Usage},
-    flows::{conversations, usage},
+    flows::{agent, conversations, usage},
     store::{TurnEnd, TurnState},
 };
 
@@ -34,6 +34,41 @@ pub(super) struct Reply {
     usage: Option<Usage>,
     pub(super) failure: Option<TurnFailure>,
     first_token_at: Option<Instant>,
+    /// What the agent's own archival memory tools did that is not counted yet: characters
+    /// embedded (inserts and searches) and memories saved.
+    memory_uncounted: MemoryUse,
+}
+
+/// Characters sent to the embedding model and memories saved by the agent's tools.
+#[derive(Default, Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct MemoryUse {
+    pub(super) embedded_chars: u64,
+    pub(super) saved: i64,
+}
+
+impl MemoryUse {
+    /// What one of the agent's tool calls embedded and saved (archival inserts embed their
+    /// content, searches their query).
+    fn of(call: &ToolCall) -> Self {
+        let argument = |field: &str| {
+            serde_json::from_str::<serde_json::Value>(&call.arguments)
+                .ok()
+                .and_then(|args| args.get(field)?.as_str().map(|s| s.chars().count() as u64))
+                .unwrap_or(0)
+        };
+        let succeeded = call.status.as_deref() == Some("success");
+        match call.name.as_str() {
+            ARCHIVAL_INSERT_TOOL if succeeded => Self {
+                embedded_chars: argument("content"),
+                saved: 1,
+            },
+            ARCHIVAL_SEARCH_TOOL => Self {
+                embedded_chars: argument("query"),
+                saved: 0,
+            },
+            _ => Self::default(),
+        }
+    }
 }
 
 impl Reply {
@@ -165,12 +200,16 @@ impl Reply {
         }
         call.result = Some(result.clone());
         call.status = Some(status.clone());
+        let used = MemoryUse::of(call);
         let name = call.name.clone();
+        let arguments = call.arguments.clone();
+        self.memory_uncounted.embedded_chars += used.embedded_chars;
+        self.memory_uncounted.saved += used.saved;
         vec![
             ChatEvent::ToolCall {
                 id: id.clone(),
                 name: name.clone(),
-                arguments: call.arguments.clone(),
+                arguments,
             },
             ChatEvent::ToolResult {
                 id,
@@ -320,6 +359,10 @@ async fn relay(
         match item {
             Ok(message) => {
                 out.emit_all(reply.absorb(message)).await;
+                let used = std::mem::take(&mut reply.memory_uncounted);
+                if used != MemoryUse::default() {
+                    count_memory_use(turn, used).await;
+                }
                 if early.is_none() && reply.stop_reason.is_some() {
                     early = Some(cost::price_early(&turn.state, &reply.step_ids));
                 }
@@ -333,6 +376,32 @@ async fn relay(
         }
     }
     early
+}
+
+/// Counts what the agent's memory tools did as it happens (not after the turn): the
+/// characters against the user's daily embedding quota, the memories against the archival cap.
+/// The tools already ran, so a full quota or cap does not stop the turn; they stop the user's
+/// own inserts and searches (the agent's are bounded by the turn's step limit).
+async fn count_memory_use(turn: &Turn, used: MemoryUse) {
+    let (store, user) = (&turn.state.store, &turn.user.id);
+    let quota = agent::embedding_quota(&turn.state);
+    let (embedded, saved) = tokio::join!(
+        async {
+            match used.embedded_chars {
+                0 => Ok(()),
+                chars => store.count_quota(user, &quota, chars).await,
+            }
+        },
+        async {
+            match used.saved {
+                0 => Ok(()),
+                saved => store.count_archival(user, saved).await,
+            }
+        }
+    );
+    if let Err(e) = embedded.and(saved) {
+        tracing::warn!(error = %e, "could not count the agent's memory use");
+    }
 }
 
 /// Makes the reply's text complete. A `letta_v1_agent` streams its plain content exactly, so a
@@ -431,12 +500,6 @@ async fn store_reply(turn: &Turn, reply: &Reply, early: Option<EarlyPrice>) -> M
     } else {
         MessageStatus::Complete
     };
-    // Memories the agent saved itself count towards the user's archival cap.
-    let saved = assistant
-        .tool_calls
-        .iter()
-        .filter(|c| c.name == ARCHIVAL_INSERT_TOOL && c.status.as_deref() == Some("success"))
-        .count();
     // What was billed counts, even for a reply that failed after its LLM calls.
     let cost = assistant.cost_usd.unwrap_or(0.0);
     let billed = (usage.total_tokens > 0 || cost > 0.0).then(|| {
@@ -458,7 +521,6 @@ async fn store_reply(turn: &Turn, reply: &Reply, early: Option<EarlyPrice>) -> M
             (key, state)
         }),
         billed,
-        archival_saved: saved as i64,
     };
     // One write: the reply, the user's message settled, the counts, the lock released.
     if let Err(e) = turn.state.store.finish_turn(&end).await {
