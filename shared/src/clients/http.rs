@@ -245,11 +245,19 @@ pub fn absent_on_404<T>(result: Result<T, DependencyError>) -> Result<Option<T>,
     }
 }
 
+/// How long a pooled connection may stay idle before it is dropped: below the 5 s after which
+/// uvicorn (Letta's and LiteLLM's server) closes an idle connection. A connection reused as the
+/// server closes it fails the request, and a POST (the message sent to the agent) is never
+/// retried: most likely the 503 the 50-user load saw (Letta "could not be reached" 0.8 s into a
+/// turn's POST, with Letta up all along). A function idle longer than this
+/// connects again (a TCP, and for a remote server a TLS, handshake).
+const POOL_IDLE: Duration = Duration::from_secs(4);
+
 /// What every client of the backend shares: connect timeout, pooling, user agent.
 fn builder() -> reqwest::ClientBuilder {
     reqwest::Client::builder()
         .connect_timeout(Duration::from_secs(3))
-        .pool_idle_timeout(Duration::from_secs(50))
+        .pool_idle_timeout(POOL_IDLE)
         .user_agent(concat!("chat-backend/", env!("CARGO_PKG_VERSION")))
 }
 
