@@ -375,16 +375,23 @@ async fn a_user_has_at_most_three_turns_running_across_conversations() {
         );
     }
     let slow = "/slow 150 one two three four five six";
-    let (a, b, c, refused) = tokio::join!(
-        app.chat_in(&token, &ids[0], slow),
+    let (a, b, c, (refused, repeated)) = tokio::join!(
+        // ids[0] is the default conversation: this one carries an Idempotency-Key.
+        app.chat(&token, slow, Some("busy-key")),
         app.chat_in(&token, &ids[1], slow),
         app.chat_in(&token, &ids[2], slow),
         async {
             // A fourth conversation while three turns run: refused before anything is stored.
             tokio::time::sleep(Duration::from_millis(500)).await;
-            app.chat_in(&token, &ids[3], "hello").await
+            let refused = app.chat_in(&token, &ids[3], "hello").await;
+            // A retry of a running turn is answered as any retry is, not as a fourth turn.
+            let repeated = app.chat(&token, slow, Some("busy-key")).await;
+            (refused, repeated)
         }
     );
+    let repeated = repeated.json();
+    assert_eq!(repeated.status, 409, "{}", repeated.body);
+    assert_eq!(repeated.body["error"]["code"], "turn_in_progress");
     let ended: Vec<Vec<SseEvent>> = vec![a.events(), b.events(), c.events()];
     for events in &ended {
         assert_eq!(text_of(events), "echo: one two three four five six");

@@ -177,14 +177,14 @@ pub async fn start_turn(
     let (user_message_id, reply_id) = (next_id()?, next_id()?);
     let slot = match reads.free_slots.first() {
         Some(&slot) => slot,
-        None => reclaim_slot(
-            state,
-            &user.id,
-            &reads.held_slots,
-            &user_message_id.to_string(),
-        )
-        .await?
-        .ok_or_else(|| too_many_turns(state))?,
+        None => {
+            let message_id = user_message_id.to_string();
+            let key = idempotency_key.as_ref();
+            match when_no_slot_is_free(state, &user, &reads.held_slots, &message_id, key).await? {
+                Ok(slot) => slot,
+                Err(replayed) => return Ok(TurnOutcome::Replay(replayed)),
+            }
+        }
     };
     let mut turn = Turn {
         state: state.clone(),
@@ -333,6 +333,28 @@ async fn turn_ended(
             None => now_epoch() - locked_at > store_window,
         },
     )
+}
+
+/// When every slot is held: one taken over from a turn that ended ([`reclaim_slot`]); else a
+/// repeated `Idempotency-Key` is answered as always (its own turn may hold a slot: `Err` with
+/// the replay); else 409 `too_many_turns`.
+async fn when_no_slot_is_free(
+    state: &AppState,
+    user: &SignedInUser,
+    held: &[(u32, Held)],
+    message_id: &str,
+    key: Option<&IdempotencyKey>,
+) -> Result<Result<u32, Vec<ChatEvent>>, AppError> {
+    if let Some(slot) = reclaim_slot(state, &user.id, held, message_id).await? {
+        return Ok(Ok(slot));
+    }
+    let Some(key) = key else {
+        return Err(too_many_turns(state));
+    };
+    match state.store.idempotency_record(&user.id, key).await? {
+        Some(existing) => Ok(Err(replay::replay(state, user, &existing).await?)),
+        None => Err(too_many_turns(state)),
+    }
 }
 
 /// A turn slot for `message_id`'s turn when every slot is held: one taken over from a turn
