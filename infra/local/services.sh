@@ -62,10 +62,16 @@ wait_healthy() {
   say "$name is up (${waited}s)"
 }
 
+# A service's log keeps what its previous run wrote (a service that died mid-run is restarted
+# by a test, and what it logged before it died is the evidence); each start is marked.
+begin_log() {
+  echo "[local] $(date -u +%FT%TZ) starting $1" >> "$LOG_DIR/$1.log"
+}
+
 # Starts a command in its own process group, logging to logs/NAME.log.
 spawn() {
   local name=$1; shift
-  : > "$LOG_DIR/$name.log"
+  begin_log "$name"
   setsid "$@" >>"$LOG_DIR/$name.log" 2>&1 < /dev/null &
   echo $! > "$(pidfile "$name")"
 }
@@ -74,7 +80,7 @@ spawn() {
 # its server password when it starts; `make test` scans every log for secrets).
 spawn_redacting() {
   local name=$1; shift
-  : > "$LOG_DIR/$name.log"
+  begin_log "$name"
   # shellcheck disable=SC2016 # expanded by the inner shell
   setsid bash -c '"$@" 2>&1 | python3 -u -c "
 import os, sys
