@@ -218,7 +218,6 @@ impl LiteLlm {
             "key_alias": key_alias,
             "max_budget": max_budget,
             "budget_duration": budget_duration,
-            "metadata": {},
         }));
         upstream::send_json(
             Service::LiteLlm,

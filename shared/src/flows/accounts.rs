@@ -67,10 +67,7 @@ async fn check_password(
         .password_failures_exceeded(email, &limit)
         .await?
     {
-        return Err(AppError::RateLimited {
-            limit: exceeded.limit,
-            retry_after: exceeded.retry_after,
-        });
+        return Err(exceeded.into());
     }
     match state.supabase.sign_in_with_password(email, password).await {
         Ok(session) => Ok(session),

@@ -145,10 +145,7 @@ async fn embed(state: &AppState, user: &SignedInUser, chars: usize) -> Result<()
         .await?
     {
         None => Ok(()),
-        Some(exceeded) => Err(AppError::RateLimited {
-            limit: exceeded.limit,
-            retry_after: exceeded.retry_after,
-        }),
+        Some(exceeded) => Err(exceeded.into()),
     }
 }
 

@@ -17,7 +17,7 @@ use crate::{
     app::{error::AppError, secret::Secret},
     domain::UserId,
     state::AppState,
-    store::{Exceeded, Gate, RateLimit},
+    store::{Gate, RateLimit},
 };
 
 const MINUTE: i64 = 60;
@@ -91,13 +91,6 @@ impl FromRequestParts<AppState> for ClientIp {
     }
 }
 
-fn refused(exceeded: Exceeded) -> AppError {
-    AppError::RateLimited {
-        limit: exceeded.limit,
-        retry_after: exceeded.retry_after,
-    }
-}
-
 /// Counts a request of a signed-in user: a chat turn against the chat limits, anything else
 /// against the per-minute request limit; and refuses a token issued before the user's sessions
 /// were revoked (logout). One DynamoDB round trip.
@@ -132,7 +125,7 @@ pub(crate) async fn check_user(
     };
     match state.store.gate_user(user, issued_at, limits).await? {
         Gate::Open => Ok(()),
-        Gate::Limited(exceeded) => Err(refused(exceeded)),
+        Gate::Limited(exceeded) => Err(exceeded.into()),
         Gate::Revoked => Err(AppError::Unauthorized(
             "this session was signed out; sign in again".into(),
         )),
@@ -154,7 +147,7 @@ impl FromRequestParts<AppState> for AuthAttempt {
             window_secs: MINUTE,
         };
         match state.store.hit_client(ip, &[limit]).await? {
-            Some(exceeded) => Err(refused(exceeded)),
+            Some(exceeded) => Err(exceeded.into()),
             None => Ok(Self),
         }
     }

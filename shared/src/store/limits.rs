@@ -21,7 +21,7 @@ use super::{
     table,
 };
 use crate::{
-    app::{clock::now_epoch, dependency::DependencyError},
+    app::{clock::now_epoch, dependency::DependencyError, error::AppError},
     domain::UserId,
 };
 
@@ -101,6 +101,16 @@ impl RateLimit {
         Exceeded {
             limit: self.name,
             retry_after: u64::try_from(self.window(now).1 - now).unwrap_or(1),
+        }
+    }
+}
+
+/// A used-up limit is a 429 naming it, with `Retry-After` until its window ends.
+impl From<Exceeded> for AppError {
+    fn from(exceeded: Exceeded) -> Self {
+        AppError::RateLimited {
+            limit: exceeded.limit,
+            retry_after: exceeded.retry_after,
         }
     }
 }
@@ -191,12 +201,7 @@ impl Store {
         email: &str,
         limit: &RateLimit,
     ) -> Result<(), DependencyError> {
-        let update = limit.add(&self.table, &account_pk(email), now_epoch(), 1, false)?;
-        update_item(&self.client, update)
-            .send()
-            .await
-            .map(|_| ())
-            .map_err(sdk_error)
+        self.count(&account_pk(email), limit, 1).await
     }
 
     /// Uses `amount` of a user's `quota` (a limit counted in units, not requests) if that
@@ -224,13 +229,12 @@ impl Store {
         quota: &RateLimit,
         amount: u64,
     ) -> Result<(), DependencyError> {
-        let update = quota.add(
-            &self.table,
-            &user_limits_pk(user),
-            now_epoch(),
-            amount,
-            false,
-        )?;
+        self.count(&user_limits_pk(user), quota, amount).await
+    }
+
+    /// Adds `amount` to `limit`'s counter of the partition `pk`, whatever is left.
+    async fn count(&self, pk: &str, limit: &RateLimit, amount: u64) -> Result<(), DependencyError> {
+        let update = limit.add(&self.table, pk, now_epoch(), amount, false)?;
         update_item(&self.client, update)
             .send()
             .await

@@ -238,15 +238,21 @@ impl Store {
     ) -> Result<TurnStart, DependencyError> {
         let now = now_epoch();
         let conversation = &message.conversation_id;
-        let lock = Put::builder()
-            .table_name(&self.table)
-            .set_item(Some(turn_lock(user, conversation, &message.id, now)?))
-            .condition_expression("attribute_not_exists(pk) OR #ttl < :now OR message_id = :mine")
-            .expression_attribute_names("#ttl", table::TTL_ATTRIBUTE)
-            .expression_attribute_values(":now", n(now))
-            .expression_attribute_values(":mine", s(&message.id))
-            .build()
-            .map_err(build_error)?;
+        // The lock and the slot are taken alike: free, expired, or already this message's.
+        let take = |item| {
+            Put::builder()
+                .table_name(&self.table)
+                .set_item(Some(item))
+                .condition_expression(
+                    "attribute_not_exists(pk) OR #ttl < :now OR message_id = :mine",
+                )
+                .expression_attribute_names("#ttl", table::TTL_ATTRIBUTE)
+                .expression_attribute_values(":now", n(now))
+                .expression_attribute_values(":mine", s(&message.id))
+                .build()
+                .map_err(build_error)
+        };
+        let lock = take(turn_lock(user, conversation, &message.id, now)?)?;
         let stored = Put::builder()
             .table_name(&self.table)
             .set_item(Some(
@@ -259,15 +265,7 @@ impl Store {
             ))
             .build()
             .map_err(build_error)?;
-        let held = Put::builder()
-            .table_name(&self.table)
-            .set_item(Some(turn_slot(user, slot, conversation, &message.id, now)?))
-            .condition_expression("attribute_not_exists(pk) OR #ttl < :now OR message_id = :mine")
-            .expression_attribute_names("#ttl", table::TTL_ATTRIBUTE)
-            .expression_attribute_values(":now", n(now))
-            .expression_attribute_values(":mine", s(&message.id))
-            .build()
-            .map_err(build_error)?;
+        let held = take(turn_slot(user, slot, conversation, &message.id, now)?)?;
         // The indexes below are those the failed conditions are read by.
         let mut items = vec![
             TransactWriteItem::builder().put(lock).build(),

@@ -338,9 +338,8 @@ async fn check_user(
     if profile.lock_until.is_some_and(|until| until >= now_epoch()) {
         return Ok(Checked::Busy);
     }
-    let grace_ms = state.config.reconcile.grace.as_millis() as i64;
     let now = now_ms();
-    let settled = |at: &str| epoch_ms(at).is_some_and(|t| now - t >= grace_ms);
+    let settled = past_grace(state);
 
     if !has_identity {
         if !settled(&profile.created_at) {
@@ -379,7 +378,7 @@ async fn check_user(
     let mut findings = Vec::new();
     let litellm = state.litellm.user_info(user.as_str()).await?;
     let provider = state.letta.find_provider(&provider_name(user)).await?;
-    let agents = agents_of(state, user).await?;
+    let agents = provisioning::agents_of(state, user).await?;
     let agent_id = profile.letta_agent_id.clone().unwrap_or_default();
 
     let mut missing = Vec::new();
@@ -394,7 +393,7 @@ async fn check_user(
     if provider.is_none() {
         missing.push("letta_provider");
     }
-    if !agents.iter().any(|a| a.0 == agent_id) {
+    if !agents.iter().any(|a| a.id == agent_id) {
         missing.push("letta_agent");
     }
     if !missing.is_empty() {
@@ -423,15 +422,15 @@ async fn check_user(
         .map(|k| k.token.clone())
         .collect();
     let extra: Vec<String> = agents
-        .iter()
-        .filter(|(id, created)| *id != agent_id && created.as_deref().is_none_or(settled))
-        .map(|(id, _)| id.clone())
+        .into_iter()
+        .filter(|a| a.id != agent_id && a.created_at.as_deref().is_none_or(&settled))
+        .map(|a| a.id)
         .collect();
     // Archives named for the user's agent that no agent has attached (an old agent's archive
     // may be the live agent's too: it goes only when no agent has it).
     let mut loose = Vec::new();
     for archive in state.letta.find_archives(&archive_name(user)).await? {
-        if archive.created_at.as_deref().is_none_or(settled)
+        if archive.created_at.as_deref().is_none_or(&settled)
             && state.letta.archive_in_use(&archive.id).await? == Some(false)
         {
             loose.push(archive.id);
@@ -530,16 +529,12 @@ async fn rebuild(
     }
 }
 
-/// The user's agents (by name or tag, except another deployment's), with when each was made.
-async fn agents_of(
-    state: &AppState,
-    user: &UserId,
-) -> Result<Vec<(String, Option<String>)>, AppError> {
-    Ok(provisioning::agents_of(state, user)
-        .await?
-        .into_iter()
-        .map(|a| (a.id, a.created_at))
-        .collect())
+/// Whether a time (RFC 3339) is older than the grace period: younger things may still be in
+/// the middle of a request.
+fn past_grace(state: &AppState) -> impl Fn(&str) -> bool {
+    let grace_ms = state.config.reconcile.grace.as_millis() as i64;
+    let now = now_ms();
+    move |at| epoch_ms(at).is_some_and(|t| now - t >= grace_ms)
 }
 
 /// Things of a user without a profile. Only what is proven this deployment's, and older than
@@ -553,10 +548,8 @@ async fn orphaned(state: &AppState, user: &UserId, fix: bool) -> Result<Checked,
     let record = litellm.as_ref().and_then(|i| i.user_info.as_ref());
     let litellm_owner = Owner::of(state, record.and_then(|r| r.deployment()));
     let litellm_created = record.and_then(|r| r.created_at.clone());
-    let grace_ms = state.config.reconcile.grace.as_millis() as i64;
-    let now = now_ms();
-    let settled =
-        |at: Option<&str>| at.is_none_or(|at| epoch_ms(at).is_some_and(|t| now - t >= grace_ms));
+    let past_grace = past_grace(state);
+    let settled = |at: Option<&str>| at.is_none_or(&past_grace);
     let provider = state.letta.find_provider(&provider_name(user)).await?;
     let agents: Vec<Agent> = provisioning::agents_of(state, user).await?;
     let archives: Vec<String> = state
