@@ -22,6 +22,28 @@ impl TestApp {
         read_chat(res).await
     }
 
+    /// `PATCH /api/v1/user/profile` choosing `model`.
+    async fn choose_model(&self, token: &str, model: &str) -> Reply {
+        self.call(
+            Method::PATCH,
+            "/api/v1/user/profile",
+            Some(token),
+            Some(json!({ "model": model })),
+        )
+        .await
+    }
+
+    /// The names `GET /api/v1/models` offers.
+    async fn model_names(&self, token: &str) -> Vec<String> {
+        let models = self.get("/api/v1/models", token).await;
+        models.body["models"]
+            .as_array()
+            .unwrap_or_else(|| panic!("{}", models.body))
+            .iter()
+            .map(|m| m["name"].as_str().unwrap().to_string())
+            .collect()
+    }
+
     async fn new_conversation(&self, token: &str, body: Option<Value>) -> Value {
         let reply = self
             .call(Method::POST, "/api/v1/conversations", Some(token), body)
@@ -522,14 +544,7 @@ async fn models_can_be_chosen_and_a_failing_model_falls_back_billed_to_the_user(
     );
 
     // The user chooses gpt-4o-mini: the agent switches, still on the user's own provider.
-    let chosen = app
-        .call(
-            Method::PATCH,
-            "/api/v1/user/profile",
-            Some(&token),
-            Some(json!({"model": "gpt-4o-mini"})),
-        )
-        .await;
+    let chosen = app.choose_model(&token, "gpt-4o-mini").await;
     assert_eq!(chosen.status, 200, "{}", chosen.body);
     assert_eq!(chosen.body["profile"]["model"], "gpt-4o-mini");
     let agent_id = chosen.body["profile"]["agent_id"].as_str().unwrap();
@@ -543,14 +558,7 @@ async fn models_can_be_chosen_and_a_failing_model_falls_back_billed_to_the_user(
     assert_eq!(event(&events, "start").data["model"], "gpt-4o-mini");
     assert_eq!(event(&events, "usage").data["model"], "gpt-4o-mini");
 
-    let unknown = app
-        .call(
-            Method::PATCH,
-            "/api/v1/user/profile",
-            Some(&token),
-            Some(json!({"model": "gpt-5-imaginary"})),
-        )
-        .await;
+    let unknown = app.choose_model(&token, "gpt-5-imaginary").await;
     assert_eq!(unknown.status, 422, "{}", unknown.body);
     assert_eq!(unknown.body["error"]["field"], "model");
 }
@@ -569,22 +577,8 @@ async fn litellm_spend(app: &TestApp, user_id: &str) -> f64 {
 async fn the_operator_can_narrow_the_models() {
     let app = spawn_app_configured(|c| c.letta.allowed_models = vec!["gpt-4".into()]).await;
     let (_, _, token, _) = app.ready_user("Narrow").await;
-    let models = app.get("/api/v1/models", &token).await;
-    let names: Vec<&str> = models.body["models"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|m| m["name"].as_str().unwrap())
-        .collect();
-    assert_eq!(names, ["gpt-4"]);
-    let refused = app
-        .call(
-            Method::PATCH,
-            "/api/v1/user/profile",
-            Some(&token),
-            Some(json!({"model": "gpt-4o-mini"})),
-        )
-        .await;
+    assert_eq!(app.model_names(&token).await, ["gpt-4"]);
+    let refused = app.choose_model(&token, "gpt-4o-mini").await;
     assert_eq!(refused.status, 422, "{}", refused.body);
 }
 
@@ -605,22 +599,8 @@ async fn an_unpriced_model_is_neither_a_choice_nor_the_default() {
         "{served:?}"
     );
     let (_, _, token, _) = app.ready_user("Unpriced").await;
-    let models = app.get("/api/v1/models", &token).await;
-    let names: Vec<&str> = models.body["models"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|m| m["name"].as_str().unwrap())
-        .collect();
-    assert_eq!(names, ["gpt-4"], "{}", models.body);
-    let refused = app
-        .call(
-            Method::PATCH,
-            "/api/v1/user/profile",
-            Some(&token),
-            Some(json!({"model": "house-model"})),
-        )
-        .await;
+    assert_eq!(app.model_names(&token).await, ["gpt-4"]);
+    let refused = app.choose_model(&token, "house-model").await;
     assert_eq!(refused.status, 422, "{}", refused.body);
     assert_eq!(refused.body["error"]["field"], "model");
 
