@@ -14,8 +14,11 @@ use shared::{
     http::{
         ApiJson, ApiQuery, Function,
         views::{
-            self, AgentStatusView, ArchivalView, BlockReplacedView, DeletedView, MemoryView,
-            PassagesView, ResetView,
+            self, DeletedView,
+            agent::{
+                AgentStatusView, ArchivalView, BlockReplacedView, MemoryView, PassagesView,
+                ResetView,
+            },
         },
     },
 };
@@ -59,7 +62,7 @@ async fn status(
     user: SignedInUser,
 ) -> Result<Json<AgentStatusView>, AppError> {
     let status = agent::status(&state, &user).await?;
-    Ok(Json(views::agent_status(&status)))
+    Ok(Json(views::agent::agent_status(&status)))
 }
 
 /// The agent's core memory blocks.
@@ -77,7 +80,7 @@ async fn memory(
     user: SignedInUser,
 ) -> Result<Json<MemoryView>, AppError> {
     let blocks = agent::memory(&state, &user).await?;
-    Ok(Json(views::memory(&blocks)))
+    Ok(Json(views::agent::memory(&blocks)))
 }
 
 /// An archival memory to add.
@@ -137,7 +140,9 @@ async fn write_memory(
             value: None,
         } => {
             let added = agent::add_archival(&state, &user, &a.text, &a.tags).await?;
-            Ok(Json(MemoryWritten::Passages(views::passages(&added))))
+            Ok(Json(MemoryWritten::Passages(views::agent::passages(
+                &added,
+            ))))
         }
         MemoryWrite {
             archival: None,
@@ -145,7 +150,7 @@ async fn write_memory(
             value: Some(value),
         } => {
             let block = agent::replace_block(&state, &user, &label, &value).await?;
-            Ok(Json(MemoryWritten::Block(views::block(&block))))
+            Ok(Json(MemoryWritten::Block(views::agent::block(&block))))
         }
         MemoryWrite {
             archival: None,
@@ -201,7 +206,7 @@ async fn archival(
         q.cursor.as_deref(),
     )
     .await?;
-    Ok(Json(views::archival(&page)))
+    Ok(Json(views::agent::archival(&page)))
 }
 
 /// Deletes one of the agent's archival memories.
@@ -263,5 +268,5 @@ async fn reset(
         }
     };
     let outcome = agent::reset(&state, &user, scope, body.delete_history).await?;
-    Ok(Json(views::reset(&outcome)))
+    Ok(Json(views::agent::reset(&outcome)))
 }

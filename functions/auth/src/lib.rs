@@ -16,7 +16,10 @@ use shared::{
     flows::accounts::{self, Registered, Registration},
     http::{
         ApiJson, AuthAttempt, Function, parse_optional_json,
-        views::{self, ConfirmationRequiredView, MeView, RefreshedView, SignedInView},
+        views::{
+            self,
+            auth::{ConfirmationRequiredView, MeView, RefreshedView, SignedInView},
+        },
     },
 };
 use utoipa::ToSchema;
@@ -93,12 +96,12 @@ async fn register(
     match accounts::register(&state, input).await? {
         Registered::Ready { session, profile } => {
             let budget = accounts::budget_summary(&state, &profile.user_id).await;
-            let body = views::signed_in(&session, &profile, budget.as_ref());
+            let body = views::auth::signed_in(&session, &profile, budget.as_ref());
             Ok((StatusCode::CREATED, Json(body)).into_response())
         }
         Registered::ConfirmationRequired { user } => Ok((
             StatusCode::ACCEPTED,
-            Json(views::confirmation_required(&user)),
+            Json(views::auth::confirmation_required(&user)),
         )
             .into_response()),
     }
@@ -135,7 +138,11 @@ async fn login(
 ) -> Result<Json<SignedInView>, AppError> {
     let (session, profile) = accounts::login(&state, &body.email, &body.password).await?;
     let budget = accounts::budget_summary(&state, &profile.user_id).await;
-    Ok(Json(views::signed_in(&session, &profile, budget.as_ref())))
+    Ok(Json(views::auth::signed_in(
+        &session,
+        &profile,
+        budget.as_ref(),
+    )))
 }
 
 /// A refresh token.
@@ -164,7 +171,7 @@ async fn refresh(
     ApiJson(body): ApiJson<RefreshBody>,
 ) -> Result<Json<RefreshedView>, AppError> {
     let session = accounts::refresh(&state, &body.refresh_token).await?;
-    Ok(Json(views::refreshed(&session)))
+    Ok(Json(views::auth::refreshed(&session)))
 }
 
 /// Ends the session: its refresh token stops working and the access token is refused.
@@ -191,7 +198,7 @@ async fn logout(State(state): State<AppState>, user: SignedInUser) -> Result<Sta
 )]
 async fn me(State(state): State<AppState>, user: SignedInUser) -> Result<Json<MeView>, AppError> {
     let (profile, budget) = accounts::me(&state, &user).await?;
-    Ok(Json(views::me(&profile, budget.as_ref())))
+    Ok(Json(views::auth::me(&profile, budget.as_ref())))
 }
 
 /// The password again, where the account has one.

@@ -26,7 +26,9 @@ use shared::{
     http::{
         ApiJson, ApiQuery, Function, IDEMPOTENCY_KEY, parse_optional_json,
         views::{
-            self, ChatEventView, ConversationView, ConversationsView, DeletedView, HistoryView,
+            self, DeletedView,
+            chat::{ConversationView, ConversationsView, HistoryView},
+            events::ChatEventView,
         },
     },
     store::decode_cursor,
@@ -77,7 +79,7 @@ fn conversation_or_default(raw: Option<&str>) -> Result<ConversationId, AppError
 }
 
 fn sse_event(id: usize, event: ChatEvent) -> Result<Event, Infallible> {
-    let view = views::chat_event(&event);
+    let view = views::events::chat_event(&event);
     Ok(Event::default()
         .id(id.to_string())
         .event(view.name())
@@ -191,7 +193,7 @@ async fn history(
         .transpose()?;
     let page =
         conversations::history(&state, &user, &conversation, limit, before.as_deref()).await?;
-    Ok(Json(views::history(&page)))
+    Ok(Json(views::chat::history(&page)))
 }
 
 /// A new conversation; the body is optional.
@@ -223,7 +225,7 @@ async fn create_conversation(
     let conversation = conversations::create(&state, &user, title).await?;
     Ok((
         StatusCode::CREATED,
-        Json(views::conversation(&conversation)),
+        Json(views::chat::conversation(&conversation)),
     ))
 }
 
@@ -256,7 +258,7 @@ async fn list_conversations(
         return Err(AppError::validation("limit", "must be between 1 and 100"));
     }
     let page = conversations::list(&state, &user, limit, query.cursor.as_deref()).await?;
-    Ok(Json(views::conversations(&page)))
+    Ok(Json(views::chat::conversations(&page)))
 }
 
 /// One of the user's conversations.
@@ -277,7 +279,7 @@ async fn get_conversation(
 ) -> Result<Json<ConversationView>, AppError> {
     let id = ConversationId::parse(&id)?;
     let conversation = conversations::get(&state, &user, &id).await?;
-    Ok(Json(views::conversation(&conversation)))
+    Ok(Json(views::chat::conversation(&conversation)))
 }
 
 /// A new title.
@@ -309,7 +311,7 @@ async fn rename_conversation(
     let id = ConversationId::parse(&id)?;
     let title = Title::parse(&body.title)?;
     let conversation = conversations::rename(&state, &user, &id, &title).await?;
-    Ok(Json(views::conversation(&conversation)))
+    Ok(Json(views::chat::conversation(&conversation)))
 }
 
 /// Deletes one of the user's conversations and its messages (not the default one).

@@ -19,8 +19,11 @@ use shared::{
     http::{
         ApiJson, ApiQuery, Function,
         views::{
-            self, AccountHealthView, BudgetReportView, ExportLine, ModelsView, UsageView,
-            UserProfileView,
+            self,
+            user::{
+                AccountHealthView, BudgetReportView, ExportLine, ModelsView, UsageView,
+                UserProfileView,
+            },
         },
     },
 };
@@ -65,7 +68,7 @@ async fn get_profile(
     user: SignedInUser,
 ) -> Result<Json<UserProfileView>, AppError> {
     let profile = profile::profile(&state, &user).await?;
-    Ok(Json(views::user_profile(&profile)))
+    Ok(Json(views::user::user_profile(&profile)))
 }
 
 /// What to change: one or both.
@@ -113,7 +116,7 @@ async fn update_profile(
         profile::set_display_name(&state, &user, name).await?;
     }
     let profile = profile::profile(&state, &user).await?;
-    Ok(Json(views::user_profile(&profile)))
+    Ok(Json(views::user::user_profile(&profile)))
 }
 
 /// The models to choose from, with their prices.
@@ -128,7 +131,10 @@ async fn list_models(
     _user: SignedInUser,
 ) -> Result<Json<ModelsView>, AppError> {
     let choices = models::choices(&state).await?;
-    Ok(Json(views::models(&choices, &state.config.letta.model)))
+    Ok(Json(views::user::models(
+        &choices,
+        &state.config.letta.model,
+    )))
 }
 
 /// Everything the backend holds for the user, one JSON object a line (`type` on each), ending
@@ -150,7 +156,7 @@ async fn export_data(
     let records = export::export(&state, &user).await?;
     let lines = stream::unfold(records, |mut rx| async move {
         let record = rx.recv().await?;
-        let mut line = serde_json::to_string(&views::export_record(&record))
+        let mut line = serde_json::to_string(&views::user::export_record(&record))
             .unwrap_or_else(|_| r#"{"type":"error"}"#.into());
         line.push('\n');
         Some((Ok::<_, std::convert::Infallible>(line), rx))
@@ -193,7 +199,7 @@ async fn get_usage(
 ) -> Result<Json<UsageView>, AppError> {
     let (from, to) = usage::date_range(q.from.as_deref(), q.to.as_deref())?;
     let report = usage::usage(&state, &user.id, from, to).await?;
-    Ok(Json(views::usage(&report)))
+    Ok(Json(views::user::usage(&report)))
 }
 
 /// The budget: cap, spend, period, and the replies LiteLLM may not have counted yet.
@@ -211,7 +217,7 @@ async fn get_budget(
     user: SignedInUser,
 ) -> Result<Json<BudgetReportView>, AppError> {
     let report = usage::budget(&state, &user.id).await?;
-    Ok(Json(views::budget_report(&report)))
+    Ok(Json(views::user::budget_report(&report)))
 }
 
 /// The user's cap.
@@ -250,7 +256,7 @@ async fn set_budget(
         body.budget_duration.as_deref(),
     )
     .await?;
-    Ok(Json(views::budget_report(&report)))
+    Ok(Json(views::user::budget_report(&report)))
 }
 
 /// Whether the account works: provisioning, agent, LiteLLM user, budget left.
@@ -265,5 +271,5 @@ async fn account_health(
     user: SignedInUser,
 ) -> Result<Json<AccountHealthView>, AppError> {
     let health = profile::account_health(&state, &user).await?;
-    Ok(Json(views::account_health(&health)))
+    Ok(Json(views::user::account_health(&health)))
 }
