@@ -2,6 +2,8 @@
 //! on a free port against the real local stack (`make test` starts it), one module per area.
 //! Tests that stop or kill a service take the stack exclusively (see `helpers::spawn_app`).
 
+#![allow(clippy::too_many_lines)]
+
 mod helpers;
 mod run_log;
 

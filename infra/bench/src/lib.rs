@@ -281,7 +281,21 @@ pub async fn run(options: &Options) -> Result<Results, String> {
     if options.starts {
         starts(options, &user, &mut results).await?;
     }
-    let (backend, letta) = (bench.backend(&user), bench.letta(&user));
+    side_by_side(&bench, options, &user, &mut results).await?;
+    relay(&bench, options, &user, &mut results).await?;
+    dynamodb_requests(&bench, &user, &mut results).await?;
+    results.load = Some(load(&bench, options).await?);
+    Ok(results)
+}
+
+/// Turns through the backend and straight to Letta, interleaved.
+async fn side_by_side(
+    bench: &Bench,
+    options: &Options,
+    user: &User,
+    results: &mut Results,
+) -> Result<(), String> {
+    let (backend, letta) = (bench.backend(user), bench.letta(user));
     // Warm both paths (connections, caches) before anything is counted.
     for target in [&backend, &letta] {
         turns::turn(&bench.http, target, "warm up").await?;
@@ -313,12 +327,21 @@ pub async fn run(options: &Options) -> Result<Results, String> {
             }
         }
     }
+    Ok(())
+}
 
+/// The delay the backend adds to each event, measured against a tap in front of Letta.
+async fn relay(
+    bench: &Bench,
+    options: &Options,
+    user: &User,
+    results: &mut Results,
+) -> Result<(), String> {
     eprintln!(
         "bench: {} turns through the tap in front of Letta (relay delay per event)",
         options.turns
     );
-    let tapped = bench.instrumented(&user);
+    let tapped = bench.instrumented(user);
     turns::turn(&bench.http, &tapped, "warm up").await?;
     for i in 0..options.turns {
         bench.tap.take();
@@ -340,7 +363,16 @@ pub async fn run(options: &Options) -> Result<Results, String> {
             }
         }
     }
+    Ok(())
+}
 
+/// The DynamoDB requests of one call of each endpoint.
+async fn dynamodb_requests(
+    bench: &Bench,
+    user: &User,
+    results: &mut Results,
+) -> Result<(), String> {
+    let tapped = bench.instrumented(user);
     eprintln!("bench: DynamoDB requests per endpoint");
     let mark = bench.counter.mark();
     turns::turn(&bench.http, &tapped, "count my requests").await?;
@@ -373,7 +405,11 @@ pub async fn run(options: &Options) -> Result<Results, String> {
             .dynamodb
             .insert(format!("GET {path}"), bench.counter.since(mark));
     }
+    Ok(())
+}
 
+/// Many users' turns at once, each side in turn.
+async fn load(bench: &Bench, options: &Options) -> Result<Load, String> {
     let (users, per_user) = options.load;
     eprintln!("bench: {users} users x {per_user} turns at once, each side");
     let people: Vec<User> = stream::iter(0..users)
@@ -428,8 +464,7 @@ pub async fn run(options: &Options) -> Result<Results, String> {
             load.wall.1 = wall;
         }
     }
-    results.load = Some(load);
-    Ok(results)
+    Ok(load)
 }
 
 /// The release bootstraps under the emulator, the Python stack, and the zips.

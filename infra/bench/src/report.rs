@@ -36,6 +36,14 @@ const MEMORY_GB: f64 = 0.25;
 /// The rows of a run.
 pub fn rows(r: &Results) -> Vec<Row> {
     let mut rows = Vec::new();
+    for add in [latency, relay, starts, zips, dynamodb, load, cost] {
+        add(r, &mut rows);
+    }
+    rows
+}
+
+/// The backend against Letta direct, turn by turn.
+fn latency(r: &Results, rows: &mut Vec<Row>) {
     type Part = (&'static str, fn(&Timing) -> Duration, f64, &'static str);
     let parts: [Part; 3] = [
         (
@@ -73,6 +81,10 @@ pub fn rows(r: &Results) -> Vec<Row> {
             met: (!b.is_empty() && !l.is_empty()).then_some(added <= limit),
         });
     }
+}
+
+/// The delay the backend adds to each event.
+fn relay(r: &Results, rows: &mut Vec<Row>) {
     let relay = &r.relay;
     rows.push(Row {
         what: "relay delay per reply text event (p50 / p99)".into(),
@@ -86,6 +98,10 @@ pub fn rows(r: &Results) -> Vec<Row> {
         target: "p99 ≤ 1 ms",
         met: (!relay.is_empty()).then(|| quantile(relay, 0.99) <= Duration::from_millis(1)),
     });
+}
+
+/// Each bootstrap's start-up and memory.
+fn starts(r: &Results, rows: &mut Vec<Row>) {
     let python = r.python.map(|(ms, _)| ms);
     for (name, start) in &r.starts {
         let start_ms = ms(start.first_response);
@@ -129,6 +145,10 @@ pub fn rows(r: &Results) -> Vec<Row> {
             met: Some(start.rss_kib > 0 && mib <= 16.0),
         });
     }
+}
+
+/// The deployment zips' sizes.
+fn zips(r: &Results, rows: &mut Vec<Row>) {
     for (name, bytes) in &r.zips {
         let mb = *bytes as f64 / 1_000_000.0;
         rows.push(Row {
@@ -138,6 +158,10 @@ pub fn rows(r: &Results) -> Vec<Row> {
             met: Some(mb <= 4.0),
         });
     }
+}
+
+/// The DynamoDB requests of each endpoint.
+fn dynamodb(r: &Results, rows: &mut Vec<Row>) {
     for (endpoint, counts) in &r.dynamodb {
         let (reads, writes) = dynamo::reads_and_writes(counts);
         let chat = endpoint.contains("chat/message");
@@ -157,6 +181,10 @@ pub fn rows(r: &Results) -> Vec<Row> {
             }),
         });
     }
+}
+
+/// Many users at once.
+fn load(r: &Results, rows: &mut Vec<Row>) {
     if let Some(load) = &r.load {
         let (b, l) = (quantile(&load.backend, 0.95), quantile(&load.letta, 0.95));
         let ratio = if l.is_zero() {
@@ -179,6 +207,10 @@ pub fn rows(r: &Results) -> Vec<Row> {
             met: Some(load.errors.0 == 0 && ratio <= 1.05),
         });
     }
+}
+
+/// What a million chat turns cost on AWS.
+fn cost(r: &Results, rows: &mut Vec<Row>) {
     if let Some(chat) = r.dynamodb.get("POST /api/v1/chat/message") {
         let end = quantile(&pick(&r.backend, |t| t.end), 0.5).as_secs_f64();
         let lambda = end * MEMORY_GB * LAMBDA_GB_SECOND + LAMBDA_REQUEST;
@@ -207,7 +239,6 @@ pub fn rows(r: &Results) -> Vec<Row> {
             met: None,
         });
     }
-    rows
 }
 
 /// The table as Markdown.

@@ -230,6 +230,8 @@ impl Store {
             .expression_attribute_values(":zero", n(0))
             .build()
             .map_err(build_error)?;
+        // The writes' positions, which a failed condition names.
+        const DELETE: usize = 0;
         let result = self
             .client
             .transact_write_items()
@@ -240,7 +242,8 @@ impl Store {
         match result {
             Ok(_) => Ok(()),
             Err(e) => match e.as_service_error().and_then(failed_conditions) {
-                Some(failed) if failed.contains(&0) => Ok(()),
+                // The delete (the first write) found nothing: already gone.
+                Some(failed) if failed.contains(&DELETE) => Ok(()),
                 // Nothing to count off (a conversation made before the count existed).
                 Some(_) => {
                     let single = self

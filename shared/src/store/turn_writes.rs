@@ -76,12 +76,58 @@ pub struct TurnEnd<'a> {
     pub billed: Option<(&'a str, &'a Usage, f64)>,
 }
 
+/// The writes of a turn's start, which a failed condition names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum StartWrite {
+    /// The conversation's turn lock.
+    Lock,
+    /// The user's message.
+    Message,
+    /// The conversation's activity (its count and time; it must still exist).
+    Activity,
+    /// The user's turn slot.
+    Slot,
+    /// The idempotency record.
+    Idempotency,
+}
+
+impl StartWrite {
+    /// What the writes whose conditions failed say about the start (nothing was written).
+    fn outcome(failed: &[Self]) -> TurnStart {
+        if failed.contains(&Self::Idempotency) {
+            TurnStart::KeyUsed
+        } else if failed.contains(&Self::Lock) {
+            TurnStart::Locked
+        } else if failed.contains(&Self::Slot) {
+            TurnStart::SlotTaken
+        } else {
+            TurnStart::Gone
+        }
+    }
+}
+
 /// One write of a transaction, and whether the turn's end can do without it when its
 /// condition fails (an item another request changed meanwhile: a lock taken over, a
 /// conversation deleted).
 struct Write {
     item: TransactWriteItem,
     optional: bool,
+}
+
+impl Write {
+    fn required(item: TransactWriteItem) -> Self {
+        Self {
+            item,
+            optional: false,
+        }
+    }
+
+    fn optional(item: TransactWriteItem) -> Self {
+        Self {
+            item,
+            optional: true,
+        }
+    }
 }
 
 /// The indexes of the writes whose condition failed, when the transaction was cancelled for
@@ -266,14 +312,25 @@ impl Store {
             .build()
             .map_err(build_error)?;
         let held = take(turn_slot(user, slot, conversation, &message.id, now)?)?;
-        // The indexes below are those the failed conditions are read by.
-        let mut items = vec![
-            TransactWriteItem::builder().put(lock).build(),
-            TransactWriteItem::builder().put(stored).build(),
-            TransactWriteItem::builder()
-                .update(self.activity_update(user, conversation, 1)?)
-                .build(),
-            TransactWriteItem::builder().put(held).build(),
+        let mut writes = vec![
+            (
+                StartWrite::Lock,
+                TransactWriteItem::builder().put(lock).build(),
+            ),
+            (
+                StartWrite::Message,
+                TransactWriteItem::builder().put(stored).build(),
+            ),
+            (
+                StartWrite::Activity,
+                TransactWriteItem::builder()
+                    .update(self.activity_update(user, conversation, 1)?)
+                    .build(),
+            ),
+            (
+                StartWrite::Slot,
+                TransactWriteItem::builder().put(held).build(),
+            ),
         ];
         if let Some((idem_key, record)) = idempotency {
             let item = Item::new(user_pk(user), idempotency_sk(idem_key.as_str()), record)
@@ -286,25 +343,24 @@ impl Store {
                 .expression_attribute_values(":now", n(now))
                 .build()
                 .map_err(build_error)?;
-            items.push(TransactWriteItem::builder().put(put).build());
+            let put = TransactWriteItem::builder().put(put).build();
+            writes.push((StartWrite::Idempotency, put));
         }
         let result = self
             .client
             .transact_write_items()
-            .set_transact_items(Some(items))
+            .set_transact_items(Some(writes.iter().map(|w| w.1.clone()).collect()))
             .client_request_token(format!("{}-start", message.id))
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(TurnStart::Started),
-            Err(e) => match e.as_service_error().and_then(failed_conditions) {
-                Some(failed) if failed.contains(&4) => Ok(TurnStart::KeyUsed),
-                Some(failed) if failed.contains(&0) => Ok(TurnStart::Locked),
-                Some(failed) if failed.contains(&3) => Ok(TurnStart::SlotTaken),
-                Some(_) => Ok(TurnStart::Gone),
-                None => Err(sdk_error(e)),
-            },
-        }
+        let Err(e) = result else {
+            return Ok(TurnStart::Started);
+        };
+        let Some(failed) = e.as_service_error().and_then(failed_conditions) else {
+            return Err(sdk_error(e));
+        };
+        let failed: Vec<StartWrite> = failed.into_iter().map(|i| writes[i].0).collect();
+        Ok(StartWrite::outcome(&failed))
     }
 
     /// Ends a turn in one transaction: stores the reply, settles the user's message, counts
@@ -353,103 +409,90 @@ impl Store {
         }
     }
 
+    /// The writes of a turn's end, each marked whether the end can do without it.
     fn end_writes(&self, end: &TurnEnd<'_>) -> Result<Vec<Write>, DependencyError> {
         let pk = user_pk(end.user);
+        let (asked, status) = end.user_message;
+        let reply = Item::new(
+            pk.clone(),
+            message_sk(end.conversation, &end.reply.id),
+            end.reply,
+        );
         let reply = Put::builder()
             .table_name(&self.table)
-            .set_item(Some(
-                Item::new(
-                    pk.clone(),
-                    message_sk(end.conversation, &end.reply.id),
-                    end.reply,
-                )
-                .into_attributes()?,
-            ))
+            .set_item(Some(reply.into_attributes()?))
             .build()
             .map_err(build_error)?;
-        let (asked, status) = end.user_message;
-        let settle = Update::builder()
-            .table_name(&self.table)
-            .set_key(Some(key(pk.clone(), message_sk(end.conversation, asked))))
-            .update_expression("SET #status = :status")
-            .condition_expression("attribute_exists(pk)")
-            .expression_attribute_names("#status", "status")
-            .expression_attribute_values(":status", s(status.as_str()))
-            .build()
-            .map_err(build_error)?;
-        let release = |sk: String| {
-            Delete::builder()
-                .table_name(&self.table)
-                .set_key(Some(key(pk.clone(), sk)))
-                .condition_expression("message_id = :m")
-                .expression_attribute_values(":m", s(asked))
-                .build()
-                .map_err(build_error)
-        };
-        let unlock = release(turn_sk(end.conversation))?;
-        let free_slot = release(turn_slot_sk(end.slot))?;
+        let settle = self.set_existing(
+            &pk,
+            message_sk(end.conversation, asked),
+            "status",
+            status.as_str(),
+        )?;
+        let activity = self.activity_update(end.user, end.conversation, 1)?;
+        let unlock = self.release(&pk, turn_sk(end.conversation), asked)?;
+        let free_slot = self.release(&pk, turn_slot_sk(end.slot), asked)?;
         let mut writes = vec![
-            Write {
-                item: TransactWriteItem::builder().put(reply).build(),
-                optional: false,
-            },
-            Write {
-                item: TransactWriteItem::builder().update(settle).build(),
-                optional: true,
-            },
-            Write {
-                item: TransactWriteItem::builder()
-                    .update(self.activity_update(end.user, end.conversation, 1)?)
-                    .build(),
-                optional: true,
-            },
-            Write {
-                item: TransactWriteItem::builder().delete(unlock).build(),
-                optional: true,
-            },
-            Write {
-                item: TransactWriteItem::builder().delete(free_slot).build(),
-                optional: true,
-            },
+            Write::required(TransactWriteItem::builder().put(reply).build()),
+            Write::optional(TransactWriteItem::builder().update(settle).build()),
+            Write::optional(TransactWriteItem::builder().update(activity).build()),
+            Write::optional(TransactWriteItem::builder().delete(unlock).build()),
+            Write::optional(TransactWriteItem::builder().delete(free_slot).build()),
         ];
         if let Some((day, usage, cost)) = end.billed {
             let add = self.daily_usage_update(end.user, day, 1, usage, cost)?;
-            writes.push(Write {
-                item: TransactWriteItem::builder().update(add).build(),
-                optional: false,
-            });
+            writes.push(Write::required(
+                TransactWriteItem::builder().update(add).build(),
+            ));
         }
         if let Some((idem_key, state)) = end.idempotency {
             let sk = idempotency_sk(idem_key.as_str());
             let item = match state {
-                Some(state) => TransactWriteItem::builder()
-                    .update(
-                        Update::builder()
-                            .table_name(&self.table)
-                            .set_key(Some(key(pk.clone(), sk)))
-                            .update_expression("SET #state = :state")
-                            .condition_expression("attribute_exists(pk)")
-                            .expression_attribute_names("#state", "state")
-                            .expression_attribute_values(":state", s(state.as_str()))
-                            .build()
-                            .map_err(build_error)?,
-                    )
-                    .build(),
-                None => TransactWriteItem::builder()
-                    .delete(
-                        Delete::builder()
-                            .table_name(&self.table)
-                            .set_key(Some(key(pk.clone(), sk)))
-                            .build()
-                            .map_err(build_error)?,
-                    )
-                    .build(),
+                Some(state) => {
+                    let settle = self.set_existing(&pk, sk, "state", state.as_str())?;
+                    TransactWriteItem::builder().update(settle).build()
+                }
+                None => {
+                    let delete = Delete::builder()
+                        .table_name(&self.table)
+                        .set_key(Some(key(pk.clone(), sk)))
+                        .build()
+                        .map_err(build_error)?;
+                    TransactWriteItem::builder().delete(delete).build()
+                }
             };
-            writes.push(Write {
-                item,
-                optional: true,
-            });
+            writes.push(Write::optional(item));
         }
         Ok(writes)
+    }
+
+    /// Sets one string attribute of an item that must still exist.
+    fn set_existing(
+        &self,
+        pk: &str,
+        sk: String,
+        name: &str,
+        value: &str,
+    ) -> Result<Update, DependencyError> {
+        Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(key(pk.to_string(), sk)))
+            .update_expression("SET #a = :v")
+            .condition_expression("attribute_exists(pk)")
+            .expression_attribute_names("#a", name)
+            .expression_attribute_values(":v", s(value))
+            .build()
+            .map_err(build_error)
+    }
+
+    /// Deletes a lock or slot item while it is still `message`'s.
+    fn release(&self, pk: &str, sk: String, message: &str) -> Result<Delete, DependencyError> {
+        Delete::builder()
+            .table_name(&self.table)
+            .set_key(Some(key(pk.to_string(), sk)))
+            .condition_expression("message_id = :m")
+            .expression_attribute_values(":m", s(message))
+            .build()
+            .map_err(build_error)
     }
 }

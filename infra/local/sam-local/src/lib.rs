@@ -225,18 +225,7 @@ impl Session {
 
         let moto = Moto::start(&options.moto).await?;
         let prefix = format!("sam-local-{}-{}", std::process::id(), moto.port);
-        for (_, function) in FUNCTIONS {
-            let mut names: Vec<&str> = SECRET_VARIABLES.to_vec();
-            if WITH_SERVICE_ROLE_KEY.contains(&function) {
-                names.push("SUPABASE_SERVICE_ROLE_KEY");
-            }
-            let values: serde_json::Map<String, Value> = names
-                .into_iter()
-                .filter_map(|n| Some((n.to_string(), options.stack.get(n)?.clone().into())))
-                .collect();
-            moto.create_secret(&format!("{prefix}/{function}"), &values)
-                .await?;
-        }
+        store_secrets(&moto, &prefix, &options.stack).await?;
         let recorder = match &options.recorder {
             Some((binary, log)) => Some(aws_recorder::spawn(binary, log, &moto.url).await?),
             None => None,
@@ -261,22 +250,12 @@ impl Session {
         }
         let template = build.join(format!("template.local-{prefix}.yaml"));
         write_local_template(&built, &template, &variables)?;
-        let overrides = vec![
-            format!("LettaBaseUrl={letta}"),
-            format!("LiteLlmBaseUrl={litellm}"),
-            // Letta calls LiteLLM itself, on this machine.
-            format!("LiteLlmUrlForLetta={}", var("LITELLM_BASE_URL")?),
-            format!("SupabaseUrl={supabase}"),
-            format!(
-                "SupabaseJwtAlgorithms={}",
-                options
-                    .stack
-                    .get("SUPABASE_JWT_ALGORITHMS")
-                    .cloned()
-                    .unwrap_or_else(|| "HS256".into())
-            ),
-            format!("SecretsPrefix={prefix}"),
-        ];
+        let exposed = Exposed {
+            letta,
+            litellm,
+            supabase,
+        };
+        let overrides = overrides(&exposed, &options.stack, &prefix)?;
         Ok(Self {
             sam: options.sam,
             build,
@@ -526,6 +505,59 @@ fn ulid_like() -> String {
     use std::sync::atomic::{AtomicU64, Ordering};
     static NEXT: AtomicU64 = AtomicU64::new(0);
     format!("{}", NEXT.fetch_add(1, Ordering::Relaxed))
+}
+
+/// The bridge's addresses of the stack's HTTP services.
+struct Exposed {
+    letta: String,
+    litellm: String,
+    supabase: String,
+}
+
+/// Each function's secret in moto, as the template names it (`<prefix>/<function>`).
+async fn store_secrets(
+    moto: &Moto,
+    prefix: &str,
+    stack: &HashMap<String, String>,
+) -> Result<(), String> {
+    for (_, function) in FUNCTIONS {
+        let mut names: Vec<&str> = SECRET_VARIABLES.to_vec();
+        if WITH_SERVICE_ROLE_KEY.contains(&function) {
+            names.push("SUPABASE_SERVICE_ROLE_KEY");
+        }
+        let values: serde_json::Map<String, Value> = names
+            .into_iter()
+            .filter_map(|n| Some((n.to_string(), stack.get(n)?.clone().into())))
+            .collect();
+        moto.create_secret(&format!("{prefix}/{function}"), &values)
+            .await?;
+    }
+    Ok(())
+}
+
+/// The template's parameters: the services at the bridge's addresses.
+fn overrides(
+    exposed: &Exposed,
+    stack: &HashMap<String, String>,
+    prefix: &str,
+) -> Result<Vec<String>, String> {
+    let litellm_for_letta = stack
+        .get("LITELLM_BASE_URL")
+        .cloned()
+        .ok_or("LITELLM_BASE_URL is not set: is the local stack's environment loaded?")?;
+    let algorithms = stack
+        .get("SUPABASE_JWT_ALGORITHMS")
+        .cloned()
+        .unwrap_or_else(|| "HS256".into());
+    Ok(vec![
+        format!("LettaBaseUrl={}", exposed.letta),
+        format!("LiteLlmBaseUrl={}", exposed.litellm),
+        // Letta calls LiteLLM itself, on this machine.
+        format!("LiteLlmUrlForLetta={litellm_for_letta}"),
+        format!("SupabaseUrl={}", exposed.supabase),
+        format!("SupabaseJwtAlgorithms={algorithms}"),
+        format!("SecretsPrefix={prefix}"),
+    ])
 }
 
 #[cfg(test)]
