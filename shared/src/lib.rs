@@ -2,7 +2,6 @@
 //! `http` (extractors, the verified user, health, views) → `flows` (use cases) → `state`
 //! (built once per cold start) → `store` (DynamoDB) and `clients` (Letta, LiteLLM, Supabase) →
 //! `domain` (parsed values, entities) → `app` (config, errors, secrets, logs).
-#![warn(missing_docs)]
 
 pub mod app;
 pub mod clients;

@@ -19,7 +19,7 @@ use tokio::{
 
 /// What the proxy does to the next connections.
 #[derive(Clone, Debug)]
-pub enum Fault {
+pub(crate) enum Fault {
     /// Forwards both ways.
     Pass,
     /// Forwards after waiting this long.
@@ -39,11 +39,11 @@ pub enum Fault {
 }
 
 /// DynamoDB's answer when a table's throughput is exceeded (the SDK retries it by itself).
-pub const DYNAMODB_THROTTLED: &str = r#"{"__type":"com.amazonaws.dynamodb.v20120810#ThrottlingException","message":"Rate of requests exceeds the allowed throughput."}"#;
+pub(crate) const DYNAMODB_THROTTLED: &str = r#"{"__type":"com.amazonaws.dynamodb.v20120810#ThrottlingException","message":"Rate of requests exceeds the allowed throughput."}"#;
 
 /// Clones control the same proxy.
 #[derive(Clone)]
-pub struct FaultProxy {
+pub(crate) struct FaultProxy {
     /// `http://127.0.0.1:<port>`.
     pub url: String,
     fault: Arc<Mutex<Fault>>,
@@ -53,7 +53,7 @@ pub struct FaultProxy {
 
 impl FaultProxy {
     /// Starts a proxy to `target` (`http://host:port`), passing everything.
-    pub async fn start(target: &str) -> Self {
+    pub(crate) async fn start(target: &str) -> Self {
         let upstream = target
             .trim_start_matches("http://")
             .trim_end_matches('/')
@@ -101,7 +101,7 @@ impl FaultProxy {
     }
 
     /// Switches the fault and cuts every open connection.
-    pub fn set(&self, fault: Fault) {
+    pub(crate) fn set(&self, fault: Fault) {
         *self.fault.lock().unwrap() = fault;
         for task in self.open.lock().unwrap().drain(..) {
             task.abort();
@@ -109,7 +109,7 @@ impl FaultProxy {
     }
 
     /// Connections accepted so far.
-    pub fn connections(&self) -> usize {
+    pub(crate) fn connections(&self) -> usize {
         self.accepted.load(Ordering::SeqCst)
     }
 }

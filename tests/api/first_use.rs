@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 use crate::helpers::*;
 
 /// Runs the official client (`supabase_client.py`, in the tools venv `make test` installs).
-pub fn supabase_client(args: &[&str]) -> Value {
+pub(crate) fn supabase_client(args: &[&str]) -> Value {
     let python =
         std::env::var("LOCAL_TOOLS_PYTHON").expect("LOCAL_TOOLS_PYTHON (set by make test)");
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/api/supabase_client.py");

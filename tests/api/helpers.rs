@@ -12,14 +12,14 @@ use tokio::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 static STACK: RwLock<()> = RwLock::const_new(());
 
 /// How a test holds the stack, for as long as it lives.
-pub enum StackGuard {
+pub(crate) enum StackGuard {
     /// Alongside other tests.
     Shared(#[allow(dead_code)] RwLockReadGuard<'static, ()>),
     /// Alone: the test stops or kills services.
     Exclusive(#[allow(dead_code)] RwLockWriteGuard<'static, ()>),
 }
 
-pub struct TestApp {
+pub(crate) struct TestApp {
     pub base: String,
     pub http: reqwest::Client,
     pub state: AppState,
@@ -27,36 +27,36 @@ pub struct TestApp {
     _stack: StackGuard,
 }
 
-pub struct Reply {
+pub(crate) struct Reply {
     pub status: StatusCode,
     pub headers: HeaderMap,
     pub body: Value,
 }
 
 /// The backend for a test that only uses the stack.
-pub async fn spawn_app() -> TestApp {
+pub(crate) async fn spawn_app() -> TestApp {
     start(StackGuard::Shared(STACK.read().await)).await
 }
 
 /// The backend for a test that stops or kills services: no other test runs meanwhile.
-pub async fn spawn_app_exclusive() -> TestApp {
+pub(crate) async fn spawn_app_exclusive() -> TestApp {
     start(StackGuard::Exclusive(STACK.write().await)).await
 }
 
 /// The backend for a test that stops services, with a changed configuration.
-pub async fn spawn_app_exclusive_configured(change: impl FnOnce(&mut Config)) -> TestApp {
+pub(crate) async fn spawn_app_exclusive_configured(change: impl FnOnce(&mut Config)) -> TestApp {
     let mut config = stack_config();
     change(&mut config);
     start_with(StackGuard::Exclusive(STACK.write().await), config).await
 }
 
 /// A share of the stack for a test that uses it without the gateway.
-pub async fn share_stack() -> StackGuard {
+pub(crate) async fn share_stack() -> StackGuard {
     StackGuard::Shared(STACK.read().await)
 }
 
 /// The stack's configuration, as `make test` exports it.
-pub fn stack_config() -> Config {
+pub(crate) fn stack_config() -> Config {
     crate::run_log::init();
     Config::from_env().unwrap_or_else(|e| {
         panic!("the local stack's environment is missing; run `make test`. {e}")
@@ -64,7 +64,7 @@ pub fn stack_config() -> Config {
 }
 
 /// The backend with a changed configuration (a previous version's settings, say).
-pub async fn spawn_app_configured(change: impl FnOnce(&mut Config)) -> TestApp {
+pub(crate) async fn spawn_app_configured(change: impl FnOnce(&mut Config)) -> TestApp {
     let mut config = stack_config();
     change(&mut config);
     start_with(StackGuard::Shared(STACK.read().await), config).await
@@ -96,7 +96,7 @@ async fn start_with(stack: StackGuard, config: Config) -> TestApp {
 }
 
 /// A DynamoDB client of the tests' own, so checks do not go through the store they check.
-pub async fn dynamodb(config: &Config) -> aws_sdk_dynamodb::Client {
+pub(crate) async fn dynamodb(config: &Config) -> aws_sdk_dynamodb::Client {
     let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
     if let Some(endpoint) = &config.dynamodb.endpoint {
         loader = loader.endpoint_url(endpoint);
@@ -105,7 +105,7 @@ pub async fn dynamodb(config: &Config) -> aws_sdk_dynamodb::Client {
 }
 
 /// A binary of this workspace, built by `make test` before the tests run.
-pub fn workspace_binary(name: &str) -> PathBuf {
+pub(crate) fn workspace_binary(name: &str) -> PathBuf {
     // The test runs as target/<profile>/deps/api-<hash>; binaries are in target/<profile>.
     let exe = std::env::current_exe().expect("the test binary's path");
     exe.parent()
@@ -117,7 +117,7 @@ pub fn workspace_binary(name: &str) -> PathBuf {
 impl TestApp {
     /// A request to Letta's REST API with its password: plain HTTP, none of the product's
     /// clients, for checks that must not go through the code they check.
-    pub fn letta(&self, method: Method, path: &str) -> reqwest::RequestBuilder {
+    pub(crate) fn letta(&self, method: Method, path: &str) -> reqwest::RequestBuilder {
         let letta = &self.state.config.letta;
         let request = self
             .http
@@ -129,7 +129,7 @@ impl TestApp {
     }
 
     /// A request to LiteLLM's admin API with the master key (plain HTTP, as [`Self::letta`]).
-    pub fn litellm(&self, method: Method, path: &str) -> reqwest::RequestBuilder {
+    pub(crate) fn litellm(&self, method: Method, path: &str) -> reqwest::RequestBuilder {
         let litellm = &self.state.config.litellm;
         self.http
             .request(method, format!("{}{path}", litellm.base_url))
@@ -137,14 +137,14 @@ impl TestApp {
     }
 
     /// The id of the user's agent, as `GET /auth/me` shows it.
-    pub async fn agent_id(&self, token: &str) -> String {
+    pub(crate) async fn agent_id(&self, token: &str) -> String {
         let me = self.get("/api/v1/auth/me", token).await;
         assert_eq!(me.status, 200, "{}", me.body);
         me.body["profile"]["agent_id"].as_str().unwrap().to_string()
     }
 
     /// One item read straight from the table, as JSON; `None` when absent.
-    pub async fn raw_item(&self, pk: &str, sk: &str) -> Option<Value> {
+    pub(crate) async fn raw_item(&self, pk: &str, sk: &str) -> Option<Value> {
         use aws_sdk_dynamodb::types::AttributeValue;
         let out = dynamodb(&self.state.config)
             .await
@@ -161,7 +161,7 @@ impl TestApp {
     }
 
     /// The agent's `human` block, as `GET /agent/memory` shows it.
-    pub async fn human_block(&self, token: &str) -> Value {
+    pub(crate) async fn human_block(&self, token: &str) -> Value {
         let memory = self.get("/api/v1/agent/memory", token).await;
         assert_eq!(memory.status, 200, "{}", memory.body);
         memory.body["blocks"]
@@ -173,7 +173,7 @@ impl TestApp {
             .expect("a human block")
     }
 
-    pub async fn call(
+    pub(crate) async fn call(
         &self,
         method: Method,
         path: &str,
@@ -203,16 +203,16 @@ impl TestApp {
         }
     }
 
-    pub async fn post(&self, path: &str, body: Value) -> Reply {
+    pub(crate) async fn post(&self, path: &str, body: Value) -> Reply {
         self.call(Method::POST, path, None, Some(body)).await
     }
 
-    pub async fn get(&self, path: &str, token: &str) -> Reply {
+    pub(crate) async fn get(&self, path: &str, token: &str) -> Reply {
         self.call(Method::GET, path, Some(token), None).await
     }
 
     /// Registers a new user and returns (email, password, register reply).
-    pub async fn register(&self, display_name: &str) -> (String, String, Reply) {
+    pub(crate) async fn register(&self, display_name: &str) -> (String, String, Reply) {
         let email = unique_email();
         let password = "correct-horse-battery".to_string();
         let reply = self
@@ -224,7 +224,7 @@ impl TestApp {
         (email, password, reply)
     }
 
-    pub async fn login(&self, email: &str, password: &str) -> Reply {
+    pub(crate) async fn login(&self, email: &str, password: &str) -> Reply {
         self.post(
             "/api/v1/auth/login",
             json!({"email": email, "password": password}),
@@ -233,7 +233,7 @@ impl TestApp {
     }
 
     /// Registers a user that must come out ready; returns (email, password, access token, user id).
-    pub async fn ready_user(&self, display_name: &str) -> (String, String, String, String) {
+    pub(crate) async fn ready_user(&self, display_name: &str) -> (String, String, String, String) {
         let (email, password, reply) = self.register(display_name).await;
         assert_eq!(reply.status, 201, "{}", reply.body);
         assert_eq!(reply.body["profile"]["state"], "ready", "{}", reply.body);
@@ -246,7 +246,7 @@ impl TestApp {
     }
 }
 
-pub fn unique_email() -> String {
+pub(crate) fn unique_email() -> String {
     format!(
         "t-{}@example.com",
         ulid::Ulid::new().to_string().to_lowercase()
@@ -254,7 +254,7 @@ pub fn unique_email() -> String {
 }
 
 /// Starts or stops one local service (`services.sh start|stop NAME`).
-pub fn service(action: &str, name: &str) {
+pub(crate) fn service(action: &str, name: &str) {
     let script = std::env::var("LOCAL_SERVICES").expect("LOCAL_SERVICES (set by make test)");
     let status = Command::new("bash")
         .arg(script)
@@ -266,7 +266,7 @@ pub fn service(action: &str, name: &str) {
 
 /// Starts the named services again when dropped, so a test that stops them and then fails
 /// leaves the stack whole for the next (starting a running service does nothing).
-pub struct Restart(pub &'static [&'static str]);
+pub(crate) struct Restart(pub &'static [&'static str]);
 
 impl Drop for Restart {
     fn drop(&mut self) {
@@ -277,7 +277,7 @@ impl Drop for Restart {
 }
 
 /// Signs a token with the local HS256 secret (for attacks and freshness tests).
-pub fn sign_hs256(claims: &Value) -> String {
+pub(crate) fn sign_hs256(claims: &Value) -> String {
     let secret = std::env::var("SUPABASE_JWT_SECRET").expect("SUPABASE_JWT_SECRET");
     jsonwebtoken::encode(
         &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
@@ -287,14 +287,14 @@ pub fn sign_hs256(claims: &Value) -> String {
     .unwrap()
 }
 
-pub fn now() -> i64 {
+pub(crate) fn now() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_secs() as i64
 }
 
-pub fn claims_for(user_id: &str, iat: i64) -> Value {
+pub(crate) fn claims_for(user_id: &str, iat: i64) -> Value {
     let issuer = format!("{}/auth/v1", std::env::var("SUPABASE_URL").unwrap());
     json!({"iss": issuer, "sub": user_id, "aud": "authenticated", "role": "authenticated",
            "exp": iat + 3600, "iat": iat, "email": "x@example.com", "session_id": "s"})
@@ -302,7 +302,7 @@ pub fn claims_for(user_id: &str, iat: i64) -> Value {
 
 /// What the four systems hold for a user.
 #[derive(Debug, PartialEq)]
-pub struct Footprint {
+pub(crate) struct Footprint {
     pub supabase_user: bool,
     pub litellm_user: bool,
     pub litellm_keys: usize,
@@ -314,7 +314,7 @@ pub struct Footprint {
 
 impl Footprint {
     /// Nothing of the user left anywhere.
-    pub fn nothing() -> Self {
+    pub(crate) fn nothing() -> Self {
         Self {
             supabase_user: false,
             litellm_user: false,
@@ -336,7 +336,7 @@ async fn json_of(request: reqwest::RequestBuilder) -> (u16, Value) {
 
 /// Everything the user has in the four systems, counted with plain HTTP calls to their APIs
 /// (duplicates and leftovers included: nothing is collapsed to "found or not").
-pub async fn footprint(app: &TestApp, user_id: &str) -> Footprint {
+pub(crate) async fn footprint(app: &TestApp, user_id: &str) -> Footprint {
     let config = &app.state.config;
     let supabase_user = app
         .http
@@ -411,26 +411,26 @@ pub async fn footprint(app: &TestApp, user_id: &str) -> Footprint {
 
 /// One SSE event as a standard parser reads it.
 #[derive(Debug, Clone)]
-pub struct SseEvent {
+pub(crate) struct SseEvent {
     pub id: String,
     pub name: String,
     pub data: Value,
 }
 
-pub enum ChatReply {
+pub(crate) enum ChatReply {
     Stream(Vec<SseEvent>),
     Json(Reply),
 }
 
 impl ChatReply {
-    pub fn events(self) -> Vec<SseEvent> {
+    pub(crate) fn events(self) -> Vec<SseEvent> {
         match self {
             Self::Stream(events) => events,
             Self::Json(reply) => panic!("expected a stream, got {} {}", reply.status, reply.body),
         }
     }
 
-    pub fn json(self) -> Reply {
+    pub(crate) fn json(self) -> Reply {
         match self {
             Self::Json(reply) => reply,
             Self::Stream(events) => panic!("expected a JSON answer, got a stream: {events:?}"),
@@ -438,11 +438,11 @@ impl ChatReply {
     }
 }
 
-pub fn names(events: &[SseEvent]) -> Vec<&str> {
+pub(crate) fn names(events: &[SseEvent]) -> Vec<&str> {
     events.iter().map(|e| e.name.as_str()).collect()
 }
 
-pub fn text_of(events: &[SseEvent]) -> String {
+pub(crate) fn text_of(events: &[SseEvent]) -> String {
     events
         .iter()
         .filter(|e| e.name == "delta")
@@ -451,7 +451,7 @@ pub fn text_of(events: &[SseEvent]) -> String {
 }
 
 impl TestApp {
-    pub async fn chat_request(
+    pub(crate) async fn chat_request(
         &self,
         token: &str,
         content: &str,
@@ -469,7 +469,7 @@ impl TestApp {
     }
 
     /// Sends a message and reads the whole SSE stream (or the JSON error).
-    pub async fn chat(
+    pub(crate) async fn chat(
         &self,
         token: &str,
         content: &str,
@@ -479,13 +479,13 @@ impl TestApp {
         read_chat(res).await
     }
 
-    pub async fn history(&self, token: &str, query: &str) -> Reply {
+    pub(crate) async fn history(&self, token: &str, query: &str) -> Reply {
         self.get(&format!("/api/v1/chat/history{query}"), token)
             .await
     }
 }
 
-pub async fn read_chat(res: reqwest::Response) -> ChatReply {
+pub(crate) async fn read_chat(res: reqwest::Response) -> ChatReply {
     use futures_util::StreamExt;
     let is_sse = res
         .headers()
@@ -506,7 +506,9 @@ pub async fn read_chat(res: reqwest::Response) -> ChatReply {
 }
 
 /// A chat stream's events as they arrive, for tests that act in the middle of a turn.
-pub fn sse_events(res: reqwest::Response) -> impl futures_util::Stream<Item = SseEvent> + Unpin {
+pub(crate) fn sse_events(
+    res: reqwest::Response,
+) -> impl futures_util::Stream<Item = SseEvent> + Unpin {
     use eventsource_stream::Eventsource;
     use futures_util::StreamExt;
     res.bytes_stream().eventsource().map(|event| {
@@ -520,7 +522,7 @@ pub fn sse_events(res: reqwest::Response) -> impl futures_util::Stream<Item = Ss
 }
 
 /// Polls until `f` gives `Some` (for what lands asynchronously).
-pub async fn eventually<T, F, Fut>(what: &str, timeout: Duration, mut f: F) -> T
+pub(crate) async fn eventually<T, F, Fut>(what: &str, timeout: Duration, mut f: F) -> T
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Option<T>>,
@@ -539,24 +541,24 @@ where
 }
 
 /// A message long enough that the agent's reply streams in many pieces.
-pub const LONG_MESSAGE: &str = "please repeat these words back to me so that the stream has many small pieces in it today and tomorrow";
+pub(crate) const LONG_MESSAGE: &str = "please repeat these words back to me so that the stream has many small pieces in it today and tomorrow";
 
 impl TestApp {
     /// `DELETE /api/v1/auth/account` with the token and, when given, the password.
-    pub async fn delete_account(&self, token: &str, password: Option<&str>) -> Reply {
+    pub(crate) async fn delete_account(&self, token: &str, password: Option<&str>) -> Reply {
         let body = password.map(|p| json!({"password": p}));
         self.call(Method::DELETE, "/api/v1/auth/account", Some(token), body)
             .await
     }
 
     /// POSTs JSON with a token.
-    pub async fn post_with(&self, path: &str, token: &str, body: Value) -> Reply {
+    pub(crate) async fn post_with(&self, path: &str, token: &str, body: Value) -> Reply {
         self.call(Method::POST, path, Some(token), Some(body)).await
     }
 }
 
 /// The local Supabase's service-role key (the product gives it to the auth function only).
-pub fn service_role_key() -> String {
+pub(crate) fn service_role_key() -> String {
     std::env::var("SUPABASE_SERVICE_ROLE_KEY")
         .expect("SUPABASE_SERVICE_ROLE_KEY (set by make test)")
 }

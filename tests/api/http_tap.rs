@@ -14,7 +14,7 @@ use serde_json::Value;
 
 /// What the proxy changes.
 #[derive(Clone)]
-pub enum Rule {
+pub(crate) enum Rule {
     /// Leaves these users out of `GET /auth/v1/admin/users`.
     HideUsers(Vec<String>),
     /// Answers `DELETE <path>` with a 500.
@@ -22,7 +22,7 @@ pub enum Rule {
 }
 
 /// Starts the proxy in front of `upstream`; returns its URL.
-pub async fn start(upstream: String, rule: Rule) -> String {
+pub(crate) async fn start(upstream: String, rule: Rule) -> String {
     let http = reqwest::Client::new();
     let app = Router::new().fallback(move |request: Request| {
         let (http, upstream, rule) = (http.clone(), upstream.clone(), rule.clone());
@@ -77,7 +77,7 @@ async fn forward(http: &reqwest::Client, to: &str, request: Request, rule: &Rule
 }
 
 /// A request to pass on, with its body read.
-pub struct Outgoing {
+pub(crate) struct Outgoing {
     method: reqwest::Method,
     path: String,
     headers: HeaderMap,
@@ -85,7 +85,7 @@ pub struct Outgoing {
 }
 
 /// Reads the request's body (the proxies pass small admin and API requests).
-pub async fn request_of(parts: axum::http::request::Parts, body: Body) -> Outgoing {
+pub(crate) async fn request_of(parts: axum::http::request::Parts, body: Body) -> Outgoing {
     Outgoing {
         path: parts
             .uri
@@ -100,7 +100,7 @@ pub async fn request_of(parts: axum::http::request::Parts, body: Body) -> Outgoi
 
 /// Sends the request on to `to` (every header but `Host` and `Content-Length`); the answer
 /// and its headers without the framing ones (the proxy frames its own). `None`: unreachable.
-pub async fn send_on(
+pub(crate) async fn send_on(
     http: &reqwest::Client,
     to: &str,
     request: Outgoing,
@@ -122,7 +122,7 @@ pub async fn send_on(
 }
 
 /// The answer when the dependency cannot be reached.
-pub fn bad_gateway() -> Response {
+pub(crate) fn bad_gateway() -> Response {
     Response::builder()
         .status(StatusCode::BAD_GATEWAY)
         .body(Body::empty())

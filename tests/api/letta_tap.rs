@@ -10,7 +10,7 @@ use crate::http_tap::{bad_gateway, request_of, send_on};
 
 /// Which assistant text events (counted from 0 within one stream) to drop.
 #[derive(Clone, Copy)]
-pub enum Drop {
+pub(crate) enum Drop {
     /// The first one.
     First,
     /// Every one after the first `n`.
@@ -27,7 +27,7 @@ impl Drop {
 }
 
 /// Starts the proxy in front of `letta`; returns its base URL.
-pub async fn start(letta: String, drop: Drop) -> String {
+pub(crate) async fn start(letta: String, drop: Drop) -> String {
     let http = reqwest::Client::new();
     let app = Router::new().fallback(move |request: Request| {
         let (http, letta) = (http.clone(), letta.clone());

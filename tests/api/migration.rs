@@ -9,7 +9,7 @@ use crate::helpers::*;
 
 /// The previous version (agents replied through `send_message`) with a user who told it
 /// `told` and gave it `memory` as a long-term memory; the app and the user's token and id.
-pub async fn previous_version_user(
+pub(crate) async fn previous_version_user(
     name: &str,
     told: &str,
     memory: &str,

@@ -17,7 +17,7 @@ thread_local! {
 static FILE: OnceLock<Option<Mutex<File>>> = OnceLock::new();
 
 /// Installs the subscriber (once per test binary).
-pub fn init() {
+pub(crate) fn init() {
     static INSTALLED: OnceLock<()> = OnceLock::new();
     INSTALLED.get_or_init(|| {
         let file = std::env::var_os("API_TEST_LOG").map(|path| {
@@ -65,10 +65,10 @@ impl Write for LineWriter {
 
 /// The lines of one test.
 #[derive(Clone, Default)]
-pub struct Capture(Arc<Mutex<Vec<u8>>>);
+pub(crate) struct Capture(Arc<Mutex<Vec<u8>>>);
 
 /// Stops the capture when dropped.
-pub struct CaptureGuard;
+pub(crate) struct CaptureGuard;
 
 impl Drop for CaptureGuard {
     fn drop(&mut self) {
@@ -79,7 +79,7 @@ impl Drop for CaptureGuard {
 impl Capture {
     /// Captures the lines written on this thread from now on: a `#[tokio::test]` runs the
     /// gateway and every task it spawns on its own thread.
-    pub fn start() -> (Self, CaptureGuard) {
+    pub(crate) fn start() -> (Self, CaptureGuard) {
         init();
         let capture = Self::default();
         CAPTURE.with(|c| *c.borrow_mut() = Some(capture.clone()));
@@ -87,7 +87,7 @@ impl Capture {
     }
 
     /// What was captured so far.
-    pub fn text(&self) -> String {
+    pub(crate) fn text(&self) -> String {
         String::from_utf8(self.0.lock().unwrap().clone()).unwrap()
     }
 }

@@ -121,7 +121,6 @@ pub struct LettaConfig {
     pub allowed_models: Vec<String>,
     /// The embedding model of archival memory.
     pub embedding_model: String,
-    /// Its dimensions.
     pub embedding_dim: u32,
     /// The agents' context window, in tokens.
     pub context_window: u32,

@@ -102,7 +102,6 @@ impl UserRecord {
 pub struct KeyRecord {
     /// The key's hash (never the key itself).
     pub token: String,
-    /// Its alias.
     #[serde(default)]
     pub key_alias: Option<String>,
     /// Its shortened display name.

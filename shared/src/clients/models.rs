@@ -39,7 +39,6 @@ pub struct Model {
     pub provider_model: String,
     /// Its context window, tokens (when LiteLLM knows it).
     pub context_window: Option<u64>,
-    /// Its prices.
     pub price: Price,
     /// An embedding model (never a chat choice).
     pub embedding: bool,

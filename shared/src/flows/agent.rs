@@ -207,7 +207,6 @@ pub struct Memory {
     pub id: Option<String>,
     /// The text.
     pub text: String,
-    /// Its tags.
     pub tags: Option<Vec<String>>,
     /// When it was stored.
     pub created_at: Option<String>,

@@ -12,7 +12,7 @@ use super::{
 };
 use crate::{
     app::{dependency::DependencyError, error::AppError},
-    domain::{ConversationId, Message, MessageStatus, UserId},
+    domain::{ConversationId, Message, UserId},
 };
 
 /// A page of history: newest first, with the cursor of the next (older) page.
@@ -78,23 +78,6 @@ impl Store {
         id: &str,
     ) -> Result<Option<Message>, DependencyError> {
         self.get(user_pk(user), message_sk(conversation, id)).await
-    }
-
-    /// Sets the status of a stored message (nothing happens when it is gone).
-    pub async fn set_message_status(
-        &self,
-        user: &UserId,
-        conversation: &ConversationId,
-        id: &str,
-        status: MessageStatus,
-    ) -> Result<(), DependencyError> {
-        self.set_field(
-            user_pk(user),
-            message_sk(conversation, id),
-            "status",
-            Some(status.as_str()),
-        )
-        .await
     }
 
     /// A page of a conversation's messages, newest first, older than `before` (a message id).

@@ -41,7 +41,7 @@ pub struct TurnReads {
 }
 
 /// Turn slots and the turns holding them.
-pub type HeldSlots = Vec<(u32, Held)>;
+pub(super) type HeldSlots = Vec<(u32, Held)>;
 
 /// How a turn's start went.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

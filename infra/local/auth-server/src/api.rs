@@ -20,7 +20,7 @@ type Shared = State<Arc<App>>;
 
 /// An error in GoTrue's shape. With `X-Supabase-Api-Version: 2024-01-01` the body is
 /// `{"code": "<error_code>", "message"}`; without it, `{"code": <status>, "error_code", "msg"}`.
-pub struct GoTrueError {
+pub(crate) struct GoTrueError {
     status: StatusCode,
     code: &'static str,
     message: String,
@@ -172,18 +172,18 @@ fn valid_email(email: &str) -> bool {
         && email.len() <= 255
 }
 
-pub async fn health(State(app): Shared, headers: HeaderMap) -> Response {
+pub(crate) async fn health(State(app): Shared, headers: HeaderMap) -> Response {
     gate!(app, headers);
     Json(json!({"version": "v2.177.0-local", "name": "GoTrue", "description": "GoTrue is a user registration and authentication API"}))
         .into_response()
 }
 
-pub async fn jwks(State(app): Shared) -> Response {
+pub(crate) async fn jwks(State(app): Shared) -> Response {
     Json(app.signer.jwks()).into_response()
 }
 
 #[derive(Deserialize)]
-pub struct SignupBody {
+pub(crate) struct SignupBody {
     email: Option<String>,
     password: Option<String>,
     #[serde(default)]
@@ -257,7 +257,7 @@ fn signup_input(
     Ok((email, password, metadata))
 }
 
-pub async fn signup(
+pub(crate) async fn signup(
     State(app): Shared,
     headers: HeaderMap,
     body: Option<Json<SignupBody>>,
@@ -308,13 +308,13 @@ pub async fn signup(
 }
 
 #[derive(Deserialize)]
-pub struct TokenBody {
+pub(crate) struct TokenBody {
     email: Option<String>,
     password: Option<String>,
     refresh_token: Option<String>,
 }
 
-pub async fn token(
+pub(crate) async fn token(
     State(app): Shared,
     headers: HeaderMap,
     Query(query): Query<HashMap<String, String>>,
@@ -480,7 +480,7 @@ async fn authenticate(app: &App, headers: &HeaderMap) -> Result<(User, Claims), 
     Ok((user, claims))
 }
 
-pub async fn get_user(State(app): Shared, headers: HeaderMap) -> Response {
+pub(crate) async fn get_user(State(app): Shared, headers: HeaderMap) -> Response {
     gate!(app, headers);
     match authenticate(&app, &headers).await {
         Ok((user, _)) => Json(user.to_json()).into_response(),
@@ -489,13 +489,13 @@ pub async fn get_user(State(app): Shared, headers: HeaderMap) -> Response {
 }
 
 #[derive(Deserialize)]
-pub struct UpdateBody {
+pub(crate) struct UpdateBody {
     email: Option<String>,
     password: Option<String>,
     data: Option<Value>,
 }
 
-pub async fn update_user(
+pub(crate) async fn update_user(
     State(app): Shared,
     headers: HeaderMap,
     body: Option<Json<UpdateBody>>,
@@ -562,7 +562,7 @@ pub async fn update_user(
     Json(updated.to_json()).into_response()
 }
 
-pub async fn logout(
+pub(crate) async fn logout(
     State(app): Shared,
     headers: HeaderMap,
     Query(query): Query<HashMap<String, String>>,
@@ -608,7 +608,7 @@ fn require_service_role(app: &App, headers: &HeaderMap) -> Result<(), GoTrueErro
     }
 }
 
-pub async fn admin_delete_user(
+pub(crate) async fn admin_delete_user(
     State(app): Shared,
     headers: HeaderMap,
     Path(id): Path<String>,
@@ -633,7 +633,7 @@ pub async fn admin_delete_user(
 }
 
 #[derive(Deserialize)]
-pub struct ListQuery {
+pub(crate) struct ListQuery {
     page: Option<usize>,
     per_page: Option<usize>,
 }
@@ -641,7 +641,7 @@ pub struct ListQuery {
 /// GoTrue's `GET /admin/users?page=&per_page=` (service role): the newest users first, a page
 /// of `per_page` (default 50) as `{"users": [...], "aud"}`, the total in `X-Total-Count` and
 /// the next page in a `Link` header, as GoTrue answers.
-pub async fn admin_list_users(
+pub(crate) async fn admin_list_users(
     State(app): Shared,
     headers: HeaderMap,
     Query(query): Query<ListQuery>,
@@ -677,7 +677,7 @@ pub async fn admin_list_users(
     response
 }
 
-pub async fn admin_get_user(
+pub(crate) async fn admin_get_user(
     State(app): Shared,
     headers: HeaderMap,
     Path(id): Path<String>,
@@ -699,12 +699,12 @@ pub async fn admin_get_user(
 }
 
 #[derive(Deserialize)]
-pub struct AdminUpdateBody {
+pub(crate) struct AdminUpdateBody {
     email_confirm: Option<bool>,
 }
 
 /// Confirms a user's email (`{"email_confirm": true}`), as GoTrue's admin API does.
-pub async fn admin_update_user(
+pub(crate) async fn admin_update_user(
     State(app): Shared,
     headers: HeaderMap,
     Path(id): Path<String>,

@@ -50,13 +50,13 @@ pub struct Db {
 
 const ITERATIONS: NonZeroU32 = NonZeroU32::new(10_000).unwrap();
 
-pub fn now() -> String {
+pub(crate) fn now() -> String {
     time::OffsetDateTime::now_utc()
         .format(&time::format_description::well_known::Rfc3339)
         .unwrap_or_default()
 }
 
-pub fn random_token(bytes: usize) -> String {
+pub(crate) fn random_token(bytes: usize) -> String {
     let mut buf = vec![0u8; bytes];
     SystemRandom::new()
         .fill(&mut buf)

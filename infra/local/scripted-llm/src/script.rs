@@ -5,13 +5,13 @@ use std::time::Duration;
 use serde_json::{Map, Value, json};
 
 #[derive(Debug, Clone, PartialEq)]
-pub enum Action {
+pub(crate) enum Action {
     Say(String),
     CallTool { name: String, arguments: Value },
 }
 
 #[derive(Debug, Clone, PartialEq)]
-pub struct Plan {
+pub(crate) struct Plan {
     pub action: Action,
     /// Native reasoning streamed before a plain-content answer (`reasoning_content`, as reasoning
     /// models send it through LiteLLM).
@@ -26,12 +26,12 @@ pub struct Plan {
 }
 
 /// The tools offered in a request, with their parameter schemas.
-pub struct Tools {
+pub(crate) struct Tools {
     tools: Vec<(String, Value)>,
 }
 
 impl Tools {
-    pub fn from_request(request: &Value) -> Self {
+    pub(crate) fn from_request(request: &Value) -> Self {
         let tools = request
             .get("tools")
             .and_then(Value::as_array)
@@ -172,7 +172,7 @@ fn clean_fact(raw: &str) -> String {
 }
 
 /// Decides the model's next step for a conversation.
-pub fn plan(messages: &[Value], tools: &Tools) -> Plan {
+pub(crate) fn plan(messages: &[Value], tools: &Tools) -> Plan {
     let system: String = messages
         .iter()
         .filter(|m| m.get("role").and_then(Value::as_str) == Some("system"))
@@ -392,11 +392,11 @@ fn say(tools: &Tools, text: String) -> Action {
 }
 
 /// A deterministic token estimate: about four bytes a token, at least one.
-pub fn count_tokens(text: &str) -> u64 {
+pub(crate) fn count_tokens(text: &str) -> u64 {
     (text.len() as u64).div_ceil(4).max(1)
 }
 
-pub fn fnv(text: &str) -> u64 {
+pub(crate) fn fnv(text: &str) -> u64 {
     let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
     for b in text.bytes() {
         hash ^= u64::from(b);
@@ -406,7 +406,7 @@ pub fn fnv(text: &str) -> u64 {
 }
 
 /// A bag-of-words vector, L2-normalised: texts sharing words are close, so search is meaningful.
-pub fn embed(text: &str, dim: usize) -> Vec<f32> {
+pub(crate) fn embed(text: &str, dim: usize) -> Vec<f32> {
     let mut v = vec![0f32; dim];
     for word in text
         .split(|c: char| !c.is_alphanumeric())

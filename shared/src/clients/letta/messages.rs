@@ -69,7 +69,7 @@ pub enum LettaMessage {
         prompt_tokens: u64,
         /// Completion tokens over every step.
         completion_tokens: u64,
-        /// Both.
+        /// Prompt and completion tokens together.
         total_tokens: u64,
         /// LLM calls (steps) the turn took.
         steps: u64,
@@ -314,17 +314,6 @@ impl LettaMessage {
             | Self::Other { meta, .. } => Some(meta),
             Self::Usage { .. } | Self::StopReason { .. } => None,
         }
-    }
-
-    /// Reasoning, reply text or tool traffic: what the user will see of the turn.
-    pub fn is_content(&self) -> bool {
-        matches!(
-            self,
-            Self::Reasoning { .. }
-                | Self::Assistant { .. }
-                | Self::ToolCall { .. }
-                | Self::ToolReturn { .. }
-        )
     }
 }
 

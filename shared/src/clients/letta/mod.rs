@@ -42,7 +42,6 @@ pub type TurnStream = std::pin::Pin<
 /// A BYOK provider.
 #[derive(Debug, Clone, Deserialize)]
 pub struct Provider {
-    /// Its id.
     pub id: String,
     /// Its name (`user-<id>`).
     pub name: String,
@@ -74,7 +73,6 @@ impl Listing {
 pub struct Named {
     /// Letta's id.
     pub id: String,
-    /// Its name.
     #[serde(default)]
     pub name: String,
     /// When it was created (RFC 3339).
@@ -95,7 +93,6 @@ pub enum Thread<'a> {
 /// An agent.
 #[derive(Debug, Clone, Deserialize)]
 pub struct Agent {
-    /// Its id.
     pub id: String,
     /// Its name (`agent-<id>`).
     pub name: String,
@@ -121,7 +118,6 @@ pub struct Agent {
 pub struct Block {
     /// `human` or `persona`.
     pub label: String,
-    /// Its text.
     #[serde(default)]
     pub value: String,
     /// Its limit, in characters.
@@ -137,9 +133,7 @@ pub struct Block {
 pub struct Passage {
     /// The passage id.
     pub id: String,
-    /// Its text.
     pub text: String,
-    /// Its tags.
     #[serde(default)]
     pub tags: Option<Vec<String>>,
     /// When it was stored.
@@ -160,10 +154,8 @@ pub struct SearchResult {
     /// The passage id.
     #[serde(default)]
     pub id: Option<String>,
-    /// Its text.
     #[serde(default)]
     pub content: String,
-    /// Its tags.
     #[serde(default)]
     pub tags: Option<Vec<String>>,
     /// When it was stored.
@@ -183,7 +175,6 @@ pub struct AgentSpec<'a> {
     pub human: &'a str,
     /// The `persona` block's value.
     pub persona: &'a str,
-    /// Its tags.
     pub tags: &'a [String],
 }
 

@@ -2,7 +2,6 @@
 //! `detail` carries LiteLLM's refusal) or from the stream breaking off.
 
 use super::events::TurnError;
-use crate::app::{dependency::Service, error::AppError};
 
 /// How a failed LLM call was reported inside Letta's stream.
 #[derive(Debug, Clone, PartialEq)]
@@ -88,29 +87,6 @@ impl TurnFailure {
 
     fn retryable(&self) -> bool {
         matches!(self, Self::Llm { .. } | Self::Interrupted { .. })
-    }
-
-    /// Whether the stream broke off (as opposed to Letta reporting a failure).
-    pub fn is_interruption(&self) -> bool {
-        matches!(self, Self::Interrupted { .. })
-    }
-
-    /// The error before anything was streamed: a plain JSON answer.
-    pub fn into_app_error(self) -> AppError {
-        match self {
-            Self::BudgetExceeded { spend, limit } => AppError::BudgetExceeded {
-                spend: spend.unwrap_or(0.0),
-                limit: limit.unwrap_or(0.0),
-            },
-            Self::KeyRevoked => AppError::Forbidden {
-                code: "billing_key_revoked",
-                message: self.message(),
-            },
-            other => AppError::Unavailable {
-                service: Service::Letta,
-                message: other.message(),
-            },
-        }
     }
 
     /// The `error` event.

@@ -81,7 +81,7 @@ pub struct TokensView {
     prompt_tokens: u64,
     /// Completion tokens over every step.
     completion_tokens: u64,
-    /// Both.
+    /// Prompt and completion tokens together.
     total_tokens: u64,
     /// LLM calls (steps).
     steps: u64,
