@@ -7,6 +7,18 @@ pub fn now_rfc3339() -> String {
         .unwrap_or_default()
 }
 
+/// The UTC day (`YYYY-MM-DD`) of an RFC 3339 time the backend wrote; today for anything else.
+pub fn day_of(rfc3339: &str) -> String {
+    let at = time::OffsetDateTime::parse(rfc3339, &time::format_description::well_known::Rfc3339)
+        .unwrap_or_else(|_| time::OffsetDateTime::now_utc());
+    at.to_offset(time::UtcOffset::UTC).date().to_string()
+}
+
+/// Today (UTC), `YYYY-MM-DD`.
+pub fn today() -> String {
+    time::OffsetDateTime::now_utc().date().to_string()
+}
+
 /// Now, in seconds since the Unix epoch.
 pub fn now_epoch() -> i64 {
     time::OffsetDateTime::now_utc().unix_timestamp()
@@ -21,5 +33,17 @@ pub async fn sleep_past(epoch_second: i64) {
             time::Duration::SECOND - time::Duration::nanoseconds(i64::from(now.nanosecond()));
         let left = std::time::Duration::try_from(left).unwrap_or_default();
         tokio::time::sleep(left + std::time::Duration::from_millis(1)).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_day_is_the_utc_date_of_a_time() {
+        assert_eq!(day_of("2026-11-22T23:59:59.5Z"), "2026-11-22");
+        assert_eq!(day_of("2026-11-23T01:00:00+02:00"), "2026-11-22");
+        assert_eq!(day_of("not a time"), today());
     }
 }

@@ -10,6 +10,8 @@ pub mod events;
 mod failure;
 mod relay;
 mod replay;
+mod thread;
+mod title;
 
 use std::time::Instant;
 
@@ -73,7 +75,7 @@ struct Turn {
 
 impl Turn {
     fn thread(&self) -> crate::clients::letta::Thread<'_> {
-        conversations::thread(&self.conversation.id, &self.letta_thread)
+        thread::thread(&self.conversation.id, &self.letta_thread)
     }
 
     fn start_event(&self) -> ChatEvent {
@@ -274,7 +276,7 @@ async fn take_turn(turn: &mut Turn) -> Result<Option<IdempotencyRecord>, AppErro
         TurnStart::SlotTaken => return Err(too_many_turns(&turn.state)),
         TurnStart::Gone => return Err(ConversationId::not_found()),
     }
-    match conversations::letta_thread(
+    match thread::letta_thread(
         &turn.state,
         &turn.user.id,
         &turn.agent_id,

@@ -14,9 +14,10 @@ use super::{
     failure::TurnFailure,
 };
 use crate::{
+    app::clock::day_of,
     clients::letta::{ARCHIVAL_INSERT_TOOL, ARCHIVAL_SEARCH_TOOL, LettaMessage, TurnStream},
     domain::{ErrorRecord, Message, MessageStatus, Role, Title, ToolCall, Usage},
-    flows::{agent, conversations, usage},
+    flows::{agent, usage},
     store::{TurnEnd, TurnState},
 };
 
@@ -335,7 +336,7 @@ async fn title(turn: &Turn, reply: &Reply) -> Option<Title> {
     if turn.conversation.title.is_some() || reply.failure.is_some() || reply.text.is_empty() {
         return None;
     }
-    conversations::give_title(
+    super::title::give_title(
         &turn.state,
         &turn.user.id,
         &turn.conversation.id,
@@ -502,10 +503,8 @@ async fn store_reply(turn: &Turn, reply: &Reply, early: Option<EarlyPrice>) -> M
     };
     // What was billed counts, even for a reply that failed after its LLM calls.
     let cost = assistant.cost_usd.unwrap_or(0.0);
-    let billed = (usage.total_tokens > 0 || cost > 0.0).then(|| {
-        let day = &assistant.created_at[..10.min(assistant.created_at.len())];
-        (day, &usage, cost)
-    });
+    let day = day_of(&assistant.created_at);
+    let billed = (usage.total_tokens > 0 || cost > 0.0).then_some((day.as_str(), &usage, cost));
     let end = TurnEnd {
         user: &turn.user.id,
         conversation: &turn.conversation.id,
