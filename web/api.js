@@ -25,11 +25,18 @@ function keep(next) {
 }
 
 async function refresh() {
-  const res = await fetch(`${API}/api/v1/auth/refresh`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ refresh_token: session?.refresh_token }),
-  });
+  let res;
+  try {
+    res = await fetch(`${API}/api/v1/auth/refresh`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ refresh_token: session?.refresh_token }),
+    });
+  } catch {
+    // Offline for now: the refresh token is still good, so try again soon.
+    refreshTimer = setTimeout(refresh, 10_000);
+    return;
+  }
   if (res.ok) {
     keep((await res.json()).session);
   } else if (res.status === 401) {
@@ -54,7 +61,13 @@ export async function call(method, path, body) {
     return { status: 0, body: { error: { code: 'offline', message: 'the server cannot be reached' } } };
   }
   const text = await res.text();
-  const parsed = text ? JSON.parse(text) : null;
+  let parsed = null;
+  try {
+    parsed = text ? JSON.parse(text) : null;
+  } catch {
+    // Not JSON (a proxy's or load balancer's error page): said in the API's own shape.
+    parsed = { error: { code: 'bad_gateway', message: `the server answered ${res.status} without JSON` } };
+  }
   if (res.status === 401 && session) {
     keep(null);
     onSignedOut('Your session ended; sign in again.');

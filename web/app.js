@@ -202,10 +202,17 @@ async function loadUsage() {
     meter.setAttribute('aria-valuemax', String(limit ?? 0));
     meter.setAttribute('aria-valuenow', String(spend));
     $('budget-text').textContent = `Spent $${spend.toFixed(2)} of $${(limit ?? 0).toFixed(2)} per budget period (${budget.body.budget_duration ?? '—'}).`;
+    $('budget-label').textContent = `${PERIODS[budget.body.budget_duration] ?? 'Budget per period'} (USD)`;
     // A refresh never overwrites an amount the user is typing.
     if (!$('budget-input').dataset.edited) $('budget-input').value = limit ?? 0;
   }
 }
+
+/** The budget label for each period LiteLLM may reset on. */
+const PERIODS = {
+  '1d': 'Daily budget', '1w': 'Weekly budget', '1mo': 'Monthly budget',
+  '3mo': 'Quarterly budget', '6mo': 'Half-yearly budget', '1y': 'Yearly budget',
+};
 
 async function showApp() {
   $('auth').hidden = true;
