@@ -1,12 +1,16 @@
 # Two commands for a fresh machine: `make dev` serves the API on http://127.0.0.1:8080 backed by
 # real local services; `make test` runs every test against them. Both install what is missing.
-.PHONY: dev test soak bench fuzz openapi install services-up services-down services-status lint fmt build deploy-check sam-image sam-build sam-invoke
+.PHONY: dev test unit soak bench fuzz openapi install services-up services-down services-status lint fmt build deploy-check sam-image sam-build sam-invoke
 
 dev:
 	bash infra/local/dev.sh
 
 test:
 	bash infra/local/test.sh
+
+# Every unit test (beside the code, in every crate), without the local stack.
+unit:
+	cargo test --workspace --exclude api-tests --lib --bins
 
 # The full load and soak runs (about 15 minutes): 50 users x 10 turns at once, and 10 minutes of
 # random faults in front of every dependency; `make test` runs short versions of both.

@@ -118,7 +118,8 @@ where
     tag = "chat",
     params(
         ("Idempotency-Key" = Option<String>, Header,
-         description = "Repeating a key replays the finished turn instead of sending it again (8–128 of `A-Za-z0-9_-`)"),
+         min_length = 1, max_length = 128, pattern = "^[!-~]+$",
+         description = "Repeating a key within 24 h replays the turn instead of sending it again (1–128 visible ASCII characters)"),
     ),
     request_body = MessageBody,
     responses(
