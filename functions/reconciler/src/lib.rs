@@ -3,6 +3,8 @@
 
 use std::time::Duration;
 
+use clap::{Parser, Subcommand};
+
 use shared::{
     AppError, AppState,
     app::config::{Config, ConfigError},
@@ -16,42 +18,50 @@ pub const NAME: &str = "reconciler";
 /// Variables the reconciler needs beyond the common ones: it lists and deletes Supabase users.
 pub const REQUIRED_VARIABLES: &[&str] = &["SUPABASE_SERVICE_ROLE_KEY"];
 
-/// What the command was asked: `reconcile [--fix] [--grace-secs N] [--user ID]...`.
-#[derive(Debug, Default, PartialEq)]
+/// The command line: `reconcile` runs once; without a command the binary is the scheduled
+/// Lambda.
+#[derive(Debug, Parser)]
+#[command(
+    name = "reconciler",
+    about = "Checks that Supabase Auth, DynamoDB, LiteLLM and Letta agree about every user, and \
+             repairs what is safe. Without a command: the scheduled Lambda."
+)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// The commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Checks once and prints the report (JSON) on stdout: exit 0 when nothing is left to
+    /// fix, 1 when something is, 2 when the run failed.
+    Reconcile(Args),
+}
+
+/// What `reconcile` was asked.
+#[derive(Debug, Default, PartialEq, clap::Args)]
 pub struct Args {
     /// Repair what is safe.
+    #[arg(long)]
     pub fix: bool,
-    /// Overrides `RECONCILE_GRACE_SECS`.
+    /// Leave alone what is younger than this (overrides RECONCILE_GRACE_SECS).
+    #[arg(long = "grace-secs", value_name = "SECONDS", value_parser = seconds)]
     pub grace: Option<Duration>,
-    /// Only these users (all when empty).
+    /// Check only this user (a Supabase user id; repeat for more). Every user without it.
+    #[arg(long = "user", value_name = "ID", value_parser = user_id)]
     pub users: Vec<UserId>,
 }
 
-/// How to call the command.
-pub const USAGE: &str = "usage: reconciler reconcile [--fix] [--grace-secs N] [--user ID]...";
+fn seconds(raw: &str) -> Result<Duration, String> {
+    raw.parse()
+        .map(Duration::from_secs)
+        .map_err(|_| "a whole number of seconds".into())
+}
 
-impl Args {
-    /// Parses the arguments after `reconcile`.
-    pub fn parse(args: &[String]) -> Result<Self, String> {
-        let mut parsed = Self::default();
-        let mut args = args.iter();
-        while let Some(arg) = args.next() {
-            match arg.as_str() {
-                "--fix" => parsed.fix = true,
-                "--grace-secs" => {
-                    let secs = args.next().and_then(|v| v.parse().ok());
-                    let secs = secs.ok_or("--grace-secs needs a whole number of seconds")?;
-                    parsed.grace = Some(Duration::from_secs(secs));
-                }
-                "--user" => {
-                    let id = args.next().ok_or("--user needs a user id")?;
-                    parsed.users.push(UserId::parse(id)?);
-                }
-                other => return Err(format!("unknown argument {other:?}")),
-            }
-        }
-        Ok(parsed)
-    }
+fn user_id(raw: &str) -> Result<UserId, String> {
+    UserId::parse(raw).map_err(|e| e.to_string())
 }
 
 /// The configuration once per start, with the command's overrides.
@@ -79,7 +89,14 @@ mod tests {
     use super::*;
 
     fn args(list: &[&str]) -> Result<Args, String> {
-        Args::parse(&list.iter().map(|s| s.to_string()).collect::<Vec<_>>())
+        let line = ["reconciler", "reconcile"].iter().chain(list);
+        match Cli::try_parse_from(line)
+            .map_err(|e| e.to_string())?
+            .command
+        {
+            Some(Command::Reconcile(args)) => Ok(args),
+            None => Err("no command".into()),
+        }
     }
 
     #[test]
@@ -101,5 +118,21 @@ mod tests {
                 .contains("not a user id")
         );
         assert!(args(&["--fixx"]).unwrap_err().contains("--fixx"));
+    }
+
+    #[test]
+    fn no_command_is_the_lambda_and_help_names_every_option() {
+        assert!(
+            Cli::try_parse_from(["reconciler"])
+                .unwrap()
+                .command
+                .is_none()
+        );
+        let help = Cli::try_parse_from(["reconciler", "reconcile", "--help"])
+            .unwrap_err()
+            .to_string();
+        for option in ["--fix", "--grace-secs", "--user"] {
+            assert!(help.contains(option), "{help}");
+        }
     }
 }

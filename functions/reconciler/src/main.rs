@@ -1,23 +1,19 @@
 //! The reconciler's two hosts. `reconciler reconcile [--fix] …` runs once and prints the
-//! report (JSON) on stdout: exit 0 when nothing is left to fix, 1 when something is, 2 when
-//! the run failed. Without arguments it is the scheduled Lambda: each event runs once over
-//! every user, repairing when `RECONCILE_FIX=true`, and the report is the result (and a log line).
+//! report (JSON) on stdout (`--help` says the rest). Without a command it is the scheduled
+//! Lambda: each event runs once over every user, repairing when `RECONCILE_FIX=true`, and the
+//! report is the result (and a log line).
 
+use clap::Parser;
 use lambda_http::{Error, LambdaEvent, lambda_runtime, service_fn};
-use reconciler::{Args, USAGE};
+use reconciler::{Args, Cli, Command};
 use serde_json::Value;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    match args.split_first() {
-        Some((command, rest)) if command == "reconcile" => {
+    match Cli::parse().command {
+        Some(Command::Reconcile(args)) => {
             shared::app::telemetry::init_to_stderr(reconciler::NAME);
-            command_line(rest).await
-        }
-        Some(_) => {
-            eprintln!("{USAGE}");
-            std::process::exit(2)
+            command_line(args).await
         }
         None => {
             shared::app::telemetry::init(reconciler::NAME);
@@ -38,11 +34,7 @@ async fn main() -> Result<(), Error> {
     }
 }
 
-async fn command_line(args: &[String]) -> Result<(), Error> {
-    let args = Args::parse(args).unwrap_or_else(|e| {
-        eprintln!("{e}\n{USAGE}");
-        std::process::exit(2)
-    });
+async fn command_line(args: Args) -> Result<(), Error> {
     let state = reconciler::state(args.grace).await?;
     match reconciler::run(&state, args.users, args.fix).await {
         Ok(report) => {
