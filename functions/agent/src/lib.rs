@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use shared::{
     AppError, AppState,
     app::{dependency::Service, error::ErrorBody},
-    domain::SignedInUser,
+    domain::{PageLimit, SignedInUser},
     flows::agent::{self, ResetScope},
     http::{
         ApiJson, ApiQuery, Function,
@@ -202,7 +202,7 @@ async fn archival(
         &state,
         &user,
         q.query.as_deref(),
-        q.limit.unwrap_or(20),
+        PageLimit::parse(q.limit, 20)?,
         q.cursor.as_deref(),
     )
     .await?;

@@ -18,20 +18,20 @@ use serde::Deserialize;
 use shared::{
     AppError, AppState,
     app::{dependency::Service, error::ErrorBody},
-    domain::{ConversationId, IdempotencyKey, SignedInUser, Title},
+    domain::{ConversationId, IdempotencyKey, PageLimit, SignedInUser, Title},
     flows::{
         chat::{self, ChatEvent, TurnOutcome},
         conversations,
     },
     http::{
         ApiJson, ApiQuery, Function, IDEMPOTENCY_KEY, parse_optional_json,
+        schemas::TitleText,
         views::{
             self, DeletedView,
             chat::{ConversationView, ConversationsView, HistoryView},
             events::ChatEventView,
         },
     },
-    store::decode_cursor,
 };
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
@@ -182,18 +182,10 @@ async fn history(
     user: SignedInUser,
     ApiQuery(query): ApiQuery<HistoryQuery>,
 ) -> Result<Json<HistoryView>, AppError> {
-    let limit = query.limit.unwrap_or(50);
-    if !(1..=100).contains(&limit) {
-        return Err(AppError::validation("limit", "must be between 1 and 100"));
-    }
+    let limit = PageLimit::parse(query.limit, 50)?;
     let conversation = conversation_or_default(query.conversation_id.as_deref())?;
-    let before = query
-        .before
-        .as_deref()
-        .map(|c| decode_cursor(&user.id, c))
-        .transpose()?;
-    let page =
-        conversations::history(&state, &user, &conversation, limit, before.as_deref()).await?;
+    let before = query.before.as_deref();
+    let page = conversations::history(&state, &user, &conversation, limit, before).await?;
     Ok(Json(views::chat::history(&page)))
 }
 
@@ -254,10 +246,7 @@ async fn list_conversations(
     user: SignedInUser,
     ApiQuery(query): ApiQuery<ListQuery>,
 ) -> Result<Json<ConversationsView>, AppError> {
-    let limit = query.limit.unwrap_or(20);
-    if !(1..=100).contains(&limit) {
-        return Err(AppError::validation("limit", "must be between 1 and 100"));
-    }
+    let limit = PageLimit::parse(query.limit, 20)?;
     let page = conversations::list(&state, &user, limit, query.cursor.as_deref()).await?;
     Ok(Json(views::chat::conversations(&page)))
 }

@@ -16,8 +16,102 @@ pub const RETRY_AFTER_SECS: u64 = 5;
 /// Seconds a client should wait while another request finishes setting the account up.
 pub const PROVISIONING_RETRY_AFTER_SECS: u64 = 2;
 
-/// Stable machine-readable codes; the README lists them.
-pub type ErrorCode = &'static str;
+/// Declares the codes once: the variant, its name on the wire, what it means.
+macro_rules! error_codes {
+    ($($(#[$doc:meta])* $variant:ident = $name:literal,)+) => {
+        /// The stable machine-readable codes, by status (the API description lists them).
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+        pub enum ErrorCode {
+            $($(#[$doc])* #[serde(rename = $name)] $variant,)+
+        }
+
+        impl ErrorCode {
+            /// The code as clients see it.
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $(Self::$variant => $name,)+
+                }
+            }
+        }
+    };
+}
+
+error_codes! {
+    // 400
+    /// The body is not JSON.
+    InvalidJson = "invalid_json",
+    /// A body that is not `application/json`.
+    UnsupportedMediaType = "unsupported_media_type",
+    /// Malformed input of another kind.
+    BadRequest = "bad_request",
+    /// A page cursor that is not one the API gave (or not this user's).
+    InvalidCursor = "invalid_cursor",
+    /// An `Idempotency-Key` that is not 1–128 visible ASCII characters.
+    InvalidIdempotencyKey = "invalid_idempotency_key",
+    /// A chat message with no text.
+    EmptyContent = "empty_content",
+    // 401
+    /// No valid access token.
+    Unauthorized = "unauthorized",
+    /// A wrong email or password (the same for both).
+    InvalidCredentials = "invalid_credentials",
+    // 402
+    /// The budget of the period is used up.
+    BudgetExceeded = "budget_exceeded",
+    // 403
+    /// The email address is not confirmed yet.
+    EmailNotConfirmed = "email_not_confirmed",
+    /// Deleting the account needs the password (or a fresh sign-in).
+    ReauthenticationRequired = "reauthentication_required",
+    /// The user's LiteLLM key no longer works.
+    BillingKeyRevoked = "billing_key_revoked",
+    // 404, 405
+    /// No such resource of the user's.
+    NotFound = "not_found",
+    /// The path exists, the method does not.
+    MethodNotAllowed = "method_not_allowed",
+    // 409
+    /// Another request is setting the account up (or resetting or deleting it).
+    Provisioning = "provisioning",
+    /// An account with this email exists.
+    EmailTaken = "email_taken",
+    /// A turn of this conversation is running.
+    TurnInProgress = "turn_in_progress",
+    /// The user's concurrent turns are all running.
+    TooManyTurns = "too_many_turns",
+    /// The user has `CONVERSATIONS_MAX` conversations.
+    ConversationLimit = "conversation_limit",
+    /// The default conversation cannot be deleted.
+    DefaultConversation = "default_conversation",
+    /// The archival memory holds `ARCHIVAL_MAX_PASSAGES` memories.
+    ArchivalMemoryFull = "archival_memory_full",
+    // 413, 422, 429
+    /// A body above `BODY_LIMIT_BYTES`.
+    PayloadTooLarge = "payload_too_large",
+    /// A chat message above `CHAT_MAX_CHARS`.
+    ContentTooLong = "content_too_long",
+    /// A field with a value that is not allowed (`field` names it).
+    ValidationFailed = "validation_failed",
+    /// A rate limit is used up (`limit` names it).
+    RateLimited = "rate_limited",
+    // 5xx, and a chat turn's `error` event
+    /// The model failed during a turn.
+    LlmError = "llm_error",
+    /// A turn's reply broke off (what arrived is kept).
+    AgentInterrupted = "agent_interrupted",
+    /// A dependency answered in a way the backend cannot use.
+    UpstreamError = "upstream_error",
+    /// A dependency is down or overloaded.
+    DependencyUnavailable = "dependency_unavailable",
+    /// A bug; details only in the logs.
+    InternalError = "internal_error",
+}
+
+impl std::fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
 
 /// Every way a request can fail, each with its status and stable `code`.
 #[derive(Debug, thiserror::Error)]
@@ -155,20 +249,20 @@ impl AppError {
         match self {
             Self::BadRequest { code, .. }
             | Self::Conflict { code, .. }
-            | Self::Forbidden { code, .. } => code,
-            Self::Validation { .. } => "validation_failed",
-            Self::Provisioning(_) => "provisioning",
-            Self::PayloadTooLarge { .. } => "payload_too_large",
-            Self::ContentTooLong { .. } => "content_too_long",
-            Self::Unauthorized(_) => "unauthorized",
-            Self::InvalidCredentials => "invalid_credentials",
-            Self::BudgetExceeded { .. } => "budget_exceeded",
-            Self::NotFound(_) => "not_found",
-            Self::MethodNotAllowed => "method_not_allowed",
-            Self::RateLimited { .. } => "rate_limited",
-            Self::Unavailable { .. } => "dependency_unavailable",
-            Self::Upstream { .. } => "upstream_error",
-            Self::Internal(_) => "internal_error",
+            | Self::Forbidden { code, .. } => *code,
+            Self::Validation { .. } => ErrorCode::ValidationFailed,
+            Self::Provisioning(_) => ErrorCode::Provisioning,
+            Self::PayloadTooLarge { .. } => ErrorCode::PayloadTooLarge,
+            Self::ContentTooLong { .. } => ErrorCode::ContentTooLong,
+            Self::Unauthorized(_) => ErrorCode::Unauthorized,
+            Self::InvalidCredentials => ErrorCode::InvalidCredentials,
+            Self::BudgetExceeded { .. } => ErrorCode::BudgetExceeded,
+            Self::NotFound(_) => ErrorCode::NotFound,
+            Self::MethodNotAllowed => ErrorCode::MethodNotAllowed,
+            Self::RateLimited { .. } => ErrorCode::RateLimited,
+            Self::Unavailable { .. } => ErrorCode::DependencyUnavailable,
+            Self::Upstream { .. } => ErrorCode::UpstreamError,
+            Self::Internal(_) => ErrorCode::InternalError,
         }
     }
 
@@ -238,8 +332,7 @@ pub struct ErrorBody {
 /// What went wrong: a stable `code`, a sentence, and the details the code has.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ErrorDetail {
-    /// The stable code (`validation_failed`, `unauthorized`, `budget_exceeded`, …).
-    #[schema(value_type = String, example = "validation_failed")]
+    /// The stable code.
     pub code: ErrorCode,
     /// A sentence for the user.
     pub message: String,
@@ -280,9 +373,9 @@ impl IntoResponse for AppError {
     fn into_response(self) -> Response {
         let status = self.status();
         if status.is_server_error() {
-            tracing::error!(code = self.code(), error = %self, "request failed");
+            tracing::error!(code = self.code().as_str(), error = %self, "request failed");
         } else {
-            tracing::info!(code = self.code(), error = %self, "request rejected");
+            tracing::info!(code = self.code().as_str(), error = %self, "request rejected");
         }
         let mut response = (status, Json(self.body())).into_response();
         let headers = response.headers_mut();

@@ -1,6 +1,6 @@
 //! A chat message's text as the user sent it, trimmed and bounded.
 
-use crate::app::error::AppError;
+use crate::app::error::{AppError, ErrorCode};
 
 /// Trimmed, not empty, at most the configured number of characters.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -12,7 +12,7 @@ impl ChatContent {
         let content = raw.trim();
         if content.is_empty() {
             return Err(AppError::BadRequest {
-                code: "empty_content",
+                code: ErrorCode::EmptyContent,
                 message: "content must not be empty".into(),
             });
         }
@@ -47,7 +47,7 @@ mod tests {
         assert!(matches!(
             ChatContent::parse("   ", 10),
             Err(AppError::BadRequest {
-                code: "empty_content",
+                code: ErrorCode::EmptyContent,
                 ..
             })
         ));

@@ -4,7 +4,7 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-use crate::app::error::AppError;
+use crate::app::error::{AppError, ErrorCode};
 
 /// A Supabase user id (the JWT's `sub`), a UUID. Every DynamoDB key is built from it.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -57,7 +57,7 @@ impl IdempotencyKey {
         if raw.is_empty() || raw.len() > Self::MAX_LEN || !raw.bytes().all(|b| b.is_ascii_graphic())
         {
             return Err(AppError::BadRequest {
-                code: "invalid_idempotency_key",
+                code: ErrorCode::InvalidIdempotencyKey,
                 message: "Idempotency-Key must be 1 to 128 visible ASCII characters".into(),
             });
         }

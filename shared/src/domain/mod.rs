@@ -7,6 +7,7 @@ mod conversation;
 mod identity;
 mod ids;
 mod message;
+mod page;
 mod profile;
 
 pub use account::{DisplayName, Email, Password};
@@ -15,4 +16,5 @@ pub use conversation::{Conversation, ConversationId, Title};
 pub use identity::SignedInUser;
 pub use ids::{IdempotencyKey, UserId};
 pub use message::{ErrorRecord, Message, MessageStatus, Role, ToolCall, Usage};
+pub use page::{PageLimit, decode_cursor, encode_cursor};
 pub use profile::{BudgetUsedUp, Profile, ProvisioningState};

@@ -6,7 +6,7 @@ use crate::{
     app::{
         clock::{self, now_epoch},
         dependency::{DependencyError, Service},
-        error::AppError,
+        error::{AppError, ErrorCode},
     },
     clients::{
         litellm::UserRecord,
@@ -32,7 +32,7 @@ pub async fn budget_summary(state: &AppState, user: &UserId) -> Option<UserRecor
 fn map_supabase_error(err: DependencyError, field_hint: &str) -> AppError {
     match supabase::error_code(&err).as_deref() {
         Some("user_already_exists") | Some("email_exists") => AppError::Conflict {
-            code: "email_taken",
+            code: ErrorCode::EmailTaken,
             message: "an account with this email already exists".into(),
         },
         Some("weak_password") => AppError::validation("password", "is too weak"),
@@ -41,7 +41,7 @@ fn map_supabase_error(err: DependencyError, field_hint: &str) -> AppError {
         }
         Some("invalid_credentials") => AppError::InvalidCredentials,
         Some("email_not_confirmed") => AppError::Forbidden {
-            code: "email_not_confirmed",
+            code: ErrorCode::EmailNotConfirmed,
             message: "confirm your email address first (see the message we sent)".into(),
         },
         _ => err.into(),
@@ -396,7 +396,7 @@ async fn confirm_identity(
 ) -> Result<(), AppError> {
     let Some(password) = password else {
         return Err(AppError::Forbidden {
-            code: "reauthentication_required",
+            code: ErrorCode::ReauthenticationRequired,
             message: "confirm the deletion with your password".into(),
         });
     };
@@ -408,7 +408,7 @@ async fn confirm_identity(
     let session = check_password(state, &email, password, "password").await?;
     if session.user.id != user.id.as_str() {
         return Err(AppError::Forbidden {
-            code: "reauthentication_required",
+            code: ErrorCode::ReauthenticationRequired,
             message: "the password does not belong to the signed-in account".into(),
         });
     }

@@ -1,9 +1,11 @@
 //! The user's agent: status, core memory, archival memory, reset.
 
+use serde::{Deserialize, Serialize};
+
 use crate::{
-    app::error::AppError,
+    app::error::{AppError, ErrorCode},
     clients::letta::{Block, Passage},
-    domain::{Profile, SignedInUser},
+    domain::{PageLimit, Profile, SignedInUser, decode_cursor, encode_cursor},
     flows::{accounts, conversations, migration, provisioning},
     state::AppState,
     store::{Lease, RateLimit},
@@ -186,7 +188,7 @@ pub async fn add_archival(
     let cap = state.config.letta.archival_max_passages;
     if !state.store.reserve_archival(&user.id, 1, cap).await? {
         return Err(AppError::Conflict {
-            code: "archival_memory_full",
+            code: ErrorCode::ArchivalMemoryFull,
             message: format!(
                 "archival memory holds at most {cap} memories; delete some to add more"
             ),
@@ -252,23 +254,28 @@ pub async fn delete_archival(
     Err(not_found())
 }
 
+/// Where a page of archival memories ends: its last passage.
+#[derive(Serialize, Deserialize)]
+struct PassageAt {
+    p: String,
+}
+
 /// Archival memories: a semantic search with `query`, else the newest.
 pub async fn archival(
     state: &AppState,
     user: &SignedInUser,
     query: Option<&str>,
-    limit: u32,
+    limit: PageLimit,
     cursor: Option<&str>,
 ) -> Result<ArchivalPage, AppError> {
-    if !(1..=100).contains(&limit) {
-        return Err(AppError::validation("limit", "must be between 1 and 100"));
-    }
-    if cursor.is_some_and(|c| !is_passage_id(c)) {
+    let after: Option<PassageAt> = cursor.map(|c| decode_cursor(&user.id, c)).transpose()?;
+    if after.as_ref().is_some_and(|at| !is_passage_id(&at.p)) {
         return Err(AppError::BadRequest {
-            code: "invalid_cursor",
+            code: ErrorCode::InvalidCursor,
             message: "the cursor is not valid".into(),
         });
     }
+    let limit = limit.get();
     let query = query.map(str::trim).filter(|q| !q.is_empty());
     if query.is_some_and(|q| q.chars().count() > MAX_QUERY_CHARS) {
         return Err(AppError::validation(
@@ -298,11 +305,14 @@ pub async fn archival(
             // One more than the page tells whether there is a next one.
             let mut passages = state
                 .letta
-                .list_passages(&agent_id, limit + 1, cursor)
+                .list_passages(&agent_id, limit + 1, after.as_ref().map(|at| at.p.as_str()))
                 .await?;
             if passages.len() > limit as usize {
                 passages.truncate(limit as usize);
-                next_cursor = passages.last().map(|p| p.id.clone());
+                next_cursor = passages.last().map(|p| {
+                    let at = PassageAt { p: p.id.clone() };
+                    encode_cursor(&user.id, at)
+                });
             }
             passages
                 .into_iter()

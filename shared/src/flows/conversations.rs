@@ -4,15 +4,17 @@
 //! message. Titles come from the user or, after the first exchange, from one short LLM call
 //! billed to the user.
 
-use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    app::error::AppError,
-    domain::{Conversation, ConversationId, SignedInUser, Title, UserId},
+    app::error::{AppError, ErrorCode},
+    domain::{
+        Conversation, ConversationId, PageLimit, SignedInUser, Title, UserId, decode_cursor,
+        encode_cursor,
+    },
     flows::accounts,
     state::AppState,
-    store::{Created, HistoryPage},
+    store::{Created, HistoryPage, MessageAt},
 };
 
 /// A page of conversations, newest activity first.
@@ -23,10 +25,9 @@ pub struct ConversationPage {
     pub next_cursor: Option<String>,
 }
 
-/// A list cursor: the last conversation of a page and the user it belongs to.
+/// Where a page of conversations ends: the last one's activity and id.
 #[derive(Serialize, Deserialize)]
-struct Cursor {
-    u: String,
+struct ConversationAt {
     a: String,
     c: String,
 }
@@ -52,7 +53,7 @@ pub async fn create(
     {
         Created::Created => Ok(conversation),
         Created::LimitReached => Err(AppError::Conflict {
-            code: "conversation_limit",
+            code: ErrorCode::ConversationLimit,
             message: format!(
                 "you have {max} conversations, the most there may be; delete one to start another"
             ),
@@ -67,7 +68,7 @@ pub async fn create(
 pub async fn list(
     state: &AppState,
     user: &SignedInUser,
-    limit: usize,
+    limit: PageLimit,
     cursor: Option<&str>,
 ) -> Result<ConversationPage, AppError> {
     let mut all = state.store.conversations(&user.id).await?;
@@ -75,7 +76,7 @@ pub async fn list(
     let start = match cursor {
         None => 0,
         Some(cursor) => {
-            let (activity, id) = decode_cursor(&user.id, cursor)?;
+            let ConversationAt { a: activity, c: id } = decode_cursor(&user.id, cursor)?;
             // Everything that sorts after the cursor's conversation.
             all.iter()
                 .position(|c| (c.last_activity.as_str(), c.id.as_str()) < (&activity, &id))
@@ -83,10 +84,16 @@ pub async fn list(
         }
     };
     let rest: Vec<Conversation> = all.into_iter().skip(start).collect();
-    let more = rest.len() > limit;
-    let conversations: Vec<Conversation> = rest.into_iter().take(limit).collect();
+    let more = rest.len() > limit.items();
+    let conversations: Vec<Conversation> = rest.into_iter().take(limit.items()).collect();
     let next_cursor = if more {
-        conversations.last().map(|c| encode_cursor(&user.id, c))
+        conversations.last().map(|c| {
+            let at = ConversationAt {
+                a: c.last_activity.clone(),
+                c: c.id.to_string(),
+            };
+            encode_cursor(&user.id, at)
+        })
     } else {
         None
     };
@@ -94,28 +101,6 @@ pub async fn list(
         conversations,
         next_cursor,
     })
-}
-
-fn encode_cursor(user: &UserId, c: &Conversation) -> String {
-    let cursor = Cursor {
-        u: user.to_string(),
-        a: c.last_activity.clone(),
-        c: c.id.to_string(),
-    };
-    URL_SAFE_NO_PAD.encode(serde_json::to_vec(&cursor).unwrap_or_default())
-}
-
-fn decode_cursor(user: &UserId, raw: &str) -> Result<(String, String), AppError> {
-    let invalid = || AppError::BadRequest {
-        code: "invalid_cursor",
-        message: "the cursor is not valid".into(),
-    };
-    let bytes = URL_SAFE_NO_PAD.decode(raw.trim()).map_err(|_| invalid())?;
-    let cursor: Cursor = serde_json::from_slice(&bytes).map_err(|_| invalid())?;
-    if cursor.u != user.as_str() {
-        return Err(invalid());
-    }
-    Ok((cursor.a, cursor.c))
 }
 
 /// One conversation of the user's. The default conversation exists for every user (empty
@@ -136,10 +121,15 @@ pub async fn history(
     state: &AppState,
     user: &SignedInUser,
     id: &ConversationId,
-    limit: u32,
-    before: Option<&str>,
+    limit: PageLimit,
+    cursor: Option<&str>,
 ) -> Result<HistoryPage, AppError> {
-    let page = state.store.history(&user.id, id, limit, before).await?;
+    let before: Option<MessageAt> = cursor.map(|c| decode_cursor(&user.id, c)).transpose()?;
+    let before = before.map(|at| at.message_id());
+    let page = state
+        .store
+        .history(&user.id, id, limit.get(), before.as_deref())
+        .await?;
     if page.messages.is_empty() && !id.is_default() {
         get(state, user, id).await?;
     }
@@ -186,7 +176,7 @@ pub async fn delete(
 ) -> Result<usize, AppError> {
     if id.is_default() {
         return Err(AppError::Conflict {
-            code: "default_conversation",
+            code: ErrorCode::DefaultConversation,
             message:
                 "the default conversation cannot be deleted; reset the agent's messages to clear it"
                     .into(),

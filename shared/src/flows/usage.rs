@@ -6,7 +6,7 @@ use time::{
 };
 
 use crate::{
-    app::error::AppError,
+    app::error::{AppError, ErrorCode},
     clients::litellm::UserRecord,
     domain::{BudgetUsedUp, SignedInUser, UserId},
     flows::accounts,
@@ -191,7 +191,7 @@ pub async fn set_budget(
     let profile = accounts::account(state, user).await?;
     if profile.awaiting_confirmation {
         return Err(AppError::Forbidden {
-            code: "email_not_confirmed",
+            code: ErrorCode::EmailNotConfirmed,
             message: "confirm your email address first: until then the account has no budget"
                 .into(),
         });

@@ -10,7 +10,7 @@ use axum::{
 };
 use serde::de::DeserializeOwned;
 
-use crate::app::error::AppError;
+use crate::app::error::{AppError, ErrorCode};
 
 /// The configured body limit, so rejections can state it.
 #[derive(Clone, Copy)]
@@ -52,34 +52,36 @@ fn json_rejection(rejection: JsonRejection, limit: usize) -> AppError {
             invalid_field(detail)
         }
         JsonRejection::JsonSyntaxError(e) => AppError::BadRequest {
-            code: "invalid_json",
+            code: ErrorCode::InvalidJson,
             message: format!("the body is not valid JSON: {}", e.body_text()),
         },
         JsonRejection::MissingJsonContentType(_) => AppError::BadRequest {
-            code: "unsupported_media_type",
+            code: ErrorCode::UnsupportedMediaType,
             message: "send the body as JSON with Content-Type: application/json".into(),
         },
         JsonRejection::BytesRejection(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => {
             AppError::PayloadTooLarge { limit }
         }
         other => AppError::BadRequest {
-            code: "bad_request",
+            code: ErrorCode::BadRequest,
             message: other.body_text(),
         },
     }
 }
 
-/// Parses an optional JSON body (empty means `None`), with the same errors as [`ApiJson`].
+/// Parses an optional JSON body (empty or `null` means `None`), with the same errors as
+/// [`ApiJson`].
 pub fn parse_optional_json<T: DeserializeOwned>(body: &[u8]) -> Result<Option<T>, AppError> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(None);
     }
-    serde_json::from_slice(body).map(Some).map_err(|e| {
+    // `null` is no body too, as the description's optional bodies allow.
+    serde_json::from_slice::<Option<T>>(body).map_err(|e| {
         if e.is_data() {
             invalid_field(e.to_string())
         } else {
             AppError::BadRequest {
-                code: "invalid_json",
+                code: ErrorCode::InvalidJson,
                 message: format!("the body is not valid JSON: {e}"),
             }
         }
@@ -110,7 +112,7 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for ApiQuery<T> {
                 Err(AppError::validation(field, detail))
             }
             Err(other) => Err(AppError::BadRequest {
-                code: "bad_request",
+                code: ErrorCode::BadRequest,
                 message: other.body_text(),
             }),
         }

@@ -8,6 +8,7 @@ pub mod layers;
 pub mod limits;
 pub mod openapi;
 pub mod router;
+pub mod schemas;
 pub mod views;
 
 pub use extract::{ApiJson, ApiQuery, parse_optional_json};

@@ -2,7 +2,6 @@
 //! time): write, read, status, pages of a conversation's history newest first with cursors
 //! bound to their user, and delete.
 
-use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use serde::{Deserialize, Serialize};
 
 use super::{
@@ -11,8 +10,8 @@ use super::{
     keys::{MESSAGE_PREFIX, conversation_messages_prefix, message_sk, user_pk},
 };
 use crate::{
-    app::{dependency::DependencyError, error::AppError},
-    domain::{ConversationId, Message, UserId},
+    app::dependency::DependencyError,
+    domain::{ConversationId, Message, UserId, encode_cursor},
 };
 
 /// A page of history: newest first, with the cursor of the next (older) page.
@@ -23,36 +22,17 @@ pub struct HistoryPage {
     pub next_cursor: Option<String>,
 }
 
-/// Cursors name the last message of a page and the user they belong to.
+/// Where a page of history ends: its last message (a ULID, or the cursor is not valid).
 #[derive(Serialize, Deserialize)]
-struct Cursor {
-    u: String,
-    m: String,
+pub struct MessageAt {
+    m: ulid::Ulid,
 }
 
-fn encode_cursor(user: &UserId, message_id: &str) -> String {
-    let json = serde_json::to_vec(&Cursor {
-        u: user.to_string(),
-        m: message_id.to_string(),
-    })
-    .unwrap_or_default();
-    URL_SAFE_NO_PAD.encode(json)
-}
-
-/// The message id a cursor points at; 400 for a cursor that is malformed or not this user's.
-pub fn decode_cursor(user: &UserId, cursor: &str) -> Result<String, AppError> {
-    let invalid = || AppError::BadRequest {
-        code: "invalid_cursor",
-        message: "the cursor is not valid".into(),
-    };
-    let bytes = URL_SAFE_NO_PAD
-        .decode(cursor.trim())
-        .map_err(|_| invalid())?;
-    let cursor: Cursor = serde_json::from_slice(&bytes).map_err(|_| invalid())?;
-    if cursor.u != user.as_str() || cursor.m.parse::<ulid::Ulid>().is_err() {
-        return Err(invalid());
+impl MessageAt {
+    /// The message's id.
+    pub fn message_id(&self) -> String {
+        self.m.to_string()
     }
-    Ok(cursor.m)
 }
 
 impl Store {
@@ -121,7 +101,10 @@ impl Store {
         let more = messages.len() > limit as usize;
         messages.truncate(limit as usize);
         let next_cursor = if more {
-            messages.last().map(|m| encode_cursor(user, &m.id))
+            messages
+                .last()
+                .and_then(|m| m.id.parse().ok())
+                .map(|m| encode_cursor(user, MessageAt { m }))
         } else {
             None
         };
@@ -180,16 +163,16 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::decode_cursor;
 
     #[test]
-    fn cursors_are_bound_to_their_user() {
+    fn a_history_cursor_names_a_message_by_its_ulid() {
         let ada = UserId::parse("6f9619ff-8b86-d011-b42d-00c04fc964ff").unwrap();
-        let bob = UserId::parse("00000000-0000-4000-8000-000000000001").unwrap();
-        let id = ulid::Ulid::new().to_string();
-        let cursor = encode_cursor(&ada, &id);
-        assert_eq!(decode_cursor(&ada, &cursor).unwrap(), id);
-        assert!(decode_cursor(&bob, &cursor).is_err());
-        assert!(decode_cursor(&ada, "not-base64!").is_err());
-        assert!(decode_cursor(&ada, &URL_SAFE_NO_PAD.encode(r#"{"u":"x","m":"y"}"#)).is_err());
+        let id = ulid::Ulid::new();
+        let cursor = encode_cursor(&ada, MessageAt { m: id });
+        let at: MessageAt = decode_cursor(&ada, &cursor).unwrap();
+        assert_eq!(at.message_id(), id.to_string());
+        let not_a_message = encode_cursor(&ada, serde_json::json!({"m": "y"}));
+        assert!(decode_cursor::<MessageAt>(&ada, &not_a_message).is_err());
     }
 }

@@ -23,7 +23,7 @@ use aws_sdk_dynamodb::{
 
 pub use conversations::Created;
 pub use limits::{Exceeded, Gate, RateLimit};
-pub use messages::{HistoryPage, decode_cursor};
+pub use messages::{HistoryPage, MessageAt};
 pub use profiles::{Lease, Transition};
 pub use turn_writes::{TurnEnd, TurnReads, TurnStart};
 pub use turns::{Held, IDEMPOTENCY_TTL_SECS, IdempotencyRecord, TURN_LOCK_TTL_SECS, TurnState};

@@ -1,7 +1,10 @@
 //! What a client sees of a turn, in order: the SSE events as typed values. Their JSON is
 //! decided in `http::views`.
 
-use crate::domain::{ConversationId, MessageStatus, Usage};
+use crate::{
+    app::error::ErrorCode,
+    domain::{ConversationId, MessageStatus, Usage},
+};
 
 /// One event of a turn's stream.
 #[derive(Debug, Clone, PartialEq)]
@@ -94,7 +97,7 @@ pub struct Done {
 #[derive(Debug, Clone, PartialEq)]
 pub struct TurnError {
     /// A stable code (`budget_exceeded`, `billing_key_revoked`, `llm_error`, `agent_interrupted`).
-    pub code: &'static str,
+    pub code: ErrorCode,
     /// A sentence for the user.
     pub message: String,
     /// Whether sending the message again may work.

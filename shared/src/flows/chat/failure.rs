@@ -2,6 +2,7 @@
 //! `detail` carries LiteLLM's refusal) or from the stream breaking off.
 
 use super::events::TurnError;
+use crate::app::error::ErrorCode;
 
 /// How a failed LLM call was reported inside Letta's stream.
 #[derive(Debug, Clone, PartialEq)]
@@ -62,12 +63,12 @@ impl TurnFailure {
     }
 
     /// The stable code of the `error` event and of the stored message's error.
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> ErrorCode {
         match self {
-            Self::BudgetExceeded { .. } => "budget_exceeded",
-            Self::KeyRevoked => "billing_key_revoked",
-            Self::Llm { .. } => "llm_error",
-            Self::Interrupted { .. } => "agent_interrupted",
+            Self::BudgetExceeded { .. } => ErrorCode::BudgetExceeded,
+            Self::KeyRevoked => ErrorCode::BillingKeyRevoked,
+            Self::Llm { .. } => ErrorCode::LlmError,
+            Self::Interrupted { .. } => ErrorCode::AgentInterrupted,
         }
     }
 

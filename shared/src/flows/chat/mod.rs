@@ -22,7 +22,12 @@ pub use events::{ChatEvent, Done, TurnError};
 pub use failure::TurnFailure;
 
 use crate::{
-    app::{clock::now_epoch, config::PLAIN_CONTENT_AGENT_TYPE, deadline, error::AppError},
+    app::{
+        clock::now_epoch,
+        config::PLAIN_CONTENT_AGENT_TYPE,
+        deadline,
+        error::{AppError, ErrorCode},
+    },
     clients::letta::TurnStream,
     domain::{
         ChatContent, Conversation, ConversationId, ErrorRecord, IdempotencyKey, Message,
@@ -297,7 +302,7 @@ async fn take_turn(turn: &mut Turn) -> Result<Option<IdempotencyRecord>, AppErro
 
 fn turn_in_progress() -> AppError {
     AppError::Conflict {
-        code: "turn_in_progress",
+        code: ErrorCode::TurnInProgress,
         message: "the assistant is still answering your previous message in this conversation"
             .into(),
     }
@@ -305,7 +310,7 @@ fn turn_in_progress() -> AppError {
 
 fn too_many_turns(state: &AppState) -> AppError {
     AppError::Conflict {
-        code: "too_many_turns",
+        code: ErrorCode::TooManyTurns,
         message: format!(
             "the assistant is already answering {} of your messages; wait for one to finish",
             state.config.rates.concurrent_turns

@@ -493,7 +493,7 @@ async fn store_reply(turn: &Turn, reply: &Reply, early: Option<EarlyPrice>) -> M
     assistant.latency_ms = Some(turn.started.elapsed().as_millis() as u64);
     assistant.stop_reason = reply.stop_reason.clone();
     assistant.error = reply.failure.as_ref().map(|f| ErrorRecord {
-        code: f.code().into(),
+        code: f.code().to_string(),
         message: f.message(),
     });
     let user_status = if status == MessageStatus::Failed && reply.letta_ids.is_empty() {

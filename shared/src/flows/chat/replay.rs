@@ -3,7 +3,7 @@
 
 use super::events::{ChatEvent, Done};
 use crate::{
-    app::error::AppError,
+    app::error::{AppError, ErrorCode},
     domain::SignedInUser,
     state::AppState,
     store::{IdempotencyRecord, TurnState},
@@ -16,7 +16,7 @@ pub(super) async fn replay(
     record: &IdempotencyRecord,
 ) -> Result<Vec<ChatEvent>, AppError> {
     let in_progress = |message: &str| AppError::Conflict {
-        code: "turn_in_progress",
+        code: ErrorCode::TurnInProgress,
         message: message.into(),
     };
     if record.state == TurnState::Running {

@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use super::Kind;
 use crate::{
-    app::error::AppError,
+    app::error::{AppError, ErrorCode},
     clients::litellm::SpendLog,
     domain::{ErrorRecord, Message, MessageStatus, Profile, Role, Usage, UserId},
     state::AppState,
@@ -143,7 +143,7 @@ async fn mark_stuck(
             let mut failed = (*message).clone();
             failed.status = MessageStatus::Failed;
             failed.error = Some(ErrorRecord {
-                code: "agent_interrupted".into(),
+                code: ErrorCode::AgentInterrupted.to_string(),
                 message: "the reply was cut off; send the message again".into(),
             });
             state.store.put_message(user, &failed).await?;

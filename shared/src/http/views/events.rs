@@ -8,7 +8,10 @@ use utoipa::{
     openapi::{ObjectBuilder, OneOfBuilder, Ref, RefOr, Schema, Type},
 };
 
-use crate::flows::chat::{ChatEvent, Done, TurnError};
+use crate::{
+    app::error::ErrorCode,
+    flows::chat::{ChatEvent, Done, TurnError},
+};
 
 use super::chat::StatusView;
 
@@ -111,7 +114,7 @@ pub struct DoneEvent {
 #[derive(Serialize, ToSchema)]
 pub struct TurnErrorView {
     /// `budget_exceeded`, `billing_key_revoked`, `llm_error`, `agent_interrupted`, …
-    code: String,
+    code: ErrorCode,
     /// A sentence for the user.
     message: String,
     /// Whether sending the message again may succeed.
@@ -126,9 +129,9 @@ pub struct TurnErrorView {
 
 impl TurnErrorView {
     /// A dependency's failure outside a turn (an export that broke off): worth retrying.
-    pub(super) fn retryable(code: &str, message: String) -> Self {
+    pub(super) fn retryable(code: ErrorCode, message: String) -> Self {
         Self {
-            code: code.to_string(),
+            code,
             message,
             retryable: true,
             spend: None,
@@ -262,7 +265,7 @@ fn done(d: &Done) -> DoneEvent {
 
 fn turn_error(e: &TurnError) -> TurnErrorView {
     TurnErrorView {
-        code: e.code.to_string(),
+        code: e.code,
         message: e.message.clone(),
         retryable: e.retryable,
         spend: e.budget.map(|(spend, _)| spend),
