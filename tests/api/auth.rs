@@ -40,7 +40,7 @@ async fn register_then_login_then_me_gives_a_ready_account_with_one_of_everythin
     assert_eq!(login.body["user"]["id"], user_id.as_str());
     let token = login.body["session"]["access_token"].as_str().unwrap();
 
-    let me = app.get("/api/v1/auth/me", token).await;
+    let me = app.me(token).await;
     assert_eq!(me.status, 200, "{}", me.body);
     assert_eq!(me.body["user"]["id"], user_id.as_str());
     assert_eq!(me.body["user"]["email"], email.as_str());
@@ -234,12 +234,7 @@ async fn refresh_rotates_and_logout_ends_the_session() {
         .unwrap()
         .to_string();
 
-    let refreshed = app
-        .post(
-            "/api/v1/auth/refresh",
-            json!({"refresh_token": refresh_token}),
-        )
-        .await;
+    let refreshed = app.refresh(&refresh_token).await;
     assert_eq!(refreshed.status, 200, "{}", refreshed.body);
     let new_refresh = refreshed.body["session"]["refresh_token"]
         .as_str()
@@ -250,18 +245,11 @@ async fn refresh_rotates_and_logout_ends_the_session() {
         .unwrap()
         .to_string();
     assert_ne!(new_refresh, refresh_token);
-    assert_eq!(app.get("/api/v1/auth/me", &new_access).await.status, 200);
+    assert_eq!(app.me(&new_access).await.status, 200);
 
-    let reused = app
-        .post(
-            "/api/v1/auth/refresh",
-            json!({"refresh_token": refresh_token}),
-        )
-        .await;
+    let reused = app.refresh(&refresh_token).await;
     assert_eq!(reused.status, 401, "{}", reused.body);
-    let bogus = app
-        .post("/api/v1/auth/refresh", json!({"refresh_token": "nope"}))
-        .await;
+    let bogus = app.refresh("nope").await;
     assert_eq!(bogus.status, 401, "{}", bogus.body);
     let missing = app.post("/api/v1/auth/refresh", json!({})).await;
     assert_eq!(missing.status, 422);
@@ -292,36 +280,29 @@ async fn refresh_rotates_and_logout_ends_the_session() {
         .await;
     assert_eq!(out.status, 204, "{}", out.body);
     // The access token is refused from now on, though Supabase would let it live an hour.
-    let me = app.get("/api/v1/auth/me", &new_access).await;
+    let me = app.me(&new_access).await;
     assert_eq!(me.status, 401, "{}", me.body);
-    let history = app.get("/api/v1/chat/history", &new_access).await;
+    let history = app.history(&new_access, "").await;
     assert_eq!(history.status, 401, "{}", history.body);
-    let after = app
-        .post(
-            "/api/v1/auth/refresh",
-            json!({"refresh_token": new_refresh}),
-        )
-        .await;
+    let after = app.refresh(&new_refresh).await;
     assert_eq!(after.status, 401, "{}", after.body);
     // Every other session ended too, as the README says.
     for (access, refresh) in &others {
-        assert_eq!(app.get("/api/v1/auth/me", access).await.status, 401);
-        let refreshed = app
-            .post("/api/v1/auth/refresh", json!({"refresh_token": refresh}))
-            .await;
+        assert_eq!(app.me(access).await.status, 401);
+        let refreshed = app.refresh(refresh).await;
         assert_eq!(refreshed.status, 401, "{}", refreshed.body);
     }
     // A new sign-in works again.
     let back = app.login(&email, &password).await;
     // At once: logout answers once the second of its revocation is over.
     let token = back.body["session"]["access_token"].as_str().unwrap();
-    assert_eq!(app.get("/api/v1/auth/me", token).await.status, 200);
+    assert_eq!(app.me(token).await.status, 200);
 }
 
 #[tokio::test]
 async fn a_token_issued_in_the_second_of_a_revocation_is_refused() {
     let app = spawn_app().await;
-    let (_, _, _, user_id) = app.ready_user("Sam").await;
+    let TestUser { id: user_id, .. } = app.ready_user("Sam").await;
     let id = shared::domain::UserId::parse(&user_id).unwrap();
     let second = now();
     let before = sign_hs256(&claims_for(&user_id, second - 1));
@@ -330,7 +311,7 @@ async fn a_token_issued_in_the_second_of_a_revocation_is_refused() {
     app.state.store.revoke_sessions(&id, second).await.unwrap();
     // `iat` is whole seconds: a token of the revocation's second may predate it.
     for (token, status) in [(&before, 401), (&same, 401), (&after, 200)] {
-        let history = app.get("/api/v1/chat/history", token).await;
+        let history = app.history(token, "").await;
         assert_eq!(history.status, status, "{}", history.body);
     }
 }
@@ -338,7 +319,7 @@ async fn a_token_issued_in_the_second_of_a_revocation_is_refused() {
 #[tokio::test]
 async fn bad_tokens_are_401_json_never_500() {
     let app = spawn_app().await;
-    let (_, _, _, user_id) = app.ready_user("Dee").await;
+    let TestUser { id: user_id, .. } = app.ready_user("Dee").await;
 
     let none = app.call(Method::GET, "/api/v1/auth/me", None, None).await;
     assert_eq!(none.status, 401);
@@ -360,7 +341,7 @@ async fn bad_tokens_are_401_json_never_500() {
         none_alg,
         "garbage".into(),
     ] {
-        let reply = app.get("/api/v1/auth/me", &token).await;
+        let reply = app.me(&token).await;
         assert_eq!(reply.status, 401, "{token}: {}", reply.body);
         assert_eq!(reply.headers["www-authenticate"], "Bearer");
         assert_eq!(reply.body["error"]["code"], "unauthorized");
@@ -375,7 +356,7 @@ async fn bad_tokens_are_401_json_never_500() {
     assert_eq!(basic.status(), 401);
     // A valid signature for a user Supabase does not know: no account is made for it.
     let stranger = sign_hs256(&claims_for("00000000-0000-4000-8000-000000000001", now()));
-    let reply = app.get("/api/v1/auth/me", &stranger).await;
+    let reply = app.me(&stranger).await;
     assert_eq!(reply.status, 401, "{}", reply.body);
     assert_eq!(reply.headers["www-authenticate"], "Bearer");
 }
@@ -383,8 +364,13 @@ async fn bad_tokens_are_401_json_never_500() {
 #[tokio::test]
 async fn deleting_the_account_leaves_nothing_in_any_system() {
     let app = spawn_app().await;
-    let (_, password, token, user_id) = app.ready_user("Eve").await;
-    let profile = app.get("/api/v1/auth/me", &token).await;
+    let TestUser {
+        password,
+        token,
+        id: user_id,
+        ..
+    } = app.ready_user("Eve").await;
+    let profile = app.me(&token).await;
     let agent_id = profile.body["profile"]["agent_id"]
         .as_str()
         .unwrap()
@@ -420,7 +406,12 @@ async fn deleting_the_account_leaves_nothing_in_any_system() {
     );
 
     // A fresh token alone is not enough either (a stolen refresh token makes fresh ones).
-    let (_, fay_password, token, user_id) = app.ready_user("Fay").await;
+    let TestUser {
+        password: fay_password,
+        token,
+        id: user_id,
+        ..
+    } = app.ready_user("Fay").await;
     let reply = app.delete_account(&token, None).await;
     assert_eq!(reply.status, 403, "{}", reply.body);
     assert_eq!(reply.body["error"]["code"], "reauthentication_required");
@@ -452,7 +443,12 @@ async fn deleting_the_account_leaves_nothing_in_any_system() {
 #[tokio::test]
 async fn deleting_an_account_waits_for_the_provisioning_lease() {
     let app = spawn_app().await;
-    let (_, password, token, user_id) = app.ready_user("Lee").await;
+    let TestUser {
+        password,
+        token,
+        id: user_id,
+        ..
+    } = app.ready_user("Lee").await;
     let id = shared::domain::UserId::parse(&user_id).unwrap();
     // Another request is setting the account up (a first request, a migration, a repair).
     let lease = app

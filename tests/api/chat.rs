@@ -9,7 +9,9 @@ use serde_json::{Value, json};
 #[tokio::test]
 async fn a_turn_streams_deltas_that_add_up_to_the_stored_reply() {
     let app = spawn_app().await;
-    let (_, _, token, user_id) = app.ready_user("Ivy").await;
+    let TestUser {
+        token, id: user_id, ..
+    } = app.ready_user("Ivy").await;
     let events = app.chat(&token, LONG_MESSAGE, None).await.events();
     let kinds = names(&events);
     assert_eq!(kinds.first(), Some(&"start"), "{kinds:?}");
@@ -104,7 +106,7 @@ async fn a_turn_streams_deltas_that_add_up_to_the_stored_reply() {
 #[tokio::test]
 async fn the_agent_remembers_a_fact_from_an_earlier_turn() {
     let app = spawn_app().await;
-    let (_, _, token, _) = app.ready_user("Someone").await;
+    let TestUser { token, .. } = app.ready_user("Someone").await;
     let told = app
         .chat(&token, "Hello! My name is Zed Quill.", None)
         .await
@@ -141,7 +143,7 @@ async fn the_agent_remembers_a_fact_from_an_earlier_turn() {
 #[tokio::test]
 async fn history_pages_newest_first_with_cursors_bound_to_the_user() {
     let app = spawn_app().await;
-    let (_, _, token, _) = app.ready_user("Pager").await;
+    let TestUser { token, .. } = app.ready_user("Pager").await;
     for i in 0..6 {
         let events = app
             .chat(&token, &format!("message number {i}"), None)
@@ -191,7 +193,7 @@ async fn history_pages_newest_first_with_cursors_bound_to_the_user() {
         assert_eq!(reply.body["error"]["code"], "invalid_cursor");
     }
     // Another user can neither see these messages nor use this user's cursor.
-    let (_, _, other, _) = app.ready_user("Other").await;
+    let TestUser { token: other, .. } = app.ready_user("Other").await;
     let mine = app.history(&token, "?limit=5").await.body["next_cursor"]
         .as_str()
         .unwrap()
@@ -219,7 +221,7 @@ async fn letta_received(app: &TestApp, token: &str, text: &str) -> usize {
 #[tokio::test]
 async fn a_repeated_idempotency_key_replays_the_stored_reply() {
     let app = spawn_app().await;
-    let (_, _, token, _) = app.ready_user("Idem").await;
+    let TestUser { token, .. } = app.ready_user("Idem").await;
     let first = app
         .chat(&token, "say this once", Some("key-123"))
         .await
@@ -247,7 +249,9 @@ async fn a_repeated_idempotency_key_replays_the_stored_reply() {
     assert_ne!(other[0].data["message_id"], first[0].data["message_id"]);
     assert_eq!(letta_received(&app, &token, "say this once").await, 2);
     // The same key from another user is that user's own request, not a replay.
-    let (_, _, stranger, _) = app.ready_user("Idem Two").await;
+    let TestUser {
+        token: stranger, ..
+    } = app.ready_user("Idem Two").await;
     let theirs = app
         .chat(&stranger, "say this once", Some("key-123"))
         .await
@@ -264,7 +268,7 @@ async fn a_repeated_idempotency_key_replays_the_stored_reply() {
 #[tokio::test]
 async fn one_turn_at_a_time_and_a_gone_client_still_gets_its_turn_stored() {
     let app = spawn_app().await;
-    let (_, _, token, _) = app.ready_user("Busy").await;
+    let TestUser { token, .. } = app.ready_user("Busy").await;
     let slow = format!("/slow 150 {LONG_MESSAGE}");
     let res = app.chat_request(&token, &slow, Some("slow-1")).await;
     assert_eq!(res.status(), 200);
@@ -322,7 +326,9 @@ async fn one_turn_at_a_time_and_a_gone_client_still_gets_its_turn_stored() {
 #[tokio::test]
 async fn an_exhausted_budget_is_402_with_spend_and_limit() {
     let app = spawn_app().await;
-    let (_, _, token, user_id) = app.ready_user("Spender").await;
+    let TestUser {
+        token, id: user_id, ..
+    } = app.ready_user("Spender").await;
     app.state
         .litellm
         .update_user_budget(&user_id, 0.000001, None)
@@ -365,7 +371,7 @@ async fn an_exhausted_budget_is_402_with_spend_and_limit() {
 #[tokio::test]
 async fn bad_chat_input_is_a_clear_4xx() {
     let app = spawn_app().await;
-    let (_, _, token, _) = app.ready_user("Typo").await;
+    let TestUser { token, .. } = app.ready_user("Typo").await;
     for (content, status, code) in [("", 400, "empty_content"), ("   \n ", 400, "empty_content")] {
         let reply = app.chat(&token, content, None).await.json();
         assert_eq!(reply.status, status);
@@ -418,7 +424,7 @@ async fn turn_through_a_lossy_letta(
         c.letta.agent_type = agent_type.to_string();
     })
     .await;
-    let (_, _, token, _) = app.ready_user("Reader").await;
+    let TestUser { token, .. } = app.ready_user("Reader").await;
     let events = app.chat(&token, message, None).await.events();
     assert_eq!(names(&events).last(), Some(&"done"), "{:?}", names(&events));
     let history = app.history(&token, "?limit=1").await;
@@ -489,7 +495,7 @@ async fn a_plain_content_reply_that_never_streamed_comes_from_its_stored_copy() 
 async fn a_long_reply_in_fine_token_shapes_streams_token_by_token() {
     // Real models stream a word (or less) a chunk; the scripted model does the same by default.
     let app = spawn_app().await;
-    let (_, _, token, _) = app.ready_user("Tess").await;
+    let TestUser { token, .. } = app.ready_user("Tess").await;
     let words = "tell me about the sea and the sky and the long road home before the night comes";
     let events = app.chat(&token, words, None).await.events();
     let kinds = names(&events);
@@ -521,7 +527,7 @@ async fn a_long_reply_in_fine_token_shapes_streams_token_by_token() {
 #[tokio::test]
 async fn a_slow_turn_gets_keep_alive_comments_and_numbered_events_and_the_request_id() {
     let app = spawn_app_configured(|c| c.http.sse_keep_alive = Duration::from_secs(1)).await;
-    let (_, _, token, _) = app.ready_user("Slow").await;
+    let TestUser { token, .. } = app.ready_user("Slow").await;
     let request_id = format!("slow-{}", ulid::Ulid::new());
     let res = app
         .http

@@ -73,7 +73,7 @@ async fn last_message(app: &TestApp, token: &str) -> Value {
 #[tokio::test]
 async fn a_model_that_keeps_failing_ends_the_stream_with_llm_error() {
     let app = spawn_app().await;
-    let (_, _, token, _) = app.ready_user("Failing").await;
+    let TestUser { token, .. } = app.ready_user("Failing").await;
     // The stream starts as soon as Letta takes the message: a failing model is an `error`
     // event, not a plain JSON answer.
     let events = app.chat(&token, "/fail 500", None).await.events();
@@ -97,7 +97,9 @@ async fn a_revoked_key_is_an_error_event_at_the_first_call_or_within_the_turn() 
     let app = spawn_app().await;
     // At the first call: LiteLLM refuses at once; the stream has started (`start` comes as
     // soon as Letta takes the message), so the refusal is its `error` event.
-    let (_, _, token, user_id) = app.ready_user("Revoked").await;
+    let TestUser {
+        token, id: user_id, ..
+    } = app.ready_user("Revoked").await;
     revoke_keys(&app, &user_id).await;
     let events = app.chat(&token, "hello?", None).await.events();
     assert_eq!(names(&events), ["start", "usage", "error"], "{events:?}");
@@ -110,7 +112,9 @@ async fn a_revoked_key_is_an_error_event_at_the_first_call_or_within_the_turn() 
 
     // Within the stream: the key is deleted while the agent's first step streams (slowly),
     // so its next step is refused.
-    let (_, _, token, user_id) = app.ready_user("Revoked Later").await;
+    let TestUser {
+        token, id: user_id, ..
+    } = app.ready_user("Revoked Later").await;
     let events = act_during_a_turn(
         &app,
         &token,
@@ -127,7 +131,9 @@ async fn a_revoked_key_is_an_error_event_at_the_first_call_or_within_the_turn() 
 #[tokio::test]
 async fn a_budget_used_up_mid_turn_ends_the_stream_with_budget_exceeded() {
     let app = spawn_app().await;
-    let (_, _, token, user_id) = app.ready_user("Thrifty").await;
+    let TestUser {
+        token, id: user_id, ..
+    } = app.ready_user("Thrifty").await;
     // The operator (or another request) sets the budget to nothing while the turn runs.
     let no_budget = litellm_admin(
         &app,

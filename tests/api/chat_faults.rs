@@ -35,7 +35,7 @@ async fn slow_reply_begun(
 #[tokio::test]
 async fn letta_dying_mid_stream_keeps_the_partial_reply_and_being_down_is_503() {
     let app = spawn_app_exclusive().await;
-    let (_, _, token, _) = app.ready_user("Fragile").await;
+    let TestUser { token, .. } = app.ready_user("Fragile").await;
     let _restore = Restart(&["letta"]);
 
     // Killed mid-stream: an `error` event, and what arrived is stored as `interrupted`.
@@ -99,7 +99,7 @@ impl Drop for Thaw {
 #[tokio::test]
 async fn a_letta_that_freezes_mid_reply_ends_the_turn_within_40_s_keeping_what_arrived() {
     let app = spawn_app_exclusive().await;
-    let (_, _, token, _) = app.ready_user("Frozen").await;
+    let TestUser { token, .. } = app.ready_user("Frozen").await;
     let (mut stream, mut events) = slow_reply_begun(&app, &token).await;
     // A stopped process: its connections stay open, nothing more arrives, not even a ping.
     service("freeze", "letta");

@@ -24,18 +24,12 @@ impl TestApp {
 
     /// `PATCH /api/v1/user/profile` choosing `model`.
     async fn choose_model(&self, token: &str, model: &str) -> Reply {
-        self.call(
-            Method::PATCH,
-            "/api/v1/user/profile",
-            Some(token),
-            Some(json!({ "model": model })),
-        )
-        .await
+        self.update_profile(token, json!({ "model": model })).await
     }
 
     /// The names `GET /api/v1/models` offers.
     async fn model_names(&self, token: &str) -> Vec<String> {
-        let models = self.get("/api/v1/models", token).await;
+        let models = self.models(token).await;
         models.body["models"]
             .as_array()
             .unwrap_or_else(|| panic!("{}", models.body))
@@ -100,8 +94,8 @@ fn event<'a>(events: &'a [SseEvent], name: &str) -> &'a SseEvent {
 #[tokio::test]
 async fn conversations_share_memory_keep_their_own_history_and_stay_private() {
     let app = spawn_app().await;
-    let (_, _, ada, _) = app.ready_user("Ada").await;
-    let (_, _, bob, _) = app.ready_user("Bob").await;
+    let TestUser { token: ada, .. } = app.ready_user("Ada").await;
+    let TestUser { token: bob, .. } = app.ready_user("Bob").await;
 
     let work = app
         .new_conversation(&ada, Some(json!({"title": "  Work  "})))
@@ -180,7 +174,7 @@ async fn conversations_share_memory_keep_their_own_history_and_stay_private() {
     assert_eq!(history("default".into()).await.len(), 2);
 
     // The list: newest activity first, counts, pages with a cursor bound to the user.
-    let list = app.get("/api/v1/conversations?limit=2", &ada).await;
+    let list = app.conversations(&ada, "?limit=2").await;
     assert_eq!(list.status, 200, "{}", list.body);
     let ids: Vec<&str> = list.body["conversations"]
         .as_array()
@@ -225,7 +219,7 @@ async fn conversations_share_memory_keep_their_own_history_and_stay_private() {
     assert_eq!(renamed.status, 404, "{}", renamed.body);
     let sneaked = app.chat_in(&ada, &bob_id, "hello").await.json();
     assert_eq!(sneaked.status, 404, "{}", sneaked.body);
-    let bobs = app.get("/api/v1/conversations", &bob).await;
+    let bobs = app.conversations(&bob, "").await;
     assert_eq!(bobs.body["conversations"].as_array().unwrap().len(), 1);
     assert_eq!(bobs.body["conversations"][0]["message_count"], 0);
 
@@ -248,7 +242,7 @@ async fn conversations_share_memory_keep_their_own_history_and_stay_private() {
         )
         .await;
     assert_eq!(bad.status, 422, "{}", bad.body);
-    let agent_id = app.get("/api/v1/user/profile", &ada).await.body["profile"]["agent_id"]
+    let agent_id = app.profile(&ada).await.body["profile"]["agent_id"]
         .as_str()
         .unwrap()
         .to_string();
@@ -288,14 +282,10 @@ async fn conversations_share_memory_keep_their_own_history_and_stay_private() {
 
     // A reset that deletes the history leaves no conversation, here or in Letta.
     let reset = app
-        .post_with(
-            "/api/v1/agent/reset",
-            &ada,
-            json!({"scope": "messages", "delete_history": true}),
-        )
+        .reset(&ada, json!({"scope": "messages", "delete_history": true}))
         .await;
     assert_eq!(reset.status, 200, "{}", reset.body);
-    let list = app.get("/api/v1/conversations", &ada).await;
+    let list = app.conversations(&ada, "").await;
     assert_eq!(list.body["conversations"], json!([]), "{}", list.body);
     assert!(letta_conversations(&app, &agent_id).await.is_empty());
 }
@@ -303,7 +293,7 @@ async fn conversations_share_memory_keep_their_own_history_and_stay_private() {
 #[tokio::test]
 async fn two_conversations_of_one_user_stream_at_the_same_time() {
     let app = spawn_app().await;
-    let (_, _, token, _) = app.ready_user("Parallel").await;
+    let TestUser { token, .. } = app.ready_user("Parallel").await;
     let first = app.new_conversation(&token, None).await["id"]
         .as_str()
         .unwrap()
@@ -330,7 +320,7 @@ async fn two_conversations_of_one_user_stream_at_the_same_time() {
 #[tokio::test]
 async fn conversations_are_capped_per_user_and_a_deletion_frees_a_place() {
     let app = spawn_app_configured(|c| c.rates.conversations_max = 3).await;
-    let (_, _, token, _) = app.ready_user("Capped").await;
+    let TestUser { token, .. } = app.ready_user("Capped").await;
     // The default conversation, made by its first message, is not counted.
     let events = app.chat_in(&token, "default", "hello").await.events();
     assert_eq!(text_of(&events), "echo: hello");
@@ -347,7 +337,7 @@ async fn conversations_are_capped_per_user_and_a_deletion_frees_a_place() {
     let refused = create().await;
     assert_eq!(refused.status, 409, "{}", refused.body);
     assert_eq!(refused.body["error"]["code"], "conversation_limit");
-    let listed = app.get("/api/v1/conversations?limit=100", &token).await;
+    let listed = app.conversations(&token, "?limit=100").await;
     assert_eq!(
         listed.body["conversations"].as_array().unwrap().len(),
         4,
@@ -370,11 +360,7 @@ async fn conversations_are_capped_per_user_and_a_deletion_frees_a_place() {
 
     // A reset that deletes the history starts the count again.
     let reset = app
-        .post_with(
-            "/api/v1/agent/reset",
-            &token,
-            json!({"scope": "messages", "delete_history": true}),
-        )
+        .reset(&token, json!({"scope": "messages", "delete_history": true}))
         .await;
     assert_eq!(reset.status, 200, "{}", reset.body);
     for _ in 0..3 {
@@ -386,7 +372,9 @@ async fn conversations_are_capped_per_user_and_a_deletion_frees_a_place() {
 #[tokio::test]
 async fn a_user_has_at_most_three_turns_running_across_conversations() {
     let app = spawn_app().await;
-    let (_, _, token, user_id) = app.ready_user("Busy").await;
+    let TestUser {
+        token, id: user_id, ..
+    } = app.ready_user("Busy").await;
     let mut ids = vec!["default".to_string()];
     for _ in 0..3 {
         ids.push(
@@ -461,7 +449,7 @@ async fn a_user_has_at_most_three_turns_running_across_conversations() {
 #[tokio::test]
 async fn a_model_that_keeps_calling_tools_stops_at_the_step_limit() {
     let app = spawn_app_configured(|c| c.letta.max_steps = 3).await;
-    let (_, _, token, _) = app.ready_user("Runaway").await;
+    let TestUser { token, .. } = app.ready_user("Runaway").await;
     let conversation = app
         .new_conversation(&token, Some(json!({"title": "Loop"})))
         .await["id"]
@@ -482,8 +470,10 @@ async fn a_model_that_keeps_calling_tools_stops_at_the_step_limit() {
 #[tokio::test]
 async fn models_can_be_chosen_and_a_failing_model_falls_back_billed_to_the_user() {
     let app = spawn_app().await;
-    let (_, _, token, user_id) = app.ready_user("Chooser").await;
-    let models = app.get("/api/v1/models", &token).await;
+    let TestUser {
+        token, id: user_id, ..
+    } = app.ready_user("Chooser").await;
+    let models = app.models(&token).await;
     assert_eq!(models.status, 200, "{}", models.body);
     assert_eq!(models.body["default"], "gpt-4");
     let listed: Vec<&Value> = models.body["models"].as_array().unwrap().iter().collect();
@@ -576,7 +566,7 @@ async fn litellm_spend(app: &TestApp, user_id: &str) -> f64 {
 #[tokio::test]
 async fn the_operator_can_narrow_the_models() {
     let app = spawn_app_configured(|c| c.letta.allowed_models = vec!["gpt-4".into()]).await;
-    let (_, _, token, _) = app.ready_user("Narrow").await;
+    let TestUser { token, .. } = app.ready_user("Narrow").await;
     assert_eq!(app.model_names(&token).await, ["gpt-4"]);
     let refused = app.choose_model(&token, "gpt-4o-mini").await;
     assert_eq!(refused.status, 422, "{}", refused.body);
@@ -598,7 +588,7 @@ async fn an_unpriced_model_is_neither_a_choice_nor_the_default() {
             .any(|m| m.name == "house-model" && !m.priced()),
         "{served:?}"
     );
-    let (_, _, token, _) = app.ready_user("Unpriced").await;
+    let TestUser { token, .. } = app.ready_user("Unpriced").await;
     assert_eq!(app.model_names(&token).await, ["gpt-4"]);
     let refused = app.choose_model(&token, "house-model").await;
     assert_eq!(refused.status, 422, "{}", refused.body);
@@ -633,14 +623,8 @@ async fn an_unpriced_model_is_neither_a_choice_nor_the_default() {
 #[tokio::test]
 async fn embedded_characters_are_bounded_per_day_and_a_deletion_gives_none_back() {
     let app = spawn_app_configured(|c| c.rates.embedding_chars_per_day = 100).await;
-    let (_, _, token, _) = app.ready_user("Embedder").await;
-    let add = |text: String| {
-        app.post_with(
-            "/api/v1/agent/memory",
-            &token,
-            json!({"archival": {"text": text}}),
-        )
-    };
+    let TestUser { token, .. } = app.ready_user("Embedder").await;
+    let add = |text: String| app.write_memory(&token, json!({"archival": {"text": text}}));
     let (app, token) = (&app, &token);
     let search = |query: String| async move {
         let path = format!("/api/v1/agent/memory/archival?query={query}");
@@ -675,18 +659,17 @@ async fn embedded_characters_are_bounded_per_day_and_a_deletion_gives_none_back(
     assert_eq!(search("q".repeat(20)).await.status, 429);
 
     // The agent's own inserts count as they happen.
-    let (_, _, other, _) = app.ready_user("AgentEmbedder").await;
+    let TestUser { token: other, .. } = app.ready_user("AgentEmbedder").await;
     let fact = "the spare key is under the third flowerpot on the left";
     let events = app
         .chat_in(&other, "default", &format!("remember that {fact}"))
         .await
         .events();
     assert!(names(&events).contains(&"tool_call"), "{events:?}");
-    let status = app.get("/api/v1/agent/status", &other).await;
+    let status = app.agent_status(&other).await;
     assert_eq!(status.body["archival_passages"], 1, "{}", status.body);
     let refused = app
-        .post_with(
-            "/api/v1/agent/memory",
+        .write_memory(
             &other,
             json!({"archival": {"text": "c".repeat(100 - fact.len() + 1)}}),
         )
@@ -697,12 +680,11 @@ async fn embedded_characters_are_bounded_per_day_and_a_deletion_gives_none_back(
 #[tokio::test]
 async fn archival_memories_page_and_delete_only_the_users_own() {
     let app = spawn_app().await;
-    let (_, _, ada, _) = app.ready_user("Archivist").await;
-    let (_, _, bob, _) = app.ready_user("Other").await;
+    let TestUser { token: ada, .. } = app.ready_user("Archivist").await;
+    let TestUser { token: bob, .. } = app.ready_user("Other").await;
     for i in 0..5 {
         let added = app
-            .post_with(
-                "/api/v1/agent/memory",
+            .write_memory(
                 &ada,
                 json!({"archival": {"text": format!("fact number {i}")}}),
             )
@@ -710,11 +692,7 @@ async fn archival_memories_page_and_delete_only_the_users_own() {
         assert_eq!(added.status, 200, "{}", added.body);
     }
     let bob_fact = app
-        .post_with(
-            "/api/v1/agent/memory",
-            &bob,
-            json!({"archival": {"text": "bob's secret"}}),
-        )
+        .write_memory(&bob, json!({"archival": {"text": "bob's secret"}}))
         .await;
     let bob_passage = bob_fact.body["passages"][0]["id"]
         .as_str()
@@ -739,9 +717,7 @@ async fn archival_memories_page_and_delete_only_the_users_own() {
     }
     let expected: Vec<String> = (0..5).rev().map(|i| format!("fact number {i}")).collect();
     assert_eq!(seen, expected);
-    let bad = app
-        .get("/api/v1/agent/memory/archival?cursor=xyz", &ada)
-        .await;
+    let bad = app.archival(&ada, "?cursor=xyz").await;
     assert_eq!(bad.status, 400, "{}", bad.body);
 
     // Bob's passage cannot be deleted with Ada's token, and stays.
@@ -756,10 +732,10 @@ async fn archival_memories_page_and_delete_only_the_users_own() {
             .await;
         assert_eq!(reply.status, 404, "{id}: {}", reply.body);
     }
-    let bobs = app.get("/api/v1/agent/memory/archival", &bob).await;
+    let bobs = app.archival(&bob, "").await;
     assert_eq!(bobs.body["memories"][0]["text"], "bob's secret");
 
-    let newest = app.get("/api/v1/agent/memory/archival?limit=1", &ada).await;
+    let newest = app.archival(&ada, "?limit=1").await;
     let id = newest.body["memories"][0]["id"].as_str().unwrap();
     let deleted = app
         .call(
@@ -770,9 +746,7 @@ async fn archival_memories_page_and_delete_only_the_users_own() {
         )
         .await;
     assert_eq!(deleted.status, 200, "{}", deleted.body);
-    let left = app
-        .get("/api/v1/agent/memory/archival?limit=10", &ada)
-        .await;
+    let left = app.archival(&ada, "?limit=10").await;
     let texts: Vec<&str> = left.body["memories"]
         .as_array()
         .unwrap()
@@ -786,8 +760,13 @@ async fn archival_memories_page_and_delete_only_the_users_own() {
 #[tokio::test]
 async fn the_export_holds_every_message_and_everything_else_the_backend_keeps() {
     let app = spawn_app().await;
-    let (email, _, token, user_id) = app.ready_user("Exporter").await;
-    let (_, _, other, _) = app.ready_user("Someone Else").await;
+    let TestUser {
+        email,
+        token,
+        id: user_id,
+        ..
+    } = app.ready_user("Exporter").await;
+    let TestUser { token: other, .. } = app.ready_user("Someone Else").await;
     app.chat(&other, "not yours", None).await.events();
     let side = app.new_conversation(&token, None).await["id"]
         .as_str()
@@ -800,12 +779,8 @@ async fn the_export_holds_every_message_and_everything_else_the_backend_keeps() 
     }
     app.chat_in(&token, &side, "side words").await.events();
     sent.push("side words".into());
-    app.post_with(
-        "/api/v1/agent/memory",
-        &token,
-        json!({"archival": {"text": "exported fact"}}),
-    )
-    .await;
+    app.write_memory(&token, json!({"archival": {"text": "exported fact"}}))
+        .await;
 
     let lines = app.export(&token).await;
     let of = |kind: &str| -> Vec<&Value> { lines.iter().filter(|l| l["type"] == kind).collect() };

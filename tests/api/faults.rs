@@ -18,7 +18,7 @@ async fn reads_are_retried_through_a_5xx_burst_and_a_message_is_never_sent_twice
     let letta = FaultProxy::start(&stack_config().letta.base_url).await;
     let url = letta.url.clone();
     let app = spawn_app_configured(|c| c.letta.base_url = url).await;
-    let (_, _, token, _) = app.ready_user("Bursty").await;
+    let TestUser { token, .. } = app.ready_user("Bursty").await;
 
     // Two 503s, then Letta: the read succeeds on its third attempt.
     letta.set(Fault::Answer {
@@ -27,7 +27,7 @@ async fn reads_are_retried_through_a_5xx_burst_and_a_message_is_never_sent_twice
         times: 2,
     });
     let before = letta.connections();
-    let memory = app.get("/api/v1/agent/memory", &token).await;
+    let memory = app.memory(&token).await;
     assert_eq!(memory.status, 200, "{}", memory.body);
     assert_eq!(letta.connections() - before, 3, "two retries");
 
@@ -37,7 +37,7 @@ async fn reads_are_retried_through_a_5xx_burst_and_a_message_is_never_sent_twice
         body: UNAVAILABLE,
         times: 3,
     });
-    let memory = app.get("/api/v1/agent/memory", &token).await;
+    let memory = app.memory(&token).await;
     assert_eq!(memory.status, 503, "{}", memory.body);
     assert_eq!(memory.headers["retry-after"], "5");
     assert_eq!(memory.body["error"]["service"], "letta");
@@ -74,12 +74,12 @@ async fn a_dependency_that_hangs_or_drops_connections_ends_the_request_in_bounde
         c.http.upstream_timeout = Duration::from_secs(2);
     })
     .await;
-    let (_, _, token, _) = app.ready_user("Patient").await;
+    let TestUser { token, .. } = app.ready_user("Patient").await;
 
     // Never answers: one attempt (a hang is not waited for twice), then 503.
     litellm.set(Fault::Hang);
     let started = Instant::now();
-    let budget = app.get("/api/v1/user/budget", &token).await;
+    let budget = app.budget(&token).await;
     assert_eq!(budget.status, 503, "{}", budget.body);
     assert_eq!(budget.body["error"]["service"], "litellm");
     assert!(
@@ -92,7 +92,7 @@ async fn a_dependency_that_hangs_or_drops_connections_ends_the_request_in_bounde
     litellm.set(Fault::Close);
     let before = litellm.connections();
     let started = Instant::now();
-    let budget = app.get("/api/v1/user/budget", &token).await;
+    let budget = app.budget(&token).await;
     assert_eq!(budget.status, 503, "{}", budget.body);
     assert_eq!(
         litellm.connections() - before,
@@ -109,7 +109,7 @@ async fn a_dependency_that_hangs_or_drops_connections_ends_the_request_in_bounde
     // 503 (never a 502 "could not be read").
     litellm.set(Fault::ResetAfter(300));
     let before = litellm.connections();
-    let budget = app.get("/api/v1/user/budget", &token).await;
+    let budget = app.budget(&token).await;
     assert_eq!(budget.status, 503, "{}", budget.body);
     assert_eq!(budget.body["error"]["service"], "litellm");
     assert_eq!(
@@ -120,7 +120,7 @@ async fn a_dependency_that_hangs_or_drops_connections_ends_the_request_in_bounde
 
     // Slow but answering: fine.
     litellm.set(Fault::Latency(Duration::from_millis(300)));
-    let budget = app.get("/api/v1/user/budget", &token).await;
+    let budget = app.budget(&token).await;
     assert_eq!(budget.status, 200, "{}", budget.body);
 }
 
@@ -129,14 +129,14 @@ async fn dynamodb_throttling_is_retried_and_a_lasting_one_is_a_503() {
     let dynamodb = FaultProxy::start(stack_config().dynamodb.endpoint.as_deref().unwrap()).await;
     let url = dynamodb.url.clone();
     let app = spawn_app_configured(|c| c.dynamodb.endpoint = Some(url)).await;
-    let (_, _, token, _) = app.ready_user("Throttled").await;
+    let TestUser { token, .. } = app.ready_user("Throttled").await;
 
     dynamodb.set(Fault::Answer {
         status: 400,
         body: DYNAMODB_THROTTLED,
         times: 1,
     });
-    let profile = app.get("/api/v1/user/profile", &token).await;
+    let profile = app.profile(&token).await;
     assert_eq!(profile.status, 200, "{}", profile.body);
 
     dynamodb.set(Fault::Answer {
@@ -144,12 +144,12 @@ async fn dynamodb_throttling_is_retried_and_a_lasting_one_is_a_503() {
         body: DYNAMODB_THROTTLED,
         times: 50,
     });
-    let profile = app.get("/api/v1/user/profile", &token).await;
+    let profile = app.profile(&token).await;
     assert_eq!(profile.status, 503, "{}", profile.body);
     assert_eq!(profile.body["error"]["service"], "dynamodb");
     assert_eq!(profile.headers["retry-after"], "5");
     dynamodb.set(Fault::Pass);
-    assert_eq!(app.get("/api/v1/user/profile", &token).await.status, 200);
+    assert_eq!(app.profile(&token).await.status, 200);
 }
 
 #[tokio::test]
@@ -157,7 +157,7 @@ async fn a_connection_reset_mid_stream_keeps_the_partial_reply_and_frees_the_tur
     let letta = FaultProxy::start(&stack_config().letta.base_url).await;
     let url = letta.url.clone();
     let app = spawn_app_configured(|c| c.letta.base_url = url).await;
-    let (_, _, token, _) = app.ready_user("Cut").await;
+    let TestUser { token, .. } = app.ready_user("Cut").await;
     // Enough of the answer for its headers and the first events, then the connection resets.
     letta.set(Fault::ResetAfter(3_000));
     let events = app
@@ -211,16 +211,10 @@ async fn status_of(app: &TestApp, flow: &str, user: &FlowUser) -> (u16, bool) {
             ChatReply::Json(reply) => reply,
         },
         "history" => app.history(token, "?limit=5").await,
-        "budget" => app.get("/api/v1/user/budget", token).await,
-        "set budget" => {
-            app.post_with("/api/v1/user/budget", token, json!({"max_budget": 4.0}))
-                .await
-        }
-        "memory" => app.get("/api/v1/agent/memory", token).await,
-        "reset" => {
-            app.post_with("/api/v1/agent/reset", token, json!({"scope": "messages"}))
-                .await
-        }
+        "budget" => app.budget(token).await,
+        "set budget" => app.set_budget(token, json!({"max_budget": 4.0})).await,
+        "memory" => app.memory(token).await,
+        "reset" => app.reset(token, json!({"scope": "messages"})).await,
         other => panic!("no flow {other}"),
     };
     (
@@ -263,7 +257,13 @@ async fn every_flow_answers_each_fault_of_each_dependency_clearly_and_works_once
         c.rates.chat_per_minute = 100_000;
     })
     .await;
-    let (email, password, token, id) = app.ready_user("Faulted").await;
+    let TestUser {
+        email,
+        password,
+        token,
+        id,
+        ..
+    } = app.ready_user("Faulted").await;
     let user = FlowUser {
         token,
         email,
@@ -302,7 +302,12 @@ async fn every_flow_answers_each_fault_of_each_dependency_clearly_and_works_once
             ("fails", failing),
         ] {
             // An account to delete while the dependency is faulty, made while it is not.
-            let (_, doomed_password, doomed_token, doomed) = app.ready_user("Doomed").await;
+            let TestUser {
+                password: doomed_password,
+                token: doomed_token,
+                id: doomed,
+                ..
+            } = app.ready_user("Doomed").await;
             proxy.set(fault);
             let mut row = Vec::new();
             for flow in flows {

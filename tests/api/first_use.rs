@@ -106,7 +106,7 @@ async fn me_when_ready(app: &TestApp, token: &str) -> Reply {
         "the account ready",
         Duration::from_secs(60),
         || async move {
-            let me = app.get("/api/v1/auth/me", token).await;
+            let me = app.me(token).await;
             (me.status == 200).then_some(me)
         },
     )
@@ -247,11 +247,9 @@ async fn a_user_without_a_confirmed_email_gets_no_budget() {
     assert_eq!(refused.status, 402, "{}", refused.body);
     assert_eq!(refused.body["error"]["code"], "budget_exceeded");
     // Nor can it give itself one.
-    let raised = app
-        .post_with("/api/v1/user/budget", &token, json!({"max_budget": 50}))
-        .await;
+    let raised = app.set_budget(&token, json!({"max_budget": 50})).await;
     assert_eq!(raised.status, 403, "{}", raised.body);
     assert_eq!(raised.body["error"]["code"], "email_not_confirmed");
-    let me = app.get("/api/v1/auth/me", &token).await;
+    let me = app.me(&token).await;
     assert_eq!(me.body["profile"]["budget"]["max_budget"], 0.0);
 }

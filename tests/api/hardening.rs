@@ -7,8 +7,10 @@ use serde_json::json;
 #[tokio::test]
 async fn two_resets_at_once_leave_exactly_one_agent_that_the_profile_points_to() {
     let app = spawn_app().await;
-    let (_, _, token, user_id) = app.ready_user("Twice").await;
-    let reset = || app.post_with("/api/v1/agent/reset", &token, json!({"scope": "all"}));
+    let TestUser {
+        token, id: user_id, ..
+    } = app.ready_user("Twice").await;
+    let reset = || app.reset(&token, json!({"scope": "all"}));
     let (a, b) = tokio::join!(reset(), reset());
     let statuses = [a.status.as_u16(), b.status.as_u16()];
     assert!(
@@ -29,7 +31,7 @@ async fn two_resets_at_once_leave_exactly_one_agent_that_the_profile_points_to()
     }
     let footprint = footprint(&app, &user_id).await;
     assert_eq!(footprint.letta_agents, 1, "{footprint:?}");
-    let profile = app.get("/api/v1/user/profile", &token).await;
+    let profile = app.profile(&token).await;
     let agent_id = profile.body["profile"]["agent_id"].as_str().unwrap();
     assert!(
         app.state.letta.get_agent(agent_id).await.unwrap().is_some(),
@@ -43,7 +45,7 @@ async fn two_resets_at_once_leave_exactly_one_agent_that_the_profile_points_to()
 #[tokio::test]
 async fn every_user_key_is_rate_limited_and_capped_in_flight_at_litellm() {
     let app = spawn_app().await;
-    let (_, _, _, user_id) = app.ready_user("Keyed").await;
+    let TestUser { id: user_id, .. } = app.ready_user("Keyed").await;
     let info: serde_json::Value = app
         .litellm(reqwest::Method::GET, "/user/info")
         .query(&[("user_id", user_id.as_str())])
@@ -141,7 +143,9 @@ async fn no_upstream_text_reaches_a_client_a_stored_item_or_health() {
     // Letta echoing its password and the request, for a ready user.
     let (token, user_id) = {
         let ready = spawn_app().await;
-        let (_, _, token, user_id) = ready.ready_user("Echo Two").await;
+        let TestUser {
+            token, id: user_id, ..
+        } = ready.ready_user("Echo Two").await;
         (token, user_id)
     };
     let letta = echoing_upstream(500).await;
@@ -175,15 +179,11 @@ async fn no_upstream_text_reaches_a_client_a_stored_item_or_health() {
 async fn no_parameter_reaches_another_users_data() {
     use reqwest::Method;
     let app = spawn_app().await;
-    let (_, _, ada, _) = app.ready_user("Ada Matrix").await;
-    let (_, _, bob, _) = app.ready_user("Bob Matrix").await;
+    let TestUser { token: ada, .. } = app.ready_user("Ada Matrix").await;
+    let TestUser { token: bob, .. } = app.ready_user("Bob Matrix").await;
     // Bob's data, each piece carrying a marker that must never reach Ada.
     let conversation = app
-        .post_with(
-            "/api/v1/conversations",
-            &bob,
-            json!({"title": "BOBMARK title"}),
-        )
+        .create_conversation(&bob, json!({"title": "BOBMARK title"}))
         .await;
     let bob_conversation = conversation.body["id"].as_str().unwrap().to_string();
     for i in 0..3 {
@@ -199,18 +199,10 @@ async fn no_parameter_reaches_another_users_data() {
         read_chat(res).await.events();
     }
     let added = app
-        .post_with(
-            "/api/v1/agent/memory",
-            &bob,
-            json!({"archival": {"text": "BOBMARK memory"}}),
-        )
+        .write_memory(&bob, json!({"archival": {"text": "BOBMARK memory"}}))
         .await;
-    app.post_with(
-        "/api/v1/agent/memory",
-        &bob,
-        json!({"archival": {"text": "BOBMARK memory two"}}),
-    )
-    .await;
+    app.write_memory(&bob, json!({"archival": {"text": "BOBMARK memory two"}}))
+        .await;
     let passage = added.body["passages"][0]["id"]
         .as_str()
         .unwrap()
@@ -225,16 +217,12 @@ async fn no_parameter_reaches_another_users_data() {
         .as_str()
         .unwrap()
         .to_string();
-    app.post_with("/api/v1/conversations", &bob, json!({}))
-        .await;
-    let list_cursor = app.get("/api/v1/conversations?limit=1", &bob).await.body["next_cursor"]
+    app.create_conversation(&bob, json!({})).await;
+    let list_cursor = app.conversations(&bob, "?limit=1").await.body["next_cursor"]
         .as_str()
         .unwrap()
         .to_string();
-    let archival_cursor = app
-        .get("/api/v1/agent/memory/archival?limit=1", &bob)
-        .await
-        .body["next_cursor"]
+    let archival_cursor = app.archival(&bob, "?limit=1").await.body["next_cursor"]
         .as_str()
         .unwrap()
         .to_string();
@@ -298,7 +286,7 @@ async fn no_parameter_reaches_another_users_data() {
     let bobs = app.get(&format!("/api/v1/conversations/{c}"), &bob).await;
     assert_eq!(bobs.body["title"], "BOBMARK title");
     assert_eq!(bobs.body["message_count"], 6);
-    let memories = app.get("/api/v1/agent/memory/archival", &bob).await;
+    let memories = app.archival(&bob, "").await;
     assert_eq!(memories.body["memories"].as_array().unwrap().len(), 2);
     // Bob's idempotency keys mean nothing to Ada: her turn runs, no replay of his.
     let res = app

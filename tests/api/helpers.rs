@@ -138,7 +138,7 @@ impl TestApp {
 
     /// The id of the user's agent, as `GET /auth/me` shows it.
     pub(crate) async fn agent_id(&self, token: &str) -> String {
-        let me = self.get("/api/v1/auth/me", token).await;
+        let me = self.me(token).await;
         assert_eq!(me.status, 200, "{}", me.body);
         me.body["profile"]["agent_id"].as_str().unwrap().to_string()
     }
@@ -162,7 +162,7 @@ impl TestApp {
 
     /// The agent's `human` block, as `GET /agent/memory` shows it.
     pub(crate) async fn human_block(&self, token: &str) -> Value {
-        let memory = self.get("/api/v1/agent/memory", token).await;
+        let memory = self.memory(token).await;
         assert_eq!(memory.status, 200, "{}", memory.body);
         memory.body["blocks"]
             .as_array()
@@ -211,29 +211,13 @@ impl TestApp {
         self.call(Method::GET, path, Some(token), None).await
     }
 
-    /// Registers a new user and returns (email, password, register reply).
-    pub(crate) async fn register(&self, display_name: &str) -> (String, String, Reply) {
-        let email = unique_email();
-        let password = "correct-horse-battery".to_string();
-        let reply = self
-            .post(
-                "/api/v1/auth/register",
-                json!({"email": email, "password": password, "display_name": display_name}),
-            )
-            .await;
-        (email, password, reply)
+    /// POSTs JSON with a token.
+    pub(crate) async fn post_with(&self, path: &str, token: &str, body: Value) -> Reply {
+        self.call(Method::POST, path, Some(token), Some(body)).await
     }
 
-    pub(crate) async fn login(&self, email: &str, password: &str) -> Reply {
-        self.post(
-            "/api/v1/auth/login",
-            json!({"email": email, "password": password}),
-        )
-        .await
-    }
-
-    /// Registers a user that must come out ready; returns (email, password, access token, user id).
-    pub(crate) async fn ready_user(&self, display_name: &str) -> (String, String, String, String) {
+    /// Registers a user that must come out ready.
+    pub(crate) async fn ready_user(&self, display_name: &str) -> TestUser {
         let (email, password, reply) = self.register(display_name).await;
         assert_eq!(reply.status, 201, "{}", reply.body);
         assert_eq!(reply.body["profile"]["state"], "ready", "{}", reply.body);
@@ -242,8 +226,23 @@ impl TestApp {
             .unwrap()
             .to_string();
         let id = reply.body["user"]["id"].as_str().unwrap().to_string();
-        (email, password, token, id)
+        TestUser {
+            email,
+            password,
+            token,
+            id,
+        }
     }
+}
+
+/// A registered user whose account is ready.
+pub(crate) struct TestUser {
+    pub email: String,
+    pub password: String,
+    /// The access token.
+    pub token: String,
+    /// The Supabase user id.
+    pub id: String,
 }
 
 pub(crate) fn unique_email() -> String {
@@ -450,41 +449,6 @@ pub(crate) fn text_of(events: &[SseEvent]) -> String {
         .collect()
 }
 
-impl TestApp {
-    pub(crate) async fn chat_request(
-        &self,
-        token: &str,
-        content: &str,
-        idempotency_key: Option<&str>,
-    ) -> reqwest::Response {
-        let mut request = self
-            .http
-            .post(format!("{}/api/v1/chat/message", self.base))
-            .bearer_auth(token)
-            .json(&json!({"content": content}));
-        if let Some(k) = idempotency_key {
-            request = request.header("idempotency-key", k);
-        }
-        request.send().await.expect("chat request")
-    }
-
-    /// Sends a message and reads the whole SSE stream (or the JSON error).
-    pub(crate) async fn chat(
-        &self,
-        token: &str,
-        content: &str,
-        idempotency_key: Option<&str>,
-    ) -> ChatReply {
-        let res = self.chat_request(token, content, idempotency_key).await;
-        read_chat(res).await
-    }
-
-    pub(crate) async fn history(&self, token: &str, query: &str) -> Reply {
-        self.get(&format!("/api/v1/chat/history{query}"), token)
-            .await
-    }
-}
-
 pub(crate) async fn read_chat(res: reqwest::Response) -> ChatReply {
     use futures_util::StreamExt;
     let is_sse = res
@@ -542,20 +506,6 @@ where
 
 /// A message long enough that the agent's reply streams in many pieces.
 pub(crate) const LONG_MESSAGE: &str = "please repeat these words back to me so that the stream has many small pieces in it today and tomorrow";
-
-impl TestApp {
-    /// `DELETE /api/v1/auth/account` with the token and, when given, the password.
-    pub(crate) async fn delete_account(&self, token: &str, password: Option<&str>) -> Reply {
-        let body = password.map(|p| json!({"password": p}));
-        self.call(Method::DELETE, "/api/v1/auth/account", Some(token), body)
-            .await
-    }
-
-    /// POSTs JSON with a token.
-    pub(crate) async fn post_with(&self, path: &str, token: &str, body: Value) -> Reply {
-        self.call(Method::POST, path, Some(token), Some(body)).await
-    }
-}
 
 /// The local Supabase's service-role key (the product gives it to the auth function only).
 pub(crate) fn service_role_key() -> String {

@@ -131,8 +131,10 @@ async fn chat_turns_and_requests_are_limited_per_user_and_a_refused_turn_does_no
         c.rates.requests_per_minute = 4;
     })
     .await;
-    let (_, _, token, user_id) = app.ready_user("Chatty").await;
-    let (_, _, other, _) = app.ready_user("Quiet").await;
+    let TestUser {
+        token, id: user_id, ..
+    } = app.ready_user("Chatty").await;
+    let TestUser { token: other, .. } = app.ready_user("Quiet").await;
     early_in_a_minute().await;
     for text in ["one", "two"] {
         let events = app.chat(&token, text, None).await.events();
@@ -159,18 +161,15 @@ async fn chat_turns_and_requests_are_limited_per_user_and_a_refused_turn_does_no
 
     // Other requests: history above was the first of four this minute.
     for _ in 0..3 {
-        assert_eq!(app.get("/api/v1/user/profile", &token).await.status, 200);
+        assert_eq!(app.profile(&token).await.status, 200);
     }
-    limited(
-        &app.get("/api/v1/user/profile", &token).await,
-        "requests_per_minute",
-    );
+    limited(&app.profile(&token).await, "requests_per_minute");
 }
 
 #[tokio::test]
 async fn chat_turns_are_limited_per_day() {
     let app = spawn_app_configured(|c| c.rates.chat_per_day = 2).await;
-    let (_, _, token, _) = app.ready_user("Daily").await;
+    let TestUser { token, .. } = app.ready_user("Daily").await;
     for text in ["one", "two"] {
         app.chat(&token, text, None).await.events();
     }

@@ -58,7 +58,7 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 async fn users(app: &TestApp, count: usize, parallel: usize) -> Vec<(String, String)> {
     stream::iter(0..count)
         .map(|i| async move {
-            let (_, _, token, id) = app.ready_user(&format!("Load {i}")).await;
+            let TestUser { token, id, .. } = app.ready_user(&format!("Load {i}")).await;
             (token, id)
         })
         .buffer_unordered(parallel)

@@ -5,7 +5,6 @@
 use std::collections::BTreeSet;
 
 use crate::{helpers::*, run_log::Capture};
-use reqwest::Method;
 use serde_json::{Value, json};
 
 /// The `request_id` of the request a line was written for, if any.
@@ -48,7 +47,7 @@ async fn no_key_token_or_password_appears_in_the_logs() {
         .as_str()
         .unwrap()
         .to_string();
-    let me = app.get("/api/v1/auth/me", &access).await;
+    let me = app.me(&access).await;
     assert_eq!(me.status, 200);
     seen(&me);
     let wrong = app
@@ -59,9 +58,7 @@ async fn no_key_token_or_password_appears_in_the_logs() {
         .await;
     assert_eq!(wrong.status, 401);
     seen(&wrong);
-    let refreshed = app
-        .post("/api/v1/auth/refresh", json!({"refresh_token": refresh}))
-        .await;
+    let refreshed = app.refresh(&refresh).await;
     assert_eq!(refreshed.status, 200);
     seen(&refreshed);
 
@@ -90,18 +87,12 @@ async fn no_key_token_or_password_appears_in_the_logs() {
         seen(&reply);
     }
     let reply = app
-        .call(
-            Method::PATCH,
-            "/api/v1/user/profile",
-            Some(&access),
-            Some(json!({"display_name": "Hal 2"})),
-        )
+        .update_profile(&access, json!({"display_name": "Hal 2"}))
         .await;
     assert_eq!(reply.status, 200, "{}", reply.body);
     seen(&reply);
     let reply = app
-        .post_with(
-            "/api/v1/agent/memory",
+        .write_memory(
             &access,
             json!({"archival": {"text": "Hal keeps a logbook."}}),
         )
@@ -168,7 +159,7 @@ fn the_key_detector_detects_keys() {
 #[tokio::test]
 async fn every_line_of_a_chat_turn_carries_the_request_id() {
     let app = spawn_app().await;
-    let (_, _, token, _) = app.ready_user("Iris").await;
+    let TestUser { token, .. } = app.ready_user("Iris").await;
     let (capture, _capturing) = Capture::start();
     let request_id = format!("turn-{}", ulid::Ulid::new());
     let res = app

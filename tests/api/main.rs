@@ -5,6 +5,7 @@
 #![allow(clippy::too_many_lines)]
 
 mod helpers;
+mod routes;
 mod run_log;
 
 mod auth;

@@ -15,15 +15,13 @@ pub(crate) async fn previous_version_user(
     memory: &str,
 ) -> (TestApp, String, String) {
     let old = spawn_app_configured(|c| c.letta.agent_type = "memgpt_v2_agent".into()).await;
-    let (_, _, token, user_id) = old.ready_user(name).await;
+    let TestUser {
+        token, id: user_id, ..
+    } = old.ready_user(name).await;
     let told = old.chat(&token, told, None).await.events();
     assert_eq!(names(&told).last(), Some(&"done"), "{:?}", names(&told));
     let added = old
-        .post_with(
-            "/api/v1/agent/memory",
-            &token,
-            json!({"archival": {"text": memory}}),
-        )
+        .write_memory(&token, json!({"archival": {"text": memory}}))
         .await;
     assert_eq!(added.status, 200, "{}", added.body);
     (old, token, user_id)
@@ -83,12 +81,7 @@ async fn an_old_type_agent_moves_to_the_new_type_with_its_memory() {
         human["value"].as_str().unwrap().contains("Mira Stone"),
         "{human}"
     );
-    let found = app
-        .get(
-            "/api/v1/agent/memory/archival?query=tomatoes%20balcony",
-            &token,
-        )
-        .await;
+    let found = app.archival(&token, "?query=tomatoes%20balcony").await;
     assert_eq!(found.status, 200, "{}", found.body);
     assert_eq!(
         found.body["memories"][0]["text"],

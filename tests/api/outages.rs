@@ -27,7 +27,7 @@ async fn register(app: &TestApp) -> Reply {
 }
 
 async fn account_health(app: &TestApp, token: &str) -> Value {
-    let reply = app.get("/api/v1/user/health", token).await;
+    let reply = app.account_health(token).await;
     assert_eq!(reply.status, 200, "{}", reply.body);
     reply.body
 }
@@ -36,7 +36,7 @@ async fn account_health(app: &TestApp, token: &str) -> Value {
 async fn every_function_answers_503_naming_the_dependency_that_is_down() {
     let app = spawn_app_exclusive().await;
     let _restart = Restart(&["letta", "litellm", "dynamodb"]);
-    let (_, _, token, _) = app.ready_user("Outage").await;
+    let TestUser { token, .. } = app.ready_user("Outage").await;
     assert_eq!(account_health(&app, &token).await["status"], "healthy");
 
     service("stop", "dynamodb");
@@ -55,11 +55,7 @@ async fn every_function_answers_503_naming_the_dependency_that_is_down() {
     service("stop", "letta");
     let chat = app.chat(&token, "anyone?", None).await.json();
     assert_unavailable("chat", &chat, "letta");
-    assert_unavailable(
-        "agent",
-        &app.get("/api/v1/agent/memory", &token).await,
-        "letta",
-    );
+    assert_unavailable("agent", &app.memory(&token).await, "letta");
     assert_unavailable("auth", &register(&app).await, "letta");
     // The account is fine, its agent cannot be checked: degraded, with no upstream text.
     let health = account_health(&app, &token).await;
@@ -71,11 +67,7 @@ async fn every_function_answers_503_naming_the_dependency_that_is_down() {
     service("start", "letta");
 
     service("stop", "litellm");
-    assert_unavailable(
-        "user",
-        &app.get("/api/v1/user/budget", &token).await,
-        "litellm",
-    );
+    assert_unavailable("user", &app.budget(&token).await, "litellm");
     assert_unavailable("auth", &register(&app).await, "litellm");
     let health = account_health(&app, &token).await;
     assert_eq!(health["status"], "degraded", "{health}");

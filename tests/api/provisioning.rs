@@ -45,8 +45,10 @@ fn one_of_everything() -> Footprint {
 #[tokio::test]
 async fn a_held_lease_is_409_and_any_function_resumes_without_duplicates() {
     let app = spawn_app().await;
-    let (_, _, token, user_id) = app.ready_user("Halfway").await;
-    let agent_before = app.get("/api/v1/auth/me", &token).await.body["profile"]["agent_id"].clone();
+    let TestUser {
+        token, id: user_id, ..
+    } = app.ready_user("Halfway").await;
+    let agent_before = app.me(&token).await.body["profile"]["agent_id"].clone();
 
     // Every step made its thing, but the record says `signed_up` and another run holds the lease.
     rewind(&app, &user_id, "signed_up", true).await;
@@ -69,11 +71,9 @@ async fn a_held_lease_is_409_and_any_function_resumes_without_duplicates() {
     // exists ("already exists"), the provider gets a new key and the old one is deleted, the
     // agent is found rather than made again.
     rewind(&app, &user_id, "signed_up", false).await;
-    let reply = app
-        .post_with("/api/v1/user/budget", &token, json!({"max_budget": 5}))
-        .await;
+    let reply = app.set_budget(&token, json!({"max_budget": 5})).await;
     assert_eq!(reply.status, 200, "{}", reply.body);
-    let me = app.get("/api/v1/auth/me", &token).await;
+    let me = app.me(&token).await;
     assert_eq!(me.body["profile"]["state"], "ready");
     assert_eq!(me.body["profile"]["agent_id"], agent_before);
     assert_eq!(footprint(&app, &user_id).await, one_of_everything());
@@ -88,7 +88,7 @@ async fn a_held_lease_is_409_and_any_function_resumes_without_duplicates() {
 
     // An agent-function request resumes from the provider step.
     rewind(&app, &user_id, "letta_provider", false).await;
-    let status = app.get("/api/v1/agent/status", &token).await;
+    let status = app.agent_status(&token).await;
     assert_eq!(status.status, 200, "{}", status.body);
     assert_eq!(status.body["state"], "ready");
     assert_eq!(status.body["agent_id"], agent_before);

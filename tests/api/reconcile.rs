@@ -114,14 +114,18 @@ async fn orphans_lost_identities_unfinished_accounts_and_leftovers_are_found_and
     let app = spawn_app_exclusive_configured(|c| c.reconcile.grace = Duration::ZERO).await;
 
     // A: its Supabase user deleted outside the backend.
-    let (_, _, _, gone) = app.ready_user("Gone").await;
+    let TestUser { id: gone, .. } = app.ready_user("Gone").await;
     delete_identity(&app, &gone).await;
     // B: a deletion that removed the profile and the identity but not LiteLLM and Letta.
-    let (_, _, _, orphan) = app.ready_user("Orphan").await;
+    let TestUser { id: orphan, .. } = app.ready_user("Orphan").await;
     delete_items(&app, &orphan).await;
     delete_identity(&app, &orphan).await;
     // C: provisioning that stopped before the agent (the agent gone, the state one step back).
-    let (_, _, token_c, unfinished) = app.ready_user("Unfinished").await;
+    let TestUser {
+        token: token_c,
+        id: unfinished,
+        ..
+    } = app.ready_user("Unfinished").await;
     let agent_c = app.agent_id(&token_c).await;
     let deleted = app
         .letta(Method::DELETE, &format!("/v1/agents/{agent_c}"))
@@ -138,7 +142,11 @@ async fn orphans_lost_identities_unfinished_accounts_and_leftovers_are_found_and
     )
     .await;
     // D: a second key and a second agent left by earlier tries.
-    let (_, _, token_d, leftovers) = app.ready_user("Leftovers").await;
+    let TestUser {
+        token: token_d,
+        id: leftovers,
+        ..
+    } = app.ready_user("Leftovers").await;
     let key = app
         .litellm(Method::POST, "/key/generate")
         .json(&json!({"user_id": leftovers, "key_alias": format!("user-{leftovers}-extra")}))
@@ -154,7 +162,11 @@ async fn orphans_lost_identities_unfinished_accounts_and_leftovers_are_found_and
     let before = footprint(&app, &leftovers).await;
     assert_eq!((before.litellm_keys, before.letta_agents), (2, 2));
     // F: a ready account whose provider was deleted in Letta.
-    let (_, _, token_f, broken) = app.ready_user("Broken").await;
+    let TestUser {
+        token: token_f,
+        id: broken,
+        ..
+    } = app.ready_user("Broken").await;
     let id_f = UserId::parse(&broken).unwrap();
     let provider = app.state.store.get_profile(&id_f).await.unwrap().unwrap();
     let provider = provider.letta_provider_id.unwrap();
@@ -165,7 +177,7 @@ async fn orphans_lost_identities_unfinished_accounts_and_leftovers_are_found_and
         .unwrap();
     assert!(gone_provider.status().is_success());
     // G: an archive named for a user's agent but attached to none.
-    let (_, _, _, loose) = app.ready_user("Loose").await;
+    let TestUser { id: loose, .. } = app.ready_user("Loose").await;
     let archive = app
         .letta(Method::POST, "/v1/archives/")
         .json(&json!({"name": format!("agent-{loose}'s Archive")}))
@@ -175,7 +187,11 @@ async fn orphans_lost_identities_unfinished_accounts_and_leftovers_are_found_and
     assert!(archive.status().is_success());
     assert_eq!(footprint(&app, &loose).await.letta_archives, 1);
     // E: nothing wrong.
-    let (_, _, token_e, fine) = app.ready_user("Fine").await;
+    let TestUser {
+        token: token_e,
+        id: fine,
+        ..
+    } = app.ready_user("Fine").await;
     let chat = app.chat(&token_e, "hello", None).await.events();
     assert_eq!(text_of(&chat), "echo: hello");
 
@@ -289,7 +305,9 @@ async fn orphans_lost_identities_unfinished_accounts_and_leftovers_are_found_and
 #[tokio::test]
 async fn turns_and_days_are_checked_against_what_litellm_billed_and_repaired_where_safe() {
     let app = spawn_app_configured(|c| c.reconcile.settle = Duration::from_secs(3)).await;
-    let (_, _, token, user) = app.ready_user("Billed").await;
+    let TestUser {
+        token, id: user, ..
+    } = app.ready_user("Billed").await;
     for text in ["my name is Ada", "what is my name?"] {
         let events = app.chat(&token, text, None).await.events();
         assert!(names(&events).contains(&"done"), "{:?}", names(&events));
@@ -444,7 +462,9 @@ async fn turns_and_days_are_checked_against_what_litellm_billed_and_repaired_whe
 #[tokio::test]
 async fn a_live_user_a_page_of_the_listing_missed_is_never_deleted() {
     let supabase = stack_config().supabase.url;
-    let (_, _, token, user) = {
+    let TestUser {
+        token, id: user, ..
+    } = {
         let app = spawn_app().await;
         app.ready_user("Missed").await
     };
@@ -465,7 +485,7 @@ async fn a_live_user_a_page_of_the_listing_missed_is_never_deleted() {
     assert_eq!(report["errors"], json!([]), "{report}");
     assert!(kinds(&report, &user).is_empty(), "{report}");
     assert_eq!(footprint(&app, &user).await, before);
-    assert_eq!(app.get("/api/v1/auth/me", &token).await.status, 200);
+    assert_eq!(app.me(&token).await.status, 200);
 }
 
 #[tokio::test]
@@ -483,7 +503,7 @@ async fn an_archive_another_agent_still_has_survives_the_removal_of_an_extra_age
     let letta = stack_config().letta.base_url;
     let tap = http_tap::start(letta, Rule::FailDelete(format!("/v1/agents/{old_agent}"))).await;
     let moving = spawn_app_configured(|c| c.letta.base_url = tap).await;
-    let memory = moving.get("/api/v1/agent/memory", &token).await;
+    let memory = moving.memory(&token).await;
     assert_ne!(
         memory.status, 200,
         "the move did not finish: {}",
@@ -517,9 +537,7 @@ async fn an_archive_another_agent_still_has_survives_the_removal_of_an_extra_age
         app.state.letta.agent_archive_ids(&new_agent).await.unwrap(),
         archives
     );
-    let found = app
-        .get("/api/v1/agent/memory/archival?query=bees%20roof", &token)
-        .await;
+    let found = app.archival(&token, "?query=bees%20roof").await;
     assert_eq!(found.status, 200, "{}", found.body);
     assert!(
         found.body.to_string().contains("Tova keeps bees"),
@@ -540,7 +558,9 @@ async fn another_deployments_user_key_agent_and_provider_survive_fix() {
         c.deployment_id = "other-deployment".into();
     })
     .await;
-    let (_, _, token, user) = other.ready_user("Elsewhere").await;
+    let TestUser {
+        token, id: user, ..
+    } = other.ready_user("Elsewhere").await;
     let before = footprint(&other, &user).await;
     assert_eq!(
         (
@@ -575,7 +595,7 @@ async fn another_deployments_user_key_agent_and_provider_survive_fix() {
     assert_eq!(made.status(), 200);
     // And an orphan of this deployment's own: it goes, in the same run.
     let app = spawn_app_configured(|c| c.reconcile.grace = Duration::ZERO).await;
-    let (_, _, _, orphan) = app.ready_user("OwnOrphan").await;
+    let TestUser { id: orphan, .. } = app.ready_user("OwnOrphan").await;
     delete_items(&app, &orphan).await;
 
     // Younger than the grace period, an orphan may be an account in the middle of a request.

@@ -8,8 +8,8 @@ use serde_json::{Value, json};
 #[tokio::test]
 async fn profile_can_be_read_and_renamed_and_the_agent_learns_the_new_name() {
     let app = spawn_app().await;
-    let (email, _, token, _) = app.ready_user("Old Name").await;
-    let profile = app.get("/api/v1/user/profile", &token).await;
+    let TestUser { email, token, .. } = app.ready_user("Old Name").await;
+    let profile = app.profile(&token).await;
     assert_eq!(profile.status, 200, "{}", profile.body);
     assert_eq!(profile.body["profile"]["display_name"], "Old Name");
     assert_eq!(profile.body["profile"]["email"], email.as_str());
@@ -17,12 +17,7 @@ async fn profile_can_be_read_and_renamed_and_the_agent_learns_the_new_name() {
     assert_eq!(profile.body["profile"]["model"], "gpt-4");
 
     let renamed = app
-        .call(
-            Method::PATCH,
-            "/api/v1/user/profile",
-            Some(&token),
-            Some(json!({"display_name": "Nova Reyes"})),
-        )
+        .update_profile(&token, json!({"display_name": "Nova Reyes"}))
         .await;
     assert_eq!(renamed.status, 200, "{}", renamed.body);
     assert_eq!(renamed.body["profile"]["display_name"], "Nova Reyes");
@@ -43,14 +38,7 @@ async fn profile_can_be_read_and_renamed_and_the_agent_learns_the_new_name() {
         json!({"display_name": "x".repeat(65)}),
         json!({"name": "x"}),
     ] {
-        let reply = app
-            .call(
-                Method::PATCH,
-                "/api/v1/user/profile",
-                Some(&token),
-                Some(bad.clone()),
-            )
-            .await;
+        let reply = app.update_profile(&token, bad.clone()).await;
         assert_eq!(reply.status, 422, "{bad}: {}", reply.body);
     }
 }
@@ -58,7 +46,9 @@ async fn profile_can_be_read_and_renamed_and_the_agent_learns_the_new_name() {
 #[tokio::test]
 async fn usage_counts_turns_per_day_and_budget_updates_reach_litellm() {
     let app = spawn_app().await;
-    let (_, _, token, user_id) = app.ready_user("Counter").await;
+    let TestUser {
+        token, id: user_id, ..
+    } = app.ready_user("Counter").await;
     // A conversation the user named gets no title call: the day holds exactly the two turns.
     let named = app
         .call(
@@ -76,7 +66,7 @@ async fn usage_counts_turns_per_day_and_budget_updates_reach_litellm() {
             .events();
         assert_eq!(names(&events).last(), Some(&"done"));
     }
-    let usage = app.get("/api/v1/user/usage", &token).await;
+    let usage = app.usage(&token, "").await;
     assert_eq!(usage.status, 200, "{}", usage.body);
     let days = usage.body["days"].as_array().unwrap();
     assert_eq!(days.len(), 30, "the last 30 days by default");
@@ -120,7 +110,7 @@ async fn usage_counts_turns_per_day_and_budget_updates_reach_litellm() {
         assert_eq!(reply.body["error"]["field"], field, "{query}");
     }
 
-    let budget = app.get("/api/v1/user/budget", &token).await;
+    let budget = app.budget(&token).await;
     assert_eq!(budget.status, 200, "{}", budget.body);
     assert_eq!(
         budget.body["max_budget"], 5.0,
@@ -131,8 +121,7 @@ async fn usage_counts_turns_per_day_and_budget_updates_reach_litellm() {
 
     // The amount is the user's; the period stays the operator's.
     let set = app
-        .post_with(
-            "/api/v1/user/budget",
+        .set_budget(
             &token,
             json!({"max_budget": 12.5, "budget_duration": "1mo"}),
         )
@@ -166,20 +155,14 @@ async fn usage_counts_turns_per_day_and_budget_updates_reach_litellm() {
         ),
         (json!({"max_budget": "lots"}), "body"),
     ] {
-        let reply = app
-            .post_with("/api/v1/user/budget", &token, body.clone())
-            .await;
+        let reply = app.set_budget(&token, body.clone()).await;
         assert_eq!(reply.status, 422, "{body}: {}", reply.body);
         if field != "body" {
             assert_eq!(reply.body["error"]["field"], field);
         }
     }
     let over = app
-        .post_with(
-            "/api/v1/user/budget",
-            &token,
-            json!({"max_budget": ceiling + 1.0}),
-        )
+        .set_budget(&token, json!({"max_budget": ceiling + 1.0}))
         .await;
     assert!(
         over.body["error"]["message"]
@@ -192,11 +175,9 @@ async fn usage_counts_turns_per_day_and_budget_updates_reach_litellm() {
 
     // A budget of zero is enforced on the very next chat turn, before Letta is called (LiteLLM
     // would enforce it only once its cache of the user expires).
-    let zero = app
-        .post_with("/api/v1/user/budget", &token, json!({"max_budget": 0}))
-        .await;
+    let zero = app.set_budget(&token, json!({"max_budget": 0})).await;
     assert_eq!(zero.status, 200, "{}", zero.body);
-    let stored_before = app.get("/api/v1/chat/history?limit=100", &token).await.body["messages"]
+    let stored_before = app.history(&token, "?limit=100").await.body["messages"]
         .as_array()
         .map(Vec::len);
     let ChatReply::Json(refused) = app.chat(&token, "one more?", None).await else {
@@ -205,11 +186,11 @@ async fn usage_counts_turns_per_day_and_budget_updates_reach_litellm() {
     assert_eq!(refused.status, 402, "{}", refused.body);
     assert_eq!(refused.body["error"]["code"], "budget_exceeded");
     assert_eq!(refused.body["error"]["limit"], 0.0);
-    let stored_after = app.get("/api/v1/chat/history?limit=100", &token).await.body["messages"]
+    let stored_after = app.history(&token, "?limit=100").await.body["messages"]
         .as_array()
         .map(Vec::len);
     assert_eq!(stored_before, stored_after, "a refused turn stores nothing");
-    let health = app.get("/api/v1/user/health", &token).await;
+    let health = app.account_health(&token).await;
     assert_eq!(health.status, 200, "{}", health.body);
     assert_eq!(
         health.body["status"], "degraded",
@@ -222,9 +203,7 @@ async fn usage_counts_turns_per_day_and_budget_updates_reach_litellm() {
     assert_eq!(health.body["checks"]["provisioning"]["ok"], true);
 
     // Raised again, the budget lets the user chat (once LiteLLM's cache has the new cap too).
-    let raised = app
-        .post_with("/api/v1/user/budget", &token, json!({"max_budget": 5}))
-        .await;
+    let raised = app.set_budget(&token, json!({"max_budget": 5})).await;
     assert_eq!(raised.status, 200, "{}", raised.body);
     let streamed = eventually(
         "chat allowed again after raising the budget",
@@ -255,8 +234,8 @@ async fn usage_counts_turns_per_day_and_budget_updates_reach_litellm() {
 #[tokio::test]
 async fn agent_status_memory_and_archival_search() {
     let app = spawn_app().await;
-    let (_, _, token, _) = app.ready_user("Mem").await;
-    let status = app.get("/api/v1/agent/status", &token).await;
+    let TestUser { token, .. } = app.ready_user("Mem").await;
+    let status = app.agent_status(&token).await;
     assert_eq!(status.status, 200, "{}", status.body);
     assert_eq!(status.body["state"], "ready");
     assert_eq!(status.body["responding"], true);
@@ -278,8 +257,7 @@ async fn agent_status_memory_and_archival_search() {
 
     // Written through the API, used by the agent.
     let write = app
-        .post_with(
-            "/api/v1/agent/memory",
+        .write_memory(
             &token,
             json!({"label": "human", "value": "The user's name is Quinn Vale."}),
         )
@@ -288,28 +266,22 @@ async fn agent_status_memory_and_archival_search() {
     let events = app.chat(&token, "what's my name?", None).await.events();
     assert_eq!(text_of(&events), "Your name is Quinn Vale.");
 
-    let added = app.post_with("/api/v1/agent/memory", &token, json!({"archival": {"text": "Quinn keeps three beehives on the roof.", "tags": ["hobby"]}})).await;
+    let added = app.write_memory(&token, json!({"archival": {"text": "Quinn keeps three beehives on the roof.", "tags": ["hobby"]}})).await;
     assert_eq!(added.status, 200, "{}", added.body);
-    app.post_with(
-        "/api/v1/agent/memory",
+    app.write_memory(
         &token,
         json!({"archival": {"text": "The weather in Lisbon was sunny."}}),
     )
     .await;
-    let found = app
-        .get(
-            "/api/v1/agent/memory/archival?query=beehives%20roof&limit=1",
-            &token,
-        )
-        .await;
+    let found = app.archival(&token, "?query=beehives%20roof&limit=1").await;
     assert_eq!(found.status, 200, "{}", found.body);
     assert_eq!(
         found.body["memories"][0]["text"],
         "Quinn keeps three beehives on the roof."
     );
-    let listed = app.get("/api/v1/agent/memory/archival", &token).await;
+    let listed = app.archival(&token, "").await;
     assert_eq!(listed.body["memories"].as_array().unwrap().len(), 2);
-    let status = app.get("/api/v1/agent/status", &token).await;
+    let status = app.agent_status(&token).await;
     assert_eq!(status.body["archival_passages"], 2);
     assert_eq!(status.body["message_count"], 2);
     assert!(status.body["last_activity"].as_str().is_some());
@@ -327,22 +299,20 @@ async fn agent_status_memory_and_archival_search() {
             "body",
         ),
     ] {
-        let reply = app
-            .post_with("/api/v1/agent/memory", &token, body.clone())
-            .await;
+        let reply = app.write_memory(&token, body.clone()).await;
         assert_eq!(reply.status, 422, "{body}: {}", reply.body);
         assert_eq!(reply.body["error"]["field"], field, "{body}");
     }
-    let reply = app
-        .get("/api/v1/agent/memory/archival?limit=0", &token)
-        .await;
+    let reply = app.archival(&token, "?limit=0").await;
     assert_eq!(reply.status, 422);
 }
 
 #[tokio::test]
 async fn reset_messages_keeps_memory_and_reset_all_does_not() {
     let app = spawn_app().await;
-    let (_, _, token, user_id) = app.ready_user("Resetter").await;
+    let TestUser {
+        token, id: user_id, ..
+    } = app.ready_user("Resetter").await;
     let told = app
         .chat(&token, "my name is Rory Finch", None)
         .await
@@ -350,22 +320,16 @@ async fn reset_messages_keeps_memory_and_reset_all_does_not() {
     assert!(names(&told).contains(&"tool_call"));
     assert_eq!(names(&told).last(), Some(&"done"));
     let added = app
-        .post_with(
-            "/api/v1/agent/memory",
-            &token,
-            json!({"archival": {"text": "Rory likes kites."}}),
-        )
+        .write_memory(&token, json!({"archival": {"text": "Rory likes kites."}}))
         .await;
     assert_eq!(added.status, 200, "{}", added.body);
-    let status = app.get("/api/v1/agent/status", &token).await;
+    let status = app.agent_status(&token).await;
     assert_eq!(status.status, 200, "{}", status.body);
     let first_agent = status.body["agent_id"].as_str().unwrap().to_string();
 
-    let reset = app
-        .post_with("/api/v1/agent/reset", &token, json!({"scope": "messages"}))
-        .await;
+    let reset = app.reset(&token, json!({"scope": "messages"})).await;
     assert_eq!(reset.status, 200, "{}", reset.body);
-    let status = app.get("/api/v1/agent/status", &token).await;
+    let status = app.agent_status(&token).await;
     assert_eq!(status.body["agent_id"], first_agent.as_str());
     assert!(
         status.body["context_messages"].as_u64().unwrap() <= 1,
@@ -393,7 +357,7 @@ async fn reset_messages_keeps_memory_and_reset_all_does_not() {
         .await
         .unwrap();
     assert!(!archives.is_empty(), "the old agent has an archive to lose");
-    let usage_before = app.get("/api/v1/user/usage", &token).await;
+    let usage_before = app.usage(&token, "").await;
     assert_eq!(usage_before.status, 200, "{}", usage_before.body);
     assert!(
         usage_before.body["totals"]["messages"].as_u64().unwrap() >= 2,
@@ -401,11 +365,7 @@ async fn reset_messages_keeps_memory_and_reset_all_does_not() {
         usage_before.body
     );
     let reset = app
-        .post_with(
-            "/api/v1/agent/reset",
-            &token,
-            json!({"scope": "all", "delete_history": true}),
-        )
+        .reset(&token, json!({"scope": "all", "delete_history": true}))
         .await;
     assert_eq!(reset.status, 200, "{}", reset.body);
     let new_agent = reset.body["agent_id"].as_str().unwrap().to_string();
@@ -429,10 +389,10 @@ async fn reset_messages_keeps_memory_and_reset_all_does_not() {
     }
     assert_eq!(app.history(&token, "").await.body["messages"], json!([]));
     // Usage is billing history: `delete_history` keeps it.
-    let usage_after = app.get("/api/v1/user/usage", &token).await;
+    let usage_after = app.usage(&token, "").await;
     assert_eq!(usage_after.status, 200, "{}", usage_after.body);
     assert_eq!(usage_after.body["totals"], usage_before.body["totals"]);
-    let status = app.get("/api/v1/agent/status", &token).await;
+    let status = app.agent_status(&token).await;
     assert_eq!(status.body["agent_id"], new_agent.as_str());
     assert_eq!(status.body["archival_passages"], 0);
     assert_eq!(
@@ -441,18 +401,10 @@ async fn reset_messages_keeps_memory_and_reset_all_does_not() {
     );
     assert_eq!(footprint(&app, &user_id).await.letta_agents, 1);
     // Again: still exactly one agent.
-    let again = app
-        .post_with("/api/v1/agent/reset", &token, json!({"scope": "all"}))
-        .await;
+    let again = app.reset(&token, json!({"scope": "all"})).await;
     assert_eq!(again.status, 200);
     assert_eq!(footprint(&app, &user_id).await.letta_agents, 1);
-    let bad = app
-        .post_with(
-            "/api/v1/agent/reset",
-            &token,
-            json!({"scope": "everything"}),
-        )
-        .await;
+    let bad = app.reset(&token, json!({"scope": "everything"})).await;
     assert_eq!(bad.status, 422);
     assert_eq!(bad.body["error"]["field"], "scope");
 }
@@ -460,47 +412,36 @@ async fn reset_messages_keeps_memory_and_reset_all_does_not() {
 #[tokio::test]
 async fn a_second_user_sees_none_of_the_first_users_data() {
     let app = spawn_app().await;
-    let (_, _, alice, _) = app.ready_user("Alice").await;
-    let (_, _, bob, _) = app.ready_user("Bob").await;
-    app.post_with(
-        "/api/v1/agent/memory",
+    let TestUser { token: alice, .. } = app.ready_user("Alice").await;
+    let TestUser { token: bob, .. } = app.ready_user("Bob").await;
+    app.write_memory(
         &alice,
         json!({"archival": {"text": "Alice's secret recipe uses saffron."}}),
     )
     .await;
-    app.post_with(
-        "/api/v1/agent/memory",
+    app.write_memory(
         &alice,
         json!({"label": "human", "value": "Name: Alice. Allergic to nuts."}),
     )
     .await;
     app.chat(&alice, "alice was here", None).await.events();
 
-    let memory = app.get("/api/v1/agent/memory", &bob).await.body.to_string();
+    let memory = app.memory(&bob).await.body.to_string();
     assert!(!memory.contains("Alice"), "{memory}");
-    let hers = app
-        .get("/api/v1/agent/memory/archival?query=saffron", &alice)
-        .await;
+    let hers = app.archival(&alice, "?query=saffron").await;
     assert_eq!(
         hers.body["memories"][0]["text"],
         "Alice's secret recipe uses saffron."
     );
-    let his = app
-        .get("/api/v1/agent/memory/archival?query=saffron", &bob)
-        .await;
+    let his = app.archival(&bob, "?query=saffron").await;
     assert_eq!(his.body["memories"], json!([]), "{}", his.body);
     assert_eq!(app.history(&bob, "").await.body["messages"], json!([]));
-    let usage = app.get("/api/v1/user/usage", &bob).await;
+    let usage = app.usage(&bob, "").await;
     assert_eq!(usage.body["totals"]["messages"], 0);
-    let alice_agent = app.get("/api/v1/agent/status", &alice).await.body["agent_id"].clone();
-    assert_ne!(
-        app.get("/api/v1/agent/status", &bob).await.body["agent_id"],
-        alice_agent
-    );
+    let alice_agent = app.agent_status(&alice).await.body["agent_id"].clone();
+    assert_ne!(app.agent_status(&bob).await.body["agent_id"], alice_agent);
     // Nothing in any request names a user: ids in bodies or queries are refused, not obeyed.
-    let reply = app
-        .get("/api/v1/agent/memory/archival?user_id=x", &bob)
-        .await;
+    let reply = app.archival(&bob, "?user_id=x").await;
     assert_eq!(reply.status, 422);
 }
 
@@ -528,7 +469,7 @@ async fn every_user_and_agent_endpoint_requires_a_token() {
 
 /// The agent's archival memories as `GET /agent/status` counts them.
 async fn counted(app: &TestApp, token: &str) -> u64 {
-    let s = app.get("/api/v1/agent/status", token).await;
+    let s = app.agent_status(token).await;
     assert_eq!(s.status, 200, "{}", s.body);
     s.body["archival_passages"].as_u64().unwrap()
 }
@@ -547,14 +488,8 @@ async fn letta_passages(app: &TestApp, token: &str) -> usize {
 #[tokio::test]
 async fn archival_memory_is_capped_before_letta_and_counted_without_listing_it() {
     let app = spawn_app_configured(|c| c.letta.archival_max_passages = 3).await;
-    let (_, _, token, _) = app.ready_user("Capped").await;
-    let add = |text: &str| {
-        app.post_with(
-            "/api/v1/agent/memory",
-            &token,
-            json!({"archival": {"text": text}}),
-        )
-    };
+    let TestUser { token, .. } = app.ready_user("Capped").await;
+    let add = |text: &str| app.write_memory(&token, json!({"archival": {"text": text}}));
     for text in ["Zed plays the oboe.", "Zed lives in Porto."] {
         let reply = add(text).await;
         assert_eq!(reply.status, 200, "{}", reply.body);
@@ -584,7 +519,7 @@ async fn archival_memory_is_capped_before_letta_and_counted_without_listing_it()
     );
 
     // Deleting one makes room for one.
-    let listed = app.get("/api/v1/agent/memory/archival", &token).await;
+    let listed = app.archival(&token, "").await;
     let id = listed.body["memories"][0]["id"]
         .as_str()
         .unwrap()
@@ -604,9 +539,7 @@ async fn archival_memory_is_capped_before_letta_and_counted_without_listing_it()
     assert_eq!(letta_passages(&app, &token).await, 3);
 
     // A full reset starts an empty archive and an empty count.
-    let reset = app
-        .post_with("/api/v1/agent/reset", &token, json!({"scope": "all"}))
-        .await;
+    let reset = app.reset(&token, json!({"scope": "all"})).await;
     assert!(reset.status.is_success(), "{}", reset.body);
     assert_eq!(counted(&app, &token).await, 0);
     assert_eq!(add("A fresh start.").await.status, 200);

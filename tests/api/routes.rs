@@ -1,0 +1,163 @@
+//! One helper per route of the API on [`TestApp`], so tests say what they do
+//! (`app.budget(&token)`) rather than how (`app.get("/api/v1/user/budget", &token)`).
+//! Tests of the routes' edges (bad paths, methods, bodies) still send their own requests.
+
+use reqwest::Method;
+use serde_json::{Value, json};
+
+use crate::helpers::{ChatReply, Reply, TestApp, read_chat, unique_email};
+
+impl TestApp {
+    /// Registers a new user and returns (email, password, register reply).
+    pub(crate) async fn register(&self, display_name: &str) -> (String, String, Reply) {
+        let email = unique_email();
+        let password = "correct-horse-battery".to_string();
+        let reply = self
+            .post(
+                "/api/v1/auth/register",
+                json!({"email": email, "password": password, "display_name": display_name}),
+            )
+            .await;
+        (email, password, reply)
+    }
+
+    pub(crate) async fn login(&self, email: &str, password: &str) -> Reply {
+        self.post(
+            "/api/v1/auth/login",
+            json!({"email": email, "password": password}),
+        )
+        .await
+    }
+
+    /// `POST /auth/refresh`.
+    pub(crate) async fn refresh(&self, refresh_token: &str) -> Reply {
+        self.post(
+            "/api/v1/auth/refresh",
+            json!({"refresh_token": refresh_token}),
+        )
+        .await
+    }
+
+    /// `GET /auth/me`.
+    pub(crate) async fn me(&self, token: &str) -> Reply {
+        self.get("/api/v1/auth/me", token).await
+    }
+
+    /// `DELETE /api/v1/auth/account` with the token and, when given, the password.
+    pub(crate) async fn delete_account(&self, token: &str, password: Option<&str>) -> Reply {
+        let body = password.map(|p| json!({"password": p}));
+        self.call(Method::DELETE, "/api/v1/auth/account", Some(token), body)
+            .await
+    }
+
+    /// `GET /user/profile`.
+    pub(crate) async fn profile(&self, token: &str) -> Reply {
+        self.get("/api/v1/user/profile", token).await
+    }
+
+    /// `PATCH /user/profile`.
+    pub(crate) async fn update_profile(&self, token: &str, changes: Value) -> Reply {
+        self.call(
+            Method::PATCH,
+            "/api/v1/user/profile",
+            Some(token),
+            Some(changes),
+        )
+        .await
+    }
+
+    /// `GET /user/budget`.
+    pub(crate) async fn budget(&self, token: &str) -> Reply {
+        self.get("/api/v1/user/budget", token).await
+    }
+
+    /// `POST /user/budget`.
+    pub(crate) async fn set_budget(&self, token: &str, body: Value) -> Reply {
+        self.post_with("/api/v1/user/budget", token, body).await
+    }
+
+    /// `GET /user/usage` with a query (`""`, or `?from=…`).
+    pub(crate) async fn usage(&self, token: &str, query: &str) -> Reply {
+        self.get(&format!("/api/v1/user/usage{query}"), token).await
+    }
+
+    /// `GET /user/health`.
+    pub(crate) async fn account_health(&self, token: &str) -> Reply {
+        self.get("/api/v1/user/health", token).await
+    }
+
+    /// `GET /models`.
+    pub(crate) async fn models(&self, token: &str) -> Reply {
+        self.get("/api/v1/models", token).await
+    }
+
+    /// `GET /agent/status`.
+    pub(crate) async fn agent_status(&self, token: &str) -> Reply {
+        self.get("/api/v1/agent/status", token).await
+    }
+
+    /// `GET /agent/memory`.
+    pub(crate) async fn memory(&self, token: &str) -> Reply {
+        self.get("/api/v1/agent/memory", token).await
+    }
+
+    /// `POST /agent/memory`: a block's new value, or an archival memory.
+    pub(crate) async fn write_memory(&self, token: &str, body: Value) -> Reply {
+        self.post_with("/api/v1/agent/memory", token, body).await
+    }
+
+    /// `GET /agent/memory/archival` with a query (`""`, or `?query=…`).
+    pub(crate) async fn archival(&self, token: &str, query: &str) -> Reply {
+        self.get(&format!("/api/v1/agent/memory/archival{query}"), token)
+            .await
+    }
+
+    /// `POST /agent/reset`.
+    pub(crate) async fn reset(&self, token: &str, body: Value) -> Reply {
+        self.post_with("/api/v1/agent/reset", token, body).await
+    }
+
+    /// `GET /conversations` with a query (`""`, or `?limit=…`).
+    pub(crate) async fn conversations(&self, token: &str, query: &str) -> Reply {
+        self.get(&format!("/api/v1/conversations{query}"), token)
+            .await
+    }
+
+    /// `POST /conversations`.
+    pub(crate) async fn create_conversation(&self, token: &str, body: Value) -> Reply {
+        self.post_with("/api/v1/conversations", token, body).await
+    }
+
+    pub(crate) async fn chat_request(
+        &self,
+        token: &str,
+        content: &str,
+        idempotency_key: Option<&str>,
+    ) -> reqwest::Response {
+        let mut request = self
+            .http
+            .post(format!("{}/api/v1/chat/message", self.base))
+            .bearer_auth(token)
+            .json(&json!({"content": content}));
+        if let Some(k) = idempotency_key {
+            request = request.header("idempotency-key", k);
+        }
+        request.send().await.expect("chat request")
+    }
+
+    /// Sends a message and reads the whole SSE stream (or the JSON error).
+    pub(crate) async fn chat(
+        &self,
+        token: &str,
+        content: &str,
+        idempotency_key: Option<&str>,
+    ) -> ChatReply {
+        let res = self.chat_request(token, content, idempotency_key).await;
+        read_chat(res).await
+    }
+
+    pub(crate) async fn history(&self, token: &str, query: &str) -> Reply {
+        self.get(&format!("/api/v1/chat/history{query}"), token)
+            .await
+    }
+}
