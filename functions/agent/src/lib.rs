@@ -88,14 +88,74 @@ async fn memory(
 #[serde(deny_unknown_fields)]
 struct Archival {
     /// The text (Letta splits a long one into several memories).
+    #[schema(max_length = 10000, pattern = r"\S")]
     text: String,
-    /// Tags to find it by.
+    /// Tags to find it by (at most 20, each 1–64 characters).
     #[serde(default)]
+    #[schema(max_items = 20, inline, value_type = Vec<TagName>)]
     tags: Vec<String>,
 }
 
-/// Either `{label, value}` (replace a block) or `{archival: {text, tags?}}`.
+/// A tag (1–64 characters, not only spaces).
+#[derive(ToSchema)]
+#[schema(value_type = String, max_length = 64, pattern = r"\S")]
+struct TagName(#[allow(dead_code, reason = "a description only")] String);
+
+/// A reset's scope.
+#[derive(ToSchema)]
+#[schema(rename_all = "snake_case")]
+#[allow(dead_code, reason = "a description only: ResetBody parses the scope")]
+enum ScopeName {
+    /// The agent forgets the conversation, keeps its memory.
+    Messages,
+    /// A new agent.
+    All,
+}
+
+/// An editable core memory block.
 #[derive(Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+enum BlockName {
+    /// What the agent knows of the user.
+    Human,
+    /// The agent's own persona.
+    Persona,
+}
+
+/// Replaces a core memory block.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code, reason = "a description only: MemoryWrite parses the body")]
+struct ReplaceBlock {
+    /// The block.
+    label: BlockName,
+    /// Its new text (within its limit).
+    value: String,
+}
+
+/// Adds an archival memory.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code, reason = "a description only: MemoryWrite parses the body")]
+struct AddArchival {
+    /// The memory.
+    archival: Archival,
+}
+
+/// What `POST /agent/memory` takes, as its description shows it: one of two shapes.
+/// [`MemoryWrite`] parses it, to say which field is missing when a body is neither.
+#[derive(Deserialize, ToSchema)]
+#[serde(untagged)]
+#[allow(dead_code, reason = "a description only: MemoryWrite parses the body")]
+enum MemoryWriteBody {
+    /// Replaces a core memory block.
+    Block(ReplaceBlock),
+    /// Adds an archival memory.
+    Archival(AddArchival),
+}
+
+/// Either `{label, value}` (replace a block) or `{archival: {text, tags?}}`.
+#[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct MemoryWrite {
     /// The block to replace (`human` or `persona`), with `value`.
@@ -121,7 +181,7 @@ enum MemoryWritten {
     post,
     path = "/api/v1/agent/memory",
     tag = "agent",
-    request_body = MemoryWrite,
+    request_body = MemoryWriteBody,
     responses(
         (status = 200, description = "`{block}` after a replacement, `{passages}` after an addition", body = MemoryWritten),
         (status = 404, description = "No such block", body = ErrorBody),
@@ -173,12 +233,14 @@ async fn write_memory(
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 struct ArchivalQuery {
-    /// A search (by meaning); without it, the memories newest first.
+    /// A search (by meaning, at most 1,000 characters); without it, the memories newest first.
+    #[param(max_length = 1000)]
     query: Option<String>,
     /// Memories per page, 1–100 (default 20).
     #[param(minimum = 1, maximum = 100)]
     limit: Option<u32>,
     /// The `next_cursor` of the previous page (listing only).
+    #[param(min_length = 1)]
     cursor: Option<String>,
 }
 
@@ -235,6 +297,7 @@ async fn delete_archival(
 #[serde(deny_unknown_fields)]
 struct ResetBody {
     /// `messages` (the agent forgets the conversation, keeps its memory) or `all` (a new agent).
+    #[schema(value_type = ScopeName)]
     scope: String,
     /// Also delete the stored history.
     #[serde(default)]
@@ -249,7 +312,7 @@ struct ResetBody {
     request_body = ResetBody,
     responses(
         (status = 200, description = "Reset", body = ResetView),
-        (status = 409, description = "`turn_in_progress`, `reset_in_progress` or `provisioning`", body = ErrorBody),
+        (status = 409, description = "`turn_in_progress`, or `provisioning` (another reset, or setup, holds the account)", body = ErrorBody),
     )
 )]
 async fn reset(

@@ -16,6 +16,7 @@ use shared::{
     flows::accounts::{self, Registered, Registration},
     http::{
         ApiJson, AuthAttempt, Function, parse_optional_json,
+        schemas::{NotBlank, PersonName},
         views::{
             self,
             auth::{ConfirmationRequiredView, MeView, RefreshedView, SignedInView},
@@ -57,11 +58,15 @@ pub fn router(state: AppState) -> Router {
 #[serde(deny_unknown_fields)]
 struct RegisterBody {
     /// The email address (the login).
+    #[schema(format = Email, max_length = 254)]
     email: String,
-    /// 8–72 characters.
+    /// 8 characters to 72 bytes.
+    #[schema(min_length = 8, max_length = 72)]
     password: String,
-    /// The name the agent knows the user by (1–80 characters).
+    /// The name the agent knows the user by (1–64 characters, not only spaces, no control
+    /// characters).
     #[serde(default)]
+    #[schema(value_type = Option<PersonName>)]
     display_name: Option<String>,
 }
 
@@ -112,8 +117,10 @@ async fn register(
 #[serde(deny_unknown_fields)]
 struct LoginBody {
     /// The email address.
+    #[schema(value_type = NotBlank)]
     email: String,
     /// The password.
+    #[schema(min_length = 1)]
     password: String,
 }
 
@@ -150,6 +157,7 @@ async fn login(
 #[serde(deny_unknown_fields)]
 struct RefreshBody {
     /// The session's refresh token (single use).
+    #[schema(value_type = NotBlank)]
     refresh_token: String,
 }
 

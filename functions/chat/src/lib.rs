@@ -66,8 +66,10 @@ pub fn router(state: AppState) -> Router {
 #[serde(deny_unknown_fields)]
 struct MessageBody {
     /// The text (at most `CHAT_MAX_CHARS` characters).
+    #[schema(min_length = 1)]
     content: String,
     /// Without it, the user's default conversation.
+    #[schema(pattern = r"^(default|[0-9A-Za-z]{26})$")]
     conversation_id: Option<String>,
 }
 
@@ -161,8 +163,10 @@ struct HistoryQuery {
     #[param(minimum = 1, maximum = 100)]
     limit: Option<u32>,
     /// The `next_cursor` of the previous page.
+    #[param(min_length = 1)]
     before: Option<String>,
     /// Without it, the user's default conversation.
+    #[param(pattern = r"^(default|[0-9A-Za-z]{26})$")]
     conversation_id: Option<String>,
 }
 
@@ -193,7 +197,9 @@ async fn history(
 #[derive(Deserialize, Default, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct NewConversation {
-    /// Its title (1–100 characters); without it, one is made from the first message.
+    /// Its title (1–100 characters, not only spaces, no control characters); without it, one
+    /// is made from the first message.
+    #[schema(value_type = Option<TitleText>)]
     title: Option<String>,
 }
 
@@ -228,8 +234,9 @@ async fn create_conversation(
 struct ListQuery {
     /// Conversations per page, 1–100 (default 20).
     #[param(minimum = 1, maximum = 100)]
-    limit: Option<usize>,
+    limit: Option<u32>,
     /// The `next_cursor` of the previous page.
+    #[param(min_length = 1)]
     cursor: Option<String>,
 }
 
@@ -276,7 +283,8 @@ async fn get_conversation(
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct ConversationUpdate {
-    /// 1–100 characters.
+    /// 1–100 characters, not only spaces, no control characters.
+    #[schema(value_type = TitleText)]
     title: String,
 }
 

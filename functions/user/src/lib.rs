@@ -18,6 +18,7 @@ use shared::{
     flows::{export, models, profile, usage},
     http::{
         ApiJson, ApiQuery, Function,
+        schemas::PersonName,
         views::{
             self,
             user::{
@@ -75,9 +76,12 @@ async fn get_profile(
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct ProfileUpdate {
-    /// The name the agent knows the user by (1–80 characters); the agent learns it.
+    /// The name the agent knows the user by (1–64 characters, not only spaces, no control
+    /// characters); the agent learns it.
+    #[schema(value_type = Option<PersonName>)]
     display_name: Option<String>,
     /// One of `GET /api/v1/models`.
+    #[schema(min_length = 1)]
     model: Option<String>,
 }
 
@@ -179,8 +183,10 @@ async fn export_data(
 #[into_params(parameter_in = Query)]
 struct UsageQuery {
     /// The first day, `YYYY-MM-DD` (default: 29 days before `to`).
+    #[param(format = Date)]
     from: Option<String>,
     /// The last day, `YYYY-MM-DD` (default: today, UTC); at most 366 days in all.
+    #[param(format = Date)]
     to: Option<String>,
 }
 
