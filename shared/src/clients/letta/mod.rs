@@ -1,17 +1,21 @@
 //! Letta server REST API: BYOK providers, agents, memory, messages (typed in [`messages`]).
 
+mod agent_spec;
 pub mod messages;
 mod threads;
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
+pub use agent_spec::{
+    ARCHIVAL_INSERT_TOOL, ARCHIVAL_SEARCH_TOOL, AgentSpec, CreateAgent, agent_tools,
+};
 pub use messages::LettaMessage;
 pub use threads::StepCall;
 
 use crate::{
     app::{
-        config::{LettaConfig, PLAIN_CONTENT_AGENT_TYPE},
+        config::LettaConfig,
         dependency::{DependencyError, Service},
         secret::Secret,
     },
@@ -163,85 +167,6 @@ pub struct SearchResult {
     pub timestamp: Option<String>,
 }
 
-/// What a new agent is made of (the body of `POST /v1/agents/`).
-pub struct AgentSpec<'a> {
-    /// The agent's name.
-    pub name: &'a str,
-    /// The BYOK provider it calls the model through.
-    pub provider_name: &'a str,
-    /// The LiteLLM model it asks for.
-    pub model: &'a str,
-    /// The `human` block's first value.
-    pub human: &'a str,
-    /// The `persona` block's value.
-    pub persona: &'a str,
-    pub tags: &'a [String],
-}
-
-/// The tool with which an agent saves an archival memory itself.
-pub const ARCHIVAL_INSERT_TOOL: &str = "archival_memory_insert";
-/// The tool with which an agent searches its archival memory (its query is embedded).
-pub const ARCHIVAL_SEARCH_TOOL: &str = "archival_memory_search";
-
-/// The tools an agent of `agent_type` gets: its architecture's memory tools and archival
-/// memory. `letta_v1_agent` replies in plain content (no `send_message`, no heartbeats).
-pub fn agent_tools(agent_type: &str) -> &'static [&'static str] {
-    match agent_type {
-        PLAIN_CONTENT_AGENT_TYPE => &[
-            "memory_insert",
-            "memory_replace",
-            "conversation_search",
-            ARCHIVAL_INSERT_TOOL,
-            "archival_memory_search",
-        ],
-        _ => &[
-            "send_message",
-            "core_memory_append",
-            "core_memory_replace",
-            ARCHIVAL_INSERT_TOOL,
-            "archival_memory_search",
-        ],
-    }
-}
-
-impl AgentSpec<'_> {
-    /// The request body. The explicit `llm_config` names the user's BYOK provider, so every LLM
-    /// call carries the user's own LiteLLM key (model handles collide across providers and
-    /// cannot route per user). `max_tokens` keeps LiteLLM's worst-case budget reservation small.
-    pub fn body(&self, config: &LettaConfig) -> Value {
-        let endpoint = format!("{}/v1", config.litellm_url_for_letta);
-        json!({
-            "name": self.name,
-            "agent_type": config.agent_type,
-            "tags": self.tags,
-            "memory_blocks": [
-                {"label": "human", "value": self.human, "limit": 5000,
-                 "description": "What I know about the person I am talking with: name, preferences, facts they shared."},
-                {"label": "persona", "value": self.persona, "limit": 5000,
-                 "description": "Who I am and how I behave in this conversation."},
-            ],
-            "tools": agent_tools(&config.agent_type),
-            "include_base_tools": false,
-            "llm_config": {
-                "model": self.model,
-                "model_endpoint_type": "openai",
-                "model_endpoint": endpoint,
-                "provider_name": self.provider_name,
-                "provider_category": "byok",
-                "context_window": config.context_window,
-                "max_tokens": config.max_tokens,
-            },
-            "embedding_config": {
-                "embedding_endpoint_type": "openai",
-                "embedding_endpoint": endpoint,
-                "embedding_model": config.embedding_model,
-                "embedding_dim": config.embedding_dim,
-                "embedding_chunk_size": 300,
-            },
-        })
-    }
-}
-
 impl Letta {
     /// A client on `http` (calls), `stream_http` (reply streams) and the configuration; Letta
     /// must take a message (answer its headers) within `accept_timeout`.
@@ -333,7 +258,7 @@ impl Letta {
     }
 
     /// Creates an agent from an [`AgentSpec`] body.
-    pub async fn create_agent(&self, body: &Value) -> Result<Agent, DependencyError> {
+    pub async fn create_agent(&self, body: &CreateAgent<'_>) -> Result<Agent, DependencyError> {
         upstream::send_json(
             Service::Letta,
             self.request(reqwest::Method::POST, "/v1/agents/")

@@ -1,0 +1,142 @@
+//! What a new agent is made of: the spec the provisioning fills in, and the typed body of
+//! `POST /v1/agents/` it becomes.
+
+use serde::Serialize;
+
+use crate::app::config::{LettaConfig, PLAIN_CONTENT_AGENT_TYPE};
+
+/// What a new agent is made of (the body of `POST /v1/agents/`).
+pub struct AgentSpec<'a> {
+    /// The agent's name.
+    pub name: &'a str,
+    /// The BYOK provider it calls the model through.
+    pub provider_name: &'a str,
+    /// The LiteLLM model it asks for.
+    pub model: &'a str,
+    /// The `human` block's first value.
+    pub human: &'a str,
+    /// The `persona` block's value.
+    pub persona: &'a str,
+    pub tags: &'a [String],
+}
+
+/// The tool with which an agent saves an archival memory itself.
+pub const ARCHIVAL_INSERT_TOOL: &str = "archival_memory_insert";
+/// The tool with which an agent searches its archival memory (its query is embedded).
+pub const ARCHIVAL_SEARCH_TOOL: &str = "archival_memory_search";
+
+/// The tools an agent of `agent_type` gets: its architecture's memory tools and archival
+/// memory. `letta_v1_agent` replies in plain content (no `send_message`, no heartbeats).
+pub fn agent_tools(agent_type: &str) -> &'static [&'static str] {
+    match agent_type {
+        PLAIN_CONTENT_AGENT_TYPE => &[
+            "memory_insert",
+            "memory_replace",
+            "conversation_search",
+            ARCHIVAL_INSERT_TOOL,
+            "archival_memory_search",
+        ],
+        _ => &[
+            "send_message",
+            "core_memory_append",
+            "core_memory_replace",
+            ARCHIVAL_INSERT_TOOL,
+            "archival_memory_search",
+        ],
+    }
+}
+
+impl<'a> AgentSpec<'a> {
+    /// The request body. The explicit `llm_config` names the user's BYOK provider, so every LLM
+    /// call carries the user's own LiteLLM key (model handles collide across providers and
+    /// cannot route per user). `max_tokens` keeps LiteLLM's worst-case budget reservation small.
+    pub fn body(&self, config: &'a LettaConfig) -> CreateAgent<'a> {
+        let endpoint = format!("{}/v1", config.litellm_url_for_letta);
+        CreateAgent {
+            name: self.name,
+            agent_type: &config.agent_type,
+            tags: self.tags,
+            memory_blocks: [
+                BlockRequest {
+                    label: "human",
+                    value: self.human,
+                    limit: BLOCK_LIMIT,
+                    description: "What I know about the person I am talking with: name, \
+                                  preferences, facts they shared.",
+                },
+                BlockRequest {
+                    label: "persona",
+                    value: self.persona,
+                    limit: BLOCK_LIMIT,
+                    description: "Who I am and how I behave in this conversation.",
+                },
+            ],
+            tools: agent_tools(&config.agent_type),
+            include_base_tools: false,
+            llm_config: LlmConfig {
+                model: self.model,
+                model_endpoint_type: "openai",
+                model_endpoint: endpoint.clone(),
+                provider_name: self.provider_name,
+                provider_category: "byok",
+                context_window: config.context_window,
+                max_tokens: config.max_tokens,
+            },
+            embedding_config: EmbeddingConfig {
+                embedding_endpoint_type: "openai",
+                embedding_endpoint: endpoint,
+                embedding_model: &config.embedding_model,
+                embedding_dim: config.embedding_dim,
+                embedding_chunk_size: 300,
+            },
+        }
+    }
+}
+
+/// A core memory block's size limit, characters.
+const BLOCK_LIMIT: u32 = 5000;
+
+/// `POST /v1/agents/`'s body: the fields of letta-client's `AgentCreateParams` the backend
+/// sets.
+#[derive(Debug, Serialize)]
+pub struct CreateAgent<'a> {
+    name: &'a str,
+    agent_type: &'a str,
+    tags: &'a [String],
+    memory_blocks: [BlockRequest<'a>; 2],
+    tools: &'static [&'static str],
+    include_base_tools: bool,
+    llm_config: LlmConfig<'a>,
+    embedding_config: EmbeddingConfig<'a>,
+}
+
+/// A core memory block to make (`CreateBlockParam`).
+#[derive(Debug, Serialize)]
+struct BlockRequest<'a> {
+    label: &'static str,
+    value: &'a str,
+    limit: u32,
+    description: &'static str,
+}
+
+/// The model and where Letta calls it (`LlmConfigParam`).
+#[derive(Debug, Serialize)]
+struct LlmConfig<'a> {
+    model: &'a str,
+    model_endpoint_type: &'static str,
+    model_endpoint: String,
+    provider_name: &'a str,
+    provider_category: &'static str,
+    context_window: u32,
+    max_tokens: u32,
+}
+
+/// The embedding model and where Letta calls it (`EmbeddingConfigParam`).
+#[derive(Debug, Serialize)]
+struct EmbeddingConfig<'a> {
+    embedding_endpoint_type: &'static str,
+    embedding_endpoint: String,
+    embedding_model: &'a str,
+    embedding_dim: u32,
+    embedding_chunk_size: u32,
+}
