@@ -20,12 +20,17 @@ pub const PROVISIONING_RETRY_AFTER_SECS: u64 = 2;
 macro_rules! error_codes {
     ($($(#[$doc:meta])* $variant:ident = $name:literal,)+) => {
         /// The stable machine-readable codes, by status (the API description lists them).
+        /// Their wire names are the variants in snake_case (a unit test holds `as_str` to it).
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+        #[serde(rename_all = "snake_case")]
         pub enum ErrorCode {
-            $($(#[$doc])* #[serde(rename = $name)] $variant,)+
+            $($(#[$doc])* $variant,)+
         }
 
         impl ErrorCode {
+            /// Every code.
+            pub const ALL: &[Self] = &[$(Self::$variant,)+];
+
             /// The code as clients see it.
             pub fn as_str(self) -> &'static str {
                 match self {
@@ -406,6 +411,14 @@ impl From<DependencyError> for AppError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_code_is_on_the_wire_as_its_name() {
+        for code in ErrorCode::ALL {
+            assert_eq!(serde_json::to_value(code).unwrap(), code.as_str());
+        }
+        assert_eq!(ErrorCode::ALL.len(), 30);
+    }
     use axum::body::to_bytes;
 
     async fn render(err: AppError) -> (StatusCode, axum::http::HeaderMap, serde_json::Value) {
