@@ -11,7 +11,7 @@ use aws_sdk_dynamodb::{
 };
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
 
-use super::table;
+use super::keys::{PARTITION_KEY, SORT_KEY};
 use crate::app::dependency::{DependencyError, Service};
 
 pub(crate) fn s(v: &str) -> AttributeValue {
@@ -25,8 +25,8 @@ pub(crate) fn n(v: impl ToString) -> AttributeValue {
 /// The primary key of one item.
 pub(crate) fn key(pk: String, sk: String) -> HashMap<String, AttributeValue> {
     HashMap::from([
-        (table::PARTITION_KEY.to_string(), AttributeValue::S(pk)),
-        (table::SORT_KEY.to_string(), AttributeValue::S(sk)),
+        (PARTITION_KEY.to_string(), AttributeValue::S(pk)),
+        (SORT_KEY.to_string(), AttributeValue::S(sk)),
     ])
 }
 

@@ -3,6 +3,13 @@
 
 use crate::domain::{ConversationId, UserId};
 
+/// The partition key attribute.
+pub const PARTITION_KEY: &str = "pk";
+/// The sort key attribute.
+pub const SORT_KEY: &str = "sk";
+/// Epoch seconds; DynamoDB deletes the item some time after. Reads must not rely on it.
+pub const TTL_ATTRIBUTE: &str = "ttl";
+
 /// The prefix of a user's partition.
 pub(crate) const USER_PREFIX: &str = "USER#";
 

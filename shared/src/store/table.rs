@@ -1,12 +1,7 @@
 //! The table's definition, and (for local runs only) its creation. `template.yaml` declares
 //! the same table; a test compares the two.
 
-/// The partition key attribute.
-pub const PARTITION_KEY: &str = "pk";
-/// The sort key attribute.
-pub const SORT_KEY: &str = "sk";
-/// Epoch seconds; DynamoDB deletes the item some time after. Reads must not rely on it.
-pub const TTL_ATTRIBUTE: &str = "ttl";
+pub use super::keys::{PARTITION_KEY, SORT_KEY, TTL_ATTRIBUTE};
 
 #[cfg(feature = "local")]
 pub use local::ensure_table;

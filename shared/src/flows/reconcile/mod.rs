@@ -12,10 +12,12 @@ use futures_util::{StreamExt, stream};
 use serde::Serialize;
 
 mod billing;
+mod check;
 mod orphans;
 mod user;
 
-use user::{Checked, check_user};
+use check::Checked;
+use user::check_user;
 
 use crate::{
     app::{clock::now_rfc3339, error::AppError},

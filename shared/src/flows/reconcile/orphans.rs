@@ -7,7 +7,7 @@
 
 use super::{
     Kind,
-    user::{Checked, archive_name, done, past_grace},
+    check::{Checked, archive_name, done, past_grace},
 };
 use crate::{
     app::error::AppError,

@@ -1,7 +1,12 @@
 //! The check of one user with a profile: the identity, provisioning, the things the profile
 //! points at, leftovers of earlier tries, and (for a ready account) the spend check.
 
-use super::{Kind, Part, billing::billing, billing::epoch_ms, billing::now_ms, orphans};
+use super::{
+    Kind, Part,
+    billing::{billing, epoch_ms, now_ms},
+    check::{Checked, archive_name, done, past_grace, repair},
+    orphans,
+};
 use crate::{
     app::{clock::now_epoch, error::AppError},
     clients::{
@@ -11,32 +16,11 @@ use crate::{
     domain::{Profile, ProvisioningState, UserId},
     flows::{
         accounts,
-        provisioning::{self, Owner, agent_name, provider_name},
+        provisioning::{self, Owner, provider_name},
     },
     state::AppState,
     store::Transition,
 };
-
-/// What checking one user gave.
-pub(super) enum Checked {
-    /// A request holds the user's lease.
-    Busy,
-    /// No profile and nothing anywhere (maybe a Supabase user that never used the backend).
-    Nothing,
-    /// Checked: the findings (with whether each was fixed).
-    Done {
-        findings: Vec<(Kind, bool)>,
-        unsettled: usize,
-    },
-}
-
-/// Findings with nothing left to judge later.
-pub(super) fn done(findings: Vec<(Kind, bool)>) -> Checked {
-    Checked::Done {
-        findings,
-        unsettled: 0,
-    }
-}
 
 /// Checks one user; `has_identity` is whether the Supabase listing had them.
 pub(super) async fn check_user(
@@ -223,26 +207,6 @@ async fn leftovers(
     Ok(kinds.into_iter().flatten().map(|k| (k, fixed)).collect())
 }
 
-/// The name Letta gives the archive of a user's agent.
-pub(super) fn archive_name(user: &UserId) -> String {
-    format!("{}'s Archive", agent_name(user))
-}
-
-/// Runs a repair holding the user's lease; false when a request holds it (the next run
-/// tries again).
-pub(super) async fn repair(
-    state: &AppState,
-    user: &UserId,
-    work: impl Future<Output = Result<(), AppError>>,
-) -> Result<bool, AppError> {
-    let busy = "the account is busy".to_string();
-    match provisioning::with_lease(state, user, busy, |_| work).await {
-        Ok(()) => Ok(true),
-        Err(AppError::Provisioning(_)) => Ok(false),
-        Err(e) => Err(e),
-    }
-}
-
 /// Sends a ready account's provisioning back to `step` (under the lease) and runs it again.
 async fn rebuild(
     state: &AppState,
@@ -276,12 +240,4 @@ async fn rebuild(
         Err(AppError::Provisioning(_)) => Ok(false),
         Err(e) => Err(e),
     }
-}
-
-/// Whether a time (RFC 3339) is older than the grace period: younger things may still be in
-/// the middle of a request.
-pub(super) fn past_grace(state: &AppState) -> impl Fn(&str) -> bool {
-    let grace_ms = state.config.reconcile.grace.as_millis() as i64;
-    let now = now_ms();
-    move |at| epoch_ms(at).is_some_and(|t| now - t >= grace_ms)
 }
