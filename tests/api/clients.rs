@@ -7,7 +7,7 @@ use shared::{
     AppState,
     app::dependency::{DependencyError, Service},
     clients::{
-        letta::{AgentSpec, LettaMessage},
+        letta::{Agent, AgentSpec, LettaMessage},
         supabase::{self, SignUp},
     },
     domain::{ConversationId, Message, MessageStatus, Role, UserId},
@@ -141,14 +141,12 @@ async fn litellm_user_key_is_billed_for_its_chat_completion() {
     assert!(state.litellm.user_info(&user_id).await.unwrap().is_none());
 }
 
-#[tokio::test]
-async fn letta_agent_on_a_byok_provider_answers_and_bills_its_user() {
-    let (state, _stack) = state().await;
-    state.letta.health().await.expect("health");
-    let user_id = unique("test-letta");
+/// A LiteLLM user, a Letta provider holding its key and an agent on that provider, made with
+/// the product's clients; returns the provider's id and the agent.
+async fn byok_agent(state: &AppState, user_id: &str) -> (String, Agent) {
     let user = state
         .litellm
-        .new_user(&user_id, &format!("{user_id}-key"), 1.0, "1mo")
+        .new_user(user_id, &format!("{user_id}-key"), 1.0, "1mo")
         .await
         .expect("user/new");
     let provider_name = format!("user-{user_id}");
@@ -186,6 +184,15 @@ async fn letta_agent_on_a_byok_provider_answers_and_bills_its_user() {
         .await
         .expect("agent");
     assert_eq!(agent.llm_config["provider_name"], provider_name.as_str());
+    (provider.id, agent)
+}
+
+#[tokio::test]
+async fn letta_agent_on_a_byok_provider_answers_and_bills_its_user() {
+    let (state, _stack) = state().await;
+    state.letta.health().await.expect("health");
+    let user_id = unique("test-letta");
+    let (provider_id, agent) = byok_agent(&state, &user_id).await;
 
     let reply = state
         .letta
@@ -243,7 +250,7 @@ async fn letta_agent_on_a_byok_provider_answers_and_bills_its_user() {
     assert!(state.letta.get_agent(&agent.id).await.unwrap().is_none());
     state
         .letta
-        .delete_provider(&provider.id)
+        .delete_provider(&provider_id)
         .await
         .expect("delete provider");
     state

@@ -8,65 +8,6 @@ use crate::helpers::*;
 use reqwest::Method;
 use serde_json::{Value, json};
 
-impl TestApp {
-    /// Sends a message in a conversation and reads the whole stream (or the JSON error).
-    async fn chat_in(&self, token: &str, conversation: &str, content: &str) -> ChatReply {
-        let res = self
-            .http
-            .post(format!("{}/api/v1/chat/message", self.base))
-            .bearer_auth(token)
-            .json(&json!({"content": content, "conversation_id": conversation}))
-            .send()
-            .await
-            .expect("chat request");
-        read_chat(res).await
-    }
-
-    /// `PATCH /api/v1/user/profile` choosing `model`.
-    async fn choose_model(&self, token: &str, model: &str) -> Reply {
-        self.update_profile(token, json!({ "model": model })).await
-    }
-
-    /// The names `GET /api/v1/models` offers.
-    async fn model_names(&self, token: &str) -> Vec<String> {
-        let models = self.models(token).await;
-        models.body["models"]
-            .as_array()
-            .unwrap_or_else(|| panic!("{}", models.body))
-            .iter()
-            .map(|m| m["name"].as_str().unwrap().to_string())
-            .collect()
-    }
-
-    async fn new_conversation(&self, token: &str, body: Option<Value>) -> Value {
-        let reply = self
-            .call(Method::POST, "/api/v1/conversations", Some(token), body)
-            .await;
-        assert_eq!(reply.status, 201, "{}", reply.body);
-        reply.body
-    }
-
-    /// Every NDJSON line of the user's export.
-    async fn export(&self, token: &str) -> Vec<Value> {
-        let res = self
-            .http
-            .get(format!("{}/api/v1/user/export", self.base))
-            .bearer_auth(token)
-            .send()
-            .await
-            .expect("export");
-        assert_eq!(res.status(), 200);
-        assert_eq!(
-            res.headers()["content-type"].to_str().unwrap(),
-            "application/x-ndjson"
-        );
-        let text = res.text().await.unwrap();
-        text.lines()
-            .map(|l| serde_json::from_str(l).expect("one JSON object a line"))
-            .collect()
-    }
-}
-
 /// The agent's conversations as Letta lists them (plain HTTP, not the backend's client).
 async fn letta_conversations(app: &TestApp, agent_id: &str) -> Vec<String> {
     let letta = &app.state.config.letta;
@@ -91,12 +32,28 @@ fn event<'a>(events: &'a [SseEvent], name: &str) -> &'a SseEvent {
         .unwrap_or_else(|| panic!("no {name} event in {events:?}"))
 }
 
+/// A new conversation's id.
+async fn new_conversation_id(app: &TestApp, token: &str, body: Option<Value>) -> String {
+    let made = app.new_conversation(token, body).await;
+    made["id"].as_str().unwrap().to_string()
+}
+
+/// The contents of a conversation's stored history, newest first.
+async fn history_texts(app: &TestApp, token: &str, id: &str) -> Vec<String> {
+    let page = app.history(token, &format!("?conversation_id={id}")).await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    page.body["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["content"].as_str().unwrap().to_string())
+        .collect()
+}
+
 #[tokio::test]
-async fn conversations_share_memory_keep_their_own_history_and_stay_private() {
+async fn conversations_share_memory_and_keep_their_own_history() {
     let app = spawn_app().await;
     let TestUser { token: ada, .. } = app.ready_user("Ada").await;
-    let TestUser { token: bob, .. } = app.ready_user("Bob").await;
-
     let work = app
         .new_conversation(&ada, Some(json!({"title": "  Work  "})))
         .await;
@@ -104,14 +61,7 @@ async fn conversations_share_memory_keep_their_own_history_and_stay_private() {
     assert_eq!(work["title_by_user"], true);
     assert_eq!(work["message_count"], 0);
     let work_id = work["id"].as_str().unwrap().to_string();
-    let trip_id = app.new_conversation(&ada, None).await["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let bob_id = app.new_conversation(&bob, None).await["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let trip_id = new_conversation_id(&app, &ada, None).await;
 
     // A fact told in one conversation is known in another (one agent, one memory), also in
     // one whose prompt Letta compiled before the fact was told.
@@ -145,25 +95,11 @@ async fn conversations_share_memory_keep_their_own_history_and_stay_private() {
     assert!(!names(&asked).contains(&"title"), "{asked:?}");
 
     // Each conversation keeps its own history.
-    let history = |id: String| {
-        let app = &app;
-        let ada = ada.clone();
-        async move {
-            let page = app.history(&ada, &format!("?conversation_id={id}")).await;
-            assert_eq!(page.status, 200, "{}", page.body);
-            page.body["messages"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|m| m["content"].as_str().unwrap().to_string())
-                .collect::<Vec<_>>()
-        }
-    };
-    let work_history = history(work_id.clone()).await;
+    let work_history = history_texts(&app, &ada, &work_id).await;
     assert_eq!(work_history.len(), 2);
     assert_eq!(work_history[1], "my name is Grace Hopper.");
     assert_eq!(
-        history(trip_id.clone()).await,
+        history_texts(&app, &ada, &trip_id).await,
         [
             "Your name is Grace Hopper.",
             "What is my name?",
@@ -171,7 +107,19 @@ async fn conversations_share_memory_keep_their_own_history_and_stay_private() {
             "hello there"
         ]
     );
-    assert_eq!(history("default".into()).await.len(), 2);
+    assert_eq!(history_texts(&app, &ada, "default").await.len(), 2);
+}
+
+#[tokio::test]
+async fn conversations_are_listed_newest_first_and_another_users_are_404_everywhere() {
+    let app = spawn_app().await;
+    let TestUser { token: ada, .. } = app.ready_user("Ada").await;
+    let TestUser { token: bob, .. } = app.ready_user("Bob").await;
+    let work_id = new_conversation_id(&app, &ada, Some(json!({"title": "Work"}))).await;
+    let trip_id = new_conversation_id(&app, &ada, None).await;
+    let bob_id = new_conversation_id(&app, &bob, None).await;
+    app.chat_in(&ada, &trip_id, "hello there").await.events();
+    app.chat(&ada, "hello again", None).await.events();
 
     // The list: newest activity first, counts, pages with a cursor bound to the user.
     let list = app.conversations(&ada, "?limit=2").await;
@@ -183,101 +131,62 @@ async fn conversations_share_memory_keep_their_own_history_and_stay_private() {
         .map(|c| c["id"].as_str().unwrap())
         .collect();
     assert_eq!(ids, ["default", trip_id.as_str()]);
-    assert_eq!(list.body["conversations"][1]["message_count"], 4);
+    assert_eq!(list.body["conversations"][1]["message_count"], 2);
     let cursor = list.body["next_cursor"].as_str().expect("a next page");
-    let rest = app
-        .get(&format!("/api/v1/conversations?cursor={cursor}"), &ada)
-        .await;
+    let rest = app.conversations(&ada, &format!("?cursor={cursor}")).await;
     assert_eq!(rest.body["conversations"][0]["id"], work_id.as_str());
     assert_eq!(rest.body["next_cursor"], Value::Null);
-    let stolen = app
-        .get(&format!("/api/v1/conversations?cursor={cursor}"), &bob)
-        .await;
+    let stolen = app.conversations(&bob, &format!("?cursor={cursor}")).await;
     assert_eq!(stolen.status, 400, "{}", stolen.body);
 
     // Another user's conversation is 404 everywhere, never a leak.
-    for (method, path) in [
-        (Method::GET, format!("/api/v1/conversations/{bob_id}")),
-        (Method::DELETE, format!("/api/v1/conversations/{bob_id}")),
-        (
-            Method::GET,
-            format!("/api/v1/chat/history?conversation_id={bob_id}"),
-        ),
-        (Method::GET, "/api/v1/conversations/not-an-id".to_string()),
+    for reply in [
+        app.conversation(&ada, &bob_id).await,
+        app.delete_conversation(&ada, &bob_id).await,
+        app.history(&ada, &format!("?conversation_id={bob_id}"))
+            .await,
+        app.conversation(&ada, "not-an-id").await,
+        app.rename_conversation(&ada, &bob_id, "mine now").await,
+        app.chat_in(&ada, &bob_id, "hello").await.json(),
     ] {
-        let reply = app.call(method.clone(), &path, Some(&ada), None).await;
-        assert_eq!(reply.status, 404, "{method} {path}: {}", reply.body);
+        assert_eq!(reply.status, 404, "{}", reply.body);
     }
-    let renamed = app
-        .call(
-            Method::PATCH,
-            &format!("/api/v1/conversations/{bob_id}"),
-            Some(&ada),
-            Some(json!({"title": "mine now"})),
-        )
-        .await;
-    assert_eq!(renamed.status, 404, "{}", renamed.body);
-    let sneaked = app.chat_in(&ada, &bob_id, "hello").await.json();
-    assert_eq!(sneaked.status, 404, "{}", sneaked.body);
     let bobs = app.conversations(&bob, "").await;
     assert_eq!(bobs.body["conversations"].as_array().unwrap().len(), 1);
     assert_eq!(bobs.body["conversations"][0]["message_count"], 0);
+}
 
-    // Rename, then delete: the conversation and its stored history go.
-    let renamed = app
-        .call(
-            Method::PATCH,
-            &format!("/api/v1/conversations/{trip_id}"),
-            Some(&ada),
-            Some(json!({"title": "Trip"})),
-        )
-        .await;
+#[tokio::test]
+async fn a_conversation_is_renamed_deleted_with_its_history_and_a_reset_leaves_none() {
+    let app = spawn_app().await;
+    let TestUser { token: ada, .. } = app.ready_user("Ada").await;
+    let trip_id = new_conversation_id(&app, &ada, None).await;
+    app.chat_in(&ada, &trip_id, "hello there").await.events();
+    let work_id = new_conversation_id(&app, &ada, None).await;
+    app.chat_in(&ada, &work_id, "to work").await.events();
+
+    let renamed = app.rename_conversation(&ada, &trip_id, "Trip").await;
     assert_eq!(renamed.body["title"], "Trip", "{}", renamed.body);
-    let bad = app
-        .call(
-            Method::PATCH,
-            &format!("/api/v1/conversations/{trip_id}"),
-            Some(&ada),
-            Some(json!({"title": ""})),
-        )
-        .await;
+    let bad = app.rename_conversation(&ada, &trip_id, "").await;
     assert_eq!(bad.status, 422, "{}", bad.body);
-    let agent_id = app.profile(&ada).await.body["profile"]["agent_id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+
+    // Deleted: the conversation, its stored history and its Letta conversation go.
+    let agent_id = app.agent_id(&ada).await;
     assert_eq!(letta_conversations(&app, &agent_id).await.len(), 2);
-    let deleted = app
-        .call(
-            Method::DELETE,
-            &format!("/api/v1/conversations/{trip_id}"),
-            Some(&ada),
-            None,
-        )
-        .await;
+    let deleted = app.delete_conversation(&ada, &trip_id).await;
     assert_eq!(deleted.status, 200, "{}", deleted.body);
-    assert_eq!(deleted.body["messages_deleted"], 4);
+    assert_eq!(deleted.body["messages_deleted"], 2);
     assert_eq!(
         letta_conversations(&app, &agent_id).await.len(),
         1,
         "its Letta conversation is gone too"
     );
-    let gone = app
-        .get(&format!("/api/v1/conversations/{trip_id}"), &ada)
-        .await;
-    assert_eq!(gone.status, 404);
+    assert_eq!(app.conversation(&ada, &trip_id).await.status, 404);
     let gone = app
         .history(&ada, &format!("?conversation_id={trip_id}"))
         .await;
     assert_eq!(gone.status, 404);
-    let default = app
-        .call(
-            Method::DELETE,
-            "/api/v1/conversations/default",
-            Some(&ada),
-            None,
-        )
-        .await;
+    let default = app.delete_conversation(&ada, "default").await;
     assert_eq!(default.status, 409, "{}", default.body);
 
     // A reset that deletes the history leaves no conversation, here or in Letta.

@@ -184,7 +184,7 @@ async fn a_connection_reset_mid_stream_keeps_the_partial_reply_and_frees_the_tur
 }
 
 /// One request of a flow, as its status and `Retry-After` (a chat stream is a 200).
-async fn status_of(app: &TestApp, flow: &str, user: &FlowUser) -> (u16, bool) {
+async fn status_of(app: &TestApp, flow: &str, user: &TestUser) -> (u16, bool) {
     let token = user.token.as_str();
     let reply = match flow {
         "register" => {
@@ -223,13 +223,6 @@ async fn status_of(app: &TestApp, flow: &str, user: &FlowUser) -> (u16, bool) {
     )
 }
 
-struct FlowUser {
-    token: String,
-    email: String,
-    password: String,
-    id: String,
-}
-
 #[tokio::test]
 async fn every_flow_answers_each_fault_of_each_dependency_clearly_and_works_once_it_ends() {
     let config = stack_config();
@@ -257,29 +250,7 @@ async fn every_flow_answers_each_fault_of_each_dependency_clearly_and_works_once
         c.rates.chat_per_minute = 100_000;
     })
     .await;
-    let TestUser {
-        email,
-        password,
-        token,
-        id,
-        ..
-    } = app.ready_user("Faulted").await;
-    let user = FlowUser {
-        token,
-        email,
-        password,
-        id,
-    };
-    let flows = [
-        "register",
-        "login",
-        "chat",
-        "history",
-        "budget",
-        "set budget",
-        "memory",
-        "reset",
-    ];
+    let user = app.ready_user("Faulted").await;
     let mut table: Vec<String> = Vec::new();
     let mut deleted: Vec<String> = Vec::new();
     for (name, proxy) in &proxies {
@@ -301,59 +272,10 @@ async fn every_flow_answers_each_fault_of_each_dependency_clearly_and_works_once
             ("closes", Fault::Close),
             ("fails", failing),
         ] {
-            // An account to delete while the dependency is faulty, made while it is not.
-            let TestUser {
-                password: doomed_password,
-                token: doomed_token,
-                id: doomed,
-                ..
-            } = app.ready_user("Doomed").await;
-            proxy.set(fault);
-            let mut row = Vec::new();
-            for flow in flows {
-                let started = Instant::now();
-                let (status, retry_after) =
-                    tokio::time::timeout(Duration::from_secs(30), status_of(&app, flow, &user))
-                        .await
-                        .unwrap_or_else(|_| panic!("{flow} with {name} that {mode}: no answer"));
-                assert!(
-                    status < 500 || (status == 503 && retry_after),
-                    "{flow} with {name} that {mode}: {status}"
-                );
-                assert!(
-                    status < 400 || status == 503,
-                    "{flow} with {name} that {mode}: {status}"
-                );
-                row.push(format!("{flow} {status} {:.1?}", started.elapsed()));
-            }
-            let deletion = app
-                .delete_account(&doomed_token, Some(&doomed_password))
-                .await;
-            let status = deletion.status.as_u16();
-            assert!(
-                status == 204 || status == 503,
-                "delete with {name} that {mode}: {status}"
-            );
-            row.push(format!("delete {status}"));
-            proxy.set(Fault::Pass);
-
-            // Once the fault ends, every flow works again (locks and leases were released).
-            for flow in flows {
-                let (status, _) = status_of(&app, flow, &user).await;
-                assert!(
-                    (200..300).contains(&status),
-                    "{flow} after {name} {mode}: {status}"
-                );
-            }
-            if status == 503 {
-                // A deletion that stopped part way finishes when asked again.
-                let again = app
-                    .delete_account(&doomed_token, Some(&doomed_password))
-                    .await;
-                assert_eq!(again.status, 204, "{}", again.body);
-            }
+            let (row, doomed) =
+                fault_round(&app, &user, proxy, fault, &format!("{name} that {mode}")).await;
             deleted.push(doomed);
-            table.push(format!("{name} {mode}: {}", row.join(", ")));
+            table.push(format!("{name} {mode}: {row}"));
         }
     }
     for id in &deleted {
@@ -376,4 +298,81 @@ async fn every_flow_answers_each_fault_of_each_dependency_clearly_and_works_once
     assert!(report.findings.is_empty(), "{:?}", report.findings);
     assert!(report.errors.is_empty(), "{:?}", report.errors);
     println!("{}", table.join("\n"));
+}
+
+/// The flows each fault is tried on.
+const FLOWS: [&str; 8] = [
+    "register",
+    "login",
+    "chat",
+    "history",
+    "budget",
+    "set budget",
+    "memory",
+    "reset",
+];
+
+/// Every flow, and an account's deletion, while `proxy` has `fault`: each answers within 30 s,
+/// a 503 with `Retry-After` or a success, never another 5xx; then, the fault over, every flow
+/// works again and a deletion that stopped finishes. Returns the round's row for the table and
+/// the deleted user's id.
+async fn fault_round(
+    app: &TestApp,
+    user: &TestUser,
+    proxy: &FaultProxy,
+    fault: Fault,
+    what: &str,
+) -> (String, String) {
+    // An account to delete while the dependency is faulty, made while it is not.
+    let TestUser {
+        password: doomed_password,
+        token: doomed_token,
+        id: doomed,
+        ..
+    } = app.ready_user("Doomed").await;
+    proxy.set(fault);
+    let mut row = Vec::new();
+    for flow in FLOWS {
+        let started = Instant::now();
+        let (status, retry_after) =
+            tokio::time::timeout(Duration::from_secs(30), status_of(app, flow, user))
+                .await
+                .unwrap_or_else(|_| panic!("{flow} with {what}: no answer"));
+        assert!(
+            status < 500 || (status == 503 && retry_after),
+            "{flow} with {what}: {status}"
+        );
+        assert!(
+            status < 400 || status == 503,
+            "{flow} with {what}: {status}"
+        );
+        row.push(format!("{flow} {status} {:.1?}", started.elapsed()));
+    }
+    let deletion = app
+        .delete_account(&doomed_token, Some(&doomed_password))
+        .await;
+    let status = deletion.status.as_u16();
+    assert!(
+        status == 204 || status == 503,
+        "delete with {what}: {status}"
+    );
+    row.push(format!("delete {status}"));
+    proxy.set(Fault::Pass);
+
+    // Once the fault ends, every flow works again (locks and leases were released).
+    for flow in FLOWS {
+        let (status, _) = status_of(app, flow, user).await;
+        assert!(
+            (200..300).contains(&status),
+            "{flow} after {what}: {status}"
+        );
+    }
+    if status == 503 {
+        // A deletion that stopped part way finishes when asked again.
+        let again = app
+            .delete_account(&doomed_token, Some(&doomed_password))
+            .await;
+        assert_eq!(again.status, 204, "{}", again.body);
+    }
+    (row.join(", "), doomed)
 }

@@ -2,7 +2,8 @@
 //! an owner), revoked sessions, the operator's budget period.
 
 use crate::helpers::*;
-use serde_json::json;
+use reqwest::Method;
+use serde_json::{Value, json};
 
 #[tokio::test]
 async fn two_resets_at_once_leave_exactly_one_agent_that_the_profile_points_to() {
@@ -175,22 +176,30 @@ async fn no_upstream_text_reaches_a_client_a_stored_item_or_health() {
     no_echo("the profile", &profile.to_string());
 }
 
-#[tokio::test]
-async fn no_parameter_reaches_another_users_data() {
-    use reqwest::Method;
-    let app = spawn_app().await;
-    let TestUser { token: ada, .. } = app.ready_user("Ada Matrix").await;
-    let TestUser { token: bob, .. } = app.ready_user("Bob Matrix").await;
+/// One user's data, each piece carrying a marker (`BOBMARK`) that must never reach another
+/// user, with every id and cursor that names it.
+struct Marked {
+    conversation: String,
+    passage: String,
+    history_cursor: String,
+    list_cursor: String,
+    archival_cursor: String,
+}
+
+/// Makes [`Marked`] data for `bob`: a titled conversation with three turns (with idempotency
+/// keys `bob-key-0…2`), two archival memories and a second conversation, so every listing has
+/// a next page.
+async fn marked_data(app: &TestApp, bob: &str) -> Marked {
     // Bob's data, each piece carrying a marker that must never reach Ada.
     let conversation = app
-        .create_conversation(&bob, json!({"title": "BOBMARK title"}))
+        .create_conversation(bob, json!({"title": "BOBMARK title"}))
         .await;
     let bob_conversation = conversation.body["id"].as_str().unwrap().to_string();
     for i in 0..3 {
         let res = app
             .http
             .post(format!("{}/api/v1/chat/message", app.base))
-            .bearer_auth(&bob)
+            .bearer_auth(bob)
             .header("idempotency-key", format!("bob-key-{i}"))
             .json(&json!({"content": format!("BOBMARK message {i}"), "conversation_id": bob_conversation}))
             .send()
@@ -199,36 +208,49 @@ async fn no_parameter_reaches_another_users_data() {
         read_chat(res).await.events();
     }
     let added = app
-        .write_memory(&bob, json!({"archival": {"text": "BOBMARK memory"}}))
+        .write_memory(bob, json!({"archival": {"text": "BOBMARK memory"}}))
         .await;
-    app.write_memory(&bob, json!({"archival": {"text": "BOBMARK memory two"}}))
+    app.write_memory(bob, json!({"archival": {"text": "BOBMARK memory two"}}))
         .await;
     let passage = added.body["passages"][0]["id"]
         .as_str()
         .unwrap()
         .to_string();
     let history_cursor = app
-        .history(
-            &bob,
-            &format!("?conversation_id={bob_conversation}&limit=1"),
-        )
+        .history(bob, &format!("?conversation_id={bob_conversation}&limit=1"))
         .await
         .body["next_cursor"]
         .as_str()
         .unwrap()
         .to_string();
-    app.create_conversation(&bob, json!({})).await;
-    let list_cursor = app.conversations(&bob, "?limit=1").await.body["next_cursor"]
+    app.create_conversation(bob, json!({})).await;
+    let list_cursor = app.conversations(bob, "?limit=1").await.body["next_cursor"]
         .as_str()
         .unwrap()
         .to_string();
-    let archival_cursor = app.archival(&bob, "?limit=1").await.body["next_cursor"]
+    let archival_cursor = app.archival(bob, "?limit=1").await.body["next_cursor"]
         .as_str()
         .unwrap()
         .to_string();
+    Marked {
+        conversation: bob_conversation,
+        passage,
+        history_cursor,
+        list_cursor,
+        archival_cursor,
+    }
+}
 
-    let c = &bob_conversation;
-    let requests: Vec<(Method, String, Option<serde_json::Value>)> = vec![
+/// Every request that names one of `bob`'s things by a parameter.
+fn requests_naming(bob: &Marked) -> Vec<(Method, String, Option<Value>)> {
+    let Marked {
+        conversation: c,
+        passage,
+        history_cursor,
+        list_cursor,
+        archival_cursor,
+    } = bob;
+    vec![
         (Method::GET, format!("/api/v1/conversations/{c}"), None),
         (
             Method::PATCH,
@@ -271,8 +293,16 @@ async fn no_parameter_reaches_another_users_data() {
             "/api/v1/chat/message".to_string(),
             Some(json!({"content": "hi", "conversation_id": c})),
         ),
-    ];
-    for (method, path, body) in requests {
+    ]
+}
+
+#[tokio::test]
+async fn no_parameter_reaches_another_users_data() {
+    let app = spawn_app().await;
+    let TestUser { token: ada, .. } = app.ready_user("Ada Matrix").await;
+    let TestUser { token: bob, .. } = app.ready_user("Bob Matrix").await;
+    let marked = marked_data(&app, &bob).await;
+    for (method, path, body) in requests_naming(&marked) {
         let reply = app.call(method.clone(), &path, Some(&ada), body).await;
         let text = reply.body.to_string();
         assert!(!text.contains("BOBMARK"), "{method} {path} leaked: {text}");
@@ -283,7 +313,7 @@ async fn no_parameter_reaches_another_users_data() {
         );
     }
     // Everything of Bob's is still there.
-    let bobs = app.get(&format!("/api/v1/conversations/{c}"), &bob).await;
+    let bobs = app.conversation(&bob, &marked.conversation).await;
     assert_eq!(bobs.body["title"], "BOBMARK title");
     assert_eq!(bobs.body["message_count"], 6);
     let memories = app.archival(&bob, "").await;

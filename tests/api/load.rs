@@ -238,114 +238,18 @@ async fn a_soak_with_random_faults_loses_nothing_and_memory_stays_flat() {
     let stop = Arc::new(AtomicBool::new(false));
     let faults = Arc::new(AtomicUsize::new(0));
     let proxies = [&letta, &litellm, &dynamodb, &supabase];
-    let chaos = {
-        let (stop, faults) = (stop.clone(), faults.clone());
-        let proxies: Vec<FaultProxy> = proxies.iter().map(|p| (*p).clone()).collect();
-        tokio::spawn(async move {
-            while !stop.load(Ordering::Relaxed) {
-                tokio::time::sleep(Duration::from_millis(1_000 + below(3_000))).await;
-                let which = below(4) as usize;
-                let fault = match (which, below(5)) {
-                    (2, 0 | 1) => Fault::Answer {
-                        status: 400,
-                        body: DYNAMODB_THROTTLED,
-                        times: 1 + below(4) as usize,
-                    },
-                    (_, 0) => Fault::Latency(Duration::from_millis(300)),
-                    (_, 1) => Fault::Answer {
-                        status: 503,
-                        body: r#"{"detail":"injected"}"#,
-                        times: 1 + below(3) as usize,
-                    },
-                    (_, 2) => Fault::Close,
-                    (_, 3) => Fault::Hang,
-                    _ => Fault::ResetAfter(500 + below(4_000) as usize),
-                };
-                proxies[which].set(fault);
-                faults.fetch_add(1, Ordering::Relaxed);
-                tokio::time::sleep(Duration::from_millis(300 + below(1_500))).await;
-                proxies[which].set(Fault::Pass);
-            }
-        })
-    };
+    let chaos = inject_faults(
+        proxies.iter().map(|p| (*p).clone()).collect(),
+        stop.clone(),
+        faults.clone(),
+    );
 
     let seen = Arc::new(Mutex::new(Seen::default()));
     let deadline = Instant::now() + Duration::from_secs(seconds);
-    let workers = users.iter().enumerate().map(|(n, (token, _))| {
-        let (app, seen) = (&app, seen.clone());
-        async move {
-            let mut turn = 0;
-            while Instant::now() < deadline {
-                let record = |answer: String| {
-                    *seen.lock().unwrap().answers.entry(answer).or_default() += 1;
-                };
-                // Every request ends in bounded time: the dependency timeout, its retries and
-                // a turn's own length, never the client's patience.
-                let bound = Duration::from_secs(60);
-                if below(10) < 6 {
-                    turn += 1;
-                    let text = format!("soak {n}-{turn}");
-                    let answer = tokio::time::timeout(bound, async {
-                        let res = app.chat_request(token, &text, None).await;
-                        read_chat(res).await
-                    })
-                    .await
-                    .expect("a chat turn ends in bounded time");
-                    match answer {
-                        ChatReply::Stream(events) => {
-                            let start = events.first().expect("a start event");
-                            assert_eq!(start.name, "start", "{:?}", names(&events));
-                            let id = start.data["user_message_id"].as_str().unwrap();
-                            let last = events.last().unwrap();
-                            assert!(
-                                last.name == "done" || last.name == "error",
-                                "{:?}",
-                                names(&events)
-                            );
-                            let mut seen = seen.lock().unwrap();
-                            seen.accepted.push((n, id.to_string()));
-                            *seen
-                                .answers
-                                .entry(format!("chat {}", last.name))
-                                .or_default() += 1;
-                        }
-                        ChatReply::Json(reply) => {
-                            let status = reply.status.as_u16();
-                            assert!(
-                                status == 503 || status == 409,
-                                "chat: {status} {}",
-                                reply.body
-                            );
-                            if status == 503 {
-                                assert!(reply.headers.contains_key("retry-after"));
-                            }
-                            record(format!("chat {status}"));
-                        }
-                    }
-                } else {
-                    let path = [
-                        "/api/v1/chat/history?limit=5",
-                        "/api/v1/user/budget",
-                        "/api/v1/agent/memory",
-                        "/api/v1/user/usage",
-                    ][below(4) as usize];
-                    let reply = tokio::time::timeout(bound, app.get(path, token))
-                        .await
-                        .expect("a read ends in bounded time");
-                    let status = reply.status.as_u16();
-                    assert!(
-                        status == 200 || status == 503,
-                        "{path}: {status} {}",
-                        reply.body
-                    );
-                    if status == 503 {
-                        assert!(reply.headers.contains_key("retry-after"));
-                    }
-                    record(format!("read {status}"));
-                }
-            }
-        }
-    });
+    let workers = users
+        .iter()
+        .enumerate()
+        .map(|(n, (token, _))| soak_worker(&app, n, token, deadline, seen.clone()));
     futures_util::future::join_all(workers).await;
     stop.store(true, Ordering::Relaxed);
     chaos.await.unwrap();
@@ -357,8 +261,166 @@ async fn a_soak_with_random_faults_loses_nothing_and_memory_stays_flat() {
     // A turn the faults left running ends within its own bounds: a silent Letta after
     // LETTA_STREAM_SILENCE_SECS (30 s), then the read-back, the pricing (5 s at most) and the
     // end's write, each with its retries: about 70 s in the worst case, so up to 120 s here.
-    let faults_off = std::time::Instant::now();
     let seen = std::mem::take(&mut *seen.lock().unwrap());
+    settled_and_answering(&app, &users, &seen).await;
+    let rss_end = rss_kib();
+
+    // Nothing orphaned, nothing billed twice (the reconciler reaches the services directly).
+    let direct = AppState::new({
+        let mut c = stack_config();
+        c.reconcile.settle = Duration::from_secs(3);
+        c
+    })
+    .await;
+    let report = reconciled_clean(&direct, &users).await;
+    let mut answers: Vec<_> = seen.answers.into_iter().collect();
+    answers.sort();
+    println!(
+        "soak: {seconds} s, {} faults injected, {} messages accepted; answers {answers:?}; \
+         reconciler repaired {}; RSS {} MiB at start, {} MiB at end",
+        faults.load(Ordering::Relaxed),
+        seen.accepted.len(),
+        report["findings"].as_array().unwrap().len(),
+        rss_start / 1024,
+        rss_end / 1024,
+    );
+    assert!(
+        rss_end < rss_start + 64 * 1024,
+        "resident memory grew from {rss_start} KiB to {rss_end} KiB"
+    );
+}
+
+/// Every few seconds, one dependency gets a random fault for a moment, until `stop`.
+fn inject_faults(
+    proxies: Vec<FaultProxy>,
+    stop: Arc<AtomicBool>,
+    faults: Arc<AtomicUsize>,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        while !stop.load(Ordering::Relaxed) {
+            tokio::time::sleep(Duration::from_millis(1_000 + below(3_000))).await;
+            let which = below(4) as usize;
+            let fault = match (which, below(5)) {
+                (2, 0 | 1) => Fault::Answer {
+                    status: 400,
+                    body: DYNAMODB_THROTTLED,
+                    times: 1 + below(4) as usize,
+                },
+                (_, 0) => Fault::Latency(Duration::from_millis(300)),
+                (_, 1) => Fault::Answer {
+                    status: 503,
+                    body: r#"{"detail":"injected"}"#,
+                    times: 1 + below(3) as usize,
+                },
+                (_, 2) => Fault::Close,
+                (_, 3) => Fault::Hang,
+                _ => Fault::ResetAfter(500 + below(4_000) as usize),
+            };
+            proxies[which].set(fault);
+            faults.fetch_add(1, Ordering::Relaxed);
+            tokio::time::sleep(Duration::from_millis(300 + below(1_500))).await;
+            proxies[which].set(Fault::Pass);
+        }
+    })
+}
+
+/// Every request ends in bounded time: the dependency timeout, its retries and a turn's own
+/// length, never the client's patience.
+const SOAK_BOUND: Duration = Duration::from_secs(60);
+
+/// One user's traffic until `deadline`: turns (six in ten) and reads, each answer checked and
+/// counted in `seen`.
+async fn soak_worker(
+    app: &TestApp,
+    n: usize,
+    token: &str,
+    deadline: Instant,
+    seen: Arc<Mutex<Seen>>,
+) {
+    let mut turn = 0;
+    while Instant::now() < deadline {
+        if below(10) < 6 {
+            turn += 1;
+            soak_turn(app, n, token, &format!("soak {n}-{turn}"), &seen).await;
+        } else {
+            soak_read(app, token, &seen).await;
+        }
+    }
+}
+
+/// A turn under faults: a stream from `start` to `done` or `error`, or a 503 or 409.
+async fn soak_turn(app: &TestApp, n: usize, token: &str, text: &str, seen: &Mutex<Seen>) {
+    let answer = tokio::time::timeout(SOAK_BOUND, async {
+        read_chat(app.chat_request(token, text, None).await).await
+    })
+    .await
+    .expect("a chat turn ends in bounded time");
+    let mut seen = seen.lock().unwrap();
+    match answer {
+        ChatReply::Stream(events) => {
+            let start = events.first().expect("a start event");
+            assert_eq!(start.name, "start", "{:?}", names(&events));
+            let id = start.data["user_message_id"].as_str().unwrap();
+            let last = events.last().unwrap();
+            assert!(
+                last.name == "done" || last.name == "error",
+                "{:?}",
+                names(&events)
+            );
+            seen.accepted.push((n, id.to_string()));
+            *seen
+                .answers
+                .entry(format!("chat {}", last.name))
+                .or_default() += 1;
+        }
+        ChatReply::Json(reply) => {
+            let status = reply.status.as_u16();
+            assert!(
+                status == 503 || status == 409,
+                "chat: {status} {}",
+                reply.body
+            );
+            if status == 503 {
+                assert!(reply.headers.contains_key("retry-after"));
+            }
+            *seen.answers.entry(format!("chat {status}")).or_default() += 1;
+        }
+    }
+}
+
+/// A read under faults: 200, or 503 with `Retry-After`.
+async fn soak_read(app: &TestApp, token: &str, seen: &Mutex<Seen>) {
+    let path = [
+        "/api/v1/chat/history?limit=5",
+        "/api/v1/user/budget",
+        "/api/v1/agent/memory",
+        "/api/v1/user/usage",
+    ][below(4) as usize];
+    let reply = tokio::time::timeout(SOAK_BOUND, app.get(path, token))
+        .await
+        .expect("a read ends in bounded time");
+    let status = reply.status.as_u16();
+    assert!(
+        status == 200 || status == 503,
+        "{path}: {status} {}",
+        reply.body
+    );
+    if status == 503 {
+        assert!(reply.headers.contains_key("retry-after"));
+    }
+    *seen
+        .lock()
+        .unwrap()
+        .answers
+        .entry(format!("read {status}"))
+        .or_default() += 1;
+}
+
+/// Once the faults are off: every accepted message is in history with a final status, and
+/// each user's next message is answered (the turn locks and slots are free). Prints how long
+/// both took.
+async fn settled_and_answering(app: &TestApp, users: &[(String, String)], seen: &Seen) {
+    let faults_off = std::time::Instant::now();
     let mut settled_after = Duration::ZERO;
     let mut answered_after = Vec::new();
     for (n, (token, _)) in users.iter().enumerate() {
@@ -369,7 +431,7 @@ async fn a_soak_with_random_faults_loses_nothing_and_memory_stays_flat() {
             .map(|(_, id)| id)
             .collect();
         let stored = eventually("every turn settled", Duration::from_secs(120), || async {
-            let messages = whole_history(&app, token).await;
+            let messages = whole_history(app, token).await;
             messages
                 .iter()
                 .all(|m| m["status"] != "pending")
@@ -418,30 +480,5 @@ async fn a_soak_with_random_faults_loses_nothing_and_memory_stays_flat() {
             .iter()
             .map(|d| format!("{:.1} s", d.as_secs_f64()))
             .collect::<Vec<_>>()
-    );
-    let rss_end = rss_kib();
-
-    // Nothing orphaned, nothing billed twice (the reconciler reaches the services directly).
-    let direct = AppState::new({
-        let mut c = stack_config();
-        c.reconcile.settle = Duration::from_secs(3);
-        c
-    })
-    .await;
-    let report = reconciled_clean(&direct, &users).await;
-    let mut answers: Vec<_> = seen.answers.into_iter().collect();
-    answers.sort();
-    println!(
-        "soak: {seconds} s, {} faults injected, {} messages accepted; answers {answers:?}; \
-         reconciler repaired {}; RSS {} MiB at start, {} MiB at end",
-        faults.load(Ordering::Relaxed),
-        seen.accepted.len(),
-        report["findings"].as_array().unwrap().len(),
-        rss_start / 1024,
-        rss_end / 1024,
-    );
-    assert!(
-        rss_end < rss_start + 64 * 1024,
-        "resident memory grew from {rss_start} KiB to {rss_end} KiB"
     );
 }

@@ -23,22 +23,20 @@ fn litellm_key_like(text: &str) -> Option<String> {
     })
 }
 
-#[tokio::test]
-async fn no_key_token_or_password_appears_in_the_logs() {
-    let app = spawn_app().await;
-    let (capture, _capturing) = Capture::start();
-    // Every reply's x-request-id, to compare with the ids the response lines carry.
-    let mut ids = BTreeSet::new();
-    let mut seen = |reply: &Reply| {
-        ids.insert(reply.headers["x-request-id"].to_str().unwrap().to_string());
-    };
+/// Notes a reply's `x-request-id`.
+fn seen(ids: &mut BTreeSet<String>, reply: &Reply) {
+    ids.insert(reply.headers["x-request-id"].to_str().unwrap().to_string());
+}
 
+/// Registers, logs in (rightly and wrongly), asks who it is and refreshes; returns the access
+/// token, the refresh token and the password.
+async fn account_traffic(app: &TestApp, ids: &mut BTreeSet<String>) -> (String, String, String) {
     let (email, password, reply) = app.register("Hal").await;
     assert_eq!(reply.status, 201, "{}", reply.body);
-    seen(&reply);
+    seen(ids, &reply);
     let login = app.login(&email, &password).await;
     assert_eq!(login.status, 200, "{}", login.body);
-    seen(&login);
+    seen(ids, &login);
     let access = login.body["session"]["access_token"]
         .as_str()
         .unwrap()
@@ -49,7 +47,7 @@ async fn no_key_token_or_password_appears_in_the_logs() {
         .to_string();
     let me = app.me(&access).await;
     assert_eq!(me.status, 200);
-    seen(&me);
+    seen(ids, &me);
     let wrong = app
         .post(
             "/api/v1/auth/login",
@@ -57,16 +55,20 @@ async fn no_key_token_or_password_appears_in_the_logs() {
         )
         .await;
     assert_eq!(wrong.status, 401);
-    seen(&wrong);
+    seen(ids, &wrong);
     let refreshed = app.refresh(&refresh).await;
     assert_eq!(refreshed.status, 200);
-    seen(&refreshed);
+    seen(ids, &refreshed);
+    (access, refresh, password)
+}
 
+/// A chat turn, the user's and the agent's flows, then the account's deletion.
+async fn use_traffic(app: &TestApp, access: &str, password: &str, ids: &mut BTreeSet<String>) {
     // A chat turn, the user's and the agent's flows.
     let res = app
         .http
         .post(format!("{}/api/v1/chat/message", app.base))
-        .bearer_auth(&access)
+        .bearer_auth(access)
         .json(&json!({"content": "hello, how are you?"}))
         .send()
         .await
@@ -74,34 +76,41 @@ async fn no_key_token_or_password_appears_in_the_logs() {
     ids.insert(res.headers()["x-request-id"].to_str().unwrap().to_string());
     let events = read_chat(res).await.events();
     assert_eq!(names(&events).last(), Some(&"done"), "{:?}", names(&events));
-    let mut seen = |reply: &Reply| {
-        ids.insert(reply.headers["x-request-id"].to_str().unwrap().to_string());
-    };
     for path in [
         "/api/v1/user/usage",
         "/api/v1/user/budget",
         "/api/v1/agent/status",
     ] {
-        let reply = app.get(path, &access).await;
+        let reply = app.get(path, access).await;
         assert_eq!(reply.status, 200, "{path}: {}", reply.body);
-        seen(&reply);
+        seen(ids, &reply);
     }
     let reply = app
-        .update_profile(&access, json!({"display_name": "Hal 2"}))
+        .update_profile(access, json!({"display_name": "Hal 2"}))
         .await;
     assert_eq!(reply.status, 200, "{}", reply.body);
-    seen(&reply);
+    seen(ids, &reply);
     let reply = app
         .write_memory(
-            &access,
+            access,
             json!({"archival": {"text": "Hal keeps a logbook."}}),
         )
         .await;
     assert!(reply.status.is_success(), "{}", reply.body);
-    seen(&reply);
-    let reply = app.delete_account(&access, Some(&password)).await;
+    seen(ids, &reply);
+    let reply = app.delete_account(access, Some(password)).await;
     assert_eq!(reply.status, 204, "{}", reply.body);
-    seen(&reply);
+    seen(ids, &reply);
+}
+
+#[tokio::test]
+async fn no_key_token_or_password_appears_in_the_logs() {
+    let app = spawn_app().await;
+    let (capture, _capturing) = Capture::start();
+    // Every reply's x-request-id, to compare with the ids the response lines carry.
+    let mut ids = BTreeSet::new();
+    let (access, refresh, password) = account_traffic(&app, &mut ids).await;
+    use_traffic(&app, &access, &password, &mut ids).await;
 
     let logs = capture.text();
     let lines: Vec<Value> = logs

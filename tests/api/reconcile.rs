@@ -109,10 +109,75 @@ fn number(v: f64) -> AttributeValue {
     AttributeValue::N(format!("{v}"))
 }
 
+/// A user whose provisioning stopped before the agent: the agent gone, the state one step
+/// back. Returns the user and the agent's old id.
+async fn unfinished_user(app: &TestApp) -> (TestUser, String) {
+    let user = app.ready_user("Unfinished").await;
+    let agent = app.agent_id(&user.token).await;
+    let deleted = app
+        .letta(Method::DELETE, &format!("/v1/agents/{agent}"))
+        .send()
+        .await
+        .unwrap();
+    assert!(deleted.status().is_success());
+    let state = AttributeValue::S("letta_provider".into());
+    set_item_field(app, &user.id, "PROFILE", "state", state).await;
+    (user, agent)
+}
+
+/// A user with a second key and a second agent left by earlier tries. Returns the user, the
+/// extra agent's id and the profile's agent id.
+async fn user_with_leftovers(app: &TestApp) -> (TestUser, String, String) {
+    let user = app.ready_user("Leftovers").await;
+    let key = app
+        .litellm(Method::POST, "/key/generate")
+        .json(&json!({"user_id": user.id, "key_alias": format!("user-{}-extra", user.id)}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(key.status(), 200);
+    let id = UserId::parse(&user.id).unwrap();
+    let profile = app.state.store.get_profile(&id).await.unwrap().unwrap();
+    let extra = shared::flows::provisioning::create_agent(&app.state, &profile)
+        .await
+        .unwrap();
+    let before = footprint(app, &user.id).await;
+    assert_eq!((before.litellm_keys, before.letta_agents), (2, 2));
+    (user, extra.id, profile.letta_agent_id.unwrap())
+}
+
+/// A ready user whose Letta provider was deleted in Letta.
+async fn user_without_provider(app: &TestApp) -> TestUser {
+    let user = app.ready_user("Broken").await;
+    let id = UserId::parse(&user.id).unwrap();
+    let profile = app.state.store.get_profile(&id).await.unwrap().unwrap();
+    let provider = profile.letta_provider_id.unwrap();
+    let deleted = app
+        .letta(Method::DELETE, &format!("/v1/providers/{provider}"))
+        .send()
+        .await
+        .unwrap();
+    assert!(deleted.status().is_success());
+    user
+}
+
+/// A user with an archive named for their agent but attached to none.
+async fn user_with_loose_archive(app: &TestApp) -> TestUser {
+    let user = app.ready_user("Loose").await;
+    let archive = app
+        .letta(Method::POST, "/v1/archives/")
+        .json(&json!({"name": format!("agent-{}'s Archive", user.id)}))
+        .send()
+        .await
+        .unwrap();
+    assert!(archive.status().is_success());
+    assert_eq!(footprint(app, &user.id).await.letta_archives, 1);
+    user
+}
+
 #[tokio::test]
 async fn orphans_lost_identities_unfinished_accounts_and_leftovers_are_found_and_repaired() {
     let app = spawn_app_exclusive_configured(|c| c.reconcile.grace = Duration::ZERO).await;
-
     // A: its Supabase user deleted outside the backend.
     let TestUser { id: gone, .. } = app.ready_user("Gone").await;
     delete_identity(&app, &gone).await;
@@ -120,90 +185,24 @@ async fn orphans_lost_identities_unfinished_accounts_and_leftovers_are_found_and
     let TestUser { id: orphan, .. } = app.ready_user("Orphan").await;
     delete_items(&app, &orphan).await;
     delete_identity(&app, &orphan).await;
-    // C: provisioning that stopped before the agent (the agent gone, the state one step back).
-    let TestUser {
-        token: token_c,
-        id: unfinished,
-        ..
-    } = app.ready_user("Unfinished").await;
-    let agent_c = app.agent_id(&token_c).await;
-    let deleted = app
-        .letta(Method::DELETE, &format!("/v1/agents/{agent_c}"))
-        .send()
-        .await
-        .unwrap();
-    assert!(deleted.status().is_success());
-    set_item_field(
-        &app,
-        &unfinished,
-        "PROFILE",
-        "state",
-        AttributeValue::S("letta_provider".into()),
-    )
-    .await;
-    // D: a second key and a second agent left by earlier tries.
-    let TestUser {
-        token: token_d,
-        id: leftovers,
-        ..
-    } = app.ready_user("Leftovers").await;
-    let key = app
-        .litellm(Method::POST, "/key/generate")
-        .json(&json!({"user_id": leftovers, "key_alias": format!("user-{leftovers}-extra")}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(key.status(), 200);
-    let id_d = UserId::parse(&leftovers).unwrap();
-    let profile_d = app.state.store.get_profile(&id_d).await.unwrap().unwrap();
-    let extra = shared::flows::provisioning::create_agent(&app.state, &profile_d)
-        .await
-        .unwrap();
-    let before = footprint(&app, &leftovers).await;
-    assert_eq!((before.litellm_keys, before.letta_agents), (2, 2));
-    // F: a ready account whose provider was deleted in Letta.
-    let TestUser {
-        token: token_f,
-        id: broken,
-        ..
-    } = app.ready_user("Broken").await;
-    let id_f = UserId::parse(&broken).unwrap();
-    let provider = app.state.store.get_profile(&id_f).await.unwrap().unwrap();
-    let provider = provider.letta_provider_id.unwrap();
-    let gone_provider = app
-        .letta(Method::DELETE, &format!("/v1/providers/{provider}"))
-        .send()
-        .await
-        .unwrap();
-    assert!(gone_provider.status().is_success());
-    // G: an archive named for a user's agent but attached to none.
-    let TestUser { id: loose, .. } = app.ready_user("Loose").await;
-    let archive = app
-        .letta(Method::POST, "/v1/archives/")
-        .json(&json!({"name": format!("agent-{loose}'s Archive")}))
-        .send()
-        .await
-        .unwrap();
-    assert!(archive.status().is_success());
-    assert_eq!(footprint(&app, &loose).await.letta_archives, 1);
+    let (unfinished, old_agent) = unfinished_user(&app).await;
+    let (leftovers, extra_agent, kept_agent) = user_with_leftovers(&app).await;
+    let broken = user_without_provider(&app).await;
+    let loose = user_with_loose_archive(&app).await;
     // E: nothing wrong.
-    let TestUser {
-        token: token_e,
-        id: fine,
-        ..
-    } = app.ready_user("Fine").await;
-    let chat = app.chat(&token_e, "hello", None).await.events();
+    let fine = app.ready_user("Fine").await;
+    let chat = app.chat(&fine.token, "hello", None).await.events();
     assert_eq!(text_of(&chat), "echo: hello");
-
     let users = [
         gone.as_str(),
         &orphan,
-        &unfinished,
-        &leftovers,
-        &broken,
-        &loose,
-        &fine,
+        &unfinished.id,
+        &leftovers.id,
+        &broken.id,
+        &loose.id,
+        &fine.id,
     ];
+
     // The reconciler lists Supabase users through the admin API; the official client reads the
     // local server's pages the same way (newest first: Fine was made last by this test).
     let supabase = &app.state.config.supabase;
@@ -212,8 +211,9 @@ async fn orphans_lost_identities_unfinished_accounts_and_leftovers_are_found_and
         |n: &str| crate::first_use::supabase_client(&["list", &supabase.url, &service_key, n, "2"]);
     let (first, second) = (page("1"), page("2"));
     assert_eq!(first["user_ids"].as_array().unwrap().len(), 2, "{first}");
-    assert_eq!(first["user_ids"][0], fine.as_str(), "{first}");
+    assert_eq!(first["user_ids"][0], fine.id.as_str(), "{first}");
     assert_ne!(first["user_ids"][1], second["user_ids"][0]);
+
     let report = reconcile(&app, &users, false).await;
     assert_eq!(report["errors"], json!([]), "{report}");
     assert_eq!(kinds(&report, &gone), [("no_identity".into(), false)]);
@@ -222,119 +222,122 @@ async fn orphans_lost_identities_unfinished_accounts_and_leftovers_are_found_and
     assert_eq!(orphaned["litellm_keys"], 1, "{orphaned}");
     assert_eq!(orphaned["letta_provider"], true, "{orphaned}");
     assert_eq!(orphaned["letta_agents"].as_array().unwrap().len(), 1);
+    let half = [("half_provisioned".into(), false)];
+    assert_eq!(kinds(&report, &unfinished.id), half);
+    let stopped_at = &finding(&report, &unfinished.id, "half_provisioned")["state"];
+    assert_eq!(stopped_at, "letta_provider");
     assert_eq!(
-        kinds(&report, &unfinished),
-        [("half_provisioned".into(), false)]
-    );
-    assert_eq!(
-        finding(&report, &unfinished, "half_provisioned")["state"],
-        "letta_provider"
-    );
-    assert_eq!(
-        kinds(&report, &leftovers),
+        kinds(&report, &leftovers.id),
         [("stale_keys".into(), false), ("extra_agents".into(), false)]
     );
-    assert_eq!(
-        finding(&report, &leftovers, "extra_agents")["agents"],
-        json!([extra.id])
-    );
-    assert_eq!(kinds(&report, &broken), [("broken".into(), false)]);
-    assert_eq!(
-        finding(&report, &broken, "broken")["missing"],
-        json!(["letta_provider"])
-    );
-    assert_eq!(kinds(&report, &loose), [("orphan_archives".into(), false)]);
-    assert_eq!(kinds(&report, &fine), []);
+    let extra = &finding(&report, &leftovers.id, "extra_agents")["agents"];
+    assert_eq!(extra, &json!([extra_agent]));
+    assert_eq!(kinds(&report, &broken.id), [("broken".into(), false)]);
+    let missing = &finding(&report, &broken.id, "broken")["missing"];
+    assert_eq!(missing, &json!(["letta_provider"]));
+    let orphan_archives = [("orphan_archives".into(), false)];
+    assert_eq!(kinds(&report, &loose.id), orphan_archives);
+    assert_eq!(kinds(&report, &fine.id), []);
     // A report names ids and counts: no key, no password, no message text.
     let text = report.to_string();
     assert!(!text.contains("sk-") && !text.contains("hello"), "{text}");
 
     let fixed = reconcile(&app, &users, true).await;
-    assert!(
-        fixed["findings"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .all(|f| f["fixed"] == true),
-        "{fixed}"
-    );
+    let findings = fixed["findings"].as_array().unwrap();
+    assert!(findings.iter().all(|f| f["fixed"] == true), "{fixed}");
     assert_eq!(footprint(&app, &orphan).await, Footprint::nothing());
     assert_eq!(footprint(&app, &gone).await, Footprint::nothing());
-    let after = footprint(&app, &leftovers).await;
+    let after = footprint(&app, &leftovers.id).await;
     assert_eq!((after.litellm_keys, after.letta_agents), (1, 1));
-    assert_eq!(
-        app.agent_id(&token_d).await,
-        profile_d.letta_agent_id.unwrap()
-    );
+    assert_eq!(app.agent_id(&leftovers.token).await, kept_agent);
     // The unfinished account was finished: a new agent, which answers.
-    let resumed = app.chat(&token_c, "are you there?", None).await.events();
-    assert_eq!(text_of(&resumed), "echo: are you there?");
-    assert_ne!(app.agent_id(&token_c).await, agent_c);
-
+    let resumed = app.chat(&unfinished.token, "are you there?", None).await;
+    assert_eq!(text_of(&resumed.events()), "echo: are you there?");
+    assert_ne!(app.agent_id(&unfinished.token).await, old_agent);
     // The broken account has a provider again and answers; the loose archive is gone.
-    let answered = app.chat(&token_f, "still mine?", None).await.events();
+    let answered = app.chat(&broken.token, "still mine?", None).await.events();
     assert_eq!(text_of(&answered), "echo: still mine?");
-    assert_eq!(footprint(&app, &broken).await.letta_providers, 1);
-    assert_eq!(footprint(&app, &loose).await.letta_archives, 0);
-
-    // The next run finds nothing; as a command it exits 0 (1 while something is open).
+    assert_eq!(footprint(&app, &broken.id).await.letta_providers, 1);
+    assert_eq!(footprint(&app, &loose.id).await.letta_archives, 0);
+    // The next run finds nothing.
     let clean = reconcile(&app, &users, false).await;
     assert_eq!(clean["findings"], json!([]), "{clean}");
+}
+
+#[tokio::test]
+async fn the_reconciler_command_exits_0_when_clean_and_1_when_something_is_open() {
+    let app = spawn_app().await;
+    let TestUser { id: user, .. } = app.ready_user("Commanded").await;
     let command = |user: &str| {
         std::process::Command::new(workspace_binary("reconciler"))
             .args(["reconcile", "--grace-secs", "0", "--user", user])
             .output()
             .unwrap()
     };
-    let out = command(&fine);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = command(&user);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
     let printed: Value = serde_json::from_slice(&out.stdout).expect("the report on stdout");
     assert_eq!(printed["users_checked"], 1);
-    delete_identity(&app, &fine).await;
-    let out = command(&fine);
+    delete_identity(&app, &user).await;
+    let out = command(&user);
     assert_eq!(out.status.code(), Some(1));
     let printed: Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(kinds(&printed, &fine), [("no_identity".into(), false)]);
+    assert_eq!(kinds(&printed, &user), [("no_identity".into(), false)]);
+}
+
+/// The reconciler's report about one user once `done` says it is complete: LiteLLM writes its
+/// spend logs in batches (every second here, later on a busy machine).
+async fn report_once(app: &TestApp, user: &str, done: impl Fn(&Value) -> bool) -> Value {
+    let done = &done;
+    eventually(
+        "LiteLLM's spend logs",
+        Duration::from_secs(60),
+        || async move {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            Some(reconcile(app, &[user], false).await).filter(|r| done(r))
+        },
+    )
+    .await
+}
+
+/// Nothing left to find about the user.
+async fn assert_clean(app: &TestApp, user: &str) {
+    let report = reconcile(app, &[user], false).await;
+    assert_eq!(report["findings"], json!([]), "{report}");
+}
+
+/// A user with two complete turns the reconciler finds nothing wrong with; returns the user
+/// and the turns' messages, newest first.
+async fn billed_user(app: &TestApp) -> (TestUser, Vec<Value>) {
+    let user = app.ready_user("Billed").await;
+    for text in ["my name is Ada", "what is my name?"] {
+        let events = app.chat(&user.token, text, None).await.events();
+        assert!(names(&events).contains(&"done"), "{:?}", names(&events));
+    }
+    // Every call of the turns billed as the turns recorded, once LiteLLM has logged them.
+    let clean = |r: &Value| r["findings"] == json!([]) && r["unsettled_turns"] == 0;
+    report_once(app, &user.id, clean).await;
+    let history = app.history(&user.token, "?limit=4").await;
+    let messages = history.body["messages"].as_array().unwrap().clone();
+    (user, messages)
 }
 
 #[tokio::test]
-async fn turns_and_days_are_checked_against_what_litellm_billed_and_repaired_where_safe() {
+async fn a_reply_that_recorded_another_cost_than_litellm_billed_is_reported_never_fixed() {
     let app = spawn_app_configured(|c| c.reconcile.settle = Duration::from_secs(3)).await;
-    let TestUser {
-        token, id: user, ..
-    } = app.ready_user("Billed").await;
-    for text in ["my name is Ada", "what is my name?"] {
-        let events = app.chat(&token, text, None).await.events();
-        assert!(names(&events).contains(&"done"), "{:?}", names(&events));
-    }
-    let settled = || async {
-        tokio::time::sleep(Duration::from_secs(4)).await;
-        reconcile(&app, &[&user], false).await
-    };
-    let report = settled().await;
-    assert_eq!(report["findings"], json!([]), "{report}");
-    assert_eq!(report["unsettled_turns"], 0, "{report}");
-
-    // A reply recording another cost than LiteLLM billed for its calls (matched by LiteLLM's
-    // request ids, which the reply keeps).
-    let history = app.history(&token, "?limit=4").await;
-    let reply = &history.body["messages"][0];
+    let (TestUser { id: user, .. }, messages) = billed_user(&app).await;
+    // Matched by LiteLLM's request ids, which the reply keeps.
+    let reply = &messages[0];
     assert_eq!(reply["role"], "assistant");
-    let (reply_id, cost) = (
-        reply["id"].as_str().unwrap().to_string(),
-        reply["cost_usd"].as_f64().unwrap(),
-    );
+    let reply_id = reply["id"].as_str().unwrap();
+    let cost = reply["cost_usd"].as_f64().unwrap();
     assert!(cost > 0.0, "{reply}");
     let sk = format!("MSG#default#{reply_id}");
     set_item_field(&app, &user, &sk, "cost_usd", number(cost * 2.0)).await;
-    let report = settled().await;
+    let report = reconcile(&app, &[&user], false).await;
     let billing = finding(&report, &user, "turn_billing");
-    assert_eq!(billing["reply"], reply_id.as_str());
+    assert_eq!(billing["reply"], reply_id);
     assert!((billing["billed_usd"].as_f64().unwrap() - cost).abs() < 1e-9);
     assert!(billing["calls"].as_u64().unwrap() >= 1);
     assert_eq!(billing["billed_calls"], billing["calls"]);
@@ -342,20 +345,21 @@ async fn turns_and_days_are_checked_against_what_litellm_billed_and_repaired_whe
     let report = reconcile(&app, &[&user], true).await;
     assert_eq!(kinds(&report, &user), [("turn_billing".into(), false)]);
     set_item_field(&app, &user, &sk, "cost_usd", number(cost)).await;
-    assert_eq!(
-        reconcile(&app, &[&user], false).await["findings"],
-        json!([])
-    );
+    assert_clean(&app, &user).await;
+}
 
-    // A turn whose usage never reached its day (DynamoDB refused the write, say): the fix
-    // records LiteLLM's bill in the day's usage.
+#[tokio::test]
+async fn a_day_whose_usage_lacks_what_litellm_billed_records_the_bill_when_fixed() {
+    let app = spawn_app_configured(|c| c.reconcile.settle = Duration::from_secs(3)).await;
+    let (TestUser { id: user, .. }, messages) = billed_user(&app).await;
+    // A turn whose usage never reached its day (DynamoDB refused the write, say).
+    let reply = &messages[0];
+    let cost = reply["cost_usd"].as_f64().unwrap();
     let day = &reply["created_at"].as_str().unwrap()[..10];
-    let usage_sk = format!("USAGE#{day}");
-    let recorded = app
-        .raw_item(&format!("USER#{user}"), &usage_sk)
-        .await
+    let (pk, usage_sk) = (format!("USER#{user}"), format!("USAGE#{day}"));
+    let recorded = app.raw_item(&pk, &usage_sk).await.unwrap()["cost_usd"]
+        .as_f64()
         .unwrap();
-    let recorded = recorded["cost_usd"].as_f64().unwrap();
     set_item_field(&app, &user, &usage_sk, "cost_usd", number(recorded - cost)).await;
     let report = reconcile(&app, &[&user], true).await;
     assert_eq!(
@@ -365,40 +369,66 @@ async fn turns_and_days_are_checked_against_what_litellm_billed_and_repaired_whe
     );
     let day_billing = finding(&report, &user, "day_billing");
     assert!((day_billing["billed_usd"].as_f64().unwrap() - recorded).abs() < 1e-9);
-    let repaired = app
-        .raw_item(&format!("USER#{user}"), &usage_sk)
+    let repaired = app.raw_item(&pk, &usage_sk).await.unwrap();
+    assert!((repaired["cost_usd"].as_f64().unwrap() - recorded).abs() < 1e-9);
+    assert_clean(&app, &user).await;
+
+    // A call billed to the user that no turn recorded (made here with a key of the user's).
+    unrecorded_call(&app, &user).await;
+    let found = |r: &Value| r["findings"].as_array().is_some_and(|f| !f.is_empty());
+    let report = report_once(&app, &user, found).await;
+    let day_billing = finding(&report, &user, "day_billing");
+    let (billed, recorded) = (&day_billing["billed_usd"], &day_billing["recorded_usd"]);
+    assert!(billed.as_f64() > recorded.as_f64(), "{day_billing}");
+    // The fix records the bill in the day's usage (the report keeps the finding); then clean.
+    let report = reconcile(&app, &[&user], true).await;
+    assert_eq!(
+        kinds(&report, &user),
+        [("day_billing".into(), true)],
+        "{report}"
+    );
+    assert_clean(&app, &user).await;
+}
+
+/// One LLM call on a short-lived key of the user's, through LiteLLM: billed, recorded by no
+/// turn.
+async fn unrecorded_call(app: &TestApp, user: &str) {
+    let key: Value = app
+        .litellm(Method::POST, "/key/generate")
+        .json(&json!({"user_id": user, "duration": "1m"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
         .await
         .unwrap();
-    assert!((repaired["cost_usd"].as_f64().unwrap() - recorded).abs() < 1e-9);
-    assert_eq!(
-        reconcile(&app, &[&user], false).await["findings"],
-        json!([])
-    );
+    let litellm = &app.state.config.litellm.base_url;
+    let call = app
+        .http
+        .post(format!("{litellm}/v1/chat/completions"))
+        .bearer_auth(key["key"].as_str().unwrap())
+        .json(&json!({"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(call.status(), 200);
+}
 
-    // A user message left pending by a turn that died with its invocation.
-    let asked = &history.body["messages"][3];
+#[tokio::test]
+async fn a_user_message_a_dead_turn_left_pending_is_marked_failed() {
+    let app = spawn_app_configured(|c| c.reconcile.settle = Duration::from_secs(3)).await;
+    let (TestUser { id: user, .. }, messages) = billed_user(&app).await;
+    let asked = &messages[3];
     assert_eq!(asked["role"], "user");
     let asked_sk = format!("MSG#default#{}", asked["id"].as_str().unwrap());
-    set_item_field(
-        &app,
-        &user,
-        &asked_sk,
-        "status",
-        AttributeValue::S("pending".into()),
-    )
-    .await;
+    let pending = AttributeValue::S("pending".into());
+    set_item_field(&app, &user, &asked_sk, "status", pending).await;
     let long_ago = time::OffsetDateTime::now_utc() - time::Duration::minutes(20);
     let long_ago = long_ago
         .format(&time::format_description::well_known::Rfc3339)
         .unwrap();
-    set_item_field(
-        &app,
-        &user,
-        &asked_sk,
-        "created_at",
-        AttributeValue::S(long_ago),
-    )
-    .await;
+    let created = AttributeValue::S(long_ago);
+    set_item_field(&app, &user, &asked_sk, "created_at", created).await;
     let report = reconcile(&app, &[&user], true).await;
     assert_eq!(
         kinds(&report, &user),
@@ -410,53 +440,7 @@ async fn turns_and_days_are_checked_against_what_litellm_billed_and_repaired_whe
         .await
         .unwrap();
     assert_eq!(settled_message["status"], "failed");
-    assert_eq!(
-        reconcile(&app, &[&user], false).await["findings"],
-        json!([])
-    );
-
-    // A call billed to the user that no turn recorded (made here with a key of the user's).
-    let key = app
-        .litellm(Method::POST, "/key/generate")
-        .json(&json!({"user_id": user, "duration": "1m"}))
-        .send()
-        .await
-        .unwrap()
-        .json::<Value>()
-        .await
-        .unwrap()["key"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let call = app
-        .http
-        .post(format!(
-            "{}/v1/chat/completions",
-            app.state.config.litellm.base_url
-        ))
-        .bearer_auth(&key)
-        .json(&json!({"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(call.status(), 200);
-    let report = settled().await;
-    let day_billing = finding(&report, &user, "day_billing");
-    assert!(
-        day_billing["billed_usd"].as_f64().unwrap() > day_billing["recorded_usd"].as_f64().unwrap(),
-        "{day_billing}"
-    );
-    // The fix records the bill in the day's usage (the report keeps the finding); then clean.
-    let report = reconcile(&app, &[&user], true).await;
-    assert_eq!(
-        kinds(&report, &user),
-        [("day_billing".into(), true)],
-        "{report}"
-    );
-    assert_eq!(
-        reconcile(&app, &[&user], false).await["findings"],
-        json!([])
-    );
+    assert_clean(&app, &user).await;
 }
 
 #[tokio::test]

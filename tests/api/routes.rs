@@ -160,4 +160,91 @@ impl TestApp {
         self.get(&format!("/api/v1/chat/history{query}"), token)
             .await
     }
+
+    /// Sends a message in a conversation and reads the whole stream (or the JSON error).
+    pub(crate) async fn chat_in(
+        &self,
+        token: &str,
+        conversation: &str,
+        content: &str,
+    ) -> ChatReply {
+        let res = self
+            .http
+            .post(format!("{}/api/v1/chat/message", self.base))
+            .bearer_auth(token)
+            .json(&json!({"content": content, "conversation_id": conversation}))
+            .send()
+            .await
+            .expect("chat request");
+        read_chat(res).await
+    }
+
+    /// `PATCH /api/v1/user/profile` choosing `model`.
+    pub(crate) async fn choose_model(&self, token: &str, model: &str) -> Reply {
+        self.update_profile(token, json!({ "model": model })).await
+    }
+
+    /// The names `GET /api/v1/models` offers.
+    pub(crate) async fn model_names(&self, token: &str) -> Vec<String> {
+        let models = self.models(token).await;
+        models.body["models"]
+            .as_array()
+            .unwrap_or_else(|| panic!("{}", models.body))
+            .iter()
+            .map(|m| m["name"].as_str().unwrap().to_string())
+            .collect()
+    }
+
+    /// `POST /conversations`, which must answer 201: the conversation.
+    pub(crate) async fn new_conversation(&self, token: &str, body: Option<Value>) -> Value {
+        let reply = self
+            .call(Method::POST, "/api/v1/conversations", Some(token), body)
+            .await;
+        assert_eq!(reply.status, 201, "{}", reply.body);
+        reply.body
+    }
+
+    /// Every NDJSON line of the user's export.
+    pub(crate) async fn export(&self, token: &str) -> Vec<Value> {
+        let res = self
+            .http
+            .get(format!("{}/api/v1/user/export", self.base))
+            .bearer_auth(token)
+            .send()
+            .await
+            .expect("export");
+        assert_eq!(res.status(), 200);
+        assert_eq!(
+            res.headers()["content-type"].to_str().unwrap(),
+            "application/x-ndjson"
+        );
+        let text = res.text().await.unwrap();
+        text.lines()
+            .map(|l| serde_json::from_str(l).expect("one JSON object a line"))
+            .collect()
+    }
+
+    /// `GET /conversations/{id}`.
+    pub(crate) async fn conversation(&self, token: &str, id: &str) -> Reply {
+        self.get(&format!("/api/v1/conversations/{id}"), token)
+            .await
+    }
+
+    /// `PATCH /conversations/{id}` with a title.
+    pub(crate) async fn rename_conversation(&self, token: &str, id: &str, title: &str) -> Reply {
+        let path = format!("/api/v1/conversations/{id}");
+        self.call(
+            Method::PATCH,
+            &path,
+            Some(token),
+            Some(json!({ "title": title })),
+        )
+        .await
+    }
+
+    /// `DELETE /conversations/{id}`.
+    pub(crate) async fn delete_conversation(&self, token: &str, id: &str) -> Reply {
+        let path = format!("/api/v1/conversations/{id}");
+        self.call(Method::DELETE, &path, Some(token), None).await
+    }
 }

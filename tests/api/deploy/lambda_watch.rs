@@ -67,9 +67,9 @@ fn free_port() -> u16 {
         .port()
 }
 
-#[tokio::test]
-async fn every_function_answers_and_chat_streams_event_by_event_under_cargo_lambda_watch() {
-    let _stack = crate::helpers::share_stack().await;
+/// `cargo lambda watch` serving every function on a free port, its secret in moto: the port,
+/// and what must live as long as the test.
+async fn watch_functions() -> (u16, Watch, SecretsManager) {
     let python = PathBuf::from(
         std::env::var("LOCAL_TOOLS_PYTHON").expect("LOCAL_TOOLS_PYTHON (set by make test)"),
     );
@@ -83,7 +83,7 @@ async fn every_function_answers_and_chat_streams_event_by_event_under_cargo_lamb
     for name in shared::app::secrets::SECRET_VARIABLES {
         watch.env_remove(name);
     }
-    let _watch = Watch(
+    let watch = Watch(
         watch
             .env("SECRETS_ID", &secret_id)
             .env("AWS_ENDPOINT_URL_SECRETS_MANAGER", &secrets.recorder.url)
@@ -104,7 +104,11 @@ async fn every_function_answers_and_chat_streams_event_by_event_under_cargo_lamb
             .spawn()
             .expect("cargo lambda watch"),
     );
-    let http = reqwest::Client::new();
+    (port, watch, secrets)
+}
+
+/// Each function's `GET /health`, waited for while the first request builds and starts it.
+async fn every_function_healthy(http: &reqwest::Client, port: u16) {
     for function in ["auth", "chat", "user", "agent"] {
         let url = format!("http://127.0.0.1:{port}/lambda-url/{function}/health");
         let start = Instant::now();
@@ -131,9 +135,10 @@ async fn every_function_answers_and_chat_streams_event_by_event_under_cargo_lamb
         assert_eq!(body["function"], function);
         assert_eq!(body["status"], "ok");
     }
+}
 
-    // Chat under Lambda response streaming: events arrive one by one, not at the end.
-    let base = format!("http://127.0.0.1:{port}/lambda-url");
+/// A new account's access token, registered through the auth function.
+async fn registered_token(http: &reqwest::Client, base: &str) -> String {
     let email = format!("lw-{}@example.com", std::process::id());
     let registered: serde_json::Value = http
         .post(format!("{base}/auth/api/v1/auth/register"))
@@ -147,6 +152,11 @@ async fn every_function_answers_and_chat_streams_event_by_event_under_cargo_lamb
     let token = registered["session"]["access_token"]
         .as_str()
         .expect("registered through the auth function");
+    token.to_string()
+}
+
+/// A slow reply's events, each with the milliseconds since the message was sent.
+async fn streamed_turn(http: &reqwest::Client, base: &str, token: &str) -> Vec<(u128, String)> {
     let sent = Instant::now();
     let res = http
         .post(format!("{base}/chat/api/v1/chat/message"))
@@ -172,6 +182,20 @@ async fn every_function_answers_and_chat_streams_event_by_event_under_cargo_lamb
             arrivals.push((sent.elapsed().as_millis(), event.event));
         }
     }
+    arrivals
+}
+
+#[tokio::test]
+async fn every_function_answers_and_chat_streams_event_by_event_under_cargo_lambda_watch() {
+    let _stack = crate::helpers::share_stack().await;
+    let (port, _watch, _secrets) = watch_functions().await;
+    let http = reqwest::Client::new();
+    every_function_healthy(&http, port).await;
+
+    // Chat under Lambda response streaming: events arrive one by one, not at the end.
+    let base = format!("http://127.0.0.1:{port}/lambda-url");
+    let token = registered_token(&http, &base).await;
+    let arrivals = streamed_turn(&http, &base, &token).await;
     for (ms, name) in &arrivals {
         println!("+{ms:>6} ms  {name}");
     }

@@ -68,6 +68,134 @@ impl Journey {
         self.fill.retain(|(p, _)| *p != placeholder);
         self.fill.push((placeholder, value.to_string()));
     }
+
+    // The journey's steps, each a function's sample events in order.
+
+    /// Registers, logs in, refreshes, and asks who it is: the tokens are set.
+    async fn sign_up(&mut self) {
+        let health = self.expect("auth-health", 200).await;
+        assert_eq!(health["function"], "auth", "{health}");
+        assert_eq!(health["status"], "ok", "{health}");
+        self.expect("auth-register", 201).await;
+        let login = self.expect("auth-login", 200).await;
+        self.set("REFRESH_TOKEN", &login["session"]["refresh_token"]);
+        let refreshed = self.expect("auth-refresh", 200).await;
+        self.set("ACCESS_TOKEN", &refreshed["session"]["access_token"]);
+        let me = self.expect("auth-me", 200).await;
+        assert_eq!(me["profile"]["state"], "ready", "{me}");
+    }
+
+    /// The user function's events.
+    async fn user_events(&mut self) {
+        for event in [
+            "user-health",
+            "user-profile",
+            "user-profile-update",
+            "user-usage",
+            "user-budget",
+            "user-budget-update",
+            "user-account-health",
+        ] {
+            self.expect(event, 200).await;
+        }
+        let models = self.expect("user-models", 200).await;
+        assert!(!models["models"].as_array().unwrap().is_empty(), "{models}");
+    }
+
+    /// The agent function's events; the archival memory listed is deleted.
+    async fn agent_events(&mut self) {
+        for event in [
+            "agent-health",
+            "agent-status",
+            "agent-memory",
+            "agent-memory-update",
+        ] {
+            self.expect(event, 200).await;
+        }
+        let listed = self.expect("agent-archival-search", 200).await;
+        self.set("PASSAGE_ID", &listed["memories"][0]["id"]);
+        self.expect("agent-archival-delete", 200).await;
+        self.expect("agent-reset", 200).await;
+    }
+
+    /// A real turn: the stream of SSE events after the prelude, ending with `done`.
+    async fn chat_turn(&mut self) {
+        let health = self.expect("chat-health", 200).await;
+        assert_eq!(health["status"], "ok", "{health}");
+        // A real turn: the stream of SSE events after the prelude, ending with `done`.
+        let turn = self.run("chat-message").await;
+        assert_eq!(turn.status, 200, "{}", turn.body);
+        assert!(
+            turn.headers["content-type"]
+                .as_str()
+                .unwrap()
+                .starts_with("text/event-stream"),
+            "{:?}",
+            turn.headers
+        );
+        let events: Vec<&str> = turn
+            .body
+            .lines()
+            .filter_map(|l| l.strip_prefix("event: "))
+            .collect();
+        assert_eq!(events.first(), Some(&"start"), "{}", turn.body);
+        assert!(events.contains(&"delta"), "{}", turn.body);
+        assert_eq!(events.last(), Some(&"done"), "{}", turn.body);
+        let history = self.expect("chat-history", 200).await;
+        assert_eq!(
+            history["messages"].as_array().unwrap().len(),
+            2,
+            "{history}"
+        );
+    }
+
+    /// A conversation made, listed, read, renamed and deleted.
+    async fn conversation_events(&mut self) {
+        let created = self.expect("chat-conversation-create", 201).await;
+        assert_eq!(created["title"], "Trip to Lisbon", "{created}");
+        self.set("CONVERSATION_ID", &created["id"]);
+        let listed = self.expect("chat-conversations", 200).await;
+        assert_eq!(
+            listed["conversations"].as_array().unwrap().len(),
+            2,
+            "{listed}"
+        );
+        self.expect("chat-conversation", 200).await;
+        let renamed = self.expect("chat-conversation-rename", 200).await;
+        assert_eq!(renamed["title"], "Lisbon in May");
+        let deleted = self.expect("chat-conversation-delete", 200).await;
+        assert_eq!(deleted["deleted"], true);
+    }
+
+    /// The export streams NDJSON: one line per record, the last one `end`.
+    async fn export(&mut self) {
+        // The export streams NDJSON: one line per record, the last one `end`.
+        let export = self.run("user-export").await;
+        assert_eq!(export.status, 200, "{}", export.body);
+        let lines: Vec<Value> = export
+            .body
+            .trim()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+            .collect();
+        assert!(
+            lines.iter().any(|l| l["type"] == "message"),
+            "{}",
+            export.body
+        );
+        assert_eq!(lines.last().unwrap()["type"], "end", "{}", export.body);
+    }
+
+    /// Logs out, logs in again and deletes the account: the token is refused after.
+    async fn sign_out_and_delete(&mut self) {
+        self.expect("auth-logout", 204).await;
+        // Logout revoked the token: deletion signs in again first.
+        let login = self.expect("auth-login", 200).await;
+        self.set("ACCESS_TOKEN", &login["session"]["access_token"]);
+        self.expect("auth-delete-account", 204).await;
+        let gone = self.run("auth-me").await;
+        assert_eq!(gone.status, 401, "{}", gone.body);
+    }
 }
 
 #[tokio::test]
@@ -94,109 +222,12 @@ async fn every_sample_event_answers_through_sam_local_invoke_in_a_lambda_contain
         started: Instant::now(),
     };
 
-    let health = j.expect("auth-health", 200).await;
-    assert_eq!(health["function"], "auth", "{health}");
-    assert_eq!(health["status"], "ok", "{health}");
-    j.expect("auth-register", 201).await;
-    let login = j.expect("auth-login", 200).await;
-    j.set("REFRESH_TOKEN", &login["session"]["refresh_token"]);
-    let refreshed = j.expect("auth-refresh", 200).await;
-    j.set("ACCESS_TOKEN", &refreshed["session"]["access_token"]);
-    let me = j.expect("auth-me", 200).await;
-    assert_eq!(me["profile"]["state"], "ready", "{me}");
-
-    for event in [
-        "user-health",
-        "user-profile",
-        "user-profile-update",
-        "user-usage",
-        "user-budget",
-        "user-budget-update",
-        "user-account-health",
-    ] {
-        j.expect(event, 200).await;
-    }
-    let models = j.expect("user-models", 200).await;
-    assert!(!models["models"].as_array().unwrap().is_empty(), "{models}");
-
-    for event in [
-        "agent-health",
-        "agent-status",
-        "agent-memory",
-        "agent-memory-update",
-    ] {
-        j.expect(event, 200).await;
-    }
-    let listed = j.expect("agent-archival-search", 200).await;
-    j.set("PASSAGE_ID", &listed["memories"][0]["id"]);
-    j.expect("agent-archival-delete", 200).await;
-    j.expect("agent-reset", 200).await;
-
-    let health = j.expect("chat-health", 200).await;
-    assert_eq!(health["status"], "ok", "{health}");
-    // A real turn: the stream of SSE events after the prelude, ending with `done`.
-    let turn = j.run("chat-message").await;
-    assert_eq!(turn.status, 200, "{}", turn.body);
-    assert!(
-        turn.headers["content-type"]
-            .as_str()
-            .unwrap()
-            .starts_with("text/event-stream"),
-        "{:?}",
-        turn.headers
-    );
-    let events: Vec<&str> = turn
-        .body
-        .lines()
-        .filter_map(|l| l.strip_prefix("event: "))
-        .collect();
-    assert_eq!(events.first(), Some(&"start"), "{}", turn.body);
-    assert!(events.contains(&"delta"), "{}", turn.body);
-    assert_eq!(events.last(), Some(&"done"), "{}", turn.body);
-    let history = j.expect("chat-history", 200).await;
-    assert_eq!(
-        history["messages"].as_array().unwrap().len(),
-        2,
-        "{history}"
-    );
-
-    let created = j.expect("chat-conversation-create", 201).await;
-    assert_eq!(created["title"], "Trip to Lisbon", "{created}");
-    j.set("CONVERSATION_ID", &created["id"]);
-    let listed = j.expect("chat-conversations", 200).await;
-    assert_eq!(
-        listed["conversations"].as_array().unwrap().len(),
-        2,
-        "{listed}"
-    );
-    j.expect("chat-conversation", 200).await;
-    let renamed = j.expect("chat-conversation-rename", 200).await;
-    assert_eq!(renamed["title"], "Lisbon in May");
-    let deleted = j.expect("chat-conversation-delete", 200).await;
-    assert_eq!(deleted["deleted"], true);
-
-    // The export streams NDJSON: one line per record, the last one `end`.
-    let export = j.run("user-export").await;
-    assert_eq!(export.status, 200, "{}", export.body);
-    let lines: Vec<Value> = export
-        .body
-        .trim()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
-        .collect();
-    assert!(
-        lines.iter().any(|l| l["type"] == "message"),
-        "{}",
-        export.body
-    );
-    assert_eq!(lines.last().unwrap()["type"], "end", "{}", export.body);
-
-    j.expect("auth-logout", 204).await;
-    // Logout revoked the token: deletion signs in again first.
-    let login = j.expect("auth-login", 200).await;
-    j.set("ACCESS_TOKEN", &login["session"]["access_token"]);
-    j.expect("auth-delete-account", 204).await;
-    let gone = j.run("auth-me").await;
-    assert_eq!(gone.status, 401, "{}", gone.body);
+    j.sign_up().await;
+    j.user_events().await;
+    j.agent_events().await;
+    j.chat_turn().await;
+    j.conversation_events().await;
+    j.export().await;
+    j.sign_out_and_delete().await;
     println!("every sample event in {} s", j.started.elapsed().as_secs());
 }

@@ -396,6 +396,18 @@ fn pattern_matches(pattern: &str, path: &str) -> bool {
 /// and all CloudFront headers (CloudFront-Viewer-Address among them).
 const ALL_VIEWER_EXCEPT_HOST_HEADER: &str = "b689b0a8-53d0-40ab-baf2-68738e2966ac";
 
+/// The CloudFront distribution's config, and its origins by id.
+fn distribution(t: &Value) -> (&Value, std::collections::HashMap<String, &Value>) {
+    let config = &t["Resources"]["Distribution"]["Properties"]["DistributionConfig"];
+    let origins = config["Origins"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .map(|o| (s(&o["Id"]), o))
+        .collect();
+    (config, origins)
+}
+
 #[test]
 fn the_cloudfront_option_sends_every_route_to_its_function_and_caches_no_api_answer() {
     let t = template();
@@ -413,13 +425,7 @@ fn the_cloudfront_option_sends_every_route_to_its_function_and_caches_no_api_ans
             "{resource} exists only with the option"
         );
     }
-    let config = &t["Resources"]["Distribution"]["Properties"]["DistributionConfig"];
-    let origins: std::collections::HashMap<String, &Value> = config["Origins"]
-        .as_sequence()
-        .unwrap()
-        .iter()
-        .map(|o| (s(&o["Id"]), o))
-        .collect();
+    let (config, origins) = distribution(&t);
     let behaviors = config["CacheBehaviors"].as_sequence().unwrap();
     // Each function's routes, from the code: CloudFront picks the first pattern that matches.
     for function in gateway::FUNCTIONS {
@@ -479,6 +485,13 @@ fn the_cloudfront_option_sends_every_route_to_its_function_and_caches_no_api_ans
             .any(|r| s(&r["Type"]) == "AWS::CloudFront::OriginRequestPolicy"),
         "the API behaviours use the managed policy"
     );
+}
+
+#[test]
+fn every_cloudfront_answer_carries_the_security_headers_and_the_gateways_csp() {
+    let t = template();
+    let (config, _) = distribution(&t);
+    let behaviors = config["CacheBehaviors"].as_sequence().unwrap();
     // Every answer carries the security headers; the CSP is the local gateway's, strict.
     let default = &config["DefaultCacheBehavior"];
     for behavior in behaviors.iter().chain([default]) {
@@ -506,6 +519,12 @@ fn the_cloudfront_option_sends_every_route_to_its_function_and_caches_no_api_ans
             .unwrap()
             >= 31_536_000
     );
+}
+
+#[test]
+fn cloudfront_proves_itself_to_auth_and_serves_the_page_from_a_private_bucket() {
+    let t = template();
+    let (config, origins) = distribution(&t);
     // The viewer address is believed only with the origin secret from auth's own secret.
     let verify = &origins["auth"]["OriginCustomHeaders"][0];
     assert_eq!(
