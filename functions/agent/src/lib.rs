@@ -87,8 +87,9 @@ async fn memory(
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct Archival {
-    /// The text (Letta splits a long one into several memories).
-    #[schema(max_length = 10000, pattern = r"\S")]
+    /// The text, at most 10,000 characters, not blank, no NUL character (Letta splits a long
+    /// one into several memories).
+    #[schema(max_length = 10000, pattern = r"^[^\x00]*[^\s\x00][^\x00]*$")]
     text: String,
     /// Tags to find it by (at most 20, each 1–64 characters).
     #[serde(default)]
@@ -96,9 +97,9 @@ struct Archival {
     tags: Vec<String>,
 }
 
-/// A tag (1–64 characters, not only spaces).
+/// A tag (1–64 characters, not only spaces, no control characters).
 #[derive(ToSchema)]
-#[schema(value_type = String, max_length = 64, pattern = r"\S")]
+#[schema(value_type = String, max_length = 64, pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$")]
 struct TagName(#[allow(dead_code, reason = "a description only")] String);
 
 /// A reset's scope.
@@ -129,7 +130,8 @@ enum BlockName {
 struct ReplaceBlock {
     /// The block.
     label: BlockName,
-    /// Its new text (within its limit).
+    /// Its new text (within its limit; no NUL character).
+    #[schema(pattern = r"^[^\x00]*$")]
     value: String,
 }
 
@@ -233,8 +235,9 @@ async fn write_memory(
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 struct ArchivalQuery {
-    /// A search (by meaning, at most 1,000 characters); without it, the memories newest first.
-    #[param(max_length = 1000)]
+    /// A search (by meaning, at most 1,000 characters, no NUL character); without it, the
+    /// memories newest first.
+    #[param(max_length = 1000, pattern = r"^[^\x00]*$")]
     query: Option<String>,
     /// Memories per page, 1–100 (default 20).
     #[param(minimum = 1, maximum = 100)]

@@ -25,7 +25,7 @@ use shared::{
     },
     http::{
         ApiJson, ApiQuery, Function, IDEMPOTENCY_KEY, parse_optional_json,
-        schemas::TitleText,
+        schemas::{AgentText, TitleText},
         views::{
             self, DeletedView,
             chat::{ConversationView, ConversationsView, HistoryView},
@@ -65,8 +65,8 @@ pub fn router(state: AppState) -> Router {
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct MessageBody {
-    /// The text (at most `CHAT_MAX_CHARS` characters).
-    #[schema(min_length = 1)]
+    /// The text (at most `CHAT_MAX_CHARS` characters; not blank, no NUL character).
+    #[schema(value_type = AgentText)]
     content: String,
     /// Without it, the user's default conversation.
     #[schema(pattern = r"^(default|[0-9A-Za-z]{26})$")]

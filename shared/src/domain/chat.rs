@@ -16,6 +16,7 @@ impl ChatContent {
                 message: "content must not be empty".into(),
             });
         }
+        super::without_nul("content", content)?;
         let chars = content.chars().count();
         if chars > max_chars {
             return Err(AppError::ContentTooLong {
@@ -56,5 +57,9 @@ mod tests {
             Err(AppError::ContentTooLong { .. })
         ));
         assert!(ChatContent::parse(&"é".repeat(10), 10).is_ok());
+        assert!(matches!(
+            ChatContent::parse("a\0b", 10),
+            Err(AppError::Validation { .. })
+        ));
     }
 }

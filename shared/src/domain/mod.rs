@@ -9,6 +9,7 @@ mod ids;
 mod message;
 mod page;
 mod profile;
+mod text;
 
 pub use account::{DisplayName, Email, Password};
 pub use chat::ChatContent;
@@ -18,3 +19,4 @@ pub use ids::{IdempotencyKey, UserId};
 pub use message::{ErrorRecord, Message, MessageStatus, Role, ToolCall, Usage};
 pub use page::{PageLimit, decode_cursor, encode_cursor};
 pub use profile::{BudgetUsedUp, Profile, ProvisioningState};
+pub use text::{without_controls, without_nul};

@@ -5,7 +5,10 @@ use serde::{Deserialize, Serialize};
 use crate::{
     app::error::{AppError, ErrorCode},
     clients::letta::{Block, Passage},
-    domain::{PageLimit, Profile, SignedInUser, decode_cursor, encode_cursor},
+    domain::{
+        PageLimit, Profile, SignedInUser, decode_cursor, encode_cursor, without_controls,
+        without_nul,
+    },
     flows::{accounts, conversations, migration, provisioning},
     state::AppState,
     store::{Lease, RateLimit},
@@ -107,6 +110,7 @@ pub async fn replace_block(
             format!("must be one of {}", EDITABLE_BLOCKS.join(", ")),
         ));
     }
+    without_nul("value", value)?;
     let (_, agent_id) = ready_agent(state, user).await?;
     let block = state
         .letta
@@ -161,7 +165,7 @@ pub async fn add_archival(
     text: &str,
     tags: &[String],
 ) -> Result<Vec<Passage>, AppError> {
-    let text = text.trim();
+    let text = without_nul("archival.text", text.trim())?;
     if text.is_empty() {
         return Err(AppError::validation("archival.text", "must not be empty"));
     }
@@ -170,6 +174,9 @@ pub async fn add_archival(
             "archival.text",
             format!("must be at most {MAX_ARCHIVAL_CHARS} characters"),
         ));
+    }
+    for tag in tags {
+        without_controls("archival.tags", tag)?;
     }
     if tags.len() > 20
         || tags
@@ -277,6 +284,9 @@ pub async fn archival(
     }
     let limit = limit.get();
     let query = query.map(str::trim).filter(|q| !q.is_empty());
+    if let Some(q) = query {
+        without_nul("query", q)?;
+    }
     if query.is_some_and(|q| q.chars().count() > MAX_QUERY_CHARS) {
         return Err(AppError::validation(
             "query",

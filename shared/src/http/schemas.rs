@@ -26,3 +26,9 @@ pub struct TitleText(#[allow(dead_code, reason = "a description only")] String);
 #[derive(ToSchema)]
 #[schema(value_type = String, pattern = r"\S")]
 pub struct NotBlank(#[allow(dead_code, reason = "a description only")] String);
+
+/// Text handed on to the agent (`ChatContent`): not blank, no NUL character (PostgreSQL,
+/// where Letta keeps it, cannot hold one).
+#[derive(ToSchema)]
+#[schema(value_type = String, pattern = r"^[^\x00]*[^\s\x00][^\x00]*$")]
+pub struct AgentText(#[allow(dead_code, reason = "a description only")] String);
