@@ -11,12 +11,54 @@ use tokio::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 /// stop or kill a service take it exclusively, so no other test sees the outage.
 static STACK: RwLock<()> = RwLock::const_new(());
 
+thread_local! {
+    /// The stack guards this test holds: each test runs on a thread of its own (its tokio
+    /// runtime too), so this counts one test's guards.
+    static HELD: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
 /// How a test holds the stack, for as long as it lives.
-pub(crate) enum StackGuard {
+pub(crate) struct StackGuard {
+    _lock: Option<Lock>,
+}
+
+enum Lock {
     /// Alongside other tests.
     Shared(#[allow(dead_code)] RwLockReadGuard<'static, ()>),
     /// Alone: the test stops or kills services.
     Exclusive(#[allow(dead_code)] RwLockWriteGuard<'static, ()>),
+}
+
+impl StackGuard {
+    /// A share of the stack. A test that holds one already (a second app of its own) takes
+    /// no second: the lock queues new readers behind a waiting writer, so a second share would
+    /// wait for the writer while the writer waited for the first.
+    async fn shared() -> Self {
+        let lock = match HELD.get() {
+            0 => Some(Lock::Shared(STACK.read().await)),
+            _ => None,
+        };
+        HELD.set(HELD.get() + 1);
+        Self { _lock: lock }
+    }
+
+    /// The stack alone.
+    async fn exclusive() -> Self {
+        assert_eq!(
+            HELD.get(),
+            0,
+            "a test takes the stack alone before anything else"
+        );
+        let lock = Some(Lock::Exclusive(STACK.write().await));
+        HELD.set(1);
+        Self { _lock: lock }
+    }
+}
+
+impl Drop for StackGuard {
+    fn drop(&mut self) {
+        HELD.set(HELD.get().saturating_sub(1));
+    }
 }
 
 pub(crate) struct TestApp {
@@ -35,24 +77,24 @@ pub(crate) struct Reply {
 
 /// The backend for a test that only uses the stack.
 pub(crate) async fn spawn_app() -> TestApp {
-    start(StackGuard::Shared(STACK.read().await)).await
+    start(StackGuard::shared().await).await
 }
 
 /// The backend for a test that stops or kills services: no other test runs meanwhile.
 pub(crate) async fn spawn_app_exclusive() -> TestApp {
-    start(StackGuard::Exclusive(STACK.write().await)).await
+    start(StackGuard::exclusive().await).await
 }
 
 /// The backend for a test that stops services, with a changed configuration.
 pub(crate) async fn spawn_app_exclusive_configured(change: impl FnOnce(&mut Config)) -> TestApp {
     let mut config = stack_config();
     change(&mut config);
-    start_with(StackGuard::Exclusive(STACK.write().await), config).await
+    start_with(StackGuard::exclusive().await, config).await
 }
 
 /// A share of the stack for a test that uses it without the gateway.
 pub(crate) async fn share_stack() -> StackGuard {
-    StackGuard::Shared(STACK.read().await)
+    StackGuard::shared().await
 }
 
 /// The stack's configuration, as `make test` exports it.
@@ -67,7 +109,7 @@ pub(crate) fn stack_config() -> Config {
 pub(crate) async fn spawn_app_configured(change: impl FnOnce(&mut Config)) -> TestApp {
     let mut config = stack_config();
     change(&mut config);
-    start_with(StackGuard::Shared(STACK.read().await), config).await
+    start_with(StackGuard::shared().await, config).await
 }
 
 async fn start(stack: StackGuard) -> TestApp {

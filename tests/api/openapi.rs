@@ -281,21 +281,25 @@ async fn schemathesis_finds_no_5xx_and_no_answer_outside_the_description() {
         .iter()
         .map(|(_, method, url)| format!("{method} {}", url.split('?').next().unwrap_or(url)))
         .collect();
-    // 429s by area (method and the path's first two segments): the limits are raised so the
-    // operations are exercised, not refused.
-    let mut limited = std::collections::BTreeMap::<String, (usize, usize)>::new();
-    for (status, method, url) in &requests {
+    // 429s by area (method and the path's first two segments, ids as `{id}`): the limits are
+    // raised so the operations are exercised, not refused.
+    let mut limited = std::collections::BTreeMap::<String, usize>::new();
+    for (status, method, url) in requests.iter().filter(|r| r.0 == 429) {
         let path = url.split("/api/v1/").nth(1).unwrap_or("health");
-        let area: Vec<&str> = path.split(['/', '?']).take(2).collect();
-        let entry = limited
-            .entry(format!("{method} {}", area.join("/")))
-            .or_default();
-        entry.0 += 1;
-        entry.1 += usize::from(*status == 429);
+        let path = path.split('?').next().unwrap_or(path);
+        let word = |s: &&str| s.chars().all(|c| c.is_ascii_lowercase() || c == '_');
+        let area: Vec<&str> = path
+            .split('/')
+            .take(2)
+            .map(|s| if word(&s) { s } else { "{id}" })
+            .collect();
+        *limited
+            .entry(format!("{method} {} {status}", area.join("/")))
+            .or_default() += 1;
     }
     println!(
         "schemathesis: {} requests, by status {by_status:?}, {} distinct method+path; \
-         (requests, 429s) by area {limited:?}",
+         throttled (429) by area: {limited:?}",
         requests.len(),
         operations.len()
     );
