@@ -100,6 +100,43 @@ async fn a_user_signed_up_with_supabase_js_is_provisioned_once_on_first_use() {
     );
 }
 
+/// A user signed up with the official client, never seen by the backend: its access token
+/// and id.
+fn signed_up_elsewhere(app: &TestApp, name: &str) -> (String, String) {
+    let supabase = &app.state.config.supabase;
+    let signed_up = supabase_client(&[
+        "signup",
+        &supabase.url,
+        supabase.anon_key.expose(),
+        &unique_email(),
+        "correct-horse-battery",
+        name,
+    ]);
+    let token = signed_up["access_token"].as_str().expect("a session");
+    let id = signed_up["user_id"].as_str().unwrap();
+    (token.to_string(), id.to_string())
+}
+
+#[tokio::test]
+async fn each_function_sets_up_an_account_it_is_the_first_to_see() {
+    let app = spawn_app().await;
+    // One new user per function, each calling that function first, alone: the function makes
+    // the profile and provisions the account (as deployed, with its own role's grants).
+    for path in [
+        "/api/v1/auth/me",
+        "/api/v1/agent/status",
+        "/api/v1/user/profile",
+        "/api/v1/conversations",
+    ] {
+        let (token, id) = signed_up_elsewhere(&app, "First Caller");
+        let first = app.get(path, &token).await;
+        assert_eq!(first.status, 200, "{path}: {}", first.body);
+        let me = me_when_ready(&app, &token).await;
+        assert_eq!(me.body["profile"]["state"], "ready", "{path}: {}", me.body);
+        assert_eq!(me.body["user"]["id"], id.as_str(), "{path}");
+    }
+}
+
 /// `GET /auth/me` once the account is ready (a concurrent first request may hold the lease).
 async fn me_when_ready(app: &TestApp, token: &str) -> Reply {
     eventually(
