@@ -1,4 +1,15 @@
-//! The wall clock, in the two forms the backend stores: RFC 3339 text and epoch seconds.
+//! The wall clock, in the forms the backend stores and compares: RFC 3339 text, epoch seconds
+//! and milliseconds, and UTC days (`YYYY-MM-DD`, the key of a day's usage).
+
+use time::{Date, OffsetDateTime, format_description::FormatItem, macros::format_description};
+
+/// A day as the backend writes and reads it: `YYYY-MM-DD`.
+pub const DAY: &[FormatItem<'static>] = format_description!("[year]-[month]-[day]");
+
+/// `YYYY-MM-DD`.
+pub fn format_day(d: Date) -> String {
+    d.format(DAY).unwrap_or_default()
+}
 
 /// Now, as RFC 3339 text (UTC).
 pub fn now_rfc3339() -> String {
@@ -9,14 +20,28 @@ pub fn now_rfc3339() -> String {
 
 /// The UTC day (`YYYY-MM-DD`) of an RFC 3339 time the backend wrote; today for anything else.
 pub fn day_of(rfc3339: &str) -> String {
-    let at = time::OffsetDateTime::parse(rfc3339, &time::format_description::well_known::Rfc3339)
-        .unwrap_or_else(|_| time::OffsetDateTime::now_utc());
-    at.to_offset(time::UtcOffset::UTC).date().to_string()
+    let at = OffsetDateTime::parse(rfc3339, &time::format_description::well_known::Rfc3339)
+        .unwrap_or_else(|_| OffsetDateTime::now_utc());
+    format_day(at.to_offset(time::UtcOffset::UTC).date())
 }
 
 /// Today (UTC), `YYYY-MM-DD`.
 pub fn today() -> String {
-    time::OffsetDateTime::now_utc().date().to_string()
+    format_day(OffsetDateTime::now_utc().date())
+}
+
+/// Now, in milliseconds since the Unix epoch.
+pub fn now_ms() -> i64 {
+    (OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64
+}
+
+/// Epoch ms of an RFC 3339 time (a time without an offset is UTC, as Letta writes them).
+pub fn epoch_ms(at: &str) -> Option<i64> {
+    use time::format_description::well_known::Rfc3339;
+    let parsed = OffsetDateTime::parse(at, &Rfc3339)
+        .or_else(|_| OffsetDateTime::parse(&format!("{at}Z"), &Rfc3339))
+        .ok()?;
+    Some((parsed.unix_timestamp_nanos() / 1_000_000) as i64)
 }
 
 /// Now, in seconds since the Unix epoch.

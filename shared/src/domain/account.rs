@@ -100,12 +100,7 @@ impl DisplayName {
                 format!("must be at most {} characters", Self::MAX_CHARS),
             ));
         }
-        if name.chars().any(char::is_control) {
-            return Err(AppError::validation(
-                "display_name",
-                "must not contain control characters",
-            ));
-        }
+        super::without_controls("display_name", name)?;
         Ok(Self(name.to_string()))
     }
 

@@ -90,12 +90,7 @@ impl Title {
                 format!("must be 1 to {} characters", Self::MAX_CHARS),
             ));
         }
-        if title.chars().any(char::is_control) {
-            return Err(AppError::validation(
-                "title",
-                "must not contain control characters",
-            ));
-        }
+        super::without_controls("title", title)?;
         Ok(Self(title.to_string()))
     }
 

@@ -14,7 +14,8 @@ pub fn without_nul<'a>(field: &str, text: &'a str) -> Result<&'a str, AppError> 
     Ok(text)
 }
 
-/// 422 naming `field` when `text` holds a control character (a tag or a name: one line).
+/// 422 naming `field` when `text` holds a control character (a tag, a name or a title: one
+/// line).
 pub fn without_controls<'a>(field: &str, text: &'a str) -> Result<&'a str, AppError> {
     if text.chars().any(char::is_control) {
         return Err(AppError::validation(

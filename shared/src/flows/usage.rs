@@ -1,12 +1,13 @@
 //! The user's own view of usage and budget: daily aggregates from the store, the budget from
 //! LiteLLM (which records spend a few seconds after each call).
 
-use time::{
-    Date, Duration, OffsetDateTime, format_description::FormatItem, macros::format_description,
-};
+use time::{Date, Duration, OffsetDateTime};
 
 use crate::{
-    app::error::{AppError, ErrorCode},
+    app::{
+        clock::{DAY, format_day},
+        error::{AppError, ErrorCode},
+    },
     clients::litellm::UserRecord,
     domain::{BudgetUsedUp, SignedInUser, UserId},
     flows::accounts,
@@ -14,7 +15,6 @@ use crate::{
     store::DayUsage,
 };
 
-const DAY: &[FormatItem<'static>] = format_description!("[year]-[month]-[day]");
 /// The longest range `GET /user/usage` answers.
 pub const MAX_DAYS: i64 = 366;
 /// How far LiteLLM's recorded spend may trail the calls (batched writes).
@@ -24,11 +24,6 @@ pub const SPEND_LAG_SECS: i64 = 15;
 pub fn parse_day(field: &str, raw: &str) -> Result<Date, AppError> {
     Date::parse(raw.trim(), DAY)
         .map_err(|_| AppError::validation(field, "must be a date as YYYY-MM-DD"))
-}
-
-/// `YYYY-MM-DD`.
-pub fn format_day(d: Date) -> String {
-    d.format(DAY).unwrap_or_default()
 }
 
 /// The requested range: defaults to the last 30 days, at most 366 days, `from` ≤ `to`.

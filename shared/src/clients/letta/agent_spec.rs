@@ -34,14 +34,14 @@ pub fn agent_tools(agent_type: &str) -> &'static [&'static str] {
             "memory_replace",
             "conversation_search",
             ARCHIVAL_INSERT_TOOL,
-            "archival_memory_search",
+            ARCHIVAL_SEARCH_TOOL,
         ],
         _ => &[
             "send_message",
             "core_memory_append",
             "core_memory_replace",
             ARCHIVAL_INSERT_TOOL,
-            "archival_memory_search",
+            ARCHIVAL_SEARCH_TOOL,
         ],
     }
 }

@@ -5,7 +5,10 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use super::Kind;
 use crate::{
-    app::error::{AppError, ErrorCode},
+    app::{
+        clock::{epoch_ms, format_day, now_ms},
+        error::{AppError, ErrorCode},
+    },
     clients::litellm::SpendLog,
     domain::{ErrorRecord, Message, MessageStatus, Profile, Role, Usage, UserId},
     state::AppState,
@@ -219,20 +222,7 @@ fn same_amount(a: f64, b: f64) -> bool {
 
 /// The UTC day (`YYYY-MM-DD`) of an epoch-ms time.
 fn day_of(ms: i64) -> String {
-    at(ms).date().to_string()
-}
-
-pub(super) fn now_ms() -> i64 {
-    (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64
-}
-
-/// Epoch ms of an RFC 3339 time (a time without an offset is UTC, as Letta writes them).
-pub(super) fn epoch_ms(at: &str) -> Option<i64> {
-    use time::format_description::well_known::Rfc3339;
-    let parsed = time::OffsetDateTime::parse(at, &Rfc3339)
-        .or_else(|_| time::OffsetDateTime::parse(&format!("{at}Z"), &Rfc3339))
-        .ok()?;
-    Some((parsed.unix_timestamp_nanos() / 1_000_000) as i64)
+    format_day(at(ms).date())
 }
 
 fn at(ms: i64) -> time::OffsetDateTime {

@@ -1,12 +1,12 @@
 //! What the checks of a user share: their result, the grace period, the lease every repair
 //! holds, and Letta's name for an agent's archive.
 
-use super::{
-    Kind,
-    billing::{epoch_ms, now_ms},
-};
+use super::Kind;
 use crate::{
-    app::error::AppError,
+    app::{
+        clock::{epoch_ms, now_ms},
+        error::AppError,
+    },
     domain::UserId,
     flows::provisioning::{self, agent_name},
     state::AppState,

@@ -3,12 +3,15 @@
 
 use super::{
     Kind, Part,
-    billing::{billing, epoch_ms, now_ms},
+    billing::billing,
     check::{Checked, archive_name, done, past_grace, repair},
     orphans,
 };
 use crate::{
-    app::{clock::now_epoch, error::AppError},
+    app::{
+        clock::{epoch_ms, now_epoch, now_ms},
+        error::AppError,
+    },
     clients::{
         letta::Agent,
         litellm::{KeyRecord, UserInfo},

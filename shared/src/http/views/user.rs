@@ -7,12 +7,13 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use crate::{
+    app::clock::format_day,
     clients::models::Model,
     domain::{Profile, ProvisioningState},
     flows::{
         export::ExportRecord,
         profile::{AccountHealth, Check},
-        usage::{BudgetReport, SPEND_LAG_SECS, UsageReport, format_day},
+        usage::{BudgetReport, SPEND_LAG_SECS, UsageReport},
     },
     store::DayUsage,
 };
