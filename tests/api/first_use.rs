@@ -33,25 +33,7 @@ pub(crate) fn supabase_client(args: &[&str]) -> Value {
 #[tokio::test]
 async fn a_user_signed_up_with_supabase_js_is_provisioned_once_on_first_use() {
     let app = spawn_app().await;
-    let supabase = &app.state.config.supabase;
-    let email = unique_email();
-    let signed_up = supabase_client(&[
-        "signup",
-        &supabase.url,
-        supabase.anon_key.expose(),
-        &email,
-        "correct-horse-battery",
-        "Nova Reed",
-    ]);
-    let token = signed_up["access_token"]
-        .as_str()
-        .expect("a session")
-        .to_string();
-    let user_id = signed_up["user_id"].as_str().unwrap().to_string();
-    assert_eq!(
-        signed_up["confirmed"], true,
-        "the local project confirms on sign-up"
-    );
+    let (token, user_id, email) = signed_up_elsewhere(&app, "Nova Reed");
 
     // Several first requests at once: each answers as for a ready user, or 409 `provisioning`
     // with Retry-After while another one is finishing.
@@ -100,21 +82,23 @@ async fn a_user_signed_up_with_supabase_js_is_provisioned_once_on_first_use() {
     );
 }
 
-/// A user signed up with the official client, never seen by the backend: its access token
-/// and id.
-fn signed_up_elsewhere(app: &TestApp, name: &str) -> (String, String) {
+/// A user signed up with the official client, never seen by the backend (the local project
+/// confirms on sign-up): its access token, id and email.
+fn signed_up_elsewhere(app: &TestApp, name: &str) -> (String, String, String) {
     let supabase = &app.state.config.supabase;
+    let email = unique_email();
     let signed_up = supabase_client(&[
         "signup",
         &supabase.url,
         supabase.anon_key.expose(),
-        &unique_email(),
+        &email,
         "correct-horse-battery",
         name,
     ]);
+    assert_eq!(signed_up["confirmed"], true, "{signed_up}");
     let token = signed_up["access_token"].as_str().expect("a session");
     let id = signed_up["user_id"].as_str().unwrap();
-    (token.to_string(), id.to_string())
+    (token.to_string(), id.to_string(), email)
 }
 
 #[tokio::test]
@@ -128,7 +112,7 @@ async fn each_function_sets_up_an_account_it_is_the_first_to_see() {
         "/api/v1/user/profile",
         "/api/v1/conversations",
     ] {
-        let (token, id) = signed_up_elsewhere(&app, "First Caller");
+        let (token, id, _) = signed_up_elsewhere(&app, "First Caller");
         let first = app.get(path, &token).await;
         assert_eq!(first.status, 200, "{path}: {}", first.body);
         let me = me_when_ready(&app, &token).await;

@@ -196,16 +196,12 @@ async fn marked_data(app: &TestApp, bob: &str) -> Marked {
         .await;
     let bob_conversation = conversation.body["id"].as_str().unwrap().to_string();
     for i in 0..3 {
-        let res = app
-            .http
-            .post(format!("{}/api/v1/chat/message", app.base))
-            .bearer_auth(bob)
-            .header("idempotency-key", format!("bob-key-{i}"))
-            .json(&json!({"content": format!("BOBMARK message {i}"), "conversation_id": bob_conversation}))
-            .send()
+        let body =
+            json!({"content": format!("BOBMARK message {i}"), "conversation_id": bob_conversation});
+        let key = format!("bob-key-{i}");
+        read_chat(app.send_chat(bob, body, Some(&key)).await)
             .await
-            .unwrap();
-        read_chat(res).await.events();
+            .events();
     }
     let added = app
         .write_memory(bob, json!({"archival": {"text": "BOBMARK memory"}}))
@@ -319,16 +315,10 @@ async fn no_parameter_reaches_another_users_data() {
     let memories = app.archival(&bob, "").await;
     assert_eq!(memories.body["memories"].as_array().unwrap().len(), 2);
     // Bob's idempotency keys mean nothing to Ada: her turn runs, no replay of his.
-    let res = app
-        .http
-        .post(format!("{}/api/v1/chat/message", app.base))
-        .bearer_auth(&ada)
-        .header("idempotency-key", "bob-key-0")
-        .json(&json!({"content": "ada's own words"}))
-        .send()
+    let events = app
+        .chat(&ada, "ada's own words", Some("bob-key-0"))
         .await
-        .unwrap();
-    let events = read_chat(res).await.events();
+        .events();
     assert_eq!(text_of(&events), "echo: ada's own words");
     assert!(
         !serde_json::to_string(&events.iter().map(|e| &e.data).collect::<Vec<_>>())

@@ -65,14 +65,7 @@ async fn account_traffic(app: &TestApp, ids: &mut BTreeSet<String>) -> (String, 
 /// A chat turn, the user's and the agent's flows, then the account's deletion.
 async fn use_traffic(app: &TestApp, access: &str, password: &str, ids: &mut BTreeSet<String>) {
     // A chat turn, the user's and the agent's flows.
-    let res = app
-        .http
-        .post(format!("{}/api/v1/chat/message", app.base))
-        .bearer_auth(access)
-        .json(&json!({"content": "hello, how are you?"}))
-        .send()
-        .await
-        .unwrap();
+    let res = app.chat_request(access, "hello, how are you?", None).await;
     ids.insert(res.headers()["x-request-id"].to_str().unwrap().to_string());
     let events = read_chat(res).await.events();
     assert_eq!(names(&events).last(), Some(&"done"), "{:?}", names(&events));

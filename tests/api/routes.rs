@@ -128,21 +128,34 @@ impl TestApp {
         self.post_with("/api/v1/conversations", token, body).await
     }
 
-    pub(crate) async fn chat_request(
+    /// `POST /chat/message` with `body` (and an `Idempotency-Key`, when given): the answer
+    /// unread.
+    pub(crate) async fn send_chat(
         &self,
         token: &str,
-        content: &str,
+        body: Value,
         idempotency_key: Option<&str>,
     ) -> reqwest::Response {
         let mut request = self
             .http
             .post(format!("{}/api/v1/chat/message", self.base))
             .bearer_auth(token)
-            .json(&json!({"content": content}));
+            .json(&body);
         if let Some(k) = idempotency_key {
             request = request.header("idempotency-key", k);
         }
         request.send().await.expect("chat request")
+    }
+
+    /// A message to the default conversation: the answer unread.
+    pub(crate) async fn chat_request(
+        &self,
+        token: &str,
+        content: &str,
+        idempotency_key: Option<&str>,
+    ) -> reqwest::Response {
+        let body = json!({ "content": content });
+        self.send_chat(token, body, idempotency_key).await
     }
 
     /// Sends a message and reads the whole SSE stream (or the JSON error).
@@ -168,15 +181,8 @@ impl TestApp {
         conversation: &str,
         content: &str,
     ) -> ChatReply {
-        let res = self
-            .http
-            .post(format!("{}/api/v1/chat/message", self.base))
-            .bearer_auth(token)
-            .json(&json!({"content": content, "conversation_id": conversation}))
-            .send()
-            .await
-            .expect("chat request");
-        read_chat(res).await
+        let body = json!({"content": content, "conversation_id": conversation});
+        read_chat(self.send_chat(token, body, None).await).await
     }
 
     /// `PATCH /api/v1/user/profile` choosing `model`.
