@@ -16,6 +16,7 @@ SECRET_VARIABLES = [
     "SUPABASE_SERVICE_ROLE_KEY",
     "SUPABASE_ANON_KEY",
     "SUPABASE_JWT_SECRET",
+    "LETTA_API_KEY",
     "LETTA_SERVER_PASSWORD",
 ]
 # Every password the API tests send (tests/api); a new one belongs here.

@@ -178,11 +178,7 @@ async fn byok_agent(state: &AppState, user_id: &str) -> (String, Agent) {
         persona: "I am a helpful assistant.",
         tags: &tags,
     };
-    let agent = state
-        .letta
-        .create_agent(&spec.body(&state.config.letta))
-        .await
-        .expect("agent");
+    let agent = state.letta.create_agent(&spec).await.expect("agent");
     assert_eq!(agent.llm_config["provider_name"], provider_name.as_str());
     (provider.id, agent)
 }

@@ -15,7 +15,7 @@ async fn letta_conversations(app: &TestApp, agent_id: &str) -> Vec<String> {
         .http
         .get(format!("{}/v1/conversations/", letta.base_url))
         .query(&[("agent_id", agent_id)]);
-    if let Some(password) = &letta.password {
+    if let Some(password) = &letta.api_key {
         request = request.bearer_auth(password.expose());
     }
     let listed: Vec<Value> = request.send().await.unwrap().json().await.unwrap();

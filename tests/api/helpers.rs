@@ -164,7 +164,7 @@ impl TestApp {
         let request = self
             .http
             .request(method, format!("{}{path}", letta.base_url));
-        match &letta.password {
+        match &letta.api_key {
             Some(p) => request.bearer_auth(p.expose()),
             None => request,
         }

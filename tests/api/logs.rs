@@ -130,7 +130,7 @@ async fn no_key_token_or_password_appears_in_the_logs() {
         env("SUPABASE_JWT_SECRET"),
         env("SUPABASE_SERVICE_ROLE_KEY"),
         env("SUPABASE_ANON_KEY"),
-        env("LETTA_SERVER_PASSWORD"),
+        env("LETTA_API_KEY"),
         access,
         refresh,
         password,

@@ -242,7 +242,7 @@ async fn host() -> Result<Bench, String> {
     let letta_base = config.letta.base_url.clone();
     let letta_password = config
         .letta
-        .password
+        .api_key
         .as_ref()
         .map(|p| p.expose().to_string());
     let max_budget = config.budget.max_budget;

@@ -7,6 +7,7 @@ pub mod config;
 pub mod deadline;
 pub mod dependency;
 pub mod error;
+pub mod public_url;
 pub mod secret;
 pub mod secrets;
 pub mod telemetry;

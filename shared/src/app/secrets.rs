@@ -8,8 +8,9 @@ use std::collections::HashMap;
 use aws_sdk_secretsmanager::error::DisplayErrorContext;
 
 /// The variables that hold secrets. With `SECRETS_ID` set they come from the secret only.
-pub const SECRET_VARIABLES: [&str; 6] = [
+pub const SECRET_VARIABLES: [&str; 7] = [
     "LITELLM_MASTER_KEY",
+    "LETTA_API_KEY",
     "LETTA_SERVER_PASSWORD",
     "SUPABASE_ANON_KEY",
     "SUPABASE_SERVICE_ROLE_KEY",

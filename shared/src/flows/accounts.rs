@@ -450,7 +450,10 @@ pub(crate) async fn delete_resources(
     agent_ids.sort();
     agent_ids.dedup();
     for agent_id in &agent_ids {
-        state.letta.delete_agent_and_archives(agent_id).await?;
+        state
+            .letta
+            .delete_agent_and_archives(agent_id, &provisioning::agent_tag(id))
+            .await?;
     }
     // 2. The BYOK provider holding the user's key.
     if let Some(provider) = state.letta.find_provider(&provider_name(id)).await? {

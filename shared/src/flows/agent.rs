@@ -437,7 +437,10 @@ async fn replace_agent(
         .collect();
     provisioning::still_leased(state, user, lease).await?;
     for old in others {
-        state.letta.delete_agent_and_archives(&old).await?;
+        state
+            .letta
+            .delete_agent_and_archives(&old, &provisioning::agent_tag(user))
+            .await?;
     }
     Ok(fresh.id)
 }

@@ -3,13 +3,11 @@
 //! provider and key, so billing does not change; LiteLLM's fallbacks, when the operator
 //! declares them, take over when the chosen model fails.
 
-use serde_json::{Value, json};
-
 use crate::{
     app::error::AppError,
     clients::models::Model,
     domain::{Profile, SignedInUser},
-    flows::{accounts, agent::ready_agent},
+    flows::{accounts, agent::ready_agent, provisioning::provider_name},
     state::AppState,
 };
 
@@ -27,8 +25,8 @@ pub async fn choices(state: &AppState) -> Result<Vec<Model>, AppError> {
         .collect())
 }
 
-/// Switches the user's agent to `name` (422 naming `model` when it is not a choice): the
-/// agent's `llm_config` first, then the profile, so a failure leaves the two agreeing or a
+/// Switches the user's agent to `name` (422 naming `model` when it is not a choice), capping
+/// the context window at the model's: the agent first, then the profile, so a failure leaves the two agreeing or a
 /// retry finishes the switch.
 pub async fn set_model(
     state: &AppState,
@@ -43,13 +41,12 @@ pub async fn set_model(
             AppError::validation("model", "is not one of the models in GET /api/v1/models")
         })?;
     let (profile, agent_id) = ready_agent(state, user).await?;
-    let agent = state
+    let window = window(&model, state.config.letta.context_window);
+    let provider = provider_name(&profile.user_id);
+    state
         .letta
-        .get_agent(&agent_id)
-        .await?
-        .ok_or_else(|| AppError::Internal("the ready profile's agent is gone".into()))?;
-    let config = switched(&agent.llm_config, &model, state.config.letta.context_window);
-    state.letta.set_agent_model(&agent_id, &config).await?;
+        .set_agent_model(&agent_id, &provider, &model.name, window)
+        .await?;
     state
         .store
         .set_profile_field(&profile.user_id, "model", Some(&model.name))
@@ -57,16 +54,11 @@ pub async fn set_model(
     accounts::profile_of(state, user).await
 }
 
-/// The agent's `llm_config` on another model: the deployment's context window, capped at the
-/// model's; provider, endpoint and the rest kept.
-fn switched(llm_config: &Value, model: &Model, context_window: u32) -> Value {
-    let mut config = llm_config.clone();
-    let window = model.context_window.map_or(u64::from(context_window), |w| {
-        w.min(u64::from(context_window))
-    });
-    config["model"] = json!(model.name);
-    config["context_window"] = json!(window);
-    config
+/// The deployment's context window, capped at the model's.
+fn window(model: &Model, deployment: u32) -> u32 {
+    model.context_window.map_or(deployment, |w| {
+        u32::try_from(w).unwrap_or(u32::MAX).min(deployment)
+    })
 }
 
 #[cfg(test)]
@@ -75,10 +67,8 @@ mod tests {
     use crate::clients::models::Price;
 
     #[test]
-    fn a_switch_keeps_the_provider_and_caps_the_window() {
-        let config = json!({"model": "gpt-4", "provider_name": "user-1",
-                            "provider_category": "byok", "context_window": 32000});
-        let model = Model {
+    fn the_window_is_the_deployments_capped_at_the_models() {
+        let mut model = Model {
             name: "small".into(),
             provider: "openai".into(),
             provider_model: "small".into(),
@@ -89,9 +79,10 @@ mod tests {
             },
             embedding: false,
         };
-        let out = switched(&config, &model, 32000);
-        assert_eq!(out["model"], "small");
-        assert_eq!(out["provider_name"], "user-1");
-        assert_eq!(out["context_window"], 16000);
+        assert_eq!(window(&model, 32000), 16000);
+        model.context_window = Some(1 << 40);
+        assert_eq!(window(&model, 32000), 32000);
+        model.context_window = None;
+        assert_eq!(window(&model, 32000), 32000);
     }
 }

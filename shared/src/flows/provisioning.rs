@@ -198,10 +198,7 @@ pub async fn create_agent_with(
         persona,
         tags: &tags,
     };
-    Ok(state
-        .letta
-        .create_agent(&spec.body(&state.config.letta))
-        .await?)
+    Ok(state.letta.create_agent(&spec).await?)
 }
 
 /// A key made earlier in this run (with its alias), so the next step need not make another.
@@ -330,7 +327,10 @@ async fn letta_agent(state: &AppState, profile: &Profile) -> Result<Transition, 
     } else {
         let keep = existing.remove(0);
         for extra in existing {
-            state.letta.delete_agent_and_archives(&extra.id).await?;
+            state
+                .letta
+                .delete_agent_and_archives(&extra.id, &agent_tag(&profile.user_id))
+                .await?;
         }
         keep
     };

@@ -130,8 +130,9 @@ fn every_function_is_an_arm64_rust_binary_of_this_workspace_with_a_function_url(
     }
 }
 
-const SECRET_VARIABLES: [&str; 6] = [
+const SECRET_VARIABLES: [&str; 7] = [
     "LITELLM_MASTER_KEY",
+    "LETTA_API_KEY",
     "SUPABASE_SERVICE_ROLE_KEY",
     "SUPABASE_JWT_SECRET",
     "LETTA_SERVER_PASSWORD",

@@ -41,7 +41,7 @@ const WITH_SERVICE_ROLE_KEY: [&str; 2] = ["auth", "reconciler"];
 /// The variables a function's secret holds (`shared::app::secrets`).
 const SECRET_VARIABLES: [&str; 4] = [
     "LITELLM_MASTER_KEY",
-    "LETTA_SERVER_PASSWORD",
+    "LETTA_API_KEY",
     "SUPABASE_ANON_KEY",
     "SUPABASE_JWT_SECRET",
 ];

@@ -3,6 +3,7 @@
 
 use serde::Serialize;
 
+use super::model_choice::{Embedding, ModelChoice};
 use crate::app::config::{LettaConfig, PLAIN_CONTENT_AGENT_TYPE};
 
 /// What a new agent is made of (the body of `POST /v1/agents/`).
@@ -47,11 +48,9 @@ pub fn agent_tools(agent_type: &str) -> &'static [&'static str] {
 }
 
 impl<'a> AgentSpec<'a> {
-    /// The request body. The explicit `llm_config` names the user's BYOK provider, so every LLM
-    /// call carries the user's own LiteLLM key (model handles collide across providers and
-    /// cannot route per user). `max_tokens` keeps LiteLLM's worst-case budget reservation small.
+    /// The request body: the model chosen through the user's own provider (see
+    /// [`ModelChoice`]), so every LLM call carries the user's own LiteLLM key.
     pub fn body(&self, config: &'a LettaConfig) -> CreateAgent<'a> {
-        let endpoint = format!("{}/v1", config.litellm_url_for_letta);
         CreateAgent {
             name: self.name,
             agent_type: &config.agent_type,
@@ -73,22 +72,13 @@ impl<'a> AgentSpec<'a> {
             ],
             tools: agent_tools(&config.agent_type),
             include_base_tools: false,
-            llm_config: LlmConfig {
-                model: self.model,
-                model_endpoint_type: "openai",
-                model_endpoint: endpoint.clone(),
-                provider_name: self.provider_name,
-                provider_category: "byok",
-                context_window: config.context_window,
-                max_tokens: config.max_tokens,
-            },
-            embedding_config: EmbeddingConfig {
-                embedding_endpoint_type: "openai",
-                embedding_endpoint: endpoint,
-                embedding_model: &config.embedding_model,
-                embedding_dim: config.embedding_dim,
-                embedding_chunk_size: 300,
-            },
+            model: ModelChoice::new(
+                config,
+                self.provider_name,
+                self.model,
+                config.context_window,
+                Embedding::Included,
+            ),
         }
     }
 }
@@ -106,8 +96,8 @@ pub struct CreateAgent<'a> {
     memory_blocks: [BlockRequest<'a>; 2],
     tools: &'static [&'static str],
     include_base_tools: bool,
-    llm_config: LlmConfig<'a>,
-    embedding_config: EmbeddingConfig<'a>,
+    #[serde(flatten)]
+    model: ModelChoice<'a>,
 }
 
 /// A core memory block to make (`CreateBlockParam`).
@@ -117,26 +107,4 @@ struct BlockRequest<'a> {
     value: &'a str,
     limit: u32,
     description: &'static str,
-}
-
-/// The model and where Letta calls it (`LlmConfigParam`).
-#[derive(Debug, Serialize)]
-struct LlmConfig<'a> {
-    model: &'a str,
-    model_endpoint_type: &'static str,
-    model_endpoint: String,
-    provider_name: &'a str,
-    provider_category: &'static str,
-    context_window: u32,
-    max_tokens: u32,
-}
-
-/// The embedding model and where Letta calls it (`EmbeddingConfigParam`).
-#[derive(Debug, Serialize)]
-struct EmbeddingConfig<'a> {
-    embedding_endpoint_type: &'static str,
-    embedding_endpoint: String,
-    embedding_model: &'a str,
-    embedding_dim: u32,
-    embedding_chunk_size: u32,
 }

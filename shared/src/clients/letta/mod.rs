@@ -2,6 +2,7 @@
 
 mod agent_spec;
 pub mod messages;
+mod model_choice;
 mod threads;
 
 use serde::{Deserialize, Serialize};
@@ -11,11 +12,12 @@ pub use agent_spec::{
     ARCHIVAL_INSERT_TOOL, ARCHIVAL_SEARCH_TOOL, AgentSpec, CreateAgent, agent_tools,
 };
 pub use messages::LettaMessage;
+pub use model_choice::ModelChoice;
 pub use threads::StepCall;
 
 use crate::{
     app::{
-        config::LettaConfig,
+        config::{LettaConfig, LettaKind},
         dependency::{DependencyError, Service},
         secret::Secret,
     },
@@ -29,12 +31,12 @@ pub struct Letta {
     /// For streams: no total timeout, a read timeout (`LETTA_STREAM_SILENCE_SECS`) above
     /// Letta's 20 s keep-alive pings.
     stream_http: reqwest::Client,
-    base: String,
-    password: Option<Secret>,
+    /// Where Letta is, its key and kind, and what the agents are made of.
+    config: LettaConfig,
+    /// The hosted API's project (`X-Project`).
+    project: Option<reqwest::header::HeaderValue>,
     /// How long Letta may take to take a message (`UPSTREAM_TIMEOUT_SECS`).
     accept_timeout: std::time::Duration,
-    /// The most steps Letta may take for one message (`LETTA_MAX_STEPS`).
-    max_steps: u32,
 }
 
 /// Letta's stream of a turn, ended by `[DONE]` (or by the connection ending). Failures Letta
@@ -179,32 +181,44 @@ impl Letta {
         Self {
             http,
             stream_http,
-            base: config.base_url.clone(),
-            password: config.password.clone(),
+            config: config.clone(),
+            project: config
+                .project
+                .as_deref()
+                .and_then(|p| reqwest::header::HeaderValue::from_str(p).ok()),
             accept_timeout,
-            max_steps: config.max_steps,
         }
     }
 
     pub(crate) fn request(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
-        self.authorized(self.http.request(method, format!("{}{}", self.base, path)))
+        self.authorized(
+            self.http
+                .request(method, format!("{}{}", self.config.base_url, path)),
+        )
     }
 
-    fn authorized(&self, request: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
-        match &self.password {
-            Some(p) => request.bearer_auth(p.expose()),
+    fn authorized(&self, mut request: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+        if let Some(project) = &self.project {
+            request = request.header("X-Project", project.clone());
+        }
+        match &self.config.api_key {
+            Some(key) => request.bearer_auth(key.expose()),
             None => request,
         }
     }
 
-    /// Liveness.
+    /// Whether Letta answers: a self-hosted Letta's health endpoint; the hosted API, which
+    /// lists no such endpoint, answers a one-agent listing (which checks the key and project).
     pub async fn health(&self) -> Result<(), DependencyError> {
-        upstream::send(
-            Service::Letta,
-            self.http.get(format!("{}/v1/health/", self.base)),
-        )
-        .await
-        .map(|_| ())
+        let request = match self.config.kind {
+            LettaKind::SelfHosted => self
+                .http
+                .get(format!("{}/v1/health/", self.config.base_url)),
+            LettaKind::Cloud => self
+                .request(reqwest::Method::GET, "/v1/agents/")
+                .query(&[("limit", "1")]),
+        };
+        upstream::send(Service::Letta, request).await.map(|_| ())
     }
 
     /// A bring-your-own-key provider: Letta stores the key (encrypted with its
@@ -257,12 +271,12 @@ impl Letta {
         upstream::absent_on_404(upstream::send(Service::Letta, request).await).map(|_| ())
     }
 
-    /// Creates an agent from an [`AgentSpec`] body.
-    pub async fn create_agent(&self, body: &CreateAgent<'_>) -> Result<Agent, DependencyError> {
+    /// Creates an agent from an [`AgentSpec`], in the request shape of this kind of Letta.
+    pub async fn create_agent(&self, spec: &AgentSpec<'_>) -> Result<Agent, DependencyError> {
         upstream::send_json(
             Service::Letta,
             self.request(reqwest::Method::POST, "/v1/agents/")
-                .json(body),
+                .json(&spec.body(&self.config)),
         )
         .await
     }
@@ -363,8 +377,28 @@ impl Letta {
         upstream::absent_on_404(upstream::send(Service::Letta, request).await).map(|_| ())
     }
 
-    /// Whether any agent has the archive attached (`None`: the archive is gone).
-    pub async fn archive_in_use(&self, archive_id: &str) -> Result<Option<bool>, DependencyError> {
+    /// Whether any agent has the archive attached (`None`: the archive is gone). A self-hosted
+    /// Letta lists an archive's agents; the hosted API has no such listing (letta-client 1.12),
+    /// so there the agents tagged `owner_tag` are asked, the only ones the backend ever attaches
+    /// a user's archive to.
+    pub async fn archive_in_use(
+        &self,
+        archive_id: &str,
+        owner_tag: &str,
+    ) -> Result<Option<bool>, DependencyError> {
+        if self.config.kind == LettaKind::Cloud {
+            for agent in self.find_agents_by_tag(owner_tag).await? {
+                if self
+                    .agent_archive_ids(&agent.id)
+                    .await?
+                    .iter()
+                    .any(|a| a == archive_id)
+                {
+                    return Ok(Some(true));
+                }
+            }
+            return Ok(Some(false));
+        }
         let request = self
             .request(
                 reqwest::Method::GET,
@@ -376,15 +410,20 @@ impl Letta {
         Ok(agents.map(|a| !a.is_empty()))
     }
 
-    /// Deletes an agent and those of its archives no other agent has attached (deleting an
-    /// agent alone leaves its archive behind; after a migration whose last step failed, the old
-    /// agent shares its archive with the live one, whose long-term memory it is).
-    pub async fn delete_agent_and_archives(&self, agent_id: &str) -> Result<(), DependencyError> {
+    /// Deletes an agent of the user tagged `owner_tag` and those of its archives no other agent
+    /// has attached (deleting an agent alone leaves its archive behind; after a migration whose
+    /// last step failed, the old agent shares its archive with the live one, whose long-term
+    /// memory it is).
+    pub async fn delete_agent_and_archives(
+        &self,
+        agent_id: &str,
+        owner_tag: &str,
+    ) -> Result<(), DependencyError> {
         let archives: Vec<String> =
             upstream::absent_on_404(self.agent_archive_ids(agent_id).await)?.unwrap_or_default();
         self.delete_agent(agent_id).await?;
         for id in archives {
-            if self.archive_in_use(&id).await? == Some(false) {
+            if self.archive_in_use(&id, owner_tag).await? == Some(false) {
                 self.delete_archive(&id).await?;
             }
         }
@@ -418,10 +457,10 @@ impl Letta {
         let request = self
             .authorized(
                 self.stream_http
-                    .post(format!("{}{path}", self.base))
+                    .post(format!("{}{path}", self.config.base_url))
                     .json(&json!({
                         "messages": [{"role": "user", "content": text}],
-                        "max_steps": self.max_steps,
+                        "max_steps": self.config.max_steps,
                         "streaming": true,
                         "stream_tokens": true,
                         "include_pings": true,
@@ -607,7 +646,7 @@ impl Letta {
                 &format!("/v1/agents/{agent_id}/messages"),
             )
             .json(&json!({"messages": [{"role": "user", "content": text}],
-                           "max_steps": self.max_steps})),
+                           "max_steps": self.config.max_steps})),
         )
         .await
     }

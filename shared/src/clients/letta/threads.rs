@@ -5,7 +5,10 @@
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::Letta;
+use super::{
+    Letta,
+    model_choice::{Embedding, ModelChoice},
+};
 use crate::{
     app::dependency::{DependencyError, Service},
     clients::http as upstream,
@@ -86,16 +89,19 @@ impl Letta {
         })
     }
 
-    /// Switches the agent to another model: its `llm_config` with the model (and context
-    /// window) replaced, everything else (the user's own provider) kept.
+    /// Switches the agent to `model` with a context window of `window` tokens, still through
+    /// the user's own provider `provider` (so still on the user's key).
     pub async fn set_agent_model(
         &self,
         agent_id: &str,
-        llm_config: &Value,
+        provider: &str,
+        model: &str,
+        window: u32,
     ) -> Result<(), DependencyError> {
+        let choice = ModelChoice::new(&self.config, provider, model, window, Embedding::Left);
         let request = self
             .request(reqwest::Method::PATCH, &format!("/v1/agents/{agent_id}"))
-            .json(&json!({"llm_config": llm_config}));
+            .json(&choice);
         upstream::send(Service::Letta, request).await.map(|_| ())
     }
 

@@ -144,7 +144,10 @@ async fn delete(
         accounts::delete_resources(state, user, None).await?;
     } else {
         for agent in agents {
-            state.letta.delete_agent_and_archives(agent).await?;
+            state
+                .letta
+                .delete_agent_and_archives(agent, &provisioning::agent_tag(user))
+                .await?;
         }
     }
     for archive in archives {

@@ -53,7 +53,7 @@ pub(super) async fn check_user(
         }
         return Ok(done(vec![half_provisioned(state, profile, fix).await?]));
     }
-    check_ready(state, &profile, fix).await
+    Box::pin(check_ready(state, &profile, fix)).await
 }
 
 /// `NoIdentity` when Supabase says this user is gone. The listing is paged by offset, newest
@@ -182,7 +182,11 @@ async fn leftovers(
     let mut loose = Vec::new();
     for archive in state.letta.find_archives(&archive_name(user)).await? {
         if archive.created_at.as_deref().is_none_or(&settled)
-            && state.letta.archive_in_use(&archive.id).await? == Some(false)
+            && state
+                .letta
+                .archive_in_use(&archive.id, &provisioning::agent_tag(user))
+                .await?
+                == Some(false)
         {
             loose.push(archive.id);
         }
@@ -194,7 +198,10 @@ async fn leftovers(
         && repair(state, user, async {
             state.litellm.delete_keys(&stale).await?;
             for agent in &extra {
-                state.letta.delete_agent_and_archives(agent).await?;
+                state
+                    .letta
+                    .delete_agent_and_archives(agent, &provisioning::agent_tag(user))
+                    .await?;
             }
             for archive in &loose {
                 state.letta.delete_archive(archive).await?;
