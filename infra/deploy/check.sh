@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Lints template.yaml (cfn-lint, sam validate --lint) and runs `sam build` without a container:
+# Lints template.yaml and infra/aws/llm-gateway.yaml (cfn-lint, sam validate --lint) and runs
+# `sam build` without a container:
 # cargo-lambda (with Zig) cross-compiles the four functions and the reconciler to arm64 `bootstrap` files.
 set -euo pipefail
 source "$(dirname "$0")/../local/lib.sh"
@@ -9,9 +10,10 @@ export SAM_CLI_TELEMETRY=0
 # cargo-lambda finds Zig as `python3 -m ziglang`: its venv's python must come first on PATH.
 export PATH="$TOOLS_VENV/bin:$PATH:$DEPLOY_VENV/bin"
 say "cfn-lint"
-cfn-lint template.yaml
+cfn-lint template.yaml infra/aws/llm-gateway.yaml
 say "sam validate --lint"
 sam validate --lint --template-file template.yaml
+sam validate --lint --template-file infra/aws/llm-gateway.yaml
 say "sam build (arm64, cargo-lambda)"
 sam build --template-file template.yaml --build-dir "$ROOT/.aws-sam/build"
 for fn in AuthFunction ChatFunction UserFunction AgentFunction ReconcilerFunction; do

@@ -20,28 +20,6 @@ mkdir -p "$SAM_DIR"
 LOCAL_IMAGE=chat-backend/lambda-provided:al2023-arm64
 ECR_IMAGE=public.ecr.aws/lambda/provided:al2023-arm64
 
-as_root_or_say() {
-  [ "$(id -u)" = 0 ] || die "$1 needs root here; as root run: $2"
-}
-
-ensure_docker() {
-  docker info >/dev/null 2>&1 && return 0
-  if ! command -v dockerd >/dev/null 2>&1; then
-    as_root_or_say "installing Docker Engine" "apt-get install -y docker.io"
-    say "installing Docker Engine (Debian's docker.io)"
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker.io >/dev/null \
-      || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker.io >/dev/null; }
-  fi
-  as_root_or_say "starting Docker's daemon" "dockerd &"
-  say "starting Docker's daemon (log: $LOG_DIR/dockerd.log)"
-  setsid dockerd >>"$LOG_DIR/dockerd.log" 2>&1 < /dev/null &
-  local waited=0
-  until docker info >/dev/null 2>&1; do
-    [ "$waited" -lt 60 ] || die "Docker's daemon did not start; see $LOG_DIR/dockerd.log"
-    sleep 0.5; waited=$((waited + 1))
-  done
-}
-
 # arm64 binaries on another processor: qemu-user, registered with binfmt_misc (flag F, so it
 # works inside containers).
 ensure_arm64() {

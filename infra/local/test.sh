@@ -12,7 +12,10 @@ cargo build --workspace --all-targets
 image=$("$ROOT/infra/local/sam.sh" image)   # an assignment, so a failure stops the run
 eval "$image"
 "$ROOT/infra/local/sam.sh" build
-export SAM_INVOKE_IMAGE LOCAL_SAM=$DEPLOY_VENV/bin/sam
+# The LiteLLM image of infra/aws/llm-gateway.yaml (tests/api/deploy/litellm_image.rs).
+image=$("$ROOT/infra/local/litellm-image.sh")
+eval "$image"
+export SAM_INVOKE_IMAGE LOCAL_SAM=$DEPLOY_VENV/bin/sam LITELLM_IMAGE
 services="$ROOT/infra/local/services.sh"
 status=$("$services" status)
 started=false

@@ -2,6 +2,8 @@
 //! event under the Lambda runtime emulator.
 
 mod lambda_watch;
+mod litellm_image;
+mod llm_gateway;
 mod permissions;
 mod sam_local;
 mod template;
