@@ -137,6 +137,15 @@ async fn start_with(stack: StackGuard, config: Config) -> TestApp {
     }
 }
 
+/// A loopback port nothing listens on (for a server a test starts in another process).
+pub(crate) fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
 /// A DynamoDB client of the tests' own, so checks do not go through the store they check.
 pub(crate) async fn dynamodb(config: &Config) -> aws_sdk_dynamodb::Client {
     let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());

@@ -12,6 +12,8 @@ use std::{
     time::{Duration, Instant},
 };
 
+use crate::helpers::free_port;
+
 struct Watch(Child);
 
 impl Drop for Watch {
@@ -57,14 +59,6 @@ impl SecretsManager {
             recorder,
         }
     }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// `cargo lambda watch` serving every function on a free port, its secret in moto: the port,

@@ -9,7 +9,7 @@ use std::{process::Command, time::Duration};
 
 use serde_json::{Value, json};
 
-use crate::helpers::{eventually, share_stack};
+use crate::helpers::{eventually, free_port, share_stack};
 
 fn env(name: &str) -> String {
     std::env::var(name).unwrap_or_else(|_| panic!("{name} (set by make test)"))
@@ -32,14 +32,6 @@ impl Drop for Container {
     fn drop(&mut self) {
         let _ = Command::new("docker").args(["rm", "-f", &self.0]).output();
     }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 #[tokio::test]
