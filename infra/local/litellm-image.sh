@@ -14,7 +14,8 @@ source "$(dirname "$0")/lib.sh"
 cd "$ROOT"
 
 DIR=$STATE_DIR/litellm-image
-TAG=chat-backend/litellm-gateway:$LITELLM_VERSION
+# The tag names the Dockerfile's folder by content: a change there builds a new image.
+TAG=chat-backend/litellm-gateway:$LITELLM_VERSION-$(cd "$ROOT/infra/aws/litellm" && find . -type f -print0 | sort -z | xargs -0 sha256sum | sha256sum | cut -c1-12)
 HUB_BASE=python:3.11-slim-bookworm
 LOCAL_BASE=chat-backend/debian-python:bookworm
 mkdir -p "$DIR"
