@@ -1,5 +1,6 @@
 // The page: sign-in, chat with token-by-token replies, conversations, memory and usage.
 import * as api from './api.js';
+import { renderMarkdown } from './markdown.js';
 
 const $ = (id) => document.getElementById(id);
 const state = { conversation: null, cursor: null, busy: null, lastText: null };
@@ -33,13 +34,29 @@ function collapsed(summary, text) {
   return element('details', {}, element('summary', { textContent: summary }), element('pre', { textContent: text }));
 }
 
+/** Collapsed reasoning, rendered as Markdown. */
+function reasoningBlock(text) {
+  const body = element('div', { className: 'markdown' });
+  renderMarkdown(body, text);
+  return element('details', { className: 'reasoning' }, element('summary', { textContent: 'Reasoning' }), body);
+}
+
+/** A message's text: the user's as typed, a reply as Markdown. */
+function messageText(role, content) {
+  if (role !== 'assistant') return element('p', { className: 'text', textContent: content });
+  const text = element('div', { className: 'text markdown' });
+  renderMarkdown(text, content);
+  return text;
+}
+
 /** A message in the list; replies get their reasoning and tool calls collapsed. */
 function messageItem(m) {
-  const item = element('li', { className: `message ${m.role}` });
+  const item = element('article', { className: `message ${m.role}` });
+  item.setAttribute('aria-label', m.role === 'user' ? 'You' : 'Assistant');
   item.dataset.status = m.status ?? 'complete';
-  if (m.reasoning) item.append(collapsed('Reasoning', m.reasoning));
+  if (m.reasoning) item.append(reasoningBlock(m.reasoning));
   for (const t of m.tool_calls ?? []) item.append(collapsed(`Tool: ${t.name}`, `${t.arguments}\n→ ${t.result ?? ''}`));
-  item.append(element('p', { className: 'text', textContent: m.content }));
+  item.append(messageText(m.role, m.content));
   if (m.status === 'interrupted' || m.status === 'failed') {
     item.append(element('p', { className: 'status', textContent: m.status === 'failed' ? 'not answered' : 'cut off' }));
   }
@@ -91,6 +108,16 @@ async function send(text) {
   reply.dataset.status = 'streaming';
   const textNode = reply.querySelector('.text');
   let reasoning = null;
+  // The reply's Markdown so far, rendered at most once a frame while it streams.
+  let replyText = '';
+  let reasoningText = '';
+  let frame = null;
+  const render = () => {
+    frame = null;
+    renderMarkdown(textNode, replyText);
+    if (reasoning) renderMarkdown(reasoning.querySelector('.markdown'), reasoningText);
+  };
+  const renderSoon = () => { frame ??= requestAnimationFrame(render); };
   const controller = new AbortController();
   state.busy = controller;
   $('send').disabled = true;
@@ -98,13 +125,19 @@ async function send(text) {
   const onEvent = (name, data) => {
     if (name === 'start') list.append(reply);
     if (name === 'reasoning') {
-      reasoning ??= reply.insertBefore(collapsed('Reasoning', ''), textNode);
-      reasoning.querySelector('pre').textContent += data.delta;
+      reasoning ??= reply.insertBefore(reasoningBlock(''), textNode);
+      reasoningText += data.delta;
+      renderSoon();
     }
     if (name === 'tool_call') reply.insertBefore(collapsed(`Tool: ${data.name}`, data.arguments), textNode);
-    if (name === 'delta') textNode.textContent += data.text;
+    if (name === 'delta') {
+      replyText += data.text;
+      renderSoon();
+    }
     if (name === 'done') {
-      if (data.text_corrected) textNode.textContent = data.text;
+      if (data.text_corrected) replyText = data.text;
+      if (frame) cancelAnimationFrame(frame);
+      render();
       reply.dataset.status = 'complete';
     }
     if (name === 'title') loadConversations();

@@ -116,7 +116,7 @@ install_deny() {
 }
 
 # The browser test: Debian's Chromium (apt; Playwright's own browser download is not used) and
-# playwright-core from npm, which drives it.
+# playwright-core from npm, which drives it, and axe-core, which checks each view's accessibility.
 install_browser() {
   if ! [ -x "${CHROMIUM:-/usr/bin/chromium}" ]; then
     say "installing Debian's chromium (apt)"
@@ -124,12 +124,13 @@ install_browser() {
     $sudo apt-get install -y -q chromium >&2 || { $sudo apt-get update -q >&2 && $sudo apt-get install -y -q chromium >&2; } \
       || die "could not install chromium (apt-get install chromium)"
   fi
-  local want="playwright-core=$PLAYWRIGHT_CORE_VERSION"
+  local want="playwright-core=$PLAYWRIGHT_CORE_VERSION axe-core=$AXE_CORE_VERSION"
   stamp_ok browser "$want" && return 0
-  say "installing playwright-core $PLAYWRIGHT_CORE_VERSION (npm)"
+  say "installing playwright-core $PLAYWRIGHT_CORE_VERSION and axe-core $AXE_CORE_VERSION (npm)"
   mkdir -p "$BROWSER_DIR"
   [ -f "$BROWSER_DIR/package.json" ] || echo '{"name":"browser-test","private":true}' > "$BROWSER_DIR/package.json"
-  (cd "$BROWSER_DIR" && npm install --no-audit --no-fund --loglevel=error "playwright-core@$PLAYWRIGHT_CORE_VERSION" >&2)
+  (cd "$BROWSER_DIR" && npm install --no-audit --no-fund --loglevel=error \
+    "playwright-core@$PLAYWRIGHT_CORE_VERSION" "axe-core@$AXE_CORE_VERSION" >&2)
   stamp browser "$want"
 }
 

@@ -23,6 +23,7 @@ SAM_CLI_VERSION=1.170.0
 CFN_LINT_VERSION=1.58.0
 CARGO_DENY_VERSION=0.20.2
 PLAYWRIGHT_CORE_VERSION=1.64.1
+AXE_CORE_VERSION=4.14.1           # the browser test's accessibility check
 SCHEMATHESIS_VERSION=4.32.5
 
 # Ports (loopback only).

@@ -25,6 +25,10 @@ async fn the_web_page_signs_up_chats_remembers_and_shows_usage_in_chromium() {
             "PLAYWRIGHT_CORE",
             format!("{browser_dir}/node_modules/playwright-core/index.mjs"),
         )
+        .env(
+            "AXE_CORE",
+            format!("{browser_dir}/node_modules/axe-core/axe.min.js"),
+        )
         .output()
         .await
         .expect("node runs the browser test");

@@ -1,8 +1,10 @@
 // The web chat page in a real browser: Playwright (playwright-core) drives Debian's Chromium,
 // headless, against a running gateway. Usage: node chat.mjs BASE_URL SCREENSHOT_DIR, with
-// PLAYWRIGHT_CORE naming playwright-core's index.mjs (install.sh browser puts it in .state/).
-// Exits non-zero, naming the step, when the page does not behave as a user expects.
+// PLAYWRIGHT_CORE naming playwright-core's index.mjs and AXE_CORE axe-core's axe.min.js
+// (install.sh browser puts both in .state/). Exits non-zero, naming the step, when the page does
+// not behave as a user expects or a view has an accessibility violation (WCAG 2.1 A/AA).
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
 
 const { chromium } = await import(process.env.PLAYWRIGHT_CORE ?? 'playwright-core');
 
@@ -13,6 +15,18 @@ const browser = await chromium.launch({
     '--disable-background-networking', '--disable-component-update', '--disable-sync'],
 });
 const step = (name) => console.log(`step: ${name}`);
+const axeSource = readFileSync(process.env.AXE_CORE, 'utf8');
+
+/** axe-core over the page as it is now: no violation of WCAG 2.1 A or AA. (Evaluated through
+ * the DevTools protocol, which the page's Content-Security-Policy does not govern.) */
+async function accessible(page, view) {
+  await page.evaluate(axeSource);
+  const result = await page.evaluate(() => window.axe.run(document, {
+    runOnly: { type: 'tag', values: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa'] },
+  }));
+  const found = result.violations.map((v) => `${v.id} (${v.impact}): ${v.nodes.map((n) => n.target.join(' ')).join(', ')}`);
+  assert.deepEqual(found, [], `${view}: accessibility violations`);
+}
 
 let page;
 try {
@@ -23,6 +37,7 @@ try {
   page.on('pageerror', (e) => console.log(`page error: ${e.message}`));
   await page.goto(base);
   await page.screenshot({ path: `${shots}/sign-in.png` });
+  await accessible(page, 'sign-in');
 
   step('register');
   const email = `ada-${Date.now()}-${Math.floor(Math.random() * 1e6)}@example.com`;
@@ -33,12 +48,14 @@ try {
   await page.locator('#app').waitFor({ state: 'visible' });
 
   step('the reply grows token by token');
-  // Every text the reply shows on its way, recorded in the page as it changes.
+  // Every text the reply shows on its way, recorded in the page as it changes (trimmed: the
+  // rendered Markdown's block elements add line breaks around it).
   await page.evaluate(() => {
     window.replyStates = [];
     new MutationObserver(() => {
       const reply = document.querySelector('#messages .assistant:last-of-type .text');
-      if (reply && reply.textContent !== window.replyStates.at(-1)) window.replyStates.push(reply.textContent);
+      const text = reply?.textContent.trim();
+      if (reply && text !== window.replyStates.at(-1)) window.replyStates.push(text);
     }).observe(document.getElementById('messages'), { subtree: true, childList: true, characterData: true });
   });
   const composer = page.getByRole('textbox', { name: 'Message', exact: true });
@@ -47,16 +64,17 @@ try {
   const reply = page.locator('#messages .assistant').last();
   await reply.and(page.locator('[data-status="complete"]')).waitFor();
   const states = await page.evaluate(() => window.replyStates.filter((s) => s.length > 0));
-  const final = await reply.locator('.text').textContent();
+  const final = (await reply.locator('.text').textContent()).trim();
   assert.ok(final.length > 0, 'the reply has text');
   const intermediate = states.filter((s) => s !== final && final.startsWith(s));
   assert.ok(intermediate.length >= 2, `the reply grew through ${intermediate.length} states: ${JSON.stringify(states)}`);
   await page.screenshot({ path: `${shots}/chat.png` });
+  await accessible(page, 'chat');
 
   step('history after a reload');
   await page.reload();
   await page.locator('#messages .assistant').first().waitFor();
-  const texts = await page.locator('#messages .text').allTextContents();
+  const texts = (await page.locator('#messages .text').allTextContents()).map((t) => t.trim());
   assert.ok(texts.includes('my name is Ada'), `history: ${JSON.stringify(texts)}`);
   assert.ok(texts.includes(final), `history has the reply: ${JSON.stringify(texts)}`);
 
@@ -66,6 +84,23 @@ try {
   await page.locator('#messages .assistant[data-status="complete"]').nth(1).waitFor();
   const answer = await page.locator('#messages .assistant .text').last().textContent();
   assert.match(answer, /Ada/);
+
+  step('replies render Markdown and nothing in them runs');
+  await page.evaluate(() => { window.injected = 0; });
+  await composer.fill('Here is **bold** text\n\n```\nlet x = 1;\n```\n\n'
+    + '<img src=x onerror="window.injected=1">\n\n[a link](javascript:window.injected=2)');
+  await composer.press('Enter');
+  const rendered = page.locator('#messages .assistant[data-status="complete"]').nth(2);
+  await rendered.waitFor();
+  assert.equal(await rendered.locator('.text strong').first().textContent(), 'bold');
+  assert.match(await rendered.locator('.text pre code').textContent(), /let x = 1;/);
+  await rendered.getByRole('button', { name: 'Copy code' }).waitFor();
+  assert.equal(await rendered.locator('img').count(), 0, 'no image element from the reply');
+  assert.match(await rendered.locator('.text').textContent(), /<img src=x onerror/, 'raw HTML shows as text');
+  const hrefs = await rendered.locator('a').evaluateAll((links) => links.map((a) => a.getAttribute('href')));
+  assert.ok(hrefs.every((h) => h === null || !/^javascript:/i.test(h)), `links: ${JSON.stringify(hrefs)}`);
+  assert.equal(await page.evaluate(() => window.injected), 0, 'nothing in the reply ran');
+  await accessible(page, 'a Markdown reply');
 
   step('memory panel');
   await page.getByRole('button', { name: 'Refresh' }).first().click();
@@ -79,6 +114,7 @@ try {
   assert.ok(Number(await bar.getAttribute('data-cost')) > 0, 'a bar for today');
   assert.ok(Number(await bar.getAttribute('height')) > 0, 'the bar is drawn');
   await page.screenshot({ path: `${shots}/memory-and-usage.png`, fullPage: true });
+  await accessible(page, 'memory and usage');
 
   step('a budget of 0 stops the next message');
   await page.getByLabel('Monthly budget (USD)').fill('0');
@@ -102,6 +138,7 @@ try {
   const focused = await page.evaluate(() => document.activeElement?.tagName);
   assert.ok(focused && focused !== 'BODY', 'Tab moves the focus to a control');
   await page.screenshot({ path: `${shots}/mobile.png`, fullPage: true });
+  await accessible(page, 'a narrow screen');
 
   step('log out');
   await page.getByRole('button', { name: 'Log out' }).click();

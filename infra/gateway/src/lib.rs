@@ -78,14 +78,16 @@ pub fn openapi_json() -> String {
         .expect("the description serializes")
 }
 
-/// The static web chat page (`web/` of the workspace, or `WEB_DIR`): `/` and its files.
+/// The static web chat page (`web/` of the workspace, or `WEB_DIR`): `/`, its files and its
+/// vendored libraries (`vendor/`).
 fn web_page() -> Router {
     let dir = std::env::var("WEB_DIR")
         .unwrap_or_else(|_| concat!(env!("CARGO_MANIFEST_DIR"), "/../../web").to_string());
     let files = ServeDir::new(dir);
     Router::new()
         .route_service("/", files.clone())
-        .route_service("/{file}", files)
+        .route_service("/{file}", files.clone())
+        .route_service("/vendor/{file}", files)
         .layer(SetResponseHeaderLayer::overriding(
             header::CONTENT_SECURITY_POLICY,
             HeaderValue::from_static(CONTENT_SECURITY_POLICY),
