@@ -1,6 +1,6 @@
 # Two commands for a fresh machine: `make dev` serves the API on http://127.0.0.1:8080 backed by
 # real local services; `make test` runs every test against them. Both install what is missing.
-.PHONY: dev test unit soak bench fuzz openapi install services-up services-down services-status lint fmt build deploy-check sam-image sam-build sam-invoke
+.PHONY: dev test unit soak bench fuzz openapi install services-up services-down services-status lint fmt build deploy-check sam-image sam-build sam-invoke litellm-image
 
 dev:
 	bash infra/local/dev.sh
@@ -71,3 +71,9 @@ sam-build:
 
 sam-invoke:
 	bash infra/local/sam.sh invoke "$(FUNCTION)" "$(EVENT)"
+
+# The LLM gateway's LiteLLM image (infra/aws/litellm/Dockerfile) built here, as `make test` does
+# (Docker; where no registry is reachable, on a Debian base with the offline Prisma engine).
+# For ECR, build and push it as docs/deploying.md says.
+litellm-image:
+	bash infra/local/litellm-image.sh
