@@ -26,8 +26,8 @@ pub async fn choices(state: &AppState) -> Result<Vec<Model>, AppError> {
 }
 
 /// Switches the user's agent to `name` (422 naming `model` when it is not a choice), capping
-/// the context window at the model's: the agent first, then the profile, so a failure leaves the two agreeing or a
-/// retry finishes the switch.
+/// the context window at the model's: the agent first, then the profile, so a failure leaves
+/// the two agreeing or a retry finishes the switch.
 pub async fn set_model(
     state: &AppState,
     user: &SignedInUser,

@@ -33,8 +33,9 @@ pub struct LettaConfig {
     /// The most steps (LLM calls) Letta may take for one message (`LETTA_MAX_STEPS`, sent as
     /// `max_steps`): a model that keeps calling tools stops there, not at Letta's 50.
     pub max_steps: u32,
-    /// Sent as `llm_config.max_tokens`: LiteLLM reserves the worst-case cost of each call
-    /// against the budget, so an unset value makes the reservation huge.
+    /// The agents' output limit per LLM call (`model_settings.max_output_tokens`, or
+    /// `llm_config.max_tokens` on a self-hosted Letta): LiteLLM reserves the worst-case cost of
+    /// each call against the budget, so an unset value makes the reservation huge.
     pub max_tokens: u32,
     /// LiteLLM's base URL as Letta reaches it (it may differ from the backend's view).
     pub litellm_url_for_letta: String,
@@ -117,13 +118,22 @@ impl LettaConfig {
                  API calls LiteLLM from the internet, got {litellm_url_for_letta:?}"
             ));
         }
+        let project = r.optional("LETTA_PROJECT");
+        if project
+            .as_deref()
+            .is_some_and(|p| reqwest::header::HeaderValue::from_str(p).is_err())
+        {
+            r.problems.push(
+                "LETTA_PROJECT must be printable ASCII (it is sent as the X-Project header)".into(),
+            );
+        }
         Self {
             model,
             allowed_models,
             base_url,
             kind,
             api_key,
-            project: r.optional("LETTA_PROJECT"),
+            project,
             agent_type: r
                 .optional("LETTA_AGENT_TYPE")
                 .unwrap_or_else(|| PLAIN_CONTENT_AGENT_TYPE.into()),
@@ -236,6 +246,13 @@ mod tests {
         let cfg = Config::from_map(&env).unwrap();
         assert_eq!(cfg.letta.kind, LettaKind::Cloud);
         assert_eq!(cfg.letta.project.as_deref(), Some("chat-prod"));
+        env.insert("LETTA_PROJECT".into(), "chat\u{7}prod".into());
+        let text = Config::from_map(&env).unwrap_err().to_string();
+        assert!(
+            text.contains("LETTA_PROJECT must be printable ASCII"),
+            "{text}"
+        );
+        env.insert("LETTA_PROJECT".into(), "chat-prod".into());
         env.insert("LETTA_SERVER_KIND".into(), "self-hosted".into());
         assert_eq!(
             Config::from_map(&env).unwrap().letta.kind,

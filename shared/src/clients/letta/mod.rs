@@ -12,7 +12,6 @@ pub use agent_spec::{
     ARCHIVAL_INSERT_TOOL, ARCHIVAL_SEARCH_TOOL, AgentSpec, CreateAgent, agent_tools,
 };
 pub use messages::LettaMessage;
-pub use model_choice::ModelChoice;
 pub use threads::StepCall;
 
 use crate::{
@@ -182,6 +181,7 @@ impl Letta {
             http,
             stream_http,
             config: config.clone(),
+            // The configuration refuses a project that is no header value.
             project: config
                 .project
                 .as_deref()

@@ -9,7 +9,7 @@ use crate::app::config::{LettaConfig, LettaKind};
 /// The model fields of `POST /v1/agents/` and `PATCH /v1/agents/{id}` (flattened into them).
 #[derive(Debug, Serialize)]
 #[serde(untagged)]
-pub enum ModelChoice<'a> {
+pub(super) enum ModelChoice<'a> {
     /// The hosted API (letta-client 1.12's `AgentCreateParams`): the model and embedding by the
     /// handle of the user's provider (`<provider>/<model>`), the output limit in
     /// `model_settings`, the window in `context_window_limit`.
@@ -33,7 +33,7 @@ pub enum ModelChoice<'a> {
 
 /// `model_settings` for an OpenAI-compatible provider (`OpenAIModelSettingsParam`).
 #[derive(Debug, Serialize)]
-pub struct ModelSettings {
+pub(super) struct ModelSettings {
     provider_type: &'static str,
     /// LiteLLM reserves the worst-case cost of each call against the budget: an unset limit
     /// makes the reservation huge.
@@ -42,7 +42,7 @@ pub struct ModelSettings {
 
 /// The model and where Letta calls it (`LlmConfigParam`).
 #[derive(Debug, Serialize)]
-pub struct LlmConfig<'a> {
+pub(super) struct LlmConfig<'a> {
     model: &'a str,
     model_endpoint_type: &'static str,
     model_endpoint: String,
@@ -54,7 +54,7 @@ pub struct LlmConfig<'a> {
 
 /// The embedding model and where Letta calls it (`EmbeddingConfigParam`).
 #[derive(Debug, Serialize)]
-pub struct EmbeddingConfig<'a> {
+pub(super) struct EmbeddingConfig<'a> {
     embedding_endpoint_type: &'static str,
     embedding_endpoint: String,
     embedding_model: &'a str,
@@ -65,14 +65,14 @@ pub struct EmbeddingConfig<'a> {
 /// Whether the choice names the embedding model too (at creation only: an agent's archival
 /// memory keeps the embedding it was made with).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Embedding {
+pub(super) enum Embedding {
     Included,
     Left,
 }
 
 impl<'a> ModelChoice<'a> {
     /// `model` through the user's provider `provider` with a context window of `window` tokens.
-    pub fn new(
+    pub(super) fn new(
         config: &'a LettaConfig,
         provider: &'a str,
         model: &'a str,
