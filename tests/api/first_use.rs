@@ -159,11 +159,7 @@ impl Drop for ConfirmingAuth {
 
 async fn confirming_auth() -> ConfirmingAuth {
     let config = stack_config();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = free_port();
     let data =
         TempFile(std::env::temp_dir().join(format!("auth-confirm-{}.json", ulid::Ulid::new())));
     let secret = std::env::var("SUPABASE_JWT_SECRET").expect("SUPABASE_JWT_SECRET");

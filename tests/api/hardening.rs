@@ -95,10 +95,7 @@ async fn echoing_upstream(status: u16) -> String {
         )
             .into_response()
     });
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    url
+    crate::http_tap::serve(app).await
 }
 
 fn no_echo(what: &str, text: &str) {

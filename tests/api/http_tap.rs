@@ -28,6 +28,11 @@ pub(crate) async fn start(upstream: String, rule: Rule) -> String {
         let (http, upstream, rule) = (http.clone(), upstream.clone(), rule.clone());
         async move { forward(&http, &upstream, request, &rule).await }
     });
+    serve(app).await
+}
+
+/// Serves `app` on a loopback port of its own, for the rest of the test; returns its URL.
+pub(crate) async fn serve(app: Router) -> String {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });

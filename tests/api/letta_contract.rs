@@ -17,7 +17,7 @@ use shared::app::config::LettaKind;
 
 use crate::{
     helpers::*,
-    http_tap::{bad_gateway, request_of, send_on},
+    http_tap::{bad_gateway, request_of, send_on, serve},
 };
 
 /// The requests the proxy saw, as the checker reads them.
@@ -30,10 +30,7 @@ async fn start_recorder(letta: String, recorded: Recorded) -> String {
         let (http, letta, recorded) = (http.clone(), letta.clone(), recorded.clone());
         async move { forward(&http, &letta, request, &recorded).await }
     });
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    url
+    serve(app).await
 }
 
 async fn forward(

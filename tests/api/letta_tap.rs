@@ -6,7 +6,7 @@
 use axum::{Router, body::Body, extract::Request, response::Response};
 use futures_util::StreamExt;
 
-use crate::http_tap::{bad_gateway, request_of, send_on};
+use crate::http_tap::{bad_gateway, request_of, send_on, serve};
 
 /// Which assistant text events (counted from 0 within one stream) to drop.
 #[derive(Clone, Copy)]
@@ -33,10 +33,7 @@ pub(crate) async fn start(letta: String, drop: Drop) -> String {
         let (http, letta) = (http.clone(), letta.clone());
         async move { forward(&http, &letta, request, drop).await }
     });
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    url
+    serve(app).await
 }
 
 async fn forward(http: &reqwest::Client, letta: &str, request: Request, drop: Drop) -> Response {

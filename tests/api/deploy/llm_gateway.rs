@@ -4,20 +4,9 @@
 //! configuration, no secret as a parameter or an environment value, and every output the
 //! functions' stack takes as a parameter.
 
-use std::path::PathBuf;
-
 use serde_norway::Value;
 
-use super::template::{s, template};
-
-fn workspace() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-fn yaml(path: &str) -> Value {
-    let text = std::fs::read_to_string(workspace().join(path)).expect(path);
-    serde_norway::from_str(&text).expect(path)
-}
+use super::template::{s, template, workspace, yaml};
 
 fn gateway() -> Value {
     yaml("infra/aws/llm-gateway.yaml")

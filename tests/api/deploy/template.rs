@@ -8,13 +8,18 @@ use serde_norway::Value;
 
 use crate::helpers::{dynamodb, share_stack, stack_config};
 
-fn workspace() -> PathBuf {
+pub(super) fn workspace() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
+/// A YAML file of the workspace (CloudFormation's tags kept as tagged values).
+pub(super) fn yaml(path: &str) -> Value {
+    let text = std::fs::read_to_string(workspace().join(path)).expect(path);
+    serde_norway::from_str(&text).expect(path)
+}
+
 pub(super) fn template() -> Value {
-    let text = std::fs::read_to_string(workspace().join("template.yaml")).expect("template.yaml");
-    serde_norway::from_str(&text).expect("template.yaml is YAML")
+    yaml("template.yaml")
 }
 
 pub(super) fn s(v: &Value) -> String {
