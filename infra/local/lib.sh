@@ -104,6 +104,26 @@ start_recorder() {
   rm -f "$out"
 }
 
+# A root filesystem of Debian bookworm from Debian's packages (debootstrap), as a tar file kept
+# in .state so a new Docker daemon imports it in seconds: debian_rootfs TAR ARCH PACKAGES WHAT.
+debian_rootfs() {
+  local tar=$1 arch=$2 packages=$3 what=$4
+  [ -f "$tar" ] && return 0
+  command -v debootstrap >/dev/null 2>&1 || {
+    as_root_or_say "building $what" "apt-get install -y debootstrap"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq debootstrap >/dev/null
+  }
+  local dir=${tar%.tar}
+  local log=$LOG_DIR/debootstrap-$(basename "$dir").log
+  rm -rf "$dir"
+  say "building $what from Debian's packages (debootstrap, a few minutes)"
+  debootstrap --arch="$arch" --variant=minbase --include="$packages" bookworm "$dir" \
+    http://deb.debian.org/debian >"$log" 2>&1 || die "debootstrap failed; see $log"
+  rm -rf "$dir"/usr/share/doc/* "$dir"/usr/share/man/* "$dir"/usr/share/locale/* "$dir"/var/cache/apt/*
+  tar -C "$dir" -cf "$tar.part" . && mv "$tar.part" "$tar"
+  rm -rf "$dir"
+}
+
 # Docker's daemon (Debian's docker.io; root starts it here).
 as_root_or_say() {
   [ "$(id -u)" = 0 ] || die "$1 needs root here; as root run: $2"

@@ -23,21 +23,8 @@ mkdir -p "$DIR"
 local_base() {
   docker image inspect "$LOCAL_BASE" >/dev/null 2>&1 && return 0
   local tar=$DIR/rootfs.tar
-  if [ ! -f "$tar" ]; then
-    command -v debootstrap >/dev/null 2>&1 || {
-      as_root_or_say "building the base image" "apt-get install -y debootstrap"
-      DEBIAN_FRONTEND=noninteractive apt-get install -y -qq debootstrap >/dev/null
-    }
-    local root=$DIR/rootfs
-    rm -rf "$root"
-    say "building the base image from Debian's packages (debootstrap, a few minutes)"
-    debootstrap --variant=minbase --include=ca-certificates,python3,python3-venv,nodejs \
-      bookworm "$root" http://deb.debian.org/debian >"$LOG_DIR/litellm-debootstrap.log" 2>&1 \
-      || die "debootstrap failed; see $LOG_DIR/litellm-debootstrap.log"
-    rm -rf "$root"/usr/share/doc/* "$root"/usr/share/man/* "$root"/var/cache/apt/*
-    tar -C "$root" -cf "$tar.part" . && mv "$tar.part" "$tar"
-    rm -rf "$root"
-  fi
+  debian_rootfs "$tar" "$(dpkg --print-architecture)" ca-certificates,python3,python3-venv,nodejs \
+    "the LiteLLM image's base"
   docker import "$tar" "$LOCAL_BASE" >/dev/null || die "docker import of $LOCAL_BASE failed"
 }
 
@@ -55,8 +42,9 @@ offline_prisma() {
   cp -a "$STATE_DIR/prisma-home" "$out/prisma-home"
 }
 
-# The CA bundle this machine's pip trusts (the network here re-signs TLS), for the build's pip
-# only: the Dockerfile deletes it before the image is done.
+# The CA bundle this machine's pip trusts (the network here re-signs TLS), for the build's pip:
+# the Dockerfile deletes it after pip, though it stays in the COPY layer of these local builds
+# (a public CA bundle, not a secret; production builds have none).
 build_ca() {
   local bundle=${PIP_CERT:-/etc/ssl/certs/ca-certificates.crt}
   [ -f "$bundle" ] && cp "$bundle" "$1/ca-bundle.crt"

@@ -40,21 +40,7 @@ ensure_arm64() {
 # A root filesystem from Debian's packages, kept in .state so a new daemon imports it in seconds.
 build_local_image() {
   local tar=$SAM_DIR/rootfs-arm64.tar
-  if [ ! -f "$tar" ]; then
-    command -v debootstrap >/dev/null 2>&1 || {
-      as_root_or_say "building the base image" "apt-get install -y debootstrap"
-      DEBIAN_FRONTEND=noninteractive apt-get install -y -qq debootstrap >/dev/null
-    }
-    local dir=$SAM_DIR/rootfs-arm64
-    rm -rf "$dir"
-    say "building the arm64 base image from Debian's packages (debootstrap, about two minutes)"
-    debootstrap --arch=arm64 --variant=minbase --include=ca-certificates bookworm "$dir" \
-      http://deb.debian.org/debian >"$LOG_DIR/debootstrap.log" 2>&1 \
-      || die "debootstrap failed; see $LOG_DIR/debootstrap.log"
-    rm -rf "$dir"/usr/share/doc/* "$dir"/usr/share/man/* "$dir"/usr/share/locale/* "$dir"/var/cache/apt/*
-    tar -C "$dir" -cf "$tar.part" . && mv "$tar.part" "$tar"
-    rm -rf "$dir"
-  fi
+  debian_rootfs "$tar" arm64 ca-certificates "the arm64 base image"
   local ctx=$SAM_DIR/image-context
   rm -rf "$ctx" && mkdir -p "$ctx"
   ln "$tar" "$ctx/rootfs.tar" 2>/dev/null || cp "$tar" "$ctx/rootfs.tar"
