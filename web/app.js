@@ -1,6 +1,6 @@
 // The page: sign-in, chat with token-by-token replies, conversations, memory and usage.
 import * as api from './api.js';
-import { renderMarkdown } from './markdown.js';
+import { liveMarkdown, renderMarkdown } from './markdown.js';
 
 const $ = (id) => document.getElementById(id);
 const state = { conversation: null, cursor: null, busy: null, lastText: null };
@@ -107,17 +107,8 @@ async function send(text) {
   const reply = messageItem({ role: 'assistant', content: '' });
   reply.dataset.status = 'streaming';
   const textNode = reply.querySelector('.text');
+  const replyText = liveMarkdown(textNode);
   let reasoning = null;
-  // The reply's Markdown so far, rendered at most once a frame while it streams.
-  let replyText = '';
-  let reasoningText = '';
-  let frame = null;
-  const render = () => {
-    frame = null;
-    renderMarkdown(textNode, replyText);
-    if (reasoning) renderMarkdown(reasoning.querySelector('.markdown'), reasoningText);
-  };
-  const renderSoon = () => { frame ??= requestAnimationFrame(render); };
   const controller = new AbortController();
   state.busy = controller;
   $('send').disabled = true;
@@ -125,19 +116,14 @@ async function send(text) {
   const onEvent = (name, data) => {
     if (name === 'start') list.append(reply);
     if (name === 'reasoning') {
-      reasoning ??= reply.insertBefore(reasoningBlock(''), textNode);
-      reasoningText += data.delta;
-      renderSoon();
+      reasoning ??= liveMarkdown(reply.insertBefore(reasoningBlock(''), textNode).querySelector('.markdown'));
+      reasoning.append(data.delta);
     }
     if (name === 'tool_call') reply.insertBefore(collapsed(`Tool: ${data.name}`, data.arguments), textNode);
-    if (name === 'delta') {
-      replyText += data.text;
-      renderSoon();
-    }
+    if (name === 'delta') replyText.append(data.text);
     if (name === 'done') {
-      if (data.text_corrected) replyText = data.text;
-      if (frame) cancelAnimationFrame(frame);
-      render();
+      replyText.finish(data.text_corrected ? data.text : undefined);
+      reasoning?.finish();
       reply.dataset.status = 'complete';
     }
     if (name === 'title') loadConversations();

@@ -48,6 +48,28 @@ function withCopy(pre) {
   block.append(button, pre);
 }
 
+/** Markdown that grows as it streams into `node`, rendered at most once a frame; `finish`
+ * renders it at once (with the final text, when given). */
+export function liveMarkdown(node) {
+  let text = '';
+  let frame = null;
+  const render = () => {
+    frame = null;
+    renderMarkdown(node, text);
+  };
+  return {
+    append(more) {
+      text += more;
+      frame ??= requestAnimationFrame(render);
+    },
+    finish(final = text) {
+      text = final;
+      if (frame) cancelAnimationFrame(frame);
+      render();
+    },
+  };
+}
+
 /** Replaces `node`'s content with `text` rendered as sanitized Markdown. */
 export function renderMarkdown(node, text) {
   const fragment = purify.sanitize(marked.parse(text ?? ''), POLICY);
