@@ -117,8 +117,8 @@ async fn the_agent_remembers_a_fact_from_an_earlier_turn() {
         "{kinds:?}"
     );
     let call = told.iter().find(|e| e.name == "tool_call").unwrap();
-    // The v1 memory tool: the `Name:` line of the human block is replaced.
-    assert_eq!(call.data["name"], "memory_replace");
+    // The core memory tool: the `Name:` line of the human block is replaced.
+    assert_eq!(call.data["name"], "core_memory_replace");
     assert!(
         call.data["arguments"]
             .as_str()
@@ -136,7 +136,10 @@ async fn the_agent_remembers_a_fact_from_an_earlier_turn() {
     );
     let stored_calls =
         app.history(&token, "?limit=4").await.body["messages"][2]["tool_calls"].clone();
-    assert_eq!(stored_calls[0]["name"], "memory_replace", "{stored_calls}");
+    assert_eq!(
+        stored_calls[0]["name"], "core_memory_replace",
+        "{stored_calls}"
+    );
     assert!(stored_calls[0]["result"].as_str().is_some());
 }
 

@@ -198,8 +198,8 @@ async fn letta_agent_on_a_byok_provider_answers_and_bills_its_user() {
     let said = assistant_texts(&reply.messages);
     assert_eq!(said, vec!["echo: hello agent"], "{:?}", reply.messages);
 
-    // Memory: the scripted model stores the name with a memory tool (v1: memory_replace of the
-    // `Name:` line), then answers from the human block that Letta puts in its system prompt.
+    // Memory: the scripted model stores the name with a memory tool (core_memory_replace of
+    // the `Name:` line), then answers from the human block that Letta puts in its system prompt.
     let told = state
         .letta
         .send_message(&agent.id, "Hi, my name is Grace Hopper.")

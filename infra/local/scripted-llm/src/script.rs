@@ -309,9 +309,9 @@ fn apply_commands(mut words: String, plan: &mut Plan) -> String {
     words
 }
 
-/// "my name is X" and "remember that X" call the memory tools, when offered: the v1 tools
-/// (`memory_replace` of the `Name:` line, else `memory_insert`) or the MemGPT ones
-/// (`core_memory_append`).
+/// "my name is X" and "remember that X" call the memory tools, when offered: the `Name:` line
+/// replaced (`memory_replace` or `core_memory_replace`), else the fact added (`memory_insert`
+/// or `core_memory_append`).
 fn memory_tool(words: &str, tools: &Tools, system: &str) -> Option<Action> {
     let call = |name: &str, thinking: &str, args: Vec<(&str, Value)>| Action::CallTool {
         name: name.into(),
@@ -324,19 +324,30 @@ fn memory_tool(words: &str, tools: &Tools, system: &str) -> Option<Action> {
     {
         let fact = format!("The user's name is {name}.");
         let human = json!("human");
-        if let Some(line) = name_line(system)
-            && tools.has("memory_replace")
-        {
+        if let Some(line) = name_line(system) {
             let new_line = json!(format!("Name: {name}"));
-            return Some(call(
-                "memory_replace",
-                thinking,
-                vec![
-                    ("label", human),
-                    ("old_string", json!(line)),
-                    ("new_string", new_line),
-                ],
-            ));
+            if tools.has("memory_replace") {
+                return Some(call(
+                    "memory_replace",
+                    thinking,
+                    vec![
+                        ("label", human),
+                        ("old_string", json!(line)),
+                        ("new_string", new_line),
+                    ],
+                ));
+            }
+            if tools.has("core_memory_replace") {
+                return Some(call(
+                    "core_memory_replace",
+                    thinking,
+                    vec![
+                        ("label", human),
+                        ("old_content", json!(line)),
+                        ("new_content", new_line),
+                    ],
+                ));
+            }
         }
         if tools.has("memory_insert") {
             let args = vec![("label", human), ("new_string", json!(fact))];
@@ -517,6 +528,25 @@ mod tests {
             with("archival_memory_insert", json!({"content": {}})),
             with("conversation_search", json!({"query": {}})),
         ]}))
+    }
+
+    #[test]
+    fn with_the_core_memory_tools_the_name_line_is_replaced() {
+        let with = |name: &str, props: Value| json!({"type": "function", "function": {"name": name, "parameters": {"properties": props}}});
+        let tools = Tools::from_request(&json!({"tools": [
+            with("core_memory_append", json!({"label": {}, "content": {}})),
+            with("core_memory_replace", json!({"label": {}, "old_content": {}, "new_content": {}})),
+        ]}));
+        let system =
+            json!({"role": "system", "content": "<human>\n<value>\nName: Bo\n</value>\n</human>"});
+        let p = plan(&[system, user("my name is Ada.")], &tools);
+        assert_eq!(
+            p.action,
+            Action::CallTool {
+                name: "core_memory_replace".into(),
+                arguments: json!({"label": "human", "old_content": "Name: Bo", "new_content": "Name: Ada"}),
+            }
+        );
     }
 
     #[test]

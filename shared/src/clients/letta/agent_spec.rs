@@ -26,13 +26,17 @@ pub const ARCHIVAL_INSERT_TOOL: &str = "archival_memory_insert";
 /// The tool with which an agent searches its archival memory (its query is embedded).
 pub const ARCHIVAL_SEARCH_TOOL: &str = "archival_memory_search";
 
-/// The tools an agent of `agent_type` gets: its architecture's memory tools and archival
-/// memory. `letta_v1_agent` replies in plain content (no `send_message`, no heartbeats).
+/// The tools an agent of `agent_type` gets: core memory edits, conversation search and
+/// archival memory. `letta_v1_agent` replies in plain content (no `send_message`, no
+/// heartbeats). Its core memory tools are Letta's `core_memory_append`/`core_memory_replace`
+/// rather than its v1 defaults `memory_insert`/`memory_replace`: the same edits (add, change,
+/// delete a line) in a fifth of the schema, which every turn sends to the model (≈ 600 prompt
+/// tokens a turn fewer).
 pub fn agent_tools(agent_type: &str) -> &'static [&'static str] {
     match agent_type {
         PLAIN_CONTENT_AGENT_TYPE => &[
-            "memory_insert",
-            "memory_replace",
+            "core_memory_append",
+            "core_memory_replace",
             "conversation_search",
             ARCHIVAL_INSERT_TOOL,
             ARCHIVAL_SEARCH_TOOL,
@@ -54,6 +58,7 @@ impl<'a> AgentSpec<'a> {
         CreateAgent {
             name: self.name,
             agent_type: &config.agent_type,
+            system: (config.agent_type == PLAIN_CONTENT_AGENT_TYPE).then_some(SYSTEM_PROMPT),
             tags: self.tags,
             memory_blocks: [
                 BlockRequest {
@@ -83,6 +88,21 @@ impl<'a> AgentSpec<'a> {
     }
 }
 
+/// The instructions of a `letta_v1_agent`, in place of Letta's generic ones (which describe a
+/// file system these agents do not have): what its memory is and which tool does what. Letta
+/// appends the memory blocks and their metadata. Every turn sends it to the model, so it stays
+/// short.
+pub const SYSTEM_PROMPT: &str = "\
+You are the user's personal assistant, with a memory that lasts across conversations.
+<memory>
+Your core memory blocks follow: `human` (what you know about the user) and `persona` (who you \
+are). They are always in front of you. When you learn something lasting about the user, add it \
+with core_memory_append or correct it with core_memory_replace (an empty new_content deletes). \
+Longer or less central facts go to archival memory: archival_memory_insert saves, \
+archival_memory_search finds by meaning. conversation_search finds earlier messages.
+</memory>
+Answer directly; call a tool only when it helps the user.";
+
 /// A core memory block's size limit, characters.
 const BLOCK_LIMIT: u32 = 5000;
 
@@ -92,6 +112,8 @@ const BLOCK_LIMIT: u32 = 5000;
 pub struct CreateAgent<'a> {
     name: &'a str,
     agent_type: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    system: Option<&'static str>,
     tags: &'a [String],
     memory_blocks: [BlockRequest<'a>; 2],
     tools: &'static [&'static str],
