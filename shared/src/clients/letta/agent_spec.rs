@@ -92,7 +92,7 @@ impl<'a> AgentSpec<'a> {
 /// file system these agents do not have): what its memory is and which tool does what. Letta
 /// appends the memory blocks and their metadata. Every turn sends it to the model, so it stays
 /// short.
-pub const SYSTEM_PROMPT: &str = "\
+const SYSTEM_PROMPT: &str = "\
 You are the user's personal assistant, with a memory that lasts across conversations.
 <memory>
 Your core memory blocks follow: `human` (what you know about the user) and `persona` (who you \

@@ -44,6 +44,50 @@ pub type TurnStream = std::pin::Pin<
     Box<dyn futures_util::Stream<Item = Result<LettaMessage, DependencyError>> + Send>,
 >;
 
+/// Letta's events up to `[DONE]`. Letta sends `[DONE]` with the stop reason and the usage,
+/// then closes the run and only then the connection (≈ 30 ms on the local stack): the turn is
+/// over at `[DONE]`, and what is left of the response is read in the background, so the
+/// connection goes back to the pool.
+fn until_done<S>(
+    events: S,
+) -> impl futures_util::Stream<Item = Result<LettaMessage, DependencyError>>
+where
+    S: futures_util::Stream<
+            Item = Result<
+                eventsource_stream::Event,
+                eventsource_stream::EventStreamError<reqwest::Error>,
+            >,
+        > + Send
+        + Unpin
+        + 'static,
+{
+    use futures_util::StreamExt;
+    futures_util::stream::unfold(Some(events), |events| async move {
+        let mut events = events?;
+        loop {
+            match events.next().await? {
+                Err(e) => {
+                    let broke = DependencyError::Unreachable {
+                        service: Service::Letta,
+                        detail: format!("the stream broke: {e}"),
+                    };
+                    return Some((Err(broke), None));
+                }
+                Ok(event) if event.data.trim() == "[DONE]" => {
+                    tokio::spawn(async move { while events.next().await.is_some() {} });
+                    return None;
+                }
+                Ok(event) if event.data.trim().is_empty() => {}
+                Ok(event) => {
+                    if let Some(message) = stream_event(&event.event, &event.data) {
+                        return Some((Ok(message), Some(events)));
+                    }
+                }
+            }
+        }
+    })
+}
+
 /// A BYOK provider.
 #[derive(Debug, Clone, Deserialize)]
 pub struct Provider {
@@ -444,7 +488,6 @@ impl Letta {
         text: &str,
     ) -> Result<TurnStream, DependencyError> {
         use eventsource_stream::Eventsource;
-        use futures_util::StreamExt;
 
         let path = match thread {
             Thread::Agent(agent_id) => format!("/v1/agents/{agent_id}/messages/stream"),
@@ -454,8 +497,8 @@ impl Letta {
         // longest is 15 min), a silent Letta by the stream client's read timeout
         // (`LETTA_STREAM_SILENCE_SECS`), and Letta's taking of the message (its headers) by the
         // timeout of any call.
-        let request = self
-            .authorized(
+        let request = || {
+            self.authorized(
                 self.stream_http
                     .post(format!("{}{path}", self.config.base_url))
                     .json(&json!({
@@ -466,29 +509,29 @@ impl Letta {
                         "include_pings": true,
                     })),
             )
-            .timeout(std::time::Duration::from_secs(15 * 60));
-        let response =
-            tokio::time::timeout(self.accept_timeout, upstream::send(Service::Letta, request))
-                .await
-                .map_err(|_| DependencyError::Timeout {
-                    service: Service::Letta,
-                })??;
-        let events = response
-            .bytes_stream()
-            .eventsource()
-            .filter_map(|event| async move {
-                match event {
-                    Err(e) => Some(Err(DependencyError::Unreachable {
-                        service: Service::Letta,
-                        detail: format!("the stream broke: {e}"),
-                    })),
-                    Ok(event) if event.data.trim() == "[DONE]" || event.data.trim().is_empty() => {
-                        None
+            .timeout(std::time::Duration::from_secs(15 * 60))
+        };
+        let response = tokio::time::timeout(self.accept_timeout, async {
+            // A Letta with a conversation lock (the hosted API) holds it for a moment after
+            // `[DONE]`, while it closes the run: a turn sent right after the previous one's
+            // `done` may meet that 409. Asked again shortly, a few times.
+            let mut waited = 0;
+            loop {
+                match upstream::send(Service::Letta, request()).await {
+                    Err(DependencyError::Status { status: 409, .. }) if waited < 5 => {
+                        waited += 1;
+                        tokio::time::sleep(std::time::Duration::from_millis(40 * waited)).await;
                     }
-                    Ok(event) => stream_event(&event.event, &event.data).map(Ok),
+                    other => return other,
                 }
-            });
-        Ok(Box::pin(events))
+            }
+        })
+        .await
+        .map_err(|_| DependencyError::Timeout {
+            service: Service::Letta,
+        })??;
+        let events = response.bytes_stream().eventsource();
+        Ok(Box::pin(until_done(events)))
     }
 
     /// The agent's core memory blocks.

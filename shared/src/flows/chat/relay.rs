@@ -279,11 +279,13 @@ pub(super) async fn run(turn: Turn, stream: TurnStream, mut out: Outbox) {
     out.emit(turn.start_event()).await;
     let mut reply = Reply::default();
     let early = relay(&turn, stream, &mut reply, &mut out).await;
+    let letta_ended = turn.started.elapsed();
     out.emit_all(reply.unanswered_calls()).await;
     let corrected = complete_text(&turn, &mut reply, &mut out).await;
     // A conversation still without a title gets one from its first complete exchange, named
     // while the reply is stored, so `done` stays the last event and barely waits.
-    let (stored, title) = tokio::join!(store_reply(&turn, &reply, early), title(&turn, &reply));
+    let ((stored, end), title) =
+        tokio::join!(store_reply(&turn, &reply, early), title(&turn, &reply));
     if let Some(title) = title {
         out.emit(ChatEvent::Title {
             conversation_id: turn.conversation.id.clone(),
@@ -324,6 +326,10 @@ pub(super) async fn run(turn: Turn, stream: TurnStream, mut out: Outbox) {
         ttft_ms = stored.ttft_ms,
         prepared_ms = turn.phases.prepared_ms,
         accepted_ms = turn.phases.accepted_ms,
+        letta_done_ms = letta_ended.as_millis() as u64,
+        end_ms = (turn.started.elapsed() - letta_ended).as_millis() as u64,
+        priced_ms = end.priced_ms,
+        stored_ms = end.stored_ms,
         prompt_tokens = usage.prompt_tokens,
         completion_tokens = usage.completion_tokens,
         client_gone = out.gone,
@@ -462,11 +468,17 @@ async fn stored_text(turn: &Turn, run_id: Option<&str>) -> Option<String> {
 }
 
 /// Builds the reply message, stores it with the day's usage, settles the user's message and
-/// releases the turn. Returns what was stored.
-async fn store_reply(turn: &Turn, reply: &Reply, early: Option<EarlyPrice>) -> Message {
+/// releases the turn. Returns what was stored, and how long pricing and storing took.
+async fn store_reply(
+    turn: &Turn,
+    reply: &Reply,
+    early: Option<EarlyPrice>,
+) -> (Message, EndPhases) {
     let status = reply.status();
     let usage = reply.usage.clone().unwrap_or_default();
+    let pricing = Instant::now();
     let priced = cost::price_turn(&turn.state, &turn.model, &reply.step_ids, &usage, early).await;
+    let priced_ms = pricing.elapsed().as_millis() as u64;
     let mut assistant = Message::new(
         &turn.conversation.id,
         &turn.reply_id,
@@ -522,10 +534,24 @@ async fn store_reply(turn: &Turn, reply: &Reply, early: Option<EarlyPrice>) -> M
         billed,
     };
     // One write: the reply, the user's message settled, the counts, the lock released.
+    let storing = Instant::now();
     if let Err(e) = turn.state.store.finish_turn(&end).await {
         tracing::error!(error = %e, message_id = %assistant.id, "the turn's end could not be stored");
     }
-    assistant
+    let stored_ms = storing.elapsed().as_millis() as u64;
+    (
+        assistant,
+        EndPhases {
+            priced_ms,
+            stored_ms,
+        },
+    )
+}
+
+/// Milliseconds the turn's end spent after Letta's `[DONE]`: waiting for the price, storing.
+struct EndPhases {
+    priced_ms: u64,
+    stored_ms: u64,
 }
 
 #[cfg(test)]
