@@ -16,7 +16,7 @@ use crate::{
         models::ModelCatalog,
         supabase::SupabaseAuth,
     },
-    store::Store,
+    store::{Store, TurnCache},
 };
 
 /// The state every handler gets: cheap to clone, built once per cold start.
@@ -43,6 +43,8 @@ pub struct Inner {
     pub models: ModelCatalog,
     /// The last dependency checks of `GET /health`.
     pub health: HealthCache,
+    /// What this instance knows of its users' profiles and conversations between turns.
+    pub turn_cache: TurnCache,
 }
 
 impl Deref for AppState {
@@ -91,6 +93,7 @@ impl AppState {
             jwt: JwtVerifier::new(http.clone(), &config.supabase),
             models: ModelCatalog::default(),
             health: HealthCache::default(),
+            turn_cache: TurnCache::default(),
             supabase: SupabaseAuth::new(http, &config.supabase),
             config,
         });

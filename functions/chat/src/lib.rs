@@ -21,10 +21,10 @@ use shared::{
     domain::{ConversationId, IdempotencyKey, PageLimit, SignedInUser, Title},
     flows::{
         chat::{self, ChatEvent, TurnOutcome},
-        conversations,
+        conversations, gate,
     },
     http::{
-        ApiJson, ApiQuery, Function, IDEMPOTENCY_KEY, parse_optional_json,
+        ApiJson, ApiQuery, Function, IDEMPOTENCY_KEY, TurnCaller, parse_optional_json,
         schemas::{AgentText, TitleText},
         views::{
             self, DeletedView,
@@ -134,18 +134,31 @@ where
 )]
 async fn send_message(
     State(state): State<AppState>,
-    user: SignedInUser,
+    TurnCaller(user): TurnCaller,
     headers: HeaderMap,
-    ApiJson(body): ApiJson<MessageBody>,
+    body: Result<ApiJson<MessageBody>, AppError>,
 ) -> Result<Response, AppError> {
-    let idempotency_key = headers
-        .get(&IDEMPOTENCY_KEY)
-        // A header that is not even text is as invalid as a bad key.
-        .map(|v| IdempotencyKey::parse(v.to_str().unwrap_or("")))
-        .transpose()?;
-    let conversation = conversation_or_default(body.conversation_id.as_deref())?;
+    // The turn passes the request's gate itself (in its start transaction when it can): a
+    // request refused before it gets there passes it here first.
+    let parsed = body.and_then(|ApiJson(body)| {
+        let idempotency_key = headers
+            .get(&IDEMPOTENCY_KEY)
+            // A header that is not even text is as invalid as a bad key.
+            .map(|v| IdempotencyKey::parse(v.to_str().unwrap_or("")))
+            .transpose()?;
+        let conversation = conversation_or_default(body.conversation_id.as_deref())?;
+        Ok((body.content, conversation, idempotency_key))
+    });
+    let (content, conversation, idempotency_key) = match parsed {
+        Ok(parsed) => parsed,
+        Err(invalid) => {
+            let limits = gate::chat_limits(&state.config.rates);
+            gate::pass(&state, &user.id, gate::issued_at(&user), &limits).await?;
+            return Err(invalid);
+        }
+    };
     let keep_alive = state.config.http.sse_keep_alive;
-    match chat::start_turn(&state, user, conversation, &body.content, idempotency_key).await? {
+    match chat::start_turn(&state, user, conversation, &content, idempotency_key).await? {
         TurnOutcome::Live(rx) => {
             let events =
                 stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|e| (e, rx)) });

@@ -6,7 +6,7 @@ use axum::{extract::FromRequestParts, http::request::Parts};
 use crate::{
     app::{error::AppError, secret::Secret},
     domain::{SignedInUser, UserId},
-    http::limits,
+    flows::gate,
     state::AppState,
 };
 
@@ -14,10 +14,33 @@ fn unauthorized(message: &str) -> AppError {
     AppError::Unauthorized(message.to_string())
 }
 
+/// The signed-in user of a chat turn, whose request is not gated yet: the turn passes the gate
+/// itself, in its start transaction on a warm instance (`flows::chat`), so its handler must
+/// hand it to the flow before anything else can refuse the request.
+pub struct TurnCaller(pub SignedInUser);
+
+impl FromRequestParts<AppState> for TurnCaller {
+    type Rejection = AppError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, AppError> {
+        verified(parts, state).await.map(Self)
+    }
+}
+
 impl FromRequestParts<AppState> for SignedInUser {
     type Rejection = AppError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, AppError> {
+        let user = verified(parts, state).await?;
+        let limits = gate::request_limits(&state.config.rates);
+        gate::pass(state, &user.id, gate::issued_at(&user), &limits).await?;
+        Ok(user)
+    }
+}
+
+/// The user whose access token the request carries, verified.
+async fn verified(parts: &Parts, state: &AppState) -> Result<SignedInUser, AppError> {
+    {
         let header = parts
             .headers
             .get(axum::http::header::AUTHORIZATION)
@@ -37,9 +60,7 @@ impl FromRequestParts<AppState> for SignedInUser {
         let claims = state.jwt.verify(token).await?;
         let id = UserId::parse(&claims.sub)
             .map_err(|_| unauthorized("the access token's subject is not a user id"))?;
-        let issued_at = claims.iat.map_or(0, |iat| i64::try_from(iat).unwrap_or(0));
-        limits::check_user(state, &parts.method, parts.uri.path(), &id, issued_at).await?;
-        Ok(Self {
+        Ok(SignedInUser {
             id,
             email: claims.email,
             issued_at: claims.iat,

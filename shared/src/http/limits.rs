@@ -1,27 +1,25 @@
 //! Rate limits at the edge of every function, counted in DynamoDB (see `store::limits`) so
-//! they hold across Lambda instances: per user, chat turns per minute and per day and other
-//! requests per minute (checked with the token, before any work); per client IP, sign-up and
-//! sign-in attempts per minute. A refused request is 429 `rate_limited` with `Retry-After` and
+//! they hold across Lambda instances: per user (`flows::gate`, checked with the token, before
+//! any work), chat turns per minute and per day and other requests per minute; per client IP,
+//! sign-up and sign-in attempts per minute. A refused request is 429 `rate_limited` with `Retry-After` and
 //! the limit's name, and nothing else happens.
 
 use std::net::{IpAddr, SocketAddr};
 
 use axum::{
     extract::{ConnectInfo, FromRequestParts},
-    http::{Method, request::Parts},
+    http::request::Parts,
 };
 
 use subtle::ConstantTimeEq;
 
 use crate::{
     app::{error::AppError, secret::Secret},
-    domain::UserId,
     state::AppState,
-    store::{Gate, RateLimit},
+    store::RateLimit,
 };
 
 const MINUTE: i64 = 60;
-const DAY: i64 = 24 * 3600;
 
 /// The client's address: the function URL event's `requestContext.http.sourceIp` on Lambda, the
 /// socket's peer in the local gateway; never a header a client can set. Behind the optional
@@ -88,47 +86,6 @@ impl FromRequestParts<AppState> for ClientIp {
             parts,
             state.config.http.cloudfront_origin_secret.as_ref(),
         ))
-    }
-}
-
-/// Counts a request of a signed-in user: a chat turn against the chat limits, anything else
-/// against the per-minute request limit; and refuses a token issued before the user's sessions
-/// were revoked (logout). One DynamoDB round trip.
-pub(crate) async fn check_user(
-    state: &AppState,
-    method: &Method,
-    path: &str,
-    user: &UserId,
-    issued_at: i64,
-) -> Result<(), AppError> {
-    let rates = &state.config.rates;
-    let chat_turn = *method == Method::POST && path.ends_with("/chat/message");
-    let limits: &[RateLimit] = if chat_turn {
-        &[
-            RateLimit {
-                name: "chat_per_minute",
-                max: rates.chat_per_minute,
-                window_secs: MINUTE,
-            },
-            RateLimit {
-                name: "chat_per_day",
-                max: rates.chat_per_day,
-                window_secs: DAY,
-            },
-        ]
-    } else {
-        &[RateLimit {
-            name: "requests_per_minute",
-            max: rates.requests_per_minute,
-            window_secs: MINUTE,
-        }]
-    };
-    match state.store.gate_user(user, issued_at, limits).await? {
-        Gate::Open => Ok(()),
-        Gate::Limited(exceeded) => Err(exceeded.into()),
-        Gate::Revoked => Err(AppError::Unauthorized(
-            "this session was signed out; sign in again".into(),
-        )),
     }
 }
 

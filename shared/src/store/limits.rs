@@ -97,7 +97,7 @@ impl RateLimit {
         update.build().map_err(build_error)
     }
 
-    fn exceeded(&self, now: i64) -> Exceeded {
+    pub(super) fn exceeded(&self, now: i64) -> Exceeded {
         Exceeded {
             limit: self.name,
             retry_after: u64::try_from(self.window(now).1 - now).unwrap_or(1),
@@ -132,6 +132,21 @@ impl Store {
         issued_at: i64,
         limits: &[RateLimit],
     ) -> Result<Gate, DependencyError> {
+        let check = self.revocation_check(user, issued_at)?;
+        match self.hit(&user_limits_pk(user), limits, Some(check)).await? {
+            Outcome::Counted => Ok(Gate::Open),
+            Outcome::Exceeded(e) => Ok(Gate::Limited(e)),
+            Outcome::CheckFailed => Ok(Gate::Revoked),
+        }
+    }
+
+    /// The check that the user's sessions were last revoked in an earlier second than
+    /// `issued_at`, as a transaction's item.
+    fn revocation_check(
+        &self,
+        user: &UserId,
+        issued_at: i64,
+    ) -> Result<TransactWriteItem, DependencyError> {
         let check = ConditionCheck::builder()
             .table_name(&self.table)
             .set_key(Some(key(user_limits_pk(user), REVOCATION_SK.into())))
@@ -141,12 +156,26 @@ impl Store {
             .expression_attribute_values(":iat", n(issued_at))
             .build()
             .map_err(build_error)?;
-        let check = TransactWriteItem::builder().condition_check(check).build();
-        match self.hit(&user_limits_pk(user), limits, Some(check)).await? {
-            Outcome::Counted => Ok(Gate::Open),
-            Outcome::Exceeded(e) => Ok(Gate::Limited(e)),
-            Outcome::CheckFailed => Ok(Gate::Revoked),
+        Ok(TransactWriteItem::builder().condition_check(check).build())
+    }
+
+    /// The gate of a user's request as items of another transaction: one counter update per
+    /// limit (in `limits`' order), then the revocation check.
+    pub(super) fn gate_items(
+        &self,
+        user: &UserId,
+        issued_at: i64,
+        limits: &[RateLimit],
+        now: i64,
+    ) -> Result<Vec<TransactWriteItem>, DependencyError> {
+        let pk = user_limits_pk(user);
+        let mut items = Vec::with_capacity(limits.len() + 1);
+        for limit in limits {
+            let update = limit.update(&self.table, &pk, now)?;
+            items.push(TransactWriteItem::builder().update(update).build());
         }
+        items.push(self.revocation_check(user, issued_at)?);
+        Ok(items)
     }
 
     /// Revokes every access token of the user issued before or in the second `at` (epoch

@@ -5,6 +5,7 @@
 mod attrs;
 mod conversations;
 mod keys;
+mod known;
 mod limits;
 mod messages;
 mod profiles;
@@ -22,10 +23,11 @@ use aws_sdk_dynamodb::{
 };
 
 pub use conversations::Created;
+pub use known::{KnownFacts, ProfileFacts, TurnCache};
 pub use limits::{Exceeded, Gate, RateLimit};
 pub use messages::{HistoryPage, MessageAt};
 pub use profiles::{Lease, Transition};
-pub use turn_writes::{TurnEnd, TurnReads, TurnStart};
+pub use turn_writes::{TurnEnd, TurnReads, TurnStart, Unread};
 pub use turns::{Held, IDEMPOTENCY_TTL_SECS, IdempotencyRecord, TURN_LOCK_TTL_SECS, TurnState};
 pub use usage::DayUsage;
 

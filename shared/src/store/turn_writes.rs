@@ -2,11 +2,11 @@
 //! starts and when it ends (one transaction each), so a turn costs DynamoDB one read and three
 //! writes with the request gate.
 
-use std::time::Duration;
+use std::{collections::HashMap, time::Duration};
 
 use aws_sdk_dynamodb::{
     operation::transact_write_items::TransactWriteItemsError,
-    types::{Delete, KeysAndAttributes, Put, TransactWriteItem, Update},
+    types::{ConditionCheck, Delete, KeysAndAttributes, Put, TransactWriteItem, Update},
 };
 
 use super::{
@@ -16,6 +16,8 @@ use super::{
         PROFILE_SK, TURN_SLOT_PREFIX, conversation_sk, idempotency_sk, message_sk, turn_sk,
         turn_slot_sk, user_pk,
     },
+    known::KnownFacts,
+    limits::{Exceeded, RateLimit},
     table,
     turns::{Held, IDEMPOTENCY_TTL_SECS, IdempotencyRecord, TurnState, turn_lock, turn_slot},
 };
@@ -56,6 +58,25 @@ pub enum TurnStart {
     KeyUsed,
     /// The conversation was deleted meanwhile; nothing was written.
     Gone,
+    /// The token was issued before the user's sessions were revoked; nothing was written.
+    Revoked,
+    /// A rate limit is used up; nothing was written.
+    Limited(Exceeded),
+    /// A known fact no longer holds (the profile or the conversation changed); nothing was
+    /// written: read them and start again.
+    Stale,
+}
+
+/// What a start on a warm instance folds into its transaction: the request's gate (its rate
+/// limits and the revocation check, instead of a request of their own) and the facts it did
+/// not read (each checked by a condition).
+pub struct Unread<'a> {
+    /// The access token's `iat`, epoch seconds.
+    pub issued_at: i64,
+    /// The limits the turn counts against.
+    pub limits: &'a [RateLimit],
+    /// The profile and conversation as this instance knows them.
+    pub known: &'a KnownFacts,
 }
 
 /// What a turn's end writes.
@@ -79,6 +100,12 @@ pub struct TurnEnd<'a> {
 /// The writes of a turn's start, which a failed condition names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum StartWrite {
+    /// The counter of the request's `n`th rate limit.
+    Limit(usize),
+    /// The check that the token was not revoked.
+    Revocation,
+    /// The check that the profile is as known.
+    Profile,
     /// The conversation's turn lock.
     Lock,
     /// The user's message.
@@ -92,8 +119,22 @@ enum StartWrite {
 }
 
 impl StartWrite {
-    /// What the writes whose conditions failed say about the start (nothing was written).
-    fn outcome(failed: &[Self]) -> TurnStart {
+    /// What the writes whose conditions failed say about the start (nothing was written):
+    /// the gate's answers first, as if it had been a request of its own; then facts that
+    /// changed (`known`: the conversation's activity is conditioned on it being as known).
+    fn outcome(failed: &[Self], limits: &[RateLimit], known: bool) -> TurnStart {
+        if failed.contains(&Self::Revocation) {
+            return TurnStart::Revoked;
+        }
+        if let Some(limit) = failed.iter().find_map(|w| match w {
+            Self::Limit(i) => limits.get(*i),
+            _ => None,
+        }) {
+            return TurnStart::Limited(limit.exceeded(now_epoch()));
+        }
+        if failed.contains(&Self::Profile) || (known && failed.contains(&Self::Activity)) {
+            return TurnStart::Stale;
+        }
         if failed.contains(&Self::Idempotency) {
             TurnStart::KeyUsed
         } else if failed.contains(&Self::Lock) {
@@ -214,16 +255,17 @@ impl Store {
         Ok(reads)
     }
 
-    /// Which of the user's `slots` turn slots are free (unheld or expired).
-    pub async fn free_turn_slots(
+    /// Which of the user's `slots` turn slots are free (unheld or expired), and the others with
+    /// the turn holding each.
+    pub async fn turn_slots(
         &self,
         user: &UserId,
         slots: u32,
-    ) -> Result<Vec<u32>, DependencyError> {
+    ) -> Result<(Vec<u32>, Vec<(u32, Held)>), DependencyError> {
         let items = self
             .batch_get(user, (0..slots).map(turn_slot_sk).collect())
             .await?;
-        Ok(read_slots(slots, items)?.0)
+        read_slots(slots, items)
     }
 
     /// Items of the user's partition by sort key, in one request (keys DynamoDB leaves
@@ -275,12 +317,17 @@ impl Store {
     /// Starts a turn in one transaction: takes the conversation's turn lock (free, expired,
     /// or already this message's: taken over) and the user's turn slot `slot`, stores the
     /// user's message, counts it in the conversation and records the idempotency key.
+    ///
+    /// With `unread`, the same transaction also counts the request against its rate limits,
+    /// checks that the token was not revoked, and checks that the profile and the conversation
+    /// are still as this instance knows them: a warm turn's only request before Letta.
     pub async fn start_turn(
         &self,
         user: &UserId,
         message: &Message,
         slot: u32,
         idempotency: Option<(&IdempotencyKey, &IdempotencyRecord)>,
+        unread: Option<&Unread<'_>>,
     ) -> Result<TurnStart, DependencyError> {
         let now = now_epoch();
         let conversation = &message.conversation_id;
@@ -324,7 +371,7 @@ impl Store {
             (
                 StartWrite::Activity,
                 TransactWriteItem::builder()
-                    .update(self.activity_update(user, conversation, 1)?)
+                    .update(self.known_activity(user, conversation, unread)?)
                     .build(),
             ),
             (
@@ -333,24 +380,24 @@ impl Store {
             ),
         ];
         if let Some((idem_key, record)) = idempotency {
-            let item = Item::new(user_pk(user), idempotency_sk(idem_key.as_str()), record)
-                .expiring(now + IDEMPOTENCY_TTL_SECS);
-            let put = Put::builder()
-                .table_name(&self.table)
-                .set_item(Some(item.into_attributes()?))
-                .condition_expression("attribute_not_exists(pk) OR #ttl < :now")
-                .expression_attribute_names("#ttl", table::TTL_ATTRIBUTE)
-                .expression_attribute_values(":now", n(now))
-                .build()
-                .map_err(build_error)?;
-            let put = TransactWriteItem::builder().put(put).build();
+            let put = self.idempotency_put(user, idem_key, record, now)?;
             writes.push((StartWrite::Idempotency, put));
         }
+        if let Some(unread) = unread {
+            writes.extend(self.unread_checks(user, unread, now)?);
+        }
+        // A start with unread facts may be followed by one without (with the same message):
+        // the request token (at most 36 characters) names which, so DynamoDB does not take the
+        // second for a repeat of the first.
+        let token = match unread {
+            Some(_) => format!("{}-warm", message.id),
+            None => format!("{}-start", message.id),
+        };
         let result = self
             .client
             .transact_write_items()
             .set_transact_items(Some(writes.iter().map(|w| w.1.clone()).collect()))
-            .client_request_token(format!("{}-start", message.id))
+            .client_request_token(token)
             .send()
             .await;
         let Err(e) = result else {
@@ -360,7 +407,92 @@ impl Store {
             return Err(sdk_error(e));
         };
         let failed: Vec<StartWrite> = failed.into_iter().map(|i| writes[i].0).collect();
-        Ok(StartWrite::outcome(&failed))
+        let limits = unread.map_or(&[][..], |u| u.limits);
+        Ok(StartWrite::outcome(&failed, limits, unread.is_some()))
+    }
+
+    /// The idempotency record of a turn's start, unless the key is in use.
+    fn idempotency_put(
+        &self,
+        user: &UserId,
+        idem_key: &IdempotencyKey,
+        record: &IdempotencyRecord,
+        now: i64,
+    ) -> Result<TransactWriteItem, DependencyError> {
+        let item = Item::new(user_pk(user), idempotency_sk(idem_key.as_str()), record)
+            .expiring(now + IDEMPOTENCY_TTL_SECS);
+        let put = Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(item.into_attributes()?))
+            .condition_expression("attribute_not_exists(pk) OR #ttl < :now")
+            .expression_attribute_names("#ttl", table::TTL_ATTRIBUTE)
+            .expression_attribute_values(":now", n(now))
+            .build()
+            .map_err(build_error)?;
+        Ok(TransactWriteItem::builder().put(put).build())
+    }
+
+    /// The conversation's activity update; with `unread`, only while the conversation is as
+    /// known.
+    fn known_activity(
+        &self,
+        user: &UserId,
+        conversation: &ConversationId,
+        unread: Option<&Unread<'_>>,
+    ) -> Result<Update, DependencyError> {
+        let update = self.activity_update(user, conversation, 1)?;
+        let Some(unread) = unread else {
+            return Ok(update);
+        };
+        let mut values = update
+            .expression_attribute_values()
+            .cloned()
+            .unwrap_or_default();
+        let condition = unread.known.conversation_condition(&mut values);
+        Update::builder()
+            .table_name(update.table_name())
+            .set_key(Some(update.key().clone()))
+            .update_expression(update.update_expression())
+            .condition_expression(condition)
+            .set_expression_attribute_values(Some(values))
+            .build()
+            .map_err(build_error)
+    }
+
+    /// The gate's items and the check that the profile is as known.
+    fn unread_checks(
+        &self,
+        user: &UserId,
+        unread: &Unread<'_>,
+        now: i64,
+    ) -> Result<Vec<(StartWrite, TransactWriteItem)>, DependencyError> {
+        let gate = self.gate_items(user, unread.issued_at, unread.limits, now)?;
+        let mut checks: Vec<(StartWrite, TransactWriteItem)> = gate
+            .into_iter()
+            .enumerate()
+            .map(|(i, item)| {
+                let write = match i {
+                    i if i < unread.limits.len() => StartWrite::Limit(i),
+                    _ => StartWrite::Revocation,
+                };
+                (write, item)
+            })
+            .collect();
+        let mut values = HashMap::new();
+        let condition = unread.known.profile_condition(&mut values);
+        let profile = ConditionCheck::builder()
+            .table_name(&self.table)
+            .set_key(Some(key(user_pk(user), PROFILE_SK.into())))
+            .condition_expression(condition)
+            .expression_attribute_names("#state", "state")
+            .set_expression_attribute_values(Some(values))
+            .build()
+            .map_err(build_error)?;
+        let profile = TransactWriteItem::builder()
+            .condition_check(profile)
+            .build();
+        checks.push((StartWrite::Profile, profile));
+        Ok(checks)
     }
 
     /// Ends a turn in one transaction: stores the reply, settles the user's message, counts

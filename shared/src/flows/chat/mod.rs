@@ -31,11 +31,11 @@ use crate::{
     clients::letta::TurnStream,
     domain::{
         ChatContent, Conversation, ConversationId, ErrorRecord, IdempotencyKey, Message,
-        MessageStatus, Role, SignedInUser, UserId,
+        MessageStatus, Profile, Role, SignedInUser, UserId,
     },
-    flows::{agent::ready_agent_from, conversations},
+    flows::{agent::ready_agent_from, conversations, gate},
     state::AppState,
-    store::{Held, IdempotencyRecord, TurnStart, TurnState},
+    store::{Held, IdempotencyRecord, KnownFacts, ProfileFacts, TurnStart, TurnState, Unread},
 };
 use relay::Outbox;
 
@@ -76,6 +76,8 @@ struct Turn {
     /// The agent streams its reply's text exactly (plain content, `letta_v1_agent`), so a
     /// completed stream needs no read-back.
     streams_exact_text: bool,
+    /// The profile's facts the turn acts on.
+    facts: ProfileFacts,
 }
 
 impl Turn {
@@ -139,8 +141,13 @@ impl Turn {
     }
 }
 
-/// Starts a turn: validation, provisioning, idempotency, the turn lock, the user message, and
-/// Letta's stream. Errors before the stream starts are plain JSON answers.
+/// Starts a turn: the gate, validation, provisioning, idempotency, the turn lock, the user
+/// message, and Letta's stream. Errors before the stream starts are plain JSON answers.
+///
+/// On an instance that knows the user's profile and the conversation from an earlier turn,
+/// the turn's only DynamoDB request before Letta is its start transaction: it passes the
+/// request's gate, checks the known facts and stores the message (see [`Unread`]). Otherwise
+/// (or when a fact changed) the gate, a read and the start are three requests, as they were.
 pub async fn start_turn(
     state: &AppState,
     user: SignedInUser,
@@ -149,8 +156,45 @@ pub async fn start_turn(
     idempotency_key: Option<IdempotencyKey>,
 ) -> Result<TurnOutcome, AppError> {
     let received = Instant::now();
-    let content = ChatContent::parse(content, state.config.http.chat_max_chars)?;
-    // The profile, the conversation and the user's turn slots in one read.
+    let limits = gate::chat_limits(&state.config.rates);
+    let issued_at = gate::issued_at(&user);
+    let content = match ChatContent::parse(content, state.config.http.chat_max_chars) {
+        Ok(content) => content,
+        Err(invalid) => {
+            // The gate first: a revoked token or a used-up limit is the answer to any request.
+            gate::pass(state, &user.id, issued_at, &limits).await?;
+            return Err(invalid);
+        }
+    };
+    let ids = TurnIds::new()?;
+    let known = state
+        .turn_cache
+        .get(&user.id, &conversation_id)
+        .filter(|k| k.profile.agent_type.as_deref() == Some(&state.config.letta.agent_type));
+    let mut user = user;
+    if let Some(known) = known {
+        let unread = Unread {
+            issued_at,
+            limits: &limits,
+            known: &known,
+        };
+        let parts = TurnParts {
+            user,
+            facts: known.profile.clone(),
+            conversation: known.conversation.clone(),
+            slot: 0,
+        };
+        let mut turn = Turn::new(state, parts, &content, &ids, idempotency_key.clone());
+        match take_turn(&mut turn, Some(&unread)).await? {
+            Taken::Started => return go_live(turn, received).await,
+            Taken::Replay(existing) => return replay_turn(state, &turn.user, &existing).await,
+            Taken::Stale => {
+                state.turn_cache.forget(&turn.user.id, &conversation_id);
+                user = turn.user;
+            }
+        }
+    }
+    gate::pass(state, &user.id, issued_at, &limits).await?;
     let reads = state
         .store
         .turn_reads(
@@ -159,8 +203,40 @@ pub async fn start_turn(
             state.config.rates.concurrent_turns,
         )
         .await?;
-    let (profile, agent_id) = ready_agent_from(state, &user, reads.profile).await?;
-    // Refusals known before Letta is called: nothing is stored, Letta is not called.
+    let (profile, _) = ready_agent_from(state, &user, reads.profile).await?;
+    refuse_known_refusals(&profile)?;
+    let conversation = conversations::found(&conversation_id, reads.conversation)?;
+    let facts = ProfileFacts::of(&profile)
+        .ok_or_else(|| AppError::Internal("a ready profile without an agent".into()))?;
+    let slot = match reads.free_slots.first() {
+        Some(&slot) => slot,
+        None => {
+            let message_id = ids.user_message.to_string();
+            let key = idempotency_key.as_ref();
+            match when_no_slot_is_free(state, &user, &reads.held_slots, &message_id, key).await? {
+                Ok(slot) => slot,
+                Err(replayed) => return Ok(TurnOutcome::Replay(replayed)),
+            }
+        }
+    };
+    let parts = TurnParts {
+        user,
+        facts,
+        conversation,
+        slot,
+    };
+    let mut turn = Turn::new(state, parts, &content, &ids, idempotency_key);
+    match take_turn(&mut turn, None).await? {
+        Taken::Started => go_live(turn, received).await,
+        Taken::Replay(existing) => replay_turn(state, &turn.user, &existing).await,
+        Taken::Stale => Err(AppError::Internal(
+            "a start without known facts found one stale".into(),
+        )),
+    }
+}
+
+/// Refusals known from the profile before Letta is called: nothing is stored.
+fn refuse_known_refusals(profile: &Profile) -> Result<(), AppError> {
     if profile.awaiting_confirmation {
         return Err(AppError::BudgetExceeded {
             spend: 0.0,
@@ -175,50 +251,91 @@ pub async fn start_turn(
             limit: used_up.limit,
         });
     }
-    let conversation = conversations::found(&conversation_id, reads.conversation)?;
-    let mut ids = ulid::Generator::new();
-    let mut next_id = || {
-        ids.generate()
-            .map_err(|e| AppError::Internal(e.to_string()))
-    };
-    let (user_message_id, reply_id) = (next_id()?, next_id()?);
-    let slot = match reads.free_slots.first() {
-        Some(&slot) => slot,
-        None => {
-            let message_id = user_message_id.to_string();
-            let key = idempotency_key.as_ref();
-            match when_no_slot_is_free(state, &user, &reads.held_slots, &message_id, key).await? {
-                Ok(slot) => slot,
-                Err(replayed) => return Ok(TurnOutcome::Replay(replayed)),
-            }
-        }
-    };
-    let mut turn = Turn {
-        state: state.clone(),
-        user,
-        letta_thread: agent_id.clone(),
-        agent_id,
-        conversation,
-        model: profile.model,
-        slot,
-        streams_exact_text: profile.letta_agent_type.as_deref() == Some(PLAIN_CONTENT_AGENT_TYPE),
-        user_message: Message::new(
-            &conversation_id,
-            &user_message_id,
-            Role::User,
-            content.into_string(),
-            MessageStatus::Pending,
-        ),
-        reply_id,
-        idempotency_key,
-        started: Instant::now(),
-        phases: Phases::default(),
-    };
-    if let Some(existing) = take_turn(&mut turn).await? {
-        return replay::replay(state, &turn.user, &existing)
-            .await
-            .map(TurnOutcome::Replay);
+    Ok(())
+}
+
+/// The ids of a turn's two messages, made before its first start.
+struct TurnIds {
+    user_message: ulid::Ulid,
+    reply: ulid::Ulid,
+}
+
+impl TurnIds {
+    fn new() -> Result<Self, AppError> {
+        let mut ids = ulid::Generator::new();
+        let mut next_id = || {
+            ids.generate()
+                .map_err(|e| AppError::Internal(e.to_string()))
+        };
+        Ok(Self {
+            user_message: next_id()?,
+            reply: next_id()?,
+        })
     }
+}
+
+/// What a turn is started with besides its message.
+struct TurnParts {
+    user: SignedInUser,
+    facts: ProfileFacts,
+    conversation: Conversation,
+    slot: u32,
+}
+
+impl Turn {
+    fn new(
+        state: &AppState,
+        parts: TurnParts,
+        content: &ChatContent,
+        ids: &TurnIds,
+        idempotency_key: Option<IdempotencyKey>,
+    ) -> Self {
+        let conversation_id = parts.conversation.id.clone();
+        Self {
+            state: state.clone(),
+            user: parts.user,
+            letta_thread: parts.facts.agent_id.clone(),
+            agent_id: parts.facts.agent_id.clone(),
+            conversation: parts.conversation,
+            model: parts.facts.model.clone(),
+            slot: parts.slot,
+            streams_exact_text: parts.facts.agent_type.as_deref() == Some(PLAIN_CONTENT_AGENT_TYPE),
+            facts: parts.facts,
+            user_message: Message::new(
+                &conversation_id,
+                &ids.user_message,
+                Role::User,
+                content.as_str().to_string(),
+                MessageStatus::Pending,
+            ),
+            reply_id: ids.reply,
+            idempotency_key,
+            started: Instant::now(),
+            phases: Phases::default(),
+        }
+    }
+
+    /// Remembers the profile's facts and the conversation (with its Letta thread and title as
+    /// they are now) for the user's next turn on this instance.
+    fn remember(&self, title: Option<&str>) {
+        let mut conversation = self.conversation.clone();
+        if !conversation.id.is_default() {
+            conversation.letta_conversation_id = Some(self.letta_thread.clone());
+        }
+        if let Some(title) = title {
+            conversation.title = Some(title.to_string());
+        }
+        let facts = KnownFacts {
+            profile: self.facts.clone(),
+            conversation,
+        };
+        self.state.turn_cache.remember(&self.user.id, facts);
+    }
+}
+
+/// Opens Letta's stream for a started turn and runs the rest of it in its own task.
+async fn go_live(mut turn: Turn, received: Instant) -> Result<TurnOutcome, AppError> {
+    turn.remember(None);
     turn.phases.prepared_ms = received.elapsed().as_millis() as u64;
     let stream = open_stream(&turn).await?;
     turn.phases.accepted_ms = received.elapsed().as_millis() as u64;
@@ -230,11 +347,31 @@ pub async fn start_turn(
     Ok(TurnOutcome::Live(rx))
 }
 
+async fn replay_turn(
+    state: &AppState,
+    user: &SignedInUser,
+    existing: &IdempotencyRecord,
+) -> Result<TurnOutcome, AppError> {
+    replay::replay(state, user, existing)
+        .await
+        .map(TurnOutcome::Replay)
+}
+
+/// How taking the turn went.
+enum Taken {
+    /// Started: the message is stored, the lock held, the Letta thread known.
+    Started,
+    /// The idempotency key's earlier turn.
+    Replay(IdempotencyRecord),
+    /// A known fact changed (only with `unread`); nothing was written.
+    Stale,
+}
+
 /// Starts the turn in one write: the conversation's turn lock, the user's message (stored
 /// before anything else can fail: the user's words are never lost), its count in the
-/// conversation and the idempotency record; then finds the conversation's Letta thread.
-/// Returns the earlier turn's record when the idempotency key was used before.
-async fn take_turn(turn: &mut Turn) -> Result<Option<IdempotencyRecord>, AppError> {
+/// conversation and the idempotency record — with `unread`, also the request's gate and the
+/// checks of the known facts; then finds the conversation's Letta thread.
+async fn take_turn(turn: &mut Turn, unread: Option<&Unread<'_>>) -> Result<Taken, AppError> {
     let store = &turn.state.store;
     let record = turn.idempotency_key.as_ref().map(|key| {
         (
@@ -248,39 +385,67 @@ async fn take_turn(turn: &mut Turn) -> Result<Option<IdempotencyRecord>, AppErro
         )
     });
     let record = record.as_ref().map(|(key, record)| (*key, record));
-    let start = |slot| store.start_turn(&turn.user.id, &turn.user_message, slot, record);
-    let mut started = start(turn.slot).await?;
-    if started == TurnStart::Locked && take_over_stale_lock(turn).await? {
-        started = start(turn.slot).await?;
+    let start =
+        |slot, unread| store.start_turn(&turn.user.id, &turn.user_message, slot, record, unread);
+    let mut started = start(turn.slot, unread).await?;
+    if let Some(unread) = unread {
+        match started {
+            TurnStart::Started => {}
+            TurnStart::Revoked => return Err(gate::revoked()),
+            TurnStart::Limited(exceeded) => return Err(exceeded.into()),
+            TurnStart::Stale => return Ok(Taken::Stale),
+            // Refused for the turn itself: the request still passes the gate (it is counted,
+            // and a revoked token is told so) before the refusal is worked out as always.
+            _ => {
+                let user = &turn.user.id;
+                gate::pass(&turn.state, user, unread.issued_at, unread.limits).await?;
+            }
+        }
     }
-    // Another of the user's turns took the slot meanwhile: another free one, if any.
+    if started == TurnStart::Locked && take_over_stale_lock(turn).await? {
+        started = start(turn.slot, None).await?;
+    }
+    // Another of the user's turns holds the slot: another free one, or one an ended turn did
+    // not release, if any.
     let slots = turn.state.config.rates.concurrent_turns;
     for _ in 0..2 {
         if started != TurnStart::SlotTaken {
             break;
         }
-        match store.free_turn_slots(&turn.user.id, slots).await?.first() {
-            Some(&slot) => {
-                turn.slot = slot;
-                started = start(slot).await?;
+        let (free, held) = store.turn_slots(&turn.user.id, slots).await?;
+        let slot = match free.first() {
+            Some(&slot) => slot,
+            None => {
+                let (state, user) = (&turn.state, &turn.user.id);
+                match reclaim_slot(state, user, &held, &turn.user_message.id).await? {
+                    Some(slot) => slot,
+                    None => break,
+                }
             }
-            None => break,
-        }
+        };
+        turn.slot = slot;
+        started = start(slot, None).await?;
     }
     match started {
-        TurnStart::Started => {}
+        TurnStart::Started => find_thread(turn).await,
         TurnStart::KeyUsed => {
             let key = turn.idempotency_key.as_ref().expect("a key was used");
-            return match store.idempotency_record(&turn.user.id, key).await? {
-                Some(existing) => Ok(Some(existing)),
+            match store.idempotency_record(&turn.user.id, key).await? {
+                Some(existing) => Ok(Taken::Replay(existing)),
                 // Expired between the two requests: the caller may simply send it again.
                 None => Err(turn_in_progress()),
-            };
+            }
         }
-        TurnStart::Locked => return Err(turn_in_progress()),
-        TurnStart::SlotTaken => return Err(too_many_turns(&turn.state)),
-        TurnStart::Gone => return Err(ConversationId::not_found()),
+        TurnStart::Locked => Err(turn_in_progress()),
+        TurnStart::SlotTaken => Err(too_many_turns(&turn.state)),
+        TurnStart::Gone | TurnStart::Stale => Err(ConversationId::not_found()),
+        TurnStart::Revoked => Err(gate::revoked()),
+        TurnStart::Limited(exceeded) => Err(exceeded.into()),
     }
+}
+
+/// The started turn's Letta thread; a turn that cannot have one is abandoned.
+async fn find_thread(turn: &mut Turn) -> Result<Taken, AppError> {
     match thread::letta_thread(
         &turn.state,
         &turn.user.id,
@@ -291,7 +456,7 @@ async fn take_turn(turn: &mut Turn) -> Result<Option<IdempotencyRecord>, AppErro
     {
         Ok(thread) => {
             turn.letta_thread = thread;
-            Ok(None)
+            Ok(Taken::Started)
         }
         Err(error) => {
             turn.abandon(&error).await;

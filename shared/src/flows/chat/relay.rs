@@ -286,7 +286,8 @@ pub(super) async fn run(turn: Turn, stream: TurnStream, mut out: Outbox) {
     // while the reply is stored, so `done` stays the last event and barely waits.
     let ((stored, end), title) =
         tokio::join!(store_reply(&turn, &reply, early), title(&turn, &reply));
-    if let Some(title) = title {
+    if let Some(title) = &title {
+        turn.remember(Some(title.as_str()));
         out.emit(ChatEvent::Title {
             conversation_id: turn.conversation.id.clone(),
             title: title.as_str().to_string(),
@@ -314,10 +315,12 @@ pub(super) async fn run(turn: Turn, stream: TurnStream, mut out: Outbox) {
     out.emit(last).await;
     // LiteLLM refused for the budget: the next turns are refused before Letta is called, until
     // the period resets or the user raises the cap (the client already has its answer).
-    if let Some(TurnFailure::BudgetExceeded { .. }) = &reply.failure
-        && let Err(e) = usage::record_budget_used_up(&turn.state, &turn.user.id).await
-    {
-        tracing::warn!(error = %e, "could not record the budget as used up");
+    if let Some(TurnFailure::BudgetExceeded { .. }) = &reply.failure {
+        let (user, conversation) = (&turn.user.id, &turn.conversation.id);
+        turn.state.turn_cache.forget(user, conversation);
+        if let Err(e) = usage::record_budget_used_up(&turn.state, user).await {
+            tracing::warn!(error = %e, "could not record the budget as used up");
+        }
     }
     let usage = stored.usage.unwrap_or_default();
     tracing::info!(
