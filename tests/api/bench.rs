@@ -27,9 +27,18 @@ async fn the_bench_measures_both_sides_and_counts_dynamodb_requests() {
     let chat = &results.dynamodb["POST /api/v1/chat/message"];
     let (reads, writes) = bench::dynamo::reads_and_writes(chat);
     assert!(
-        reads >= 1 && writes >= 1,
-        "a turn reads the profile and stores the reply: {chat:?}"
+        reads == 0 && writes == 2,
+        "a warm turn reads nothing, and writes its start and its end: {chat:?}"
     );
+    let before = results.dynamodb_before_letta.as_ref().expect("counted");
+    assert_eq!(
+        before.get("TransactWriteItems"),
+        Some(&1),
+        "one request before Letta: {before:?}"
+    );
+    assert_eq!(before.values().sum::<usize>(), 1, "{before:?}");
+    let (plain, memory) = results.prompt_tokens.expect("the prompt tokens");
+    assert!(plain <= 2300 && memory > plain, "{plain} / {memory}");
     assert!(
         results.dynamodb.len() >= 10,
         "the chat turn and nine other endpoints"
@@ -45,6 +54,9 @@ async fn the_bench_measures_both_sides_and_counts_dynamodb_requests() {
         "time to end of stream",
         "relay delay per reply text event",
         "DynamoDB requests: POST /api/v1/chat/message",
+        "DynamoDB requests before Letta",
+        "prompt tokens: a plain turn",
+        "the load's CPU time, each side",
         "AWS cost per 1M chat turns",
     ] {
         assert!(table.contains(what), "{what} in {table}");

@@ -4,6 +4,7 @@
 use std::{
     collections::BTreeMap,
     sync::{Arc, Mutex},
+    time::Instant,
 };
 
 use axum::{
@@ -14,9 +15,9 @@ use axum::{
     response::{IntoResponse, Response},
 };
 
-/// The operations seen, in order.
+/// The operations seen, in order, each with the moment it arrived.
 #[derive(Clone, Default)]
-pub struct Counter(Arc<Mutex<Vec<String>>>);
+pub struct Counter(Arc<Mutex<Vec<(Instant, String)>>>);
 
 impl Counter {
     /// How many operations were seen so far.
@@ -26,10 +27,17 @@ impl Counter {
 
     /// The operations since `mark`, counted by name.
     pub fn since(&self, mark: usize) -> BTreeMap<String, usize> {
+        self.between(mark, None)
+    }
+
+    /// The operations since `mark` that arrived before `until` (all, without it).
+    pub fn between(&self, mark: usize, until: Option<Instant>) -> BTreeMap<String, usize> {
         let mut counts = BTreeMap::new();
         if let Ok(seen) = self.0.lock() {
-            for op in seen.iter().skip(mark) {
-                *counts.entry(op.clone()).or_default() += 1;
+            for (at, op) in seen.iter().skip(mark) {
+                if until.is_none_or(|until| *at < until) {
+                    *counts.entry(op.clone()).or_default() += 1;
+                }
             }
         }
         counts
@@ -72,7 +80,7 @@ async fn forward(State(p): State<Proxy>, headers: HeaderMap, body: Bytes) -> Res
         .unwrap_or("unknown")
         .to_string();
     if let Ok(mut seen) = p.counter.0.lock() {
-        seen.push(target);
+        seen.push((Instant::now(), target));
     }
     let mut request = p.http.post(&p.upstream).body(body);
     for (name, value) in &headers {

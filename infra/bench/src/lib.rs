@@ -4,6 +4,7 @@
 //! counting proxy in front of DynamoDB; the same turns go through it and straight to Letta's
 //! stream on the same agent, interleaved.
 
+pub mod cpu;
 pub mod dynamo;
 pub mod report;
 pub mod runtime;
@@ -64,6 +65,10 @@ pub struct Results {
     pub relay_unpaired: usize,
     /// DynamoDB operations per request, by endpoint.
     pub dynamodb: BTreeMap<String, BTreeMap<String, usize>>,
+    /// DynamoDB operations of a warm plain turn before Letta was asked for the stream.
+    pub dynamodb_before_letta: Option<BTreeMap<String, usize>>,
+    /// Prompt tokens of a plain turn on a fresh agent and of a memory-writing turn.
+    pub prompt_tokens: Option<(u64, u64)>,
     /// Concurrent load: users × turns, first-text times each side, errors each side.
     pub load: Option<Load>,
     /// Each function's release bootstrap under the emulator.
@@ -89,6 +94,8 @@ pub struct Load {
     pub errors: (usize, usize),
     /// Wall time each side.
     pub wall: (Duration, Duration),
+    /// CPU time each side, by process.
+    pub cpu: (cpu::Usage, cpu::Usage),
 }
 
 struct Bench {
@@ -103,6 +110,8 @@ struct Bench {
     counter: dynamo::Counter,
     tap: tap::Tap,
     max_budget: f64,
+    /// Where the local services' pid files are.
+    run_dir: PathBuf,
 }
 
 struct User {
@@ -232,7 +241,7 @@ async fn serve(config: Config) -> Result<String, String> {
 }
 
 /// Hosts the two gateways: the plain one, and the one behind the counting proxy and the tap.
-async fn host() -> Result<Bench, String> {
+async fn host(workspace: &Path) -> Result<Bench, String> {
     let mut config = Config::from_env().map_err(|e| e.to_string())?;
     // One machine's worth of users: the limits are not what is measured.
     config.rates.requests_per_minute = 1_000_000;
@@ -268,12 +277,15 @@ async fn host() -> Result<Bench, String> {
         counter,
         tap,
         max_budget,
+        run_dir: std::env::var("STATE_DIR")
+            .map_or_else(|_| workspace.join(".state"), PathBuf::from)
+            .join("run"),
     })
 }
 
 /// Runs everything `options` asks for.
 pub async fn run(options: &Options) -> Result<Results, String> {
-    let bench = Box::pin(host()).await?;
+    let bench = Box::pin(host(&options.workspace)).await?;
     let mut results = Results::default();
     let user = bench.user(0).await?;
     // Start-up first, while the machine is quiet (after the load, Letta and LiteLLM are still
@@ -284,6 +296,7 @@ pub async fn run(options: &Options) -> Result<Results, String> {
     side_by_side(&bench, options, &user, &mut results).await?;
     relay(&bench, options, &user, &mut results).await?;
     dynamodb_requests(&bench, &user, &mut results).await?;
+    results.prompt_tokens = Some(prompt_tokens(&bench).await?);
     results.load = Some(load(&bench, options).await?);
     Ok(results)
 }
@@ -375,7 +388,10 @@ async fn dynamodb_requests(
     let tapped = bench.instrumented(user);
     eprintln!("bench: DynamoDB requests per endpoint");
     let mark = bench.counter.mark();
+    bench.tap.first_stream_request();
     turns::turn(&bench.http, &tapped, "count my requests").await?;
+    let asked_letta = bench.tap.first_stream_request();
+    results.dynamodb_before_letta = Some(bench.counter.between(mark, asked_letta));
     results.dynamodb.insert(
         "POST /api/v1/chat/message".into(),
         bench.counter.since(mark),
@@ -408,6 +424,19 @@ async fn dynamodb_requests(
     Ok(())
 }
 
+/// The prompt tokens of a plain turn on a fresh agent and of a turn that writes memory (two
+/// steps: the memory tool, then the answer), from the backend's `usage` events.
+async fn prompt_tokens(bench: &Bench) -> Result<(u64, u64), String> {
+    let fresh = bench.user(usize::MAX).await?;
+    let target = bench.backend(&fresh);
+    let mut tokens = [0; 2];
+    for (n, text) in ["hello", "my name is Bench Reader"].iter().enumerate() {
+        let timing = turns::turn(&bench.http, &target, text).await?;
+        tokens[n] = timing.prompt_tokens.ok_or("no usage event")?;
+    }
+    Ok((tokens[0], tokens[1]))
+}
+
 /// Many users' turns at once, each side in turn.
 async fn load(bench: &Bench, options: &Options) -> Result<Load, String> {
     let (users, per_user) = options.load;
@@ -426,9 +455,11 @@ async fn load(bench: &Bench, options: &Options) -> Result<Load, String> {
         letta: Vec::new(),
         errors: (0, 0),
         wall: (Duration::ZERO, Duration::ZERO),
+        cpu: (Vec::new(), Vec::new()),
     };
     for side in [true, false] {
         let started = Instant::now();
+        let cpu_before = cpu::snapshot(&bench.run_dir);
         let outcomes: Vec<Result<Timing, String>> = stream::iter(&people)
             .map(|person| {
                 let target = if side {
@@ -450,6 +481,7 @@ async fn load(bench: &Bench, options: &Options) -> Result<Load, String> {
             .collect()
             .await;
         let wall = started.elapsed();
+        let cpu = cpu::since(&cpu_before, &cpu::snapshot(&bench.run_dir));
         for outcome in outcomes {
             match (outcome, side) {
                 (Ok(t), true) => load.backend.push(t.first_text),
@@ -459,9 +491,9 @@ async fn load(bench: &Bench, options: &Options) -> Result<Load, String> {
             }
         }
         if side {
-            load.wall.0 = wall;
+            (load.wall.0, load.cpu.0) = (wall, cpu);
         } else {
-            load.wall.1 = wall;
+            (load.wall.1, load.cpu.1) = (wall, cpu);
         }
     }
     Ok(load)

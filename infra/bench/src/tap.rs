@@ -17,11 +17,20 @@ use axum::{
 };
 use futures_util::StreamExt;
 
-/// The reply text events seen, in order, each with the moment it arrived from Letta.
+/// The reply text events seen, in order, each with the moment it arrived from Letta; and when
+/// each stream was asked for.
 #[derive(Clone, Default)]
-pub struct Tap(Arc<Mutex<Vec<(Instant, String)>>>);
+pub struct Tap(Arc<Mutex<Vec<(Instant, String)>>>, Arc<Mutex<Vec<Instant>>>);
 
 impl Tap {
+    /// When the first stream request since the last call arrived (and forgets them all).
+    pub fn first_stream_request(&self) -> Option<Instant> {
+        self.1
+            .lock()
+            .ok()
+            .and_then(|mut v| v.split_off(0).into_iter().min())
+    }
+
     /// Takes the events seen so far (and forgets them).
     pub fn take(&self) -> Vec<(Instant, String)> {
         self.0
@@ -83,6 +92,11 @@ impl Events {
 
 async fn forward(State(f): State<Forward>, request: Request) -> Response {
     let (parts, body) = request.into_parts();
+    if parts.uri.path().ends_with("/stream")
+        && let Ok(mut asked) = f.tap.1.lock()
+    {
+        asked.push(Instant::now());
+    }
     let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
     let Ok(body) = axum::body::to_bytes(body, usize::MAX).await else {
         return StatusCode::BAD_REQUEST.into_response();

@@ -37,6 +37,8 @@ pub struct Timing {
     pub first_text: Duration,
     /// The end of the stream.
     pub end: Duration,
+    /// The prompt tokens of the backend's `usage` event.
+    pub prompt_tokens: Option<u64>,
 }
 
 /// Sends `text` and times the stream; an error names what went wrong.
@@ -81,7 +83,7 @@ pub async fn turn_traced(
         return Err(format!("HTTP {}", response.status()));
     }
     let mut events = response.bytes_stream().eventsource();
-    let (mut first_event, mut first_text) = (None, None);
+    let (mut first_event, mut first_text, mut prompt_tokens) = (None, None, None);
     while let Some(event) = events.next().await {
         let event = event.map_err(|e| e.to_string())?;
         let arrived = Instant::now();
@@ -102,6 +104,9 @@ pub async fn turn_traced(
                 texts.push((arrived, piece.to_string()));
             }
         }
+        if event.event == "usage" {
+            prompt_tokens = data["prompt_tokens"].as_u64();
+        }
         if event.event == "error" || data["message_type"] == "error_message" {
             return Err(format!("an error event: {}", event.data));
         }
@@ -111,6 +116,7 @@ pub async fn turn_traced(
         first_event: first_event.ok_or("no event")?,
         first_text: first_text.ok_or("no reply text")?,
         end,
+        prompt_tokens,
     })
 }
 
