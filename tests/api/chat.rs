@@ -559,3 +559,59 @@ async fn a_slow_turn_gets_keep_alive_comments_and_numbered_events_and_the_reques
     assert_eq!(ids, expected, "event ids count from 1 without gaps");
     assert!(raw.contains("event: done"), "{raw}");
 }
+
+#[tokio::test]
+async fn a_warm_turn_sees_what_changed_since_the_instance_remembered_it() {
+    let app = spawn_app().await;
+    let TestUser { token, .. } = app.ready_user("Warm").await;
+    let conversation = app.new_conversation(&token, None).await["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // The second turn starts on what the first left in this instance's memory.
+    for text in ["first", "second"] {
+        let events = app.chat_in(&token, &conversation, text).await.events();
+        assert_eq!(text_of(&events), format!("echo: {text}"));
+    }
+    // Deleted meanwhile (as by another instance): the warm start's condition fails, the turn
+    // reads again and answers 404, and nothing is stored.
+    let deleted = app
+        .call(
+            reqwest::Method::DELETE,
+            &format!("/api/v1/conversations/{conversation}"),
+            Some(&token),
+            None,
+        )
+        .await;
+    assert_eq!(deleted.status, 200, "{}", deleted.body);
+    let gone = app.chat_in(&token, &conversation, "third").await.json();
+    assert_eq!(gone.status, 404, "{}", gone.body);
+
+    // A warm default conversation, then a logout: the revocation is checked inside the warm
+    // start's own transaction.
+    for text in ["one", "two"] {
+        let events = app.chat(&token, text, None).await.events();
+        assert_eq!(text_of(&events), format!("echo: {text}"));
+    }
+    let out = app
+        .call(
+            reqwest::Method::POST,
+            "/api/v1/auth/logout",
+            Some(&token),
+            None,
+        )
+        .await;
+    assert_eq!(out.status, 204, "{}", out.body);
+    let refused = app.chat(&token, "three", None).await.json();
+    assert_eq!(refused.status, 401, "{}", refused.body);
+    // Also when the turn would be refused for itself (an invalid body): the gate answers first.
+    let invalid = app
+        .call(
+            reqwest::Method::POST,
+            "/api/v1/chat/message",
+            Some(&token),
+            Some(json!({"content": ""})),
+        )
+        .await;
+    assert_eq!(invalid.status, 401, "{}", invalid.body);
+}

@@ -29,19 +29,22 @@ pub struct ProfileFacts {
 }
 
 impl ProfileFacts {
-    /// The facts of a profile a turn may start on without reading it: ready, with an agent, its
-    /// email confirmed and no used-up budget on record. `None` for any other.
+    /// The facts of a profile with an agent.
     pub fn of(profile: &Profile) -> Option<Self> {
-        let startable = profile.state == ProvisioningState::Ready
-            && !profile.awaiting_confirmation
-            && profile.budget_used_up.is_none();
-        startable.then_some(())?;
         Some(Self {
             agent_id: profile.letta_agent_id.clone()?,
             agent_type: profile.letta_agent_type.clone(),
             model: profile.model.clone(),
         })
     }
+}
+
+/// Whether a later turn may start on `profile`'s facts without reading it: ready, its email
+/// confirmed and no used-up budget on record (an expired one too: the read path clears the way).
+pub fn rememberable(profile: &Profile) -> bool {
+    profile.state == ProvisioningState::Ready
+        && !profile.awaiting_confirmation
+        && profile.budget_used_up.is_none()
 }
 
 /// A user's profile facts and one of their conversations, as last read or written here.
@@ -150,13 +153,27 @@ mod tests {
 
     #[test]
     fn only_a_profile_a_turn_can_start_on_is_remembered() {
-        assert!(ProfileFacts::of(&profile()).is_some());
+        assert!(rememberable(&profile()) && ProfileFacts::of(&profile()).is_some());
         let mut awaiting = profile();
         awaiting.awaiting_confirmation = true;
-        assert!(ProfileFacts::of(&awaiting).is_none());
+        assert!(!rememberable(&awaiting));
         let mut provisioning = profile();
         provisioning.state = ProvisioningState::LettaAgent;
-        assert!(ProfileFacts::of(&provisioning).is_none());
+        assert!(!rememberable(&provisioning));
+        let mut used_up = profile();
+        used_up.budget_used_up = Some(crate::domain::BudgetUsedUp {
+            spend: 1.0,
+            limit: 1.0,
+            until: Some("2026-01-01T00:00:00Z".into()),
+        });
+        assert!(
+            !rememberable(&used_up),
+            "even a used-up budget that expired"
+        );
+        assert!(
+            ProfileFacts::of(&used_up).is_some(),
+            "a turn still starts on it"
+        );
         let mut no_agent = profile();
         no_agent.letta_agent_id = None;
         assert!(ProfileFacts::of(&no_agent).is_none());

@@ -23,7 +23,7 @@ use aws_sdk_dynamodb::{
 };
 
 pub use conversations::Created;
-pub use known::{KnownFacts, ProfileFacts, TurnCache};
+pub use known::{KnownFacts, ProfileFacts, TurnCache, rememberable};
 pub use limits::{Exceeded, Gate, RateLimit};
 pub use messages::{HistoryPage, MessageAt};
 pub use profiles::{Lease, Transition};

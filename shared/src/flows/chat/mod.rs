@@ -35,7 +35,10 @@ use crate::{
     },
     flows::{agent::ready_agent_from, conversations, gate},
     state::AppState,
-    store::{Held, IdempotencyRecord, KnownFacts, ProfileFacts, TurnStart, TurnState, Unread},
+    store::{
+        Held, IdempotencyRecord, KnownFacts, ProfileFacts, TurnStart, TurnState, Unread,
+        rememberable,
+    },
 };
 use relay::Outbox;
 
@@ -78,6 +81,8 @@ struct Turn {
     streams_exact_text: bool,
     /// The profile's facts the turn acts on.
     facts: ProfileFacts,
+    /// Whether the next turn may start on them without reading them.
+    rememberable: bool,
 }
 
 impl Turn {
@@ -171,29 +176,24 @@ pub async fn start_turn(
         .turn_cache
         .get(&user.id, &conversation_id)
         .filter(|k| k.profile.agent_type.as_deref() == Some(&state.config.letta.agent_type));
-    let mut user = user;
-    if let Some(known) = known {
-        let unread = Unread {
-            issued_at,
-            limits: &limits,
-            known: &known,
-        };
-        let parts = TurnParts {
-            user,
-            facts: known.profile.clone(),
-            conversation: known.conversation.clone(),
-            slot: 0,
-        };
-        let mut turn = Turn::new(state, parts, &content, &ids, idempotency_key.clone());
-        match take_turn(&mut turn, Some(&unread)).await? {
-            Taken::Started => return go_live(turn, received).await,
-            Taken::Replay(existing) => return replay_turn(state, &turn.user, &existing).await,
-            Taken::Stale => {
-                state.turn_cache.forget(&turn.user.id, &conversation_id);
-                user = turn.user;
+    let user = match known {
+        Some(known) => {
+            let warm = Warm {
+                unread: Unread {
+                    issued_at,
+                    limits: &limits,
+                    known: &known,
+                },
+                content: &content,
+                ids: &ids,
+            };
+            match start_warm(state, user, warm, idempotency_key.clone(), received).await? {
+                Ok(outcome) => return Ok(outcome),
+                Err(user) => user,
             }
         }
-    }
+        None => user,
+    };
     gate::pass(state, &user.id, issued_at, &limits).await?;
     let reads = state
         .store
@@ -208,6 +208,7 @@ pub async fn start_turn(
     let conversation = conversations::found(&conversation_id, reads.conversation)?;
     let facts = ProfileFacts::of(&profile)
         .ok_or_else(|| AppError::Internal("a ready profile without an agent".into()))?;
+    let rememberable = rememberable(&profile);
     let slot = match reads.free_slots.first() {
         Some(&slot) => slot,
         None => {
@@ -224,6 +225,7 @@ pub async fn start_turn(
         facts,
         conversation,
         slot,
+        rememberable,
     };
     let mut turn = Turn::new(state, parts, &content, &ids, idempotency_key);
     match take_turn(&mut turn, None).await? {
@@ -232,6 +234,43 @@ pub async fn start_turn(
         Taken::Stale => Err(AppError::Internal(
             "a start without known facts found one stale".into(),
         )),
+    }
+}
+
+/// What a warm start goes on: the known facts with the gate, the message, its ids.
+struct Warm<'a> {
+    unread: Unread<'a>,
+    content: &'a ChatContent,
+    ids: &'a TurnIds,
+}
+
+/// Starts the turn on what this instance knows, in one request; `Err(user)` when a known fact
+/// changed (nothing was written: the turn goes the reading way).
+async fn start_warm(
+    state: &AppState,
+    user: SignedInUser,
+    warm: Warm<'_>,
+    idempotency_key: Option<IdempotencyKey>,
+    received: Instant,
+) -> Result<Result<TurnOutcome, SignedInUser>, AppError> {
+    let known = warm.unread.known;
+    let parts = TurnParts {
+        user,
+        facts: known.profile.clone(),
+        conversation: known.conversation.clone(),
+        slot: 0,
+        rememberable: true,
+    };
+    let mut turn = Turn::new(state, parts, warm.content, warm.ids, idempotency_key);
+    match take_turn(&mut turn, Some(&warm.unread)).await? {
+        Taken::Started => go_live(turn, received).await.map(Ok),
+        Taken::Replay(existing) => replay_turn(state, &turn.user, &existing).await.map(Ok),
+        Taken::Stale => {
+            state
+                .turn_cache
+                .forget(&turn.user.id, &known.conversation.id);
+            Ok(Err(turn.user))
+        }
     }
 }
 
@@ -280,6 +319,8 @@ struct TurnParts {
     facts: ProfileFacts,
     conversation: Conversation,
     slot: u32,
+    /// Whether the next turn may start on these facts without reading them.
+    rememberable: bool,
 }
 
 impl Turn {
@@ -301,6 +342,7 @@ impl Turn {
             slot: parts.slot,
             streams_exact_text: parts.facts.agent_type.as_deref() == Some(PLAIN_CONTENT_AGENT_TYPE),
             facts: parts.facts,
+            rememberable: parts.rememberable,
             user_message: Message::new(
                 &conversation_id,
                 &ids.user_message,
@@ -318,6 +360,9 @@ impl Turn {
     /// Remembers the profile's facts and the conversation (with its Letta thread and title as
     /// they are now) for the user's next turn on this instance.
     fn remember(&self, title: Option<&str>) {
+        if !self.rememberable {
+            return;
+        }
         let mut conversation = self.conversation.clone();
         if !conversation.id.is_default() {
             conversation.letta_conversation_id = Some(self.letta_thread.clone());
