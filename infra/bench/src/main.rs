@@ -67,6 +67,14 @@ async fn main() {
         let page_path = docs.join("benchmarks.md");
         let previous = std::fs::read_to_string(&page_path).unwrap_or_default();
         let mut page = bench::report::page(&table, &options, &commit, &machine);
+        let date = time::OffsetDateTime::now_utc().date().to_string();
+        let row = bench::report::history_row(&results, &date, &commit);
+        page.push('\n');
+        page.push_str(&bench::report::history(
+            &row,
+            &bench::report::history_rows(&previous),
+        ));
+        page.push('\n');
         page.push_str(bench::report::kept_analysis(&previous));
         if let Err(e) = std::fs::write(&page_path, page) {
             eprintln!("bench: docs/benchmarks.md: {e}");

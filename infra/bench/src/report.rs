@@ -341,6 +341,68 @@ pub fn kept_analysis(previous: &str) -> &str {
         .map_or("", |at| &previous[at..])
 }
 
+/// The history's bounds on the page: one table row per run between them, newest first.
+const HISTORY_START: &str = "<!-- history: make bench adds a row per run -->";
+const HISTORY_END: &str = "<!-- end of history -->";
+/// Rows the history keeps.
+const HISTORY_ROWS: usize = 40;
+
+/// This run's row of the history: the added p50 times, the DynamoDB requests before Letta, a
+/// plain turn's prompt tokens and the load's p95 ratio.
+pub fn history_row(r: &Results, date: &str, commit: &str) -> String {
+    let added = |f: fn(&Timing) -> Duration| {
+        let (b, l) = (pick(&r.backend, f), pick(&r.letta, f));
+        ms(quantile(&b, 0.5)) - ms(quantile(&l, 0.5))
+    };
+    let before = r
+        .dynamodb_before_letta
+        .as_ref()
+        .map_or("—".into(), |c| c.values().sum::<usize>().to_string());
+    let tokens = r
+        .prompt_tokens
+        .map_or("—".into(), |(plain, _)| plain.to_string());
+    let load = r.load.as_ref().map_or("—".into(), |load| {
+        let (b, l) = (quantile(&load.backend, 0.95), quantile(&load.letta, 0.95));
+        format!(
+            "{:.2}×",
+            b.as_secs_f64() / l.as_secs_f64().max(f64::EPSILON)
+        )
+    });
+    format!(
+        "| {date} | `{commit}` | {:+.1} / {:+.1} / {:+.1} | {before} | {tokens} | {load} |",
+        added(|t| t.first_event),
+        added(|t| t.first_text),
+        added(|t| t.end),
+    )
+}
+
+/// The history's rows of an earlier page, newest first.
+pub fn history_rows(previous: &str) -> Vec<String> {
+    let Some(start) = previous.find(HISTORY_START) else {
+        return Vec::new();
+    };
+    let block = &previous[start + HISTORY_START.len()..];
+    let block = &block[..block.find(HISTORY_END).unwrap_or(block.len())];
+    block
+        .lines()
+        .filter(|l| l.starts_with("| 2"))
+        .map(str::to_string)
+        .collect()
+}
+
+/// The history section: this run's row above the earlier ones.
+pub fn history(row: &str, earlier: &[String]) -> String {
+    let mut rows = vec![row.to_string()];
+    rows.extend(earlier.iter().take(HISTORY_ROWS - 1).cloned());
+    format!(
+        "## History
+
+{HISTORY_START}
+         | date | commit | added p50, ms: first event / first text / end | DynamoDB requests before Letta | prompt tokens, plain turn | load p95 ratio |\n         |---|---|---|---|---|---|\n{}\n{HISTORY_END}\n",
+        rows.join("\n")
+    )
+}
+
 /// `docs/benchmarks.md`.
 pub fn page(table: &str, options: &crate::Options, commit: &str, machine: &str) -> String {
     let date = time::OffsetDateTime::now_utc().date();
@@ -364,6 +426,32 @@ pub fn page(table: &str, options: &crate::Options, commit: &str, machine: &str) 
         users = options.load.0,
         load_turns = options.load.1,
     )
+}
+
+#[cfg(test)]
+mod history_tests {
+    use super::*;
+
+    #[test]
+    fn a_run_adds_its_row_above_the_earlier_ones() {
+        let first = history(
+            "| 2026-12-07 | `a` | +1.0 / +2.0 / -3.0 | 1 | 2133 | 1.10× |",
+            &[],
+        );
+        let page = format!("# Benchmarks\n\n{first}\n<!-- written by hand below -->\n");
+        assert_eq!(history_rows(&page).len(), 1);
+        let second = history(
+            "| 2026-12-08 | `b` | +0.5 / +1.0 / -2.0 | 1 | 2133 | 1.00× |",
+            &history_rows(&page),
+        );
+        let rows = history_rows(&second);
+        assert_eq!(rows.len(), 2);
+        assert!(
+            rows[0].contains("`b`") && rows[1].contains("`a`"),
+            "{rows:?}"
+        );
+        assert!(history_rows("no history yet").is_empty());
+    }
 }
 
 #[cfg(test)]
