@@ -18,7 +18,7 @@ async fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let workspace = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."));
     let options = bench::Options {
-        turns: arg(&args, "--turns", 20),
+        turns: arg(&args, "--turns", 60),
         load: (arg(&args, "--users", 50), arg(&args, "--load-turns", 10)),
         starts: !args.iter().any(|a| a == "--no-starts"),
         python: std::env::var("BENCH_PYTHON").ok().map(PathBuf::from),

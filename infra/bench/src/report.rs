@@ -395,10 +395,10 @@ pub fn history(row: &str, earlier: &[String]) -> String {
     let mut rows = vec![row.to_string()];
     rows.extend(earlier.iter().take(HISTORY_ROWS - 1).cloned());
     format!(
-        "## History
-
-{HISTORY_START}
-         | date | commit | added p50, ms: first event / first text / end | DynamoDB requests before Letta | prompt tokens, plain turn | load p95 ratio |\n         |---|---|---|---|---|---|\n{}\n{HISTORY_END}\n",
+        "## History\n\n{HISTORY_START}\n\
+         | date | commit | added p50, ms: first event / first text / end | DynamoDB requests \
+         before Letta | prompt tokens, plain turn | load p95 ratio |\n\
+         |---|---|---|---|---|---|\n{}\n{HISTORY_END}\n",
         rows.join("\n")
     )
 }
@@ -451,6 +451,10 @@ mod history_tests {
             "{rows:?}"
         );
         assert!(history_rows("no history yet").is_empty());
+        assert!(
+            second.contains("\n| date | commit |") && second.contains("\n|---|"),
+            "the header lines start the table: {second}"
+        );
     }
 }
 
