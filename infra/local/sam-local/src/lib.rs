@@ -295,13 +295,27 @@ impl Session {
         if let Some(image) = &self.invoke_image {
             command.args(["--invoke-image", image, "--skip-pull-image"]);
         }
-        let out = command
-            .output()
-            .await
-            .map_err(|e| format!("{}: {e}", self.sam.display()));
+        // A container that never answers (seen once in a CI rehearsal: an arm64 bootstrap under
+        // qemu-user, "No response from invoke container" after the function's whole timeout,
+        // while the same invocation answers in seconds when run again) is started once more;
+        // the first attempt's logs are kept in front of the second's.
+        let mut hung = String::new();
+        let out = loop {
+            let out = command
+                .output()
+                .await
+                .map_err(|e| format!("{}: {e}", self.sam.display()));
+            let Ok(answered) = &out else { break out };
+            let logs = String::from_utf8_lossy(&answered.stderr);
+            if !hung.is_empty() || !logs.contains("No response from invoke container") {
+                break out;
+            }
+            eprintln!("sam-local: {function} never answered; invoking it once more");
+            hung = format!("{logs}\n(the container never answered; invoked again)\n");
+        };
         let _ = std::fs::remove_file(&file);
         let out = out?;
-        let logs = String::from_utf8_lossy(&out.stderr).to_string();
+        let logs = hung + &String::from_utf8_lossy(&out.stderr);
         if !out.status.success() {
             return Err(format!("sam local invoke {function} failed: {logs}"));
         }
