@@ -21,7 +21,7 @@ use shared::{
     domain::{ConversationId, IdempotencyKey, PageLimit, SignedInUser, Title},
     flows::{
         chat::{self, ChatEvent, TurnOutcome},
-        conversations, gate,
+        conversations,
     },
     http::{
         ApiJson, ApiQuery, Function, IDEMPOTENCY_KEY, TurnCaller, parse_optional_json,
@@ -151,11 +151,7 @@ async fn send_message(
     });
     let (content, conversation, idempotency_key) = match parsed {
         Ok(parsed) => parsed,
-        Err(invalid) => {
-            let limits = gate::chat_limits(&state.config.rates);
-            gate::pass(&state, &user.id, gate::issued_at(&user), &limits).await?;
-            return Err(invalid);
-        }
+        Err(invalid) => return Err(chat::refuse(&state, &user, invalid).await),
     };
     let keep_alive = state.config.http.sse_keep_alive;
     match chat::start_turn(&state, user, conversation, &content, idempotency_key).await? {

@@ -40,31 +40,27 @@ impl FromRequestParts<AppState> for SignedInUser {
 
 /// The user whose access token the request carries, verified.
 async fn verified(parts: &Parts, state: &AppState) -> Result<SignedInUser, AppError> {
-    {
-        let header = parts
-            .headers
-            .get(axum::http::header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .ok_or_else(|| {
-                unauthorized("sign in first: send Authorization: Bearer <access token>")
-            })?;
-        let (scheme, token) = header
-            .split_once(' ')
-            .ok_or_else(|| unauthorized("the Authorization header is malformed"))?;
-        if !scheme.eq_ignore_ascii_case("bearer") || token.trim().is_empty() {
-            return Err(unauthorized(
-                "the Authorization header must be a Bearer token",
-            ));
-        }
-        let token = token.trim();
-        let claims = state.jwt.verify(token).await?;
-        let id = UserId::parse(&claims.sub)
-            .map_err(|_| unauthorized("the access token's subject is not a user id"))?;
-        Ok(SignedInUser {
-            id,
-            email: claims.email,
-            issued_at: claims.iat,
-            token: Secret::new(token),
-        })
+    let header = parts
+        .headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .ok_or_else(|| unauthorized("sign in first: send Authorization: Bearer <access token>"))?;
+    let (scheme, token) = header
+        .split_once(' ')
+        .ok_or_else(|| unauthorized("the Authorization header is malformed"))?;
+    if !scheme.eq_ignore_ascii_case("bearer") || token.trim().is_empty() {
+        return Err(unauthorized(
+            "the Authorization header must be a Bearer token",
+        ));
     }
+    let token = token.trim();
+    let claims = state.jwt.verify(token).await?;
+    let id = UserId::parse(&claims.sub)
+        .map_err(|_| unauthorized("the access token's subject is not a user id"))?;
+    Ok(SignedInUser {
+        id,
+        email: claims.email,
+        issued_at: claims.iat,
+        token: Secret::new(token),
+    })
 }

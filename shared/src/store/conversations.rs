@@ -1,12 +1,15 @@
 //! Conversation items (`sk = CONV#<id>`): create, read, list, activity (last message and
 //! count, one update per stored message), titles, Letta's conversation id, delete.
 
+use std::collections::HashMap;
+
 use aws_sdk_dynamodb::types::{Delete, Put, TransactWriteItem, Update};
 
 use super::{
     Store,
     attrs::{Item, build_error, conditional, key, n, s, sdk_error, update_item},
     keys::{CONVERSATION_PREFIX, PROFILE_SK, conversation_sk, user_pk},
+    known::KnownFacts,
     turn_writes::failed_conditions,
 };
 use crate::{
@@ -128,6 +131,18 @@ impl Store {
         id: &ConversationId,
         added: u64,
     ) -> Result<Update, DependencyError> {
+        self.known_activity_update(user, id, added, None)
+    }
+
+    /// [`Store::activity_update`], with `known`: only while the conversation is as this
+    /// instance knows it ([`KnownFacts::conversation_condition`]).
+    pub(super) fn known_activity_update(
+        &self,
+        user: &UserId,
+        id: &ConversationId,
+        added: u64,
+        known: Option<&KnownFacts>,
+    ) -> Result<Update, DependencyError> {
         let update = Update::builder()
             .table_name(&self.table)
             .set_key(Some(key(user_pk(user), conversation_sk(id))))
@@ -138,10 +153,18 @@ impl Store {
             .expression_attribute_values(":now", s(&now_rfc3339()))
             .expression_attribute_values(":id", s(id.as_str()))
             .expression_attribute_values(":added", n(added));
-        let update = if id.is_default() {
-            update
-        } else {
-            update.condition_expression("attribute_exists(pk)")
+        let update = match known {
+            Some(known) => {
+                let mut values = HashMap::new();
+                let condition = known.conversation_condition(&mut values);
+                values
+                    .into_iter()
+                    .fold(update.condition_expression(condition), |u, (k, v)| {
+                        u.expression_attribute_values(k, v)
+                    })
+            }
+            None if id.is_default() => update,
+            None => update.condition_expression("attribute_exists(pk)"),
         };
         update.build().map_err(build_error)
     }

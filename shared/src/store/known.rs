@@ -29,13 +29,13 @@ pub struct ProfileFacts {
 }
 
 impl ProfileFacts {
-    /// The facts of a profile with an agent.
-    pub fn of(profile: &Profile) -> Option<Self> {
-        Some(Self {
-            agent_id: profile.letta_agent_id.clone()?,
+    /// The facts of a ready profile whose agent is `agent_id`.
+    pub fn new(agent_id: String, profile: &Profile) -> Self {
+        Self {
+            agent_id,
             agent_type: profile.letta_agent_type.clone(),
             model: profile.model.clone(),
-        })
+        }
     }
 }
 
@@ -153,7 +153,7 @@ mod tests {
 
     #[test]
     fn only_a_profile_a_turn_can_start_on_is_remembered() {
-        assert!(rememberable(&profile()) && ProfileFacts::of(&profile()).is_some());
+        assert!(rememberable(&profile()));
         let mut awaiting = profile();
         awaiting.awaiting_confirmation = true;
         assert!(!rememberable(&awaiting));
@@ -170,19 +170,12 @@ mod tests {
             !rememberable(&used_up),
             "even a used-up budget that expired"
         );
-        assert!(
-            ProfileFacts::of(&used_up).is_some(),
-            "a turn still starts on it"
-        );
-        let mut no_agent = profile();
-        no_agent.letta_agent_id = None;
-        assert!(ProfileFacts::of(&no_agent).is_none());
     }
 
     #[test]
     fn the_conditions_name_every_remembered_fact() {
         let facts = KnownFacts {
-            profile: ProfileFacts::of(&profile()).unwrap(),
+            profile: ProfileFacts::new("agent-1".into(), &profile()),
             conversation: Conversation::new(ConversationId::generate(), None),
         };
         let mut values = Values::new();

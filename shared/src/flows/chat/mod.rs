@@ -61,12 +61,10 @@ pub enum TurnOutcome {
 struct Turn {
     state: AppState,
     user: SignedInUser,
-    agent_id: String,
     conversation: Conversation,
     /// The Letta thread: the agent id (default conversation) or Letta's conversation id; set
     /// once the turn lock is held.
     letta_thread: String,
-    model: String,
     /// The user's turn slot this turn takes (one of the free ones read before the start).
     slot: u32,
     user_message: Message,
@@ -76,10 +74,7 @@ struct Turn {
     /// How long the turn took to reach Letta (reads, the start write) and for Letta to take
     /// the message: logged when the turn ends.
     phases: Phases,
-    /// The agent streams its reply's text exactly (plain content, `letta_v1_agent`), so a
-    /// completed stream needs no read-back.
-    streams_exact_text: bool,
-    /// The profile's facts the turn acts on.
+    /// The profile's facts the turn acts on: the agent, its type, the model.
     facts: ProfileFacts,
     /// Whether the next turn may start on them without reading them.
     rememberable: bool,
@@ -90,12 +85,23 @@ impl Turn {
         thread::thread(&self.conversation.id, &self.letta_thread)
     }
 
+    /// The model the user chose.
+    fn model(&self) -> &str {
+        &self.facts.model
+    }
+
+    /// Whether the agent streams its reply's text exactly (plain content, `letta_v1_agent`),
+    /// so a completed stream needs no read-back.
+    fn streams_exact_text(&self) -> bool {
+        self.facts.agent_type.as_deref() == Some(PLAIN_CONTENT_AGENT_TYPE)
+    }
+
     fn start_event(&self) -> ChatEvent {
         ChatEvent::Start {
             conversation_id: self.conversation.id.clone(),
             message_id: self.reply_id.to_string(),
             user_message_id: self.user_message.id.clone(),
-            model: Some(self.model.clone()),
+            model: Some(self.model().to_string()),
             replayed: false,
         }
     }
@@ -165,11 +171,7 @@ pub async fn start_turn(
     let issued_at = gate::issued_at(&user);
     let content = match ChatContent::parse(content, state.config.http.chat_max_chars) {
         Ok(content) => content,
-        Err(invalid) => {
-            // The gate first: a revoked token or a used-up limit is the answer to any request.
-            gate::pass(state, &user.id, issued_at, &limits).await?;
-            return Err(invalid);
-        }
+        Err(invalid) => return Err(refuse(state, &user, invalid).await),
     };
     let ids = TurnIds::new()?;
     let known = state
@@ -203,11 +205,10 @@ pub async fn start_turn(
             state.config.rates.concurrent_turns,
         )
         .await?;
-    let (profile, _) = ready_agent_from(state, &user, reads.profile).await?;
+    let (profile, agent_id) = ready_agent_from(state, &user, reads.profile).await?;
     refuse_known_refusals(&profile)?;
     let conversation = conversations::found(&conversation_id, reads.conversation)?;
-    let facts = ProfileFacts::of(&profile)
-        .ok_or_else(|| AppError::Internal("a ready profile without an agent".into()))?;
+    let facts = ProfileFacts::new(agent_id, &profile);
     let rememberable = rememberable(&profile);
     let slot = match reads.free_slots.first() {
         Some(&slot) => slot,
@@ -274,6 +275,17 @@ async fn start_warm(
     }
 }
 
+/// The answer to a turn refused before it starts (an invalid body, header or content): the
+/// request passes the gate first, so a revoked token or a used-up limit is the answer, as to
+/// any request, and the refused turn is counted.
+pub async fn refuse(state: &AppState, user: &SignedInUser, refusal: AppError) -> AppError {
+    let limits = gate::chat_limits(&state.config.rates);
+    match gate::pass(state, &user.id, gate::issued_at(user), &limits).await {
+        Ok(()) => refusal,
+        Err(gate) => gate,
+    }
+}
+
 /// Refusals known from the profile before Letta is called: nothing is stored.
 fn refuse_known_refusals(profile: &Profile) -> Result<(), AppError> {
     if profile.awaiting_confirmation {
@@ -336,11 +348,8 @@ impl Turn {
             state: state.clone(),
             user: parts.user,
             letta_thread: parts.facts.agent_id.clone(),
-            agent_id: parts.facts.agent_id.clone(),
             conversation: parts.conversation,
-            model: parts.facts.model.clone(),
             slot: parts.slot,
-            streams_exact_text: parts.facts.agent_type.as_deref() == Some(PLAIN_CONTENT_AGENT_TYPE),
             facts: parts.facts,
             rememberable: parts.rememberable,
             user_message: Message::new(
@@ -435,9 +444,8 @@ async fn take_turn(turn: &mut Turn, unread: Option<&Unread<'_>>) -> Result<Taken
     let mut started = start(turn.slot, unread).await?;
     if let Some(unread) = unread {
         match started {
-            TurnStart::Started => {}
-            TurnStart::Revoked => return Err(gate::revoked()),
-            TurnStart::Limited(exceeded) => return Err(exceeded.into()),
+            // The gate's own answers are given below, as a cold start's are.
+            TurnStart::Started | TurnStart::Revoked | TurnStart::Limited(_) => {}
             TurnStart::Stale => return Ok(Taken::Stale),
             // Refused for the turn itself: the request still passes the gate (it is counted,
             // and a revoked token is told so) before the refusal is worked out as always.
@@ -494,7 +502,7 @@ async fn find_thread(turn: &mut Turn) -> Result<Taken, AppError> {
     match thread::letta_thread(
         &turn.state,
         &turn.user.id,
-        &turn.agent_id,
+        &turn.facts.agent_id,
         &turn.conversation,
     )
     .await

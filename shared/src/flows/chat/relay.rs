@@ -279,7 +279,7 @@ pub(super) async fn run(turn: Turn, stream: TurnStream, mut out: Outbox) {
     out.emit(turn.start_event()).await;
     let mut reply = Reply::default();
     let early = relay(&turn, stream, &mut reply, &mut out).await;
-    let letta_ended = turn.started.elapsed();
+    let letta_done = turn.started.elapsed();
     out.emit_all(reply.unanswered_calls()).await;
     let corrected = complete_text(&turn, &mut reply, &mut out).await;
     // A conversation still without a title gets one from its first complete exchange, named
@@ -329,8 +329,8 @@ pub(super) async fn run(turn: Turn, stream: TurnStream, mut out: Outbox) {
         ttft_ms = stored.ttft_ms,
         prepared_ms = turn.phases.prepared_ms,
         accepted_ms = turn.phases.accepted_ms,
-        letta_done_ms = letta_ended.as_millis() as u64,
-        end_ms = (turn.started.elapsed() - letta_ended).as_millis() as u64,
+        letta_done_ms = letta_done.as_millis() as u64,
+        end_ms = (turn.started.elapsed() - letta_done).as_millis() as u64,
         priced_ms = end.priced_ms,
         stored_ms = end.stored_ms,
         prompt_tokens = usage.prompt_tokens,
@@ -349,7 +349,7 @@ async fn title(turn: &Turn, reply: &Reply) -> Option<Title> {
         &turn.state,
         &turn.user.id,
         &turn.conversation.id,
-        &turn.model,
+        turn.model(),
         &turn.user_message.content,
         &reply.text,
     )
@@ -423,7 +423,7 @@ async fn complete_text(turn: &Turn, reply: &mut Reply, out: &mut Outbox) -> bool
     if reply.failure.is_some() {
         return false;
     }
-    if turn.streams_exact_text && reply.stop_reason.is_some() && !reply.text.is_empty() {
+    if turn.streams_exact_text() && reply.stop_reason.is_some() && !reply.text.is_empty() {
         return false;
     }
     let Some(text) = stored_text(turn, reply.run_id.as_deref()).await else {
@@ -480,7 +480,7 @@ async fn store_reply(
     let status = reply.status();
     let usage = reply.usage.clone().unwrap_or_default();
     let pricing = Instant::now();
-    let priced = cost::price_turn(&turn.state, &turn.model, &reply.step_ids, &usage, early).await;
+    let priced = cost::price_turn(&turn.state, turn.model(), &reply.step_ids, &usage, early).await;
     let priced_ms = pricing.elapsed().as_millis() as u64;
     let mut assistant = Message::new(
         &turn.conversation.id,
