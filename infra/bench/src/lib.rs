@@ -98,6 +98,21 @@ pub struct Load {
     pub cpu: (cpu::Usage, cpu::Usage),
 }
 
+impl Load {
+    /// The first reply text's p95 through the backend over Letta direct's (0 without Letta's).
+    pub fn p95_ratio(&self) -> f64 {
+        let (b, l) = (
+            turns::quantile(&self.backend, 0.95),
+            turns::quantile(&self.letta, 0.95),
+        );
+        if l.is_zero() {
+            0.0
+        } else {
+            b.as_secs_f64() / l.as_secs_f64()
+        }
+    }
+}
+
 struct Bench {
     /// The gateway the latencies are measured on: nothing between it and the services.
     base: String,

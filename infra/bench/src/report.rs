@@ -77,8 +77,7 @@ fn latency(r: &Results, rows: &mut Vec<Row>) {
     ];
     for (what, f, limit, target) in parts {
         let (b, l) = (pick(&r.backend, f), pick(&r.letta, f));
-        let added = ms(quantile(&b, 0.5)) - ms(quantile(&l, 0.5));
-        let added95 = ms(quantile(&b, 0.95)) - ms(quantile(&l, 0.95));
+        let (added, added95) = (added(r, f, 0.5), added(r, f, 0.95));
         rows.push(Row {
             what: format!("{what} (p50 / p95)"),
             figure: format!(
@@ -225,11 +224,7 @@ fn tokens(r: &Results, rows: &mut Vec<Row>) {
 fn load(r: &Results, rows: &mut Vec<Row>) {
     if let Some(load) = &r.load {
         let (b, l) = (quantile(&load.backend, 0.95), quantile(&load.letta, 0.95));
-        let ratio = if l.is_zero() {
-            0.0
-        } else {
-            b.as_secs_f64() / l.as_secs_f64()
-        };
+        let ratio = load.p95_ratio();
         rows.push(Row {
             what: format!("{} users × {} turns at once: first reply text p95", load.users, load.turns),
             figure: format!(
@@ -350,10 +345,6 @@ const HISTORY_ROWS: usize = 40;
 /// This run's row of the history: the added p50 times, the DynamoDB requests before Letta, a
 /// plain turn's prompt tokens and the load's p95 ratio.
 pub fn history_row(r: &Results, date: &str, commit: &str) -> String {
-    let added = |f: fn(&Timing) -> Duration| {
-        let (b, l) = (pick(&r.backend, f), pick(&r.letta, f));
-        ms(quantile(&b, 0.5)) - ms(quantile(&l, 0.5))
-    };
     let before = r
         .dynamodb_before_letta
         .as_ref()
@@ -361,19 +352,21 @@ pub fn history_row(r: &Results, date: &str, commit: &str) -> String {
     let tokens = r
         .prompt_tokens
         .map_or("—".into(), |(plain, _)| plain.to_string());
-    let load = r.load.as_ref().map_or("—".into(), |load| {
-        let (b, l) = (quantile(&load.backend, 0.95), quantile(&load.letta, 0.95));
-        format!(
-            "{:.2}×",
-            b.as_secs_f64() / l.as_secs_f64().max(f64::EPSILON)
-        )
-    });
+    let load = r
+        .load
+        .as_ref()
+        .map_or("—".into(), |load| format!("{:.2}×", load.p95_ratio()));
     format!(
         "| {date} | `{commit}` | {:+.1} / {:+.1} / {:+.1} | {before} | {tokens} | {load} |",
-        added(|t| t.first_event),
-        added(|t| t.first_text),
-        added(|t| t.end),
+        added(r, |t| t.first_event, 0.5),
+        added(r, |t| t.first_text, 0.5),
+        added(r, |t| t.end, 0.5),
     )
+}
+
+/// What the backend added to one of a turn's times at quantile `q`, ms.
+fn added(r: &Results, f: fn(&Timing) -> Duration, q: f64) -> f64 {
+    ms(quantile(&pick(&r.backend, f), q)) - ms(quantile(&pick(&r.letta, f), q))
 }
 
 /// The history's rows of an earlier page, newest first.
