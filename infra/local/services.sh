@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The local stack, all on 127.0.0.1: PostgreSQL 16 + pgvector, the scripted LLM, DynamoDB Local,
-# the Supabase-Auth-compatible server, the LiteLLM proxy and the Letta server.
+# Redis (Letta's run cancellation and conversation locks), the Supabase-Auth-compatible server,
+# the LiteLLM proxy and the Letta server.
 #
 #   services.sh up              install what is missing, start everything in dependency order
 #   services.sh down            stop everything this state folder started
@@ -11,11 +12,11 @@
 #   services.sh freeze NAME     SIGSTOP one service (it hangs with its connections open); thaw: SIGCONT
 #   services.sh env             print the backend's environment for this stack
 #
-# Names: postgres, llm, dynamodb, auth, litellm, letta. Logs: $STATE_DIR/logs/NAME.log.
+# Names: postgres, llm, dynamodb, redis, auth, litellm, letta. Logs: $STATE_DIR/logs/NAME.log.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 
-SERVICES=(postgres llm dynamodb auth litellm letta)
+SERVICES=(postgres llm dynamodb redis auth litellm letta)
 LETTA_EMBEDDINGS_KEY=${LETTA_EMBEDDINGS_KEY:-sk-letta-embeddings-local}
 LETTA_SECURE=${LETTA_SECURE:-true}
 PG_SOCK=$STATE_DIR/pg/sock
@@ -40,6 +41,7 @@ healthy_probe() {
     postgres) "$(pg_bin)/pg_isready" -q -h 127.0.0.1 -p "$PG_PORT" ;;
     llm) curl -fsS -m 2 "http://127.0.0.1:$LLM_PORT/health" >/dev/null ;;
     dynamodb) [ "$(curl -s -m 2 -o /dev/null -w '%{http_code}' "http://127.0.0.1:$DYNAMODB_PORT/")" != 000 ] ;;
+    redis) [ "$(redis-cli -h 127.0.0.1 -p "$REDIS_PORT" ping 2>/dev/null)" = PONG ] ;;
     auth) curl -fsS -m 2 -H "apikey: $SUPABASE_ANON_KEY" "http://127.0.0.1:$AUTH_PORT/auth/v1/health" >/dev/null ;;
     litellm) curl -fsS -m 3 "http://127.0.0.1:$LITELLM_PORT/health/readiness" 2>/dev/null | grep -q '"db":"connected"' ;;
     letta) curl -fsS -m 3 "http://127.0.0.1:$LETTA_PORT/v1/health/" >/dev/null ;;
@@ -227,6 +229,14 @@ ensure_embeddings_key() {
   fi
 }
 
+# No persistence: Letta keeps only locks and run ids there, which die with their runs.
+start_redis() {
+  "$ROOT/infra/local/install.sh" redis
+  require_port redis "$REDIS_PORT" REDIS_PORT
+  spawn redis redis-server --bind 127.0.0.1 --port "$REDIS_PORT" --save '' --appendonly no
+  wait_healthy redis 20
+}
+
 start_letta() {
   "$ROOT/infra/local/install.sh" letta
   require_port letta "$LETTA_PORT" LETTA_PORT
@@ -237,6 +247,7 @@ start_letta() {
     export LETTA_PG_URI="postgresql://postgres@127.0.0.1:$PG_PORT/letta?ssl=disable"
     export LETTA_DISABLE_SQLALCHEMY_POOLING=false LETTA_ENCRYPTION_KEY LETTA_SERVER_PASSWORD
     export OPENAI_API_KEY="$LETTA_EMBEDDINGS_KEY" OPENAI_BASE_URL="http://127.0.0.1:$LITELLM_PORT/v1"
+    export LETTA_REDIS_HOST=127.0.0.1 LETTA_REDIS_PORT="$REDIS_PORT"
     export LETTA_TELEMETRY_ENABLE_DATADOG=false NLTK_DATA="$STATE_DIR/nltk"
     # Letta writes openapi_letta.json into its working directory at start: keep it in the state.
     mkdir -p "$STATE_DIR/letta-run" && cd "$STATE_DIR/letta-run"
