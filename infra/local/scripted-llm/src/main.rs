@@ -9,7 +9,7 @@
 //! - "what is my name?" makes it answer from the memory it finds in the system prompt;
 //! - "/tool NAME {json}" makes it call tool NAME with those arguments;
 //! - "/loop" makes it a runaway model: it calls `conversation_search` at every step, so only
-//!   Letta's `max_steps` ends the turn;
+//!   Letta's `max_steps` ends the turn ("/slow MS /loop": every step streams slowly);
 //! - "/slow MS rest" waits MS milliseconds between streamed chunks, then handles "rest";
 //! - a system prompt asking for a "conversation title" gets "Chat: " and the first five words
 //!   of the exchange's user line;

@@ -25,6 +25,19 @@ pub(crate) struct Plan {
     pub coarse: bool,
 }
 
+impl Plan {
+    fn blank() -> Self {
+        Self {
+            action: Action::Say(String::new()),
+            reasoning: None,
+            fail: None,
+            fail_on: None,
+            chunk_delay: None,
+            coarse: false,
+        }
+    }
+}
+
 /// The tools offered in a request, with their parameter schemas.
 pub(crate) struct Tools {
     tools: Vec<(String, Value)>,
@@ -179,14 +192,7 @@ pub(crate) fn plan(messages: &[Value], tools: &Tools) -> Plan {
         .map(content_text)
         .collect::<Vec<_>>()
         .join("\n");
-    let mut plan = Plan {
-        action: Action::Say(String::new()),
-        reasoning: None,
-        fail: None,
-        fail_on: None,
-        chunk_delay: None,
-        coarse: false,
-    };
+    let mut plan = Plan::blank();
     if system.contains("conversation title") {
         plan.action = Action::Say(title_for(messages.last().and_then(user_words)));
         return plan;
@@ -194,12 +200,14 @@ pub(crate) fn plan(messages: &[Value], tools: &Tools) -> Plan {
     let Some(words) = messages.last().and_then(user_words) else {
         // A tool result or a heartbeat: finish the turn, never call another tool (unless the
         // user's message asked for a runaway model).
-        plan.action =
-            looping(messages, tools).unwrap_or_else(|| say(tools, after_tool(messages, &system)));
+        match looping(messages, tools) {
+            Some((action, delay)) => (plan.action, plan.chunk_delay) = (action, delay),
+            None => plan.action = say(tools, after_tool(messages, &system)),
+        }
         return plan;
     };
     let words = apply_commands(words, &mut plan);
-    if let Some(action) = looping(messages, tools) {
+    if let Some((action, _)) = looping(messages, tools) {
         plan.action = action;
         return plan;
     }
@@ -218,13 +226,16 @@ pub(crate) fn plan(messages: &[Value], tools: &Tools) -> Plan {
 }
 
 /// "/loop": a runaway model that searches its conversation again after every result, so
-/// only Letta's step limit (`max_steps`) ends the turn.
-fn looping(messages: &[Value], tools: &Tools) -> Option<Action> {
+/// only Letta's step limit (`max_steps`) ends the turn. After "/slow MS", every step of it
+/// streams slowly (the delay is returned with the call).
+fn looping(messages: &[Value], tools: &Tools) -> Option<(Action, Option<Duration>)> {
     let asked = messages.iter().rev().find_map(user_words)?;
+    let mut commands = Plan::blank();
+    let asked = apply_commands(asked, &mut commands);
     if !asked.starts_with("/loop") || !tools.has("conversation_search") {
         return None;
     }
-    Some(Action::CallTool {
+    let call = Action::CallTool {
         name: "conversation_search".into(),
         arguments: tools.arguments(
             "conversation_search",
@@ -232,7 +243,8 @@ fn looping(messages: &[Value], tools: &Tools) -> Option<Action> {
             vec![("query", json!("again"))],
             true,
         ),
-    })
+    };
+    Some((call, commands.chunk_delay))
 }
 
 /// A title request ("User: …\nAssistant: …"): the first five words of the user's line.
@@ -517,6 +529,14 @@ mod tests {
                 panic!("expected a search")
             };
             assert_eq!(name, "conversation_search");
+        }
+        // After "/slow MS", every step of the loop is slow, not only the first.
+        let slow = [asked[0].clone(), user("/slow 300 /loop please")];
+        let after = [slow[0].clone(), slow[1].clone(), after[2].clone()];
+        for messages in [&slow[..], &after[..]] {
+            let p = plan(messages, &tools);
+            assert!(matches!(p.action, Action::CallTool { .. }));
+            assert_eq!(p.chunk_delay, Some(Duration::from_millis(300)));
         }
     }
 
