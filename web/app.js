@@ -57,9 +57,8 @@ function messageItem(m) {
   if (m.reasoning) item.append(reasoningBlock(m.reasoning));
   for (const t of m.tool_calls ?? []) item.append(collapsed(`Tool: ${t.name}`, `${t.arguments}\n→ ${t.result ?? ''}`));
   item.append(messageText(m.role, m.content));
-  if (m.status === 'interrupted' || m.status === 'failed') {
-    item.append(element('p', { className: 'status', textContent: m.status === 'failed' ? 'not answered' : 'cut off' }));
-  }
+  const said = { interrupted: 'cut off', failed: 'not answered', cancelled: 'stopped' }[m.status];
+  if (said) item.append(element('p', { className: 'status', textContent: said }));
   return item;
 }
 
@@ -124,7 +123,9 @@ async function send(text) {
     if (name === 'done') {
       replyText.finish(data.text_corrected ? data.text : undefined);
       reasoning?.finish();
-      reply.dataset.status = 'complete';
+      const cancelled = data.stop_reason === 'cancelled';
+      reply.dataset.status = cancelled ? 'cancelled' : 'complete';
+      if (cancelled) notice('chat-notice', 'Stopped. What arrived is kept.');
     }
     if (name === 'title') loadConversations();
     if (name === 'error') {
@@ -275,7 +276,19 @@ $('composer').addEventListener('submit', (e) => {
 $('message').addEventListener('keydown', (e) => {
   if (e.key === 'Enter' && !e.shiftKey) { e.preventDefault(); $('composer').requestSubmit(); }
 });
-$('stop').addEventListener('click', () => state.busy?.abort());
+// Stop cancels the turn at the server, so the agent stops and stops spending; the stream then
+// ends with `done` (`cancelled`). With nothing to cancel there (not started yet, or already
+// ending) or the server unreachable, only this page stops reading.
+async function stop() {
+  const busy = state.busy;
+  if (!busy) return;
+  $('stop').disabled = true;
+  const id = encodeURIComponent(state.conversation ?? 'default');
+  const answer = await api.call('POST', `/api/v1/conversations/${id}/cancel`).catch(() => null);
+  $('stop').disabled = false;
+  if (answer?.status !== 202 && state.busy === busy) busy.abort();
+}
+$('stop').addEventListener('click', stop);
 $('retry').addEventListener('click', () => state.lastText && send(state.lastText).then(loadUsage));
 $('older').addEventListener('click', () => loadHistory(true));
 $('new-conversation').addEventListener('click', async () => {

@@ -110,13 +110,24 @@ fn write_requests(name: &str, requests: &[Value]) -> PathBuf {
     file
 }
 
-/// What a user does: chat in the default thread and a conversation, memory, archival memory,
+/// What a user does: chat in the default thread and a conversation, a Stop, memory, archival memory,
 /// a model switch, a reset, the export and the account's deletion.
 async fn use_account(app: &TestApp, token: &str) {
     app.chat(token, "Hello there", None).await;
     let conversation = app.new_conversation(token, None).await;
     let id = conversation["id"].as_str().unwrap();
     app.chat_in(token, id, "And hello here").await;
+    // Stop: a slow runaway turn, cancelled once its first step is done.
+    let body = json!({"content": "/slow 200 /loop until stopped", "conversation_id": id});
+    let mut stream = sse_events(app.send_chat(token, body, None).await);
+    while let Some(event) = stream.next().await {
+        if event.name == "tool_result" {
+            break;
+        }
+    }
+    let stopped = app.cancel_turn(token, id).await;
+    assert_eq!(stopped.status, 202, "{}", stopped.body);
+    while stream.next().await.is_some() {}
     app.write_memory(
         token,
         json!({"label": "human", "value": "The user is Ada."}),
@@ -187,6 +198,8 @@ async fn every_request_to_the_hosted_letta_api_is_one_its_official_client_makes(
         "PATCH \"/v1/agents/",
         "/messages/stream\"",
         "POST \"/v1/conversations/",
+        "GET \"/v1/runs/\"",
+        "/messages/cancel\"",
         "/archival-memory\"",
         "/core-memory/blocks/human\"",
         "/reset-messages\"",

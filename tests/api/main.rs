@@ -11,6 +11,7 @@ mod run_log;
 mod auth;
 mod bench;
 mod browser;
+mod cancel;
 mod chat;
 mod chat_errors;
 mod chat_faults;

@@ -248,6 +248,12 @@ impl TestApp {
         .await
     }
 
+    /// `POST /conversations/{id}/cancel`: stops the conversation's running turn.
+    pub(crate) async fn cancel_turn(&self, token: &str, id: &str) -> Reply {
+        let path = format!("/api/v1/conversations/{id}/cancel");
+        self.call(Method::POST, &path, Some(token), None).await
+    }
+
     /// `DELETE /conversations/{id}`.
     pub(crate) async fn delete_conversation(&self, token: &str, id: &str) -> Reply {
         let path = format!("/api/v1/conversations/{id}");

@@ -102,6 +102,20 @@ try {
   assert.equal(await page.evaluate(() => window.injected), 0, 'nothing in the reply ran');
   await accessible(page, 'a Markdown reply');
 
+  step('Stop stops the reply at the server');
+  // A slow reply (a word every 300 ms); Stop once its first words show: the server cancels
+  // the turn, the stream ends with `done` (`cancelled`) and the reply keeps what arrived.
+  await composer.fill('/slow 300 please count slowly from one to a very large number of sheep in the meadow today');
+  await composer.press('Enter');
+  const stopping = page.locator('#messages .assistant').nth(3);
+  await stopping.locator('.text').filter({ hasText: /\S/ }).waitFor();
+  await page.getByRole('button', { name: 'Stop' }).click();
+  await page.locator('#messages .assistant[data-status="cancelled"]').waitFor({ timeout: 5_000 });
+  await page.locator('#chat-notice', { hasText: 'Stopped' }).waitFor();
+  const kept = (await stopping.locator('.text').textContent()).trim();
+  assert.ok(kept.length > 0 && !kept.includes('meadow today'), `the reply stopped part-way: ${kept}`);
+  await accessible(page, 'a stopped reply');
+
   step('memory panel');
   await page.getByRole('button', { name: 'Refresh' }).first().click();
   await page.waitForFunction(() => document.getElementById('block-human')?.value.includes('Ada'));

@@ -28,7 +28,7 @@ use shared::{
         schemas::{AgentText, TitleText},
         views::{
             self, DeletedView,
-            chat::{ConversationView, ConversationsView, HistoryView},
+            chat::{CancelView, ConversationView, ConversationsView, HistoryView},
             events::ChatEventView,
         },
     },
@@ -54,6 +54,7 @@ pub fn api_routes() -> OpenApiRouter<AppState> {
             rename_conversation,
             delete_conversation
         ))
+        .routes(routes!(cancel_turn))
 }
 
 /// The whole function: API routes, `GET /health`, and the common layers.
@@ -341,4 +342,31 @@ async fn delete_conversation(
     let id = ConversationId::parse(&id)?;
     let deleted = conversations::delete(&state, &user, &id).await?;
     Ok(Json(views::deleted(&id.to_string(), Some(deleted))))
+}
+
+/// Stops the reply being written in one of the user's conversations (the web page's Stop).
+///
+/// The agent's run is cancelled at Letta, so no further LLM call is made or billed; the turn's
+/// stream (open wherever it was started) ends with `done` whose `stop_reason` is `cancelled`,
+/// the reply is stored with status `cancelled` and the text that arrived, and the
+/// conversation is free for the next message.
+#[utoipa::path(
+    post,
+    path = "/api/v1/conversations/{id}/cancel",
+    tag = "chat",
+    params(("id" = String, Path, description = "`default` or the conversation's id")),
+    responses(
+        (status = 202, description = "The turn is being stopped", body = CancelView),
+        (status = 404, description = "No such conversation of the user's", body = ErrorBody),
+        (status = 409, description = "`no_turn_in_progress`: no reply is being written in it", body = ErrorBody),
+    )
+)]
+async fn cancel_turn(
+    State(state): State<AppState>,
+    user: SignedInUser,
+    Path(id): Path<String>,
+) -> Result<(StatusCode, Json<CancelView>), AppError> {
+    let id = ConversationId::parse(&id)?;
+    chat::cancel_turn(&state, &user, &id).await?;
+    Ok((StatusCode::ACCEPTED, Json(views::chat::cancelling(&id))))
 }

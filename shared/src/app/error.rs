@@ -82,6 +82,8 @@ error_codes! {
     EmailTaken = "email_taken",
     /// A turn of this conversation is running.
     TurnInProgress = "turn_in_progress",
+    /// A cancel found no turn of this conversation running.
+    NoTurnInProgress = "no_turn_in_progress",
     /// The user's concurrent turns are all running.
     TooManyTurns = "too_many_turns",
     /// The user has `CONVERSATIONS_MAX` conversations.

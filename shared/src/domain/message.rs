@@ -28,6 +28,8 @@ pub enum MessageStatus {
     Interrupted,
     /// The agent never produced a reply.
     Failed,
+    /// Stopped by the user; what arrived is kept.
+    Cancelled,
 }
 
 impl MessageStatus {
@@ -38,6 +40,7 @@ impl MessageStatus {
             Self::Complete => "complete",
             Self::Interrupted => "interrupted",
             Self::Failed => "failed",
+            Self::Cancelled => "cancelled",
         }
     }
 }

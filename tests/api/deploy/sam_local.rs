@@ -149,7 +149,7 @@ impl Journey {
         );
     }
 
-    /// A conversation made, listed, read, renamed and deleted.
+    /// A conversation made, listed, read, renamed, stopped (nothing running) and deleted.
     async fn conversation_events(&mut self) {
         let created = self.expect("chat-conversation-create", 201).await;
         assert_eq!(created["title"], "Trip to Lisbon", "{created}");
@@ -163,6 +163,9 @@ impl Journey {
         self.expect("chat-conversation", 200).await;
         let renamed = self.expect("chat-conversation-rename", 200).await;
         assert_eq!(renamed["title"], "Lisbon in May");
+        // Stop with no reply being written: the turn lock and the profile read, refused.
+        let idle = self.expect("chat-conversation-cancel", 409).await;
+        assert_eq!(idle["error"]["code"], "no_turn_in_progress", "{idle}");
         let deleted = self.expect("chat-conversation-delete", 200).await;
         assert_eq!(deleted["deleted"], true);
     }

@@ -3,6 +3,7 @@
 mod agent_spec;
 pub mod messages;
 mod model_choice;
+mod runs;
 mod threads;
 
 use serde::{Deserialize, Serialize};

@@ -18,6 +18,8 @@ pub(super) struct Priced {
     pub(super) model: String,
     /// LiteLLM's request ids of the turn's calls (empty when the steps could not be read).
     pub(super) call_ids: Vec<String>,
+    /// The tokens of the calls priced, as their traces tell (`None` without traces).
+    pub(super) usage: Option<Usage>,
 }
 
 /// Pricing started before the stream ended (Letta had named the stop reason, so the steps
@@ -28,12 +30,22 @@ pub(super) struct EarlyPrice {
     task: tokio::task::JoinHandle<Option<Priced>>,
 }
 
+/// Which steps a price needs.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(super) enum Steps {
+    /// Every step: one without a trace leaves the turn to the chosen model's price.
+    All,
+    /// The steps that finished (a cancelled turn: the step that was running has no trace; its
+    /// call reaches the day's usage through the reconciler).
+    Finished,
+}
+
 /// Starts pricing `steps` in its own task.
-pub(super) fn price_early(state: &AppState, steps: &[String]) -> EarlyPrice {
+pub(super) fn price_early(state: &AppState, steps: &[String], need: Steps) -> EarlyPrice {
     let (state, steps) = (state.clone(), steps.to_vec());
     EarlyPrice {
         steps: steps.clone(),
-        task: tokio::spawn(async move { price_steps(&state, &steps).await }),
+        task: tokio::spawn(async move { price_steps(&state, &steps, need).await }),
     }
 }
 
@@ -44,6 +56,7 @@ pub(super) async fn price_turn(
     step_ids: &[String],
     usage: &Usage,
     early: Option<EarlyPrice>,
+    need: Steps,
 ) -> Priced {
     // A healthy Letta answers the step reads in milliseconds; one that froze mid-turn must not
     // hold the turn's end (and the client's error event) for its request timeout.
@@ -57,7 +70,7 @@ pub(super) async fn price_turn(
             if let Some(stale) = other {
                 stale.task.abort();
             }
-            tokio::time::timeout(STEP_READS, price_steps(state, step_ids))
+            tokio::time::timeout(STEP_READS, price_steps(state, step_ids, need))
                 .await
                 .ok()
                 .flatten()
@@ -71,10 +84,11 @@ pub(super) async fn price_turn(
         cost_usd: price.map(|p| p.cost(usage.prompt_tokens, usage.completion_tokens)),
         model: chosen.to_string(),
         call_ids: Vec::new(),
+        usage: None,
     }
 }
 
-async fn price_steps(state: &AppState, step_ids: &[String]) -> Option<Priced> {
+async fn price_steps(state: &AppState, step_ids: &[String], need: Steps) -> Option<Priced> {
     // The steps' traces are read at the same time.
     let calls = futures_util::future::join_all(step_ids.iter().map(|step_id| async move {
         // Letta writes a step's trace without waiting for it; give it a moment once.
@@ -88,8 +102,16 @@ async fn price_steps(state: &AppState, step_ids: &[String]) -> Option<Priced> {
     }))
     .await;
     let (mut cost, mut model, mut call_ids) = (0.0, None, Vec::new());
+    let mut usage = Usage::default();
     for call in calls {
-        let call = call?;
+        let call = match call {
+            Some(call) => call,
+            None if need == Steps::Finished => continue,
+            None => return None,
+        };
+        usage.prompt_tokens += call.prompt_tokens;
+        usage.completion_tokens += call.completion_tokens;
+        usage.steps += 1;
         let answered = state
             .models
             .model_of_answer(&state.litellm, &call.model)
@@ -104,5 +126,9 @@ async fn price_steps(state: &AppState, step_ids: &[String]) -> Option<Priced> {
         cost_usd: Some(cost),
         model: model?,
         call_ids,
+        usage: Some(Usage {
+            total_tokens: usage.prompt_tokens + usage.completion_tokens,
+            ..usage
+        }),
     })
 }

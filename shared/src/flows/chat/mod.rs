@@ -5,6 +5,7 @@
 //! the client goes away. One turn at a time per conversation; a user's conversations may
 //! stream at the same time (Letta keeps their histories apart and shares the agent's memory).
 
+mod cancel;
 mod cost;
 pub mod events;
 mod failure;
@@ -18,6 +19,7 @@ use std::time::Instant;
 use tokio::sync::mpsc;
 use tracing::Instrument;
 
+pub use cancel::cancel_turn;
 pub use events::{ChatEvent, Done, TurnError};
 pub use failure::TurnFailure;
 

@@ -9,7 +9,7 @@ use tokio::sync::mpsc;
 
 use super::{
     Turn,
-    cost::{self, EarlyPrice},
+    cost::{self, EarlyPrice, Steps},
     events::{ChatEvent, Done},
     failure::TurnFailure,
 };
@@ -20,6 +20,9 @@ use crate::{
     flows::{agent, usage},
     store::{TurnEnd, TurnState},
 };
+
+/// The stop reason of a run the user cancelled.
+const CANCELLED: &str = "cancelled";
 
 /// Everything known about the reply so far.
 #[derive(Default)]
@@ -239,7 +242,24 @@ impl Reply {
         !self.text.is_empty() || !self.reasoning.is_empty() || !self.tool_calls.is_empty()
     }
 
+    /// Whether the user stopped the turn (Letta cancelled its run).
+    pub(super) fn cancelled(&self) -> bool {
+        self.stop_reason.as_deref() == Some(CANCELLED)
+    }
+
+    /// A cancelled turn is priced by the steps that finished.
+    fn steps_to_price(&self) -> Steps {
+        if self.cancelled() {
+            Steps::Finished
+        } else {
+            Steps::All
+        }
+    }
+
     fn status(&self) -> MessageStatus {
+        if self.cancelled() {
+            return MessageStatus::Cancelled;
+        }
         match &self.failure {
             None => MessageStatus::Complete,
             Some(_) if self.has_content() => MessageStatus::Interrupted,
@@ -342,7 +362,8 @@ pub(super) async fn run(turn: Turn, stream: TurnStream, mut out: Outbox) {
 
 /// The title a conversation without one gets from this exchange, if it completed.
 async fn title(turn: &Turn, reply: &Reply) -> Option<Title> {
-    if turn.conversation.title.is_some() || reply.failure.is_some() || reply.text.is_empty() {
+    let unfinished = reply.failure.is_some() || reply.cancelled();
+    if turn.conversation.title.is_some() || unfinished || reply.text.is_empty() {
         return None;
     }
     super::title::give_title(
@@ -374,7 +395,8 @@ async fn relay(
                     count_memory_use(turn, used).await;
                 }
                 if early.is_none() && reply.stop_reason.is_some() {
-                    early = Some(cost::price_early(&turn.state, &reply.step_ids));
+                    let need = reply.steps_to_price();
+                    early = Some(cost::price_early(&turn.state, &reply.step_ids, need));
                 }
             }
             Err(e) => {
@@ -420,7 +442,8 @@ async fn count_memory_use(turn: &Turn, used: MemoryUse) {
 /// reply, and trims whitespace at their ends. Sends what the client lacks as a last `delta`,
 /// or returns true when the client's text must be replaced.
 async fn complete_text(turn: &Turn, reply: &mut Reply, out: &mut Outbox) -> bool {
-    if reply.failure.is_some() {
+    // A stopped reply keeps exactly what arrived.
+    if reply.failure.is_some() || reply.cancelled() {
         return false;
     }
     if turn.streams_exact_text() && reply.stop_reason.is_some() && !reply.text.is_empty() {
@@ -470,47 +493,21 @@ async fn stored_text(turn: &Turn, run_id: Option<&str>) -> Option<String> {
     (!text.is_empty()).then_some(text)
 }
 
-/// Builds the reply message, stores it with the day's usage, settles the user's message and
-/// releases the turn. Returns what was stored, and how long pricing and storing took.
+/// Prices the reply, stores it with the day's usage, settles the user's message and releases
+/// the turn. Returns what was stored, and how long pricing and storing took.
 async fn store_reply(
     turn: &Turn,
     reply: &Reply,
     early: Option<EarlyPrice>,
 ) -> (Message, EndPhases) {
     let status = reply.status();
-    let usage = reply.usage.clone().unwrap_or_default();
     let pricing = Instant::now();
-    let priced = cost::price_turn(&turn.state, turn.model(), &reply.step_ids, &usage, early).await;
+    let (state, steps) = (&turn.state, &reply.step_ids);
+    let reported = reply.usage.clone().unwrap_or_default();
+    let need = reply.steps_to_price();
+    let priced = cost::price_turn(state, turn.model(), steps, &reported, early, need).await;
     let priced_ms = pricing.elapsed().as_millis() as u64;
-    let mut assistant = Message::new(
-        &turn.conversation.id,
-        &turn.reply_id,
-        Role::Assistant,
-        reply.text.clone(),
-        status,
-    );
-    assistant.reply_to = Some(turn.user_message.id.clone());
-    assistant.reasoning = (!reply.reasoning.is_empty()).then(|| reply.reasoning.clone());
-    assistant.tool_calls = reply
-        .tool_order
-        .iter()
-        .filter_map(|id| reply.tool_calls.get(id).cloned())
-        .collect();
-    assistant.letta_message_ids = reply.letta_ids.clone();
-    assistant.letta_run_id = reply.run_id.clone();
-    assistant.usage = reply.usage.clone();
-    assistant.cost_usd = priced.cost_usd;
-    assistant.model = Some(priced.model);
-    assistant.llm_call_ids = priced.call_ids;
-    assistant.ttft_ms = reply
-        .first_token_at
-        .map(|t| t.duration_since(turn.started).as_millis() as u64);
-    assistant.latency_ms = Some(turn.started.elapsed().as_millis() as u64);
-    assistant.stop_reason = reply.stop_reason.clone();
-    assistant.error = reply.failure.as_ref().map(|f| ErrorRecord {
-        code: f.code().to_string(),
-        message: f.message(),
-    });
+    let assistant = reply_message(turn, reply, priced);
     let user_status = if status == MessageStatus::Failed && reply.letta_ids.is_empty() {
         MessageStatus::Failed
     } else {
@@ -519,6 +516,7 @@ async fn store_reply(
     // What was billed counts, even for a reply that failed after its LLM calls.
     let cost = assistant.cost_usd.unwrap_or(0.0);
     let day = day_of(&assistant.created_at);
+    let usage = assistant.usage.clone().unwrap_or_default();
     let billed = (usage.total_tokens > 0 || cost > 0.0).then_some((day.as_str(), &usage, cost));
     let end = TurnEnd {
         user: &turn.user.id,
@@ -549,6 +547,44 @@ async fn store_reply(
             stored_ms,
         },
     )
+}
+
+/// The reply as it is stored: what arrived, its price, usage and timings.
+fn reply_message(turn: &Turn, reply: &Reply, priced: cost::Priced) -> Message {
+    let mut assistant = Message::new(
+        &turn.conversation.id,
+        &turn.reply_id,
+        Role::Assistant,
+        reply.text.clone(),
+        reply.status(),
+    );
+    assistant.reply_to = Some(turn.user_message.id.clone());
+    assistant.reasoning = (!reply.reasoning.is_empty()).then(|| reply.reasoning.clone());
+    assistant.tool_calls = reply
+        .tool_order
+        .iter()
+        .filter_map(|id| reply.tool_calls.get(id).cloned())
+        .collect();
+    assistant.letta_message_ids = reply.letta_ids.clone();
+    assistant.letta_run_id = reply.run_id.clone();
+    // A cancelled run reports no usage: its finished steps' traces tell it.
+    assistant.usage = match (&reply.usage, reply.cancelled()) {
+        (None, true) => priced.usage,
+        (reported, _) => reported.clone(),
+    };
+    assistant.cost_usd = priced.cost_usd;
+    assistant.model = Some(priced.model);
+    assistant.llm_call_ids = priced.call_ids;
+    assistant.ttft_ms = reply
+        .first_token_at
+        .map(|t| t.duration_since(turn.started).as_millis() as u64);
+    assistant.latency_ms = Some(turn.started.elapsed().as_millis() as u64);
+    assistant.stop_reason = reply.stop_reason.clone();
+    assistant.error = reply.failure.as_ref().map(|f| ErrorRecord {
+        code: f.code().to_string(),
+        message: f.message(),
+    });
+    assistant
 }
 
 /// Milliseconds the turn's end spent after Letta's `[DONE]`: waiting for the price, storing.

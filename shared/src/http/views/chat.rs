@@ -4,7 +4,7 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use crate::{
-    domain::{Conversation, Message, MessageStatus, Role, ToolCall},
+    domain::{Conversation, ConversationId, Message, MessageStatus, Role, ToolCall},
     flows::conversations::ConversationPage,
     store::HistoryPage,
 };
@@ -20,7 +20,8 @@ pub enum RoleView {
 }
 
 /// `pending`: stored, the agent not reached yet; `complete`; `interrupted`: the reply broke
-/// off (what arrived is kept); `failed`: the agent never produced a reply.
+/// off (what arrived is kept); `failed`: the agent never produced a reply; `cancelled`: the
+/// user stopped it (what arrived is kept).
 #[derive(Serialize, ToSchema, Clone, Copy)]
 #[serde(rename_all = "snake_case")]
 pub enum StatusView {
@@ -32,6 +33,8 @@ pub enum StatusView {
     Interrupted,
     /// The agent never produced a reply.
     Failed,
+    /// Stopped by the user; what arrived is kept.
+    Cancelled,
 }
 
 impl From<MessageStatus> for StatusView {
@@ -41,6 +44,7 @@ impl From<MessageStatus> for StatusView {
             MessageStatus::Complete => Self::Complete,
             MessageStatus::Interrupted => Self::Interrupted,
             MessageStatus::Failed => Self::Failed,
+            MessageStatus::Cancelled => Self::Cancelled,
         }
     }
 }
@@ -262,5 +266,24 @@ mod tests {
         assert_eq!(v["role"], "assistant");
         assert_eq!(v["status"], "complete");
         assert_eq!(v["conversation_id"], "default");
+    }
+}
+
+/// A stop under way: the turn's stream ends with `done` (`stop_reason` `cancelled`) and the
+/// reply is stored with status `cancelled` and the text that arrived.
+#[derive(Serialize, ToSchema)]
+pub struct CancelView {
+    /// The conversation whose turn is being stopped (`default` or its id).
+    conversation_id: String,
+    /// Always `cancelling`.
+    #[schema(example = "cancelling")]
+    status: &'static str,
+}
+
+/// The answer to a cancel Letta took.
+pub fn cancelling(conversation: &ConversationId) -> CancelView {
+    CancelView {
+        conversation_id: conversation.to_string(),
+        status: "cancelling",
     }
 }
