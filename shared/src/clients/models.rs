@@ -40,8 +40,9 @@ pub struct Model {
     /// Its context window, tokens (when LiteLLM knows it).
     pub context_window: Option<u64>,
     pub price: Price,
-    /// An embedding model (never a chat choice).
-    pub embedding: bool,
+    /// A chat model (LiteLLM's `mode` is `chat` or unset); embedding and transcription models
+    /// are never a chat choice.
+    pub chat: bool,
 }
 
 impl Model {
@@ -92,7 +93,9 @@ pub fn parse_model_info(body: &Value) -> Vec<Model> {
                 input_per_token: price("input_cost_per_token"),
                 output_per_token: price("output_cost_per_token"),
             },
-            embedding: field("mode").and_then(Value::as_str) == Some("embedding"),
+            chat: field("mode")
+                .and_then(Value::as_str)
+                .is_none_or(|mode| mode == "chat"),
         });
     }
     models
@@ -167,7 +170,7 @@ impl ModelCatalog {
             None => Err(format!(
                 "LETTA_MODEL ({name}) is not a model LiteLLM serves"
             )),
-            Some(m) if m.embedding => Err(format!("LETTA_MODEL ({name}) is an embedding model")),
+            Some(m) if !m.chat => Err(format!("LETTA_MODEL ({name}) is not a chat model")),
             Some(m) if !m.priced() => Err(format!(
                 "LETTA_MODEL ({name}) has no price in LiteLLM: its calls would cost 0 and no \
                  budget would stop them (set input_cost_per_token and output_cost_per_token)"
@@ -235,7 +238,7 @@ mod tests {
         );
         assert_eq!(models[1].price.input_per_token, 1e-7);
         assert_eq!(models[1].provider_model, "gpt-4o-mini");
-        assert!(models[2].embedding && !gpt4.embedding);
+        assert!(!models[2].chat && gpt4.chat);
     }
 
     #[test]

@@ -20,7 +20,7 @@ pub async fn choices(state: &AppState) -> Result<Vec<Model>, AppError> {
         .models(&state.litellm)
         .await?
         .into_iter()
-        .filter(|m| !m.embedding && m.priced())
+        .filter(|m| m.chat && m.priced())
         .filter(|m| allowed.is_empty() || allowed.contains(&m.name))
         .collect())
 }
@@ -77,7 +77,7 @@ mod tests {
                 input_per_token: 0.0,
                 output_per_token: 0.0,
             },
-            embedding: false,
+            chat: true,
         };
         assert_eq!(window(&model, 32000), 16000);
         model.context_window = Some(1 << 40);

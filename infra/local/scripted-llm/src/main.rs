@@ -1,7 +1,8 @@
 //! A scripted, deterministic OpenAI-compatible model server for local runs and tests.
 //!
 //! It speaks the wire format LiteLLM and Letta use (`/v1/chat/completions` with and without
-//! streaming, `stream_options.include_usage`, `/v1/embeddings`, `/v1/models`), and it behaves
+//! streaming, `stream_options.include_usage`, `/v1/embeddings`, `/v1/models`,
+//! `/v1/audio/transcriptions` with a deterministic transcript: see `transcribe.rs`), and it behaves
 //! like a small, predictable agent model:
 //! - "my name is X" makes it store the name in the `human` block: `memory_replace` of the
 //!   `Name:` line (else `memory_insert`) with Letta's v1 tools, `core_memory_append` with MemGPT's;
@@ -40,6 +41,7 @@ use futures_util::stream;
 use serde_json::{Map, Value, json};
 
 mod script;
+mod transcribe;
 
 use script::{Action, Plan};
 
@@ -81,10 +83,19 @@ fn app(settings: Settings) -> Router {
         .route("/chat/completions", post(chat))
         .route("/v1/embeddings", post(embeddings))
         .route("/embeddings", post(embeddings))
+        .route("/v1/audio/transcriptions", post(transcribe::transcriptions))
+        .route("/audio/transcriptions", post(transcribe::transcriptions))
+        // Audio up to the backend's 5 MB, with the form around it.
+        .layer(axum::extract::DefaultBodyLimit::max(8 * 1024 * 1024))
         .with_state(settings)
 }
 
-const MODELS: &[&str] = &["gpt-4", "gpt-4o-mini", "text-embedding-3-small"];
+const MODELS: &[&str] = &[
+    "gpt-4",
+    "gpt-4o-mini",
+    "text-embedding-3-small",
+    "whisper-1",
+];
 
 async fn models() -> Json<Value> {
     let data: Vec<Value> = MODELS
