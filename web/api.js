@@ -92,16 +92,30 @@ if (session) keep(session);
  * Sends a chat message and calls `onEvent(name, data)` for each SSE event as it arrives.
  * Returns `{status, body}` for an answer that is not a stream (an error before the turn).
  */
-export async function chat(content, conversationId, onEvent, signal) {
-  const res = await fetch(`${API}/api/v1/chat/message`, {
+export function chat(content, conversationId, onEvent, signal) {
+  const body = JSON.stringify(conversationId ? { content, conversation_id: conversationId } : { content });
+  return turn('/api/v1/chat/message', body, { 'content-type': 'application/json' }, onEvent, signal);
+}
+
+/** A recorded voice message: transcribed by the server, then the same stream (`transcript` first). */
+export function voice(audio, conversationId, onEvent, signal) {
+  const form = new FormData();
+  form.append('audio', audio, 'voice');
+  if (conversationId) form.append('conversation_id', conversationId);
+  return turn('/api/v1/chat/voice', form, {}, onEvent, signal);
+}
+
+/** A turn's request; its SSE events go to `onEvent` as they arrive, or the JSON error returns. */
+async function turn(path, body, headers, onEvent, signal) {
+  const res = await fetch(`${API}${path}`, {
     method: 'POST',
     signal,
     headers: {
-      'content-type': 'application/json',
+      ...headers,
       authorization: `Bearer ${session?.access_token}`,
       'idempotency-key': crypto.randomUUID(),
     },
-    body: JSON.stringify(conversationId ? { content, conversation_id: conversationId } : { content }),
+    body,
   });
   if (!(res.headers.get('content-type') ?? '').startsWith('text/event-stream')) {
     return { status: res.status, body: await res.json().catch(() => null), headers: res.headers };

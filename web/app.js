@@ -3,7 +3,7 @@ import * as api from './api.js';
 import { liveMarkdown, renderMarkdown } from './markdown.js';
 
 const $ = (id) => document.getElementById(id);
-const state = { conversation: null, cursor: null, busy: null, lastText: null };
+const state = { conversation: null, cursor: null, busy: null, again: null, recorder: null };
 
 /** A sentence for an error answer or an SSE `error` event. */
 function explain(status, error = {}) {
@@ -20,6 +20,7 @@ function explain(status, error = {}) {
     case 'invalid_credentials': return 'Wrong email or password.';
     case 'email_taken': return 'An account with this email already exists; log in instead.';
     case 'offline': return 'The server cannot be reached. Check your connection.';
+    case 'no_speech': return 'Nothing was heard in the recording.';
     default: return error.message ?? `Something went wrong (HTTP ${status}).`;
   }
 }
@@ -97,12 +98,22 @@ function notice(id, text) {
   $(id).textContent = text ?? '';
 }
 
-async function send(text) {
+function send(text) {
+  return runTurn(text, (onEvent, signal) => api.chat(text, state.conversation, onEvent, signal));
+}
+
+function sendVoice(audio) {
+  return runTurn('Voice message…', (onEvent, signal) => api.voice(audio, state.conversation, onEvent, signal));
+}
+
+/** One turn: the user's message shown, then the reply as it streams. `call` sends the request. */
+async function runTurn(shown, call) {
   notice('chat-notice', '');
-  state.lastText = text;
+  state.again = () => runTurn(shown, call);
   $('retry').hidden = true;
   const list = $('messages');
-  list.append(messageItem({ role: 'user', content: text }));
+  const asked = messageItem({ role: 'user', content: shown });
+  list.append(asked);
   const reply = messageItem({ role: 'assistant', content: '' });
   reply.dataset.status = 'streaming';
   const textNode = reply.querySelector('.text');
@@ -113,6 +124,7 @@ async function send(text) {
   $('send').disabled = true;
   $('stop').hidden = false;
   const onEvent = (name, data) => {
+    if (name === 'transcript') asked.querySelector('.text').textContent = data.text;
     if (name === 'start') list.append(reply);
     if (name === 'reasoning') {
       reasoning ??= liveMarkdown(reply.insertBefore(reasoningBlock(''), textNode).querySelector('.markdown'));
@@ -136,7 +148,7 @@ async function send(text) {
     reply.scrollIntoView({ block: 'end' });
   };
   try {
-    const answer = await api.chat(text, state.conversation, onEvent, controller.signal);
+    const answer = await call(onEvent, controller.signal);
     if (answer.body?.error) {
       list.lastElementChild.dataset.status = 'failed';
       notice('chat-notice', explain(answer.status, answer.body.error));
@@ -289,7 +301,38 @@ async function stop() {
   if (answer?.status !== 202 && state.busy === busy) busy.abort();
 }
 $('stop').addEventListener('click', stop);
-$('retry').addEventListener('click', () => state.lastText && send(state.lastText).then(loadUsage));
+// Record: the microphone until clicked again ("Send recording"), then the recording goes as a
+// voice message: the server transcribes it and the transcript replaces "Voice message…".
+async function record() {
+  const button = $('record');
+  if (state.recorder) return state.recorder.stop();
+  if (state.busy) return;
+  let stream;
+  try {
+    stream = await navigator.mediaDevices.getUserMedia({ audio: true });
+  } catch {
+    return notice('chat-notice', 'The microphone is not available.');
+  }
+  const recorder = new MediaRecorder(stream);
+  const chunks = [];
+  recorder.addEventListener('dataavailable', (e) => chunks.push(e.data));
+  recorder.addEventListener('stop', () => {
+    stream.getTracks().forEach((track) => track.stop());
+    state.recorder = null;
+    button.textContent = 'Record';
+    button.setAttribute('aria-pressed', 'false');
+    notice('chat-notice', '');
+    const audio = new Blob(chunks, { type: recorder.mimeType });
+    if (audio.size > 0) sendVoice(audio).then(loadUsage);
+  });
+  recorder.start();
+  state.recorder = recorder;
+  button.textContent = 'Send recording';
+  button.setAttribute('aria-pressed', 'true');
+  notice('chat-notice', 'Recording… press Send recording when you are done.');
+}
+$('record').addEventListener('click', record);
+$('retry').addEventListener('click', () => state.again?.().then(loadUsage));
 $('older').addEventListener('click', () => loadHistory(true));
 $('new-conversation').addEventListener('click', async () => {
   const made = await api.call('POST', '/api/v1/conversations', {});

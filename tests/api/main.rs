@@ -38,3 +38,4 @@ mod provisioning_faults;
 mod reconcile;
 mod tokens;
 mod user_agent;
+mod voice;

@@ -12,7 +12,9 @@ const [base, shots] = process.argv.slice(2);
 const browser = await chromium.launch({
   executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium',
   args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-    '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+    '--disable-background-networking', '--disable-component-update', '--disable-sync',
+    // A microphone that plays a test tone, allowed without asking: the Record button's input.
+    '--use-fake-device-for-media-stream', '--use-fake-ui-for-media-stream'],
 });
 const step = (name) => console.log(`step: ${name}`);
 const axeSource = readFileSync(process.env.AXE_CORE, 'utf8');
@@ -115,6 +117,20 @@ try {
   const kept = (await stopping.locator('.text').textContent()).trim();
   assert.ok(kept.length > 0 && !kept.includes('meadow today'), `the reply stopped part-way: ${kept}`);
   await accessible(page, 'a stopped reply');
+
+  step('a recorded voice message is transcribed and answered');
+  // Chromium's fake microphone records a tone; the scripted transcription hears its fixed
+  // sentence in any recording that is not WAV.
+  await page.getByRole('button', { name: 'Record' }).click();
+  await page.getByRole('button', { name: 'Send recording' }).waitFor();
+  await page.waitForTimeout(1_500);
+  await page.getByRole('button', { name: 'Send recording' }).click();
+  const heard = 'Hello from a voice message.';
+  await page.locator('#messages .user .text', { hasText: heard }).waitFor();
+  const voiced = page.locator('#messages .assistant[data-status="complete"]').nth(3);
+  await voiced.waitFor();
+  assert.match(await voiced.locator('.text').textContent(), /echo: Hello from a voice message\./);
+  await accessible(page, 'a voice message');
 
   step('memory panel');
   await page.getByRole('button', { name: 'Refresh' }).first().click();

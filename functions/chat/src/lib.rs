@@ -6,7 +6,7 @@ use std::{convert::Infallible, time::Duration};
 
 use axum::{
     Json, Router,
-    extract::{Path, State},
+    extract::{DefaultBodyLimit, Multipart, Path, State, multipart::MultipartRejection},
     http::{HeaderMap, StatusCode},
     response::{
         IntoResponse, Response,
@@ -18,13 +18,13 @@ use serde::Deserialize;
 use shared::{
     AppError, AppState,
     app::{dependency::Service, error::ErrorBody},
-    domain::{ConversationId, IdempotencyKey, PageLimit, SignedInUser, Title},
+    domain::{ConversationId, IdempotencyKey, PageLimit, SignedInUser, Title, VoiceClip},
     flows::{
         chat::{self, ChatEvent, TurnOutcome},
         conversations,
     },
     http::{
-        ApiJson, ApiQuery, Function, IDEMPOTENCY_KEY, TurnCaller, parse_optional_json,
+        ApiJson, ApiQuery, Function, IDEMPOTENCY_KEY, TurnCaller, multipart, parse_optional_json,
         schemas::{AgentText, TitleText},
         views::{
             self, DeletedView,
@@ -55,6 +55,13 @@ pub fn api_routes() -> OpenApiRouter<AppState> {
             delete_conversation
         ))
         .routes(routes!(cancel_turn))
+        // A voice message's audio is larger than the common body limit: its form reads each
+        // field with its own (`VOICE_MAX_BYTES` for the audio).
+        .merge(
+            OpenApiRouter::new()
+                .routes(routes!(send_voice))
+                .layer(DefaultBodyLimit::disable()),
+        )
 }
 
 /// The whole function: API routes, `GET /health`, and the common layers.
@@ -142,11 +149,7 @@ async fn send_message(
     // The turn passes the request's gate itself (in its start transaction when it can): a
     // request refused before it gets there passes it here first.
     let parsed = body.and_then(|ApiJson(body)| {
-        let idempotency_key = headers
-            .get(&IDEMPOTENCY_KEY)
-            // A header that is not even text is as invalid as a bad key.
-            .map(|v| IdempotencyKey::parse(v.to_str().unwrap_or("")))
-            .transpose()?;
+        let idempotency_key = idempotency_key(&headers)?;
         let conversation = conversation_or_default(body.conversation_id.as_deref())?;
         Ok((body.content, conversation, idempotency_key))
     });
@@ -154,15 +157,119 @@ async fn send_message(
         Ok(parsed) => parsed,
         Err(invalid) => return Err(chat::refuse(&state, &user, invalid).await),
     };
+    let outcome = chat::start_turn(&state, user, conversation, &content, idempotency_key).await?;
+    Ok(turn_stream(&state, None, outcome))
+}
+
+/// The `Idempotency-Key` header, when sent.
+fn idempotency_key(headers: &HeaderMap) -> Result<Option<IdempotencyKey>, AppError> {
+    headers
+        .get(&IDEMPOTENCY_KEY)
+        // A header that is not even text is as invalid as a bad key.
+        .map(|v| IdempotencyKey::parse(v.to_str().unwrap_or("")))
+        .transpose()
+}
+
+/// A turn's events as SSE, after `first` (a voice message's transcript) when given.
+fn turn_stream(state: &AppState, first: Option<ChatEvent>, outcome: TurnOutcome) -> Response {
     let keep_alive = state.config.http.sse_keep_alive;
-    match chat::start_turn(&state, user, conversation, &content, idempotency_key).await? {
+    let first = stream::iter(first);
+    match outcome {
         TurnOutcome::Live(rx) => {
             let events =
                 stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|e| (e, rx)) });
-            Ok(sse(events, keep_alive))
+            sse(first.chain(events), keep_alive)
         }
-        TurnOutcome::Replay(events) => Ok(sse(stream::iter(events), keep_alive)),
+        TurnOutcome::Replay(events) => sse(first.chain(stream::iter(events)), keep_alive),
     }
+}
+
+/// A voice message (`multipart/form-data`): these two fields, no other.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)] // describes the form; it is read field by field
+struct VoiceForm {
+    /// The recording: webm, ogg, mp3, mp4/m4a or wav (known from its bytes), at most
+    /// `VOICE_MAX_BYTES` (5 MB).
+    #[schema(value_type = String, format = Binary)]
+    audio: Vec<u8>,
+    /// Without it, the user's default conversation.
+    #[schema(pattern = r"^(default|[0-9A-Za-z]{26})$")]
+    conversation_id: Option<String>,
+}
+
+/// Sends a voice message: the audio is transcribed (billed to the user), then the transcript
+/// goes to the agent as the user's message.
+///
+/// The stream is the same as `POST /chat/message`'s, with a `transcript` event first. The
+/// transcription is billed to the user (per second of audio, through LiteLLM) before the turn
+/// starts, so it is billed again when a request with the same `Idempotency-Key` is repeated
+/// (the turn itself is replayed, not run twice).
+#[utoipa::path(
+    post,
+    path = "/api/v1/chat/voice",
+    tag = "chat",
+    params(
+        ("Idempotency-Key" = Option<String>, Header,
+         min_length = 1, max_length = 128, pattern = "^[!-~]+$",
+         description = "Repeating a key within 24 h replays the turn instead of sending it again"),
+    ),
+    request_body(content = VoiceForm, content_type = "multipart/form-data"),
+    responses(
+        (status = 200, description = "`transcript`, then the turn's events as they happen (see `ChatEventView`)",
+         content_type = "text/event-stream", body = ChatEventView),
+        (status = 402, description = "`budget_exceeded`: the budget is used up", body = ErrorBody),
+        (status = 404, description = "No such conversation of the user's", body = ErrorBody),
+        (status = 409, description = "`turn_in_progress`, `too_many_turns` or `provisioning`", body = ErrorBody),
+        (status = 413, description = "`payload_too_large`: the audio is above `VOICE_MAX_BYTES`", body = ErrorBody),
+        (status = 415, description = "`unsupported_media_type`: not a form, or audio of another kind (the accepted ones named)", body = ErrorBody),
+        (status = 422, description = "`no_speech`: nothing was heard; or a missing or empty `audio`, or an unknown field", body = ErrorBody),
+    )
+)]
+async fn send_voice(
+    State(state): State<AppState>,
+    TurnCaller(user): TurnCaller,
+    headers: HeaderMap,
+    form: Result<Multipart, MultipartRejection>,
+) -> Result<Response, AppError> {
+    let max = state.config.http.voice_max_bytes;
+    let parsed = match voice_form(form, max).await {
+        Ok((clip, conversation)) => idempotency_key(&headers).map(|key| (clip, conversation, key)),
+        Err(invalid) => Err(invalid),
+    };
+    let (clip, conversation, idempotency_key) = match parsed {
+        Ok(parsed) => parsed,
+        Err(invalid) => return Err(chat::refuse(&state, &user, invalid).await),
+    };
+    let text = chat::transcribe(&state, &user, &clip).await?;
+    let outcome = chat::start_turn(&state, user, conversation, &text, idempotency_key).await?;
+    let first = ChatEvent::Transcript { text };
+    Ok(turn_stream(&state, Some(first), outcome))
+}
+
+/// The form's audio and conversation; any other field is refused.
+async fn voice_form(
+    form: Result<Multipart, MultipartRejection>,
+    max: usize,
+) -> Result<(VoiceClip, ConversationId), AppError> {
+    let mut form = form.map_err(multipart::not_a_form)?;
+    let (mut audio, mut conversation) = (None, None);
+    while let Some(field) = form.next_field().await.map_err(multipart::broken_form)? {
+        match field.name().unwrap_or_default() {
+            "audio" => audio = Some(multipart::read_field(field, max).await?),
+            "conversation_id" => conversation = Some(multipart::read_text(field, 64).await?),
+            other => {
+                let other = other.to_string();
+                return Err(AppError::validation(
+                    other,
+                    "not a field of a voice message (audio, conversation_id)",
+                ));
+            }
+        }
+    }
+    let audio = audio.ok_or_else(|| AppError::validation("audio", "the recording is missing"))?;
+    let clip = VoiceClip::parse(audio, max)?;
+    Ok((clip, conversation_or_default(conversation.as_deref())?))
 }
 
 #[derive(Deserialize, IntoParams)]

@@ -97,6 +97,8 @@ error_codes! {
     PayloadTooLarge = "payload_too_large",
     /// A chat message above `CHAT_MAX_CHARS`.
     ContentTooLong = "content_too_long",
+    /// A voice message in which no words were heard.
+    NoSpeech = "no_speech",
     /// A field with a value that is not allowed (`field` names it).
     ValidationFailed = "validation_failed",
     /// A rate limit is used up (`limit` names it).
@@ -153,6 +155,17 @@ pub enum AppError {
         /// The message's length.
         actual: usize,
     },
+    /// 415: a file of a type the endpoint does not take (`unsupported_media_type`).
+    #[error("{what} must be one of: {accepted}")]
+    UnsupportedMedia {
+        /// What was sent (`audio`, `file`).
+        what: &'static str,
+        /// The types it takes.
+        accepted: &'static str,
+    },
+    /// 422 `no_speech`: a voice message in which no words were heard.
+    #[error("no speech was heard in the audio")]
+    NoSpeech,
     /// 401: no valid access token.
     #[error("{0}")]
     Unauthorized(String),
@@ -234,7 +247,8 @@ impl AppError {
     pub fn status(&self) -> StatusCode {
         match self {
             Self::BadRequest { .. } => StatusCode::BAD_REQUEST,
-            Self::Validation { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::Validation { .. } | Self::NoSpeech => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::UnsupportedMedia { .. } => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::PayloadTooLarge { .. } | Self::ContentTooLong { .. } => {
                 StatusCode::PAYLOAD_TOO_LARGE
             }
@@ -261,6 +275,8 @@ impl AppError {
             Self::Provisioning(_) => ErrorCode::Provisioning,
             Self::PayloadTooLarge { .. } => ErrorCode::PayloadTooLarge,
             Self::ContentTooLong { .. } => ErrorCode::ContentTooLong,
+            Self::UnsupportedMedia { .. } => ErrorCode::UnsupportedMediaType,
+            Self::NoSpeech => ErrorCode::NoSpeech,
             Self::Unauthorized(_) => ErrorCode::Unauthorized,
             Self::InvalidCredentials => ErrorCode::InvalidCredentials,
             Self::BudgetExceeded { .. } => ErrorCode::BudgetExceeded,
@@ -310,6 +326,7 @@ impl AppError {
         };
         match self {
             Self::Validation { field, .. } => error.field = Some(field.clone()),
+            Self::UnsupportedMedia { what, .. } => error.field = Some((*what).into()),
             Self::PayloadTooLarge { limit } => error.limit_bytes = Some(*limit),
             Self::ContentTooLong { limit, .. } => {
                 error.field = Some("content".into());
@@ -419,7 +436,7 @@ mod tests {
         for code in ErrorCode::ALL {
             assert_eq!(serde_json::to_value(code).unwrap(), code.as_str());
         }
-        assert_eq!(ErrorCode::ALL.len(), 31);
+        assert_eq!(ErrorCode::ALL.len(), 32);
     }
     use axum::body::to_bytes;
 

@@ -2,6 +2,7 @@
 //! keeps: profile, conversations and messages. No I/O here.
 
 mod account;
+mod audio;
 mod chat;
 mod conversation;
 mod identity;
@@ -12,6 +13,7 @@ mod profile;
 mod text;
 
 pub use account::{DisplayName, Email, Password};
+pub use audio::{ACCEPTED_AUDIO, AudioKind, VoiceClip};
 pub use chat::ChatContent;
 pub use conversation::{Conversation, ConversationId, Title};
 pub use identity::SignedInUser;

@@ -6,6 +6,7 @@ pub mod extract;
 pub mod health;
 pub mod layers;
 pub mod limits;
+pub mod multipart;
 pub mod openapi;
 pub mod router;
 pub mod schemas;

@@ -149,6 +149,25 @@ impl Journey {
         );
     }
 
+    /// A voice message: a multipart form, base64 in the function URL's event; the stream
+    /// starts with its transcript.
+    async fn voice_turn(&mut self) {
+        let turn = self.run("chat-voice").await;
+        assert_eq!(turn.status, 200, "{}\n{}", turn.body, turn.logs);
+        let events: Vec<&str> = turn
+            .body
+            .lines()
+            .filter_map(|l| l.strip_prefix("event: "))
+            .collect();
+        assert_eq!(events.first(), Some(&"transcript"), "{}", turn.body);
+        assert_eq!(events.last(), Some(&"done"), "{}", turn.body);
+        assert!(
+            turn.body.contains(r#"{"text":"what is my name?"}"#),
+            "{}",
+            turn.body
+        );
+    }
+
     /// A conversation made, listed, read, renamed, stopped (nothing running) and deleted.
     async fn conversation_events(&mut self) {
         let created = self.expect("chat-conversation-create", 201).await;
@@ -229,6 +248,7 @@ async fn every_sample_event_answers_through_sam_local_invoke_in_a_lambda_contain
     j.user_events().await;
     j.agent_events().await;
     j.chat_turn().await;
+    j.voice_turn().await;
     j.conversation_events().await;
     j.export().await;
     j.sign_out_and_delete().await;

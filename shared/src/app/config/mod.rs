@@ -122,6 +122,8 @@ pub struct LiteLlmConfig {
     pub key_tpm_limit: u64,
     /// Calls each user key may have in flight at once (`max_parallel_requests`).
     pub key_max_parallel: u64,
+    /// The speech-to-text model voice messages are transcribed with (`TRANSCRIPTION_MODEL`).
+    pub transcription_model: String,
 }
 
 /// An access-token signature algorithm Supabase uses.
@@ -189,6 +191,8 @@ pub struct HttpConfig {
     pub cors_allowed_origins: Vec<String>,
     /// Longest chat message accepted, in characters.
     pub chat_max_chars: usize,
+    /// Largest voice message accepted, in bytes of audio.
+    pub voice_max_bytes: usize,
     /// How long `GET /health` reuses a dependency check (per instance), so the public endpoint
     /// cannot multiply load on the dependencies.
     pub health_cache: Duration,
@@ -339,6 +343,9 @@ impl Config {
             key_rpm_limit: r.parsed("LITELLM_KEY_RPM_LIMIT", 60, "a positive integer"),
             key_tpm_limit: r.parsed("LITELLM_KEY_TPM_LIMIT", 200_000, "a positive integer"),
             key_max_parallel: r.parsed("LITELLM_KEY_MAX_PARALLEL", 4, "a positive integer"),
+            transcription_model: r
+                .optional("TRANSCRIPTION_MODEL")
+                .unwrap_or_else(|| "whisper-1".into()),
         };
         let letta = LettaConfig::read(&mut r, &litellm.base_url);
         let supabase = SupabaseConfig::read(&mut r);
@@ -497,6 +504,11 @@ impl HttpConfig {
                 "CHAT_MAX_CHARS",
                 32_000usize,
                 "a whole number of characters",
+            ),
+            voice_max_bytes: r.parsed(
+                "VOICE_MAX_BYTES",
+                5 * 1024 * 1024usize,
+                "a whole number of bytes",
             ),
             health_cache: Duration::from_secs(r.parsed(
                 "HEALTH_CACHE_SECS",

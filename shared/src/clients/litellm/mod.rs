@@ -1,5 +1,9 @@
 //! LiteLLM proxy admin API (master key): users, keys, budgets, spend, prices.
 
+mod transcription;
+
+pub use transcription::{Audio, Transcript};
+
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -242,9 +246,10 @@ impl LiteLlm {
         &self,
         user_id: &str,
         duration: &str,
+        purpose: &str,
     ) -> Result<Secret, DependencyError> {
         self.generate(json!({"user_id": user_id, "duration": duration,
-                             "metadata": {"purpose": "conversation title"}}))
+                             "metadata": {"purpose": purpose}}))
             .await
     }
 

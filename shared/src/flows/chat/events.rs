@@ -9,6 +9,11 @@ use crate::{
 /// One event of a turn's stream.
 #[derive(Debug, Clone, PartialEq)]
 pub enum ChatEvent {
+    /// A voice message's words, before its turn starts: what was sent to the agent.
+    Transcript {
+        /// The transcript.
+        text: String,
+    },
     /// The turn started (or is replayed).
     Start {
         /// The conversation.

@@ -13,6 +13,7 @@ mod relay;
 mod replay;
 mod thread;
 mod title;
+mod voice;
 
 use std::time::Instant;
 
@@ -22,6 +23,7 @@ use tracing::Instrument;
 pub use cancel::cancel_turn;
 pub use events::{ChatEvent, Done, TurnError};
 pub use failure::TurnFailure;
+pub use voice::transcribe;
 
 use crate::{
     app::{

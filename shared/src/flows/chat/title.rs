@@ -52,7 +52,9 @@ async fn titled_by_model(
     model: &str,
     prompt: &str,
 ) -> Result<Option<Title>, AppError> {
-    let key = state.litellm.short_lived_key(user.as_str(), "2m").await?;
+    let key = (state.litellm)
+        .short_lived_key(user.as_str(), "2m", "conversation title")
+        .await?;
     let answer = state
         .litellm
         .complete(&key, model, TITLE_INSTRUCTIONS, prompt, 24)

@@ -140,6 +140,13 @@ impl TurnErrorView {
     }
 }
 
+/// `transcript`: what a voice message said (the user's message of the turn that follows).
+#[derive(Serialize, ToSchema)]
+pub struct TranscriptEvent {
+    /// The words heard, as sent to the agent.
+    text: String,
+}
+
 /// `title`: the conversation got a title from its first message.
 #[derive(Serialize, ToSchema)]
 pub struct TitleEvent {
@@ -153,8 +160,9 @@ pub struct TitleEvent {
 /// and what it says. The enum, its names and the OpenAPI list of events all come from here.
 macro_rules! chat_events {
     ($($variant:ident($data:ident) = $name:literal, $about:literal;)+) => {
-        /// One SSE event of `POST /chat/message`: `event:` is the name, `data:` the JSON of that
-        /// event, `id:` counts from 1. A turn is `start`, then `reasoning`, `tool_call`,
+        /// One SSE event of `POST /chat/message` (and `/chat/voice`, which sends `transcript`
+        /// first): `event:` is the name, `data:` the JSON of that event, `id:` counts from 1.
+        /// A turn is `start`, then `reasoning`, `tool_call`,
         /// `tool_result` and `delta` as they happen, then `usage` and `done` — or `error` — and
         /// maybe `title`.
         #[derive(Serialize)]
@@ -190,6 +198,7 @@ macro_rules! chat_events {
 }
 
 chat_events! {
+    Transcript(TranscriptEvent) = "transcript", "A voice message's words (`POST /chat/voice` only): the user's message.";
     Start(StartEvent) = "start", "The turn began.";
     Reasoning(ReasoningEvent) = "reasoning", "A piece of the agent's reasoning.";
     ToolCall(ToolCallEvent) = "tool_call", "The agent calls a tool.";
@@ -236,7 +245,7 @@ impl utoipa::PartialSchema for ChatEventView {
             .fold(OneOfBuilder::new(), |one_of, e| one_of.item(event(e)));
         events
             .description(Some(
-                "One SSE event of a chat turn: `start`, then `reasoning`, `tool_call`, \
+                "One SSE event of a chat turn: (`transcript` for a voice message), `start`, then `reasoning`, `tool_call`, \
                  `tool_result` and `delta` as they happen, then `usage` and `done` (or `error`), \
                  and maybe `title`.",
             ))
@@ -287,6 +296,9 @@ impl ChatEventView {
 /// A chat event as clients see it.
 pub fn chat_event(event: &ChatEvent) -> ChatEventView {
     match event {
+        ChatEvent::Transcript { text } => {
+            ChatEventView::Transcript(TranscriptEvent { text: text.clone() })
+        }
         ChatEvent::Start {
             conversation_id,
             message_id,
