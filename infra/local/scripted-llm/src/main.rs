@@ -7,6 +7,8 @@
 //! - "my name is X" makes it store the name in the `human` block: `memory_replace` of the
 //!   `Name:` line (else `memory_insert`) with Letta's v1 tools, `core_memory_append` with MemGPT's;
 //! - "remember that X" makes it call `archival_memory_insert`;
+//! - "what does my document say about X?" makes it call `grep_files` (when the agent has a
+//!   folder) and quote what it found;
 //! - "what is my name?" makes it answer from the memory it finds in the system prompt;
 //! - "/tool NAME {json}" makes it call tool NAME with those arguments;
 //! - "/loop" makes it a runaway model: it calls `conversation_search` at every step, so only

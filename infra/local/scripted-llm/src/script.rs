@@ -281,8 +281,39 @@ fn after_tool(messages: &[Value], system: &str) -> String {
         }
         Some("archival_memory_insert") => "I saved that to my long-term memory.".to_string(),
         Some("archival_memory_search") => "I searched my long-term memory.".to_string(),
+        Some("grep_files") => quote_matches(&last_tool_result(messages)),
         _ => "Done.".to_string(),
     }
+}
+
+/// A reply quoting the lines `grep_files` matched (Letta marks them `> N: `), or saying
+/// nothing was found.
+fn quote_matches(result: &str) -> String {
+    // Letta wraps a tool's return in `{"status", "message", "time"}`.
+    let text = serde_json::from_str::<Value>(result)
+        .ok()
+        .and_then(|v| v.get("message")?.as_str().map(str::to_string))
+        .unwrap_or_else(|| result.to_string());
+    let lines: Vec<&str> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("> "))
+        .map(|l| l.split_once(": ").map_or(l, |(_, line)| line).trim())
+        .collect();
+    if lines.is_empty() {
+        "I found nothing about that in your documents.".to_string()
+    } else {
+        format!("From your documents: {}", lines.join(" "))
+    }
+}
+
+/// The text of the newest tool result.
+fn last_tool_result(messages: &[Value]) -> String {
+    messages
+        .iter()
+        .rev()
+        .find(|m| m.get("role").and_then(Value::as_str) == Some("tool"))
+        .map(content_text)
+        .unwrap_or_default()
 }
 
 /// `/slow MS`, `/coarse`, `/tokens`, `/fail-on MODEL STATUS`, `/fail STATUS`, `/tool NAME {json}`: set on the plan; the
@@ -369,6 +400,18 @@ fn memory_tool(words: &str, tools: &Tools, system: &str) -> Option<Action> {
             let args = vec![("label", human), ("content", json!(fact))];
             return Some(call("core_memory_append", thinking, args));
         }
+    }
+    // "what does my document say about X?": the agent's file tools (a folder is attached).
+    if let Some(topic) = after_prefix(words, "my document say about ")
+        .map(clean_fact)
+        .filter(|t| !t.is_empty())
+        && tools.has("grep_files")
+    {
+        return Some(call(
+            "grep_files",
+            "The user asks about their document; I should search it.",
+            vec![("pattern", json!(topic))],
+        ));
     }
     if let Some(fact) = after_prefix(words, "remember that ")
         .map(clean_fact)
@@ -538,6 +581,30 @@ mod tests {
             assert!(matches!(p.action, Action::CallTool { .. }));
             assert_eq!(p.chunk_delay, Some(Duration::from_millis(300)));
         }
+    }
+
+    #[test]
+    fn a_question_about_a_document_greps_it_and_quotes_the_match() {
+        let tools = Tools::from_request(&json!({"tools": [
+            {"type": "function", "function": {"name": "grep_files", "parameters": {"properties": {"pattern": {}}}}},
+        ]}));
+        let asked = [user("What does my document say about launch code?")];
+        let Action::CallTool { name, arguments } = plan(&asked, &tools).action else {
+            panic!("expected a search")
+        };
+        assert_eq!(
+            (name.as_str(), &arguments["pattern"]),
+            ("grep_files", &json!("launch code"))
+        );
+        let found = json!({"status": "OK", "message": "=== notes.txt:2 ===\n  1: Notes\n> 2: The code is PELICAN-42.\n  3: End"});
+        assert_eq!(
+            quote_matches(&found.to_string()),
+            "From your documents: The code is PELICAN-42."
+        );
+        assert_eq!(
+            quote_matches("No matches"),
+            "I found nothing about that in your documents."
+        );
     }
 
     fn v1_tools() -> Tools {
