@@ -21,6 +21,7 @@ mod deploy;
 mod dev;
 mod fault_proxy;
 mod faults;
+mod files;
 mod first_use;
 mod hardening;
 mod health;

@@ -1,5 +1,7 @@
 //! The `agent` function: the signed-in user's agent — status, core memory, archival memory
-//! (add, list, search, delete), reset. Its routes as an axum `Router`, hosted by Lambda (`main.rs`) or the local gateway.
+//! (add, list, search, delete), documents (`files.rs`), reset. Its routes as an axum `Router`, hosted by Lambda (`main.rs`) or the local gateway.
+
+mod files;
 
 use axum::{
     Json, Router,
@@ -40,6 +42,15 @@ pub fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(archival))
         .routes(routes!(delete_archival))
         .routes(routes!(reset))
+        .routes(routes!(files::list_files))
+        .routes(routes!(files::delete_file))
+        // A document is larger than the common body limit: its form reads the file with its
+        // own (`FILE_MAX_BYTES`).
+        .merge(
+            OpenApiRouter::new()
+                .routes(routes!(files::upload_file))
+                .layer(axum::extract::DefaultBodyLimit::disable()),
+        )
 }
 
 /// The whole function: API routes, `GET /health`, and the common layers.

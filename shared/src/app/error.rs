@@ -92,6 +92,8 @@ error_codes! {
     DefaultConversation = "default_conversation",
     /// The archival memory holds `ARCHIVAL_MAX_PASSAGES` memories.
     ArchivalMemoryFull = "archival_memory_full",
+    /// The user has `FILES_MAX` documents.
+    FileLimit = "file_limit",
     // 413, 422, 429
     /// A body above `BODY_LIMIT_BYTES`.
     PayloadTooLarge = "payload_too_large",
@@ -436,7 +438,7 @@ mod tests {
         for code in ErrorCode::ALL {
             assert_eq!(serde_json::to_value(code).unwrap(), code.as_str());
         }
-        assert_eq!(ErrorCode::ALL.len(), 32);
+        assert_eq!(ErrorCode::ALL.len(), 33);
     }
     use axum::body::to_bytes;
 

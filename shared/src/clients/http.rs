@@ -277,6 +277,63 @@ pub fn stream_client(read_timeout: Duration) -> reqwest::Client {
         .expect("the HTTP client settings are static and valid")
 }
 
+/// A file in a `multipart/form-data` body.
+pub struct FilePart<'a> {
+    /// The form field's name.
+    pub field: &'a str,
+    /// The file's name (quotes and control characters are replaced).
+    pub file_name: &'a str,
+    /// Its media type (a fixed one the caller chose, never the client's).
+    pub media_type: &'a str,
+    pub bytes: &'a [u8],
+}
+
+/// `request` with a `multipart/form-data` body (RFC 7578): `fields`, then `file`. Made as
+/// bytes, not with reqwest's streaming form, so it is sent (timed, cloned for its attempt) like
+/// every other request.
+pub fn multipart(
+    request: RequestBuilder,
+    fields: &[(&str, &str)],
+    file: &FilePart<'_>,
+) -> RequestBuilder {
+    let boundary = format!("chat-backend-{}", ulid::Ulid::new());
+    let file_name: String = file
+        .file_name
+        .chars()
+        .map(|c| {
+            if c == '"' || c == '\\' || c.is_control() {
+                '_'
+            } else {
+                c
+            }
+        })
+        .collect();
+    let mut body = Vec::with_capacity(file.bytes.len() + 512);
+    for (name, value) in fields {
+        body.extend_from_slice(
+            format!(
+                "--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n"
+            )
+            .as_bytes(),
+        );
+    }
+    body.extend_from_slice(
+        format!(
+            "--{boundary}\r\nContent-Disposition: form-data; name=\"{}\"; filename=\"{file_name}\"\r\nContent-Type: {}\r\n\r\n",
+            file.field, file.media_type
+        )
+        .as_bytes(),
+    );
+    body.extend_from_slice(file.bytes);
+    body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+    request
+        .header(
+            reqwest::header::CONTENT_TYPE,
+            format!("multipart/form-data; boundary={boundary}"),
+        )
+        .body(body)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

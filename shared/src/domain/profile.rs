@@ -78,6 +78,12 @@ pub struct Profile {
     /// or saved by the agent in a chat turn, minus deletions), for the cap.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub archival_passages: u64,
+    /// The user's Letta folder (documents for the agent), made with the first upload.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub letta_folder_id: Option<String>,
+    /// The user's documents, for the cap (`FILES_MAX`): reserved before each upload.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub file_count: u64,
     /// The user's conversations besides the default one, for the cap (`CONVERSATIONS_MAX`):
     /// kept in the same write as each creation and deletion.
     #[serde(default, skip_serializing_if = "is_zero")]
@@ -146,6 +152,8 @@ impl Profile {
             letta_agent_type: None,
             awaiting_confirmation: false,
             archival_passages: 0,
+            letta_folder_id: None,
+            file_count: 0,
             conversation_count: 0,
             budget_used_up: None,
             provisioning_error: None,

@@ -13,7 +13,10 @@ use crate::{
         supabase::{self, Session, SignUp, User as SupabaseUser},
     },
     domain::{DisplayName, Email, Password, Profile, ProvisioningState, SignedInUser, UserId},
-    flows::provisioning::{self, provider_name},
+    flows::{
+        files,
+        provisioning::{self, provider_name},
+    },
     state::AppState,
     store::RateLimit,
 };
@@ -434,7 +437,7 @@ pub(crate) async fn delete_everything(state: &AppState, id: &UserId) -> Result<(
 }
 
 /// Deletes what Letta and LiteLLM hold for the user (agents with their archives, the
-/// provider, keys, the LiteLLM user), agents first; returns how many agents there were.
+/// documents' folder, the provider, keys, the LiteLLM user), agents first; returns how many agents there were.
 pub(crate) async fn delete_resources(
     state: &AppState,
     id: &UserId,
@@ -455,11 +458,13 @@ pub(crate) async fn delete_resources(
             .delete_agent_and_archives(agent_id, &provisioning::agent_tag(id))
             .await?;
     }
-    // 2. The BYOK provider holding the user's key.
+    // 2. The user's documents (the folder is not the agent's: it outlives it otherwise).
+    files::delete_folders(state, id).await?;
+    // 3. The BYOK provider holding the user's key.
     if let Some(provider) = state.letta.find_provider(&provider_name(id)).await? {
         state.letta.delete_provider(&provider.id).await?;
     }
-    // 3. LiteLLM: the user's keys, then the user.
+    // 4. LiteLLM: the user's keys, then the user.
     if let Some(info) = state.litellm.user_info(id.as_str()).await? {
         let hashes: Vec<String> = info.keys.into_iter().map(|k| k.token).collect();
         state.litellm.delete_keys(&hashes).await?;

@@ -143,7 +143,11 @@ pub(crate) fn embedding_quota(state: &AppState) -> RateLimit {
 
 /// Uses `chars` of the user's embedding quota before Letta embeds them: 429 `rate_limited`
 /// (`limit: embedding_chars_per_day`, `Retry-After` until the UTC day ends) when less is left.
-async fn embed(state: &AppState, user: &SignedInUser, chars: usize) -> Result<(), AppError> {
+pub(crate) async fn embed(
+    state: &AppState,
+    user: &SignedInUser,
+    chars: usize,
+) -> Result<(), AppError> {
     let quota = embedding_quota(state);
     match state
         .store
@@ -429,6 +433,10 @@ async fn replace_agent(
         .set_profile_agent(user, &fresh.id, agent_type)
         .await?;
     state.store.clear_archival(user).await?;
+    // The user's documents are the user's, not the agent's memory: the new agent has them.
+    if let Some(folder) = &profile.letta_folder_id {
+        state.letta.attach_folder(&fresh.id, folder).await?;
+    }
     let others: Vec<String> = provisioning::agents_of(state, user)
         .await?
         .into_iter()

@@ -56,6 +56,10 @@ async fn migrate(
     for archive in &archives {
         state.letta.attach_archive(&successor.id, archive).await?;
     }
+    // The user's documents too.
+    if let Some(folder) = &profile.letta_folder_id {
+        state.letta.attach_folder(&successor.id, folder).await?;
+    }
     state
         .store
         .set_profile_agent(user, &successor.id, target)

@@ -7,6 +7,7 @@ pub mod agent;
 pub mod chat;
 pub mod conversations;
 pub mod export;
+pub mod files;
 pub mod gate;
 pub mod migration;
 pub mod models;

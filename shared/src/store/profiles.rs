@@ -151,12 +151,58 @@ impl Store {
         conditional(result).map(|_| ())
     }
 
-    /// Counts `count` more archival memories of the user if that keeps the count within `cap`
-    /// (checked and counted in one conditional write, so concurrent inserts cannot pass it);
-    /// `false` when it would not.
+    /// Reserves `count` archival memories under the cap: false when it would pass `cap`.
     pub async fn reserve_archival(
         &self,
         user: &UserId,
+        count: u64,
+        cap: u64,
+    ) -> Result<bool, DependencyError> {
+        self.reserve_counted(user, "archival_passages", count, cap)
+            .await
+    }
+
+    /// Changes the user's archival memory count by `delta` (memories the agent saved itself,
+    /// a deletion, a reservation given back); a decrease below zero is not made.
+    pub async fn count_archival(&self, user: &UserId, delta: i64) -> Result<(), DependencyError> {
+        self.change_counted(user, "archival_passages", delta).await
+    }
+
+    /// Reserves one document under the cap (`FILES_MAX`): false when the user has `cap`.
+    pub async fn reserve_file(&self, user: &UserId, cap: u64) -> Result<bool, DependencyError> {
+        self.reserve_counted(user, "file_count", 1, cap).await
+    }
+
+    /// Changes the user's document count by `delta` (a deletion, a reservation given back).
+    pub async fn count_files(&self, user: &UserId, delta: i64) -> Result<(), DependencyError> {
+        self.change_counted(user, "file_count", delta).await
+    }
+
+    /// Records the user's Letta folder, unless one is recorded: false when another request
+    /// recorded its own first.
+    pub async fn set_folder(
+        &self,
+        user: &UserId,
+        folder_id: &str,
+    ) -> Result<bool, DependencyError> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(profile_key(user)))
+            .update_expression("SET letta_folder_id = :f")
+            .condition_expression("attribute_exists(pk) AND attribute_not_exists(letta_folder_id)")
+            .expression_attribute_values(":f", AttributeValue::S(folder_id.to_string()))
+            .send()
+            .await;
+        conditional(result)
+    }
+
+    /// Adds `count` to the profile's `field` unless that passes `cap` (one conditional write).
+    async fn reserve_counted(
+        &self,
+        user: &UserId,
+        field: &str,
         count: u64,
         cap: u64,
     ) -> Result<bool, DependencyError> {
@@ -168,10 +214,10 @@ impl Store {
             .update_item()
             .table_name(&self.table)
             .set_key(Some(profile_key(user)))
-            .update_expression("ADD archival_passages :n")
-            .condition_expression(
-                "attribute_exists(pk) AND (attribute_not_exists(archival_passages) OR archival_passages <= :room)",
-            )
+            .update_expression(format!("ADD {field} :n"))
+            .condition_expression(format!(
+                "attribute_exists(pk) AND (attribute_not_exists({field}) OR {field} <= :room)"
+            ))
             .expression_attribute_values(":n", n(count))
             .expression_attribute_values(":room", n(room))
             .send()
@@ -179,9 +225,13 @@ impl Store {
         conditional(result)
     }
 
-    /// Changes the user's archival memory count by `delta` (memories the agent saved itself,
-    /// a deletion, a reservation given back); a decrease below zero is not made.
-    pub async fn count_archival(&self, user: &UserId, delta: i64) -> Result<(), DependencyError> {
+    /// Adds `delta` to the profile's `field`; a decrease below zero is not made.
+    async fn change_counted(
+        &self,
+        user: &UserId,
+        field: &str,
+        delta: i64,
+    ) -> Result<(), DependencyError> {
         if delta == 0 {
             return Ok(()); // the common insert (one passage, as reserved): nothing to write
         }
@@ -190,13 +240,13 @@ impl Store {
             .update_item()
             .table_name(&self.table)
             .set_key(Some(profile_key(user)))
-            .update_expression("ADD archival_passages :d")
+            .update_expression(format!("ADD {field} :d"))
             .expression_attribute_values(":d", n(delta));
         let request = if delta >= 0 {
             request.condition_expression("attribute_exists(pk)")
         } else {
             request
-                .condition_expression("attribute_exists(pk) AND archival_passages >= :least")
+                .condition_expression(format!("attribute_exists(pk) AND {field} >= :least"))
                 .expression_attribute_values(":least", n(-delta))
         };
         conditional(request.send().await).map(|_| ())

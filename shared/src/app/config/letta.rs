@@ -41,6 +41,10 @@ pub struct LettaConfig {
     pub litellm_url_for_letta: String,
     /// The most archival memories a user may add through the API (`ARCHIVAL_MAX_PASSAGES`).
     pub archival_max_passages: u64,
+    /// The most documents a user may give the agent (`FILES_MAX`).
+    pub files_max: u64,
+    /// The largest document, in bytes (`FILE_MAX_BYTES`).
+    pub file_max_bytes: usize,
     /// How long a reply's stream may stay silent before the turn ends as interrupted
     /// (`LETTA_STREAM_SILENCE_SECS`): Letta sends a keep-alive ping every 20 s while it works,
     /// so a longer silence is a Letta that froze.
@@ -150,6 +154,8 @@ impl LettaConfig {
                 10_000,
                 "a whole number of memories",
             ),
+            files_max: r.parsed("FILES_MAX", 50, "a whole number of documents"),
+            file_max_bytes: r.parsed("FILE_MAX_BYTES", 5 * 1024 * 1024, "a whole number of bytes"),
             stream_silence: {
                 let secs: u64 =
                     r.parsed("LETTA_STREAM_SILENCE_SECS", 30, "a whole number of seconds");

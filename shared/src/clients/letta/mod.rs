@@ -1,6 +1,7 @@
 //! Letta server REST API: BYOK providers, agents, memory, messages (typed in [`messages`]).
 
 mod agent_spec;
+mod folders;
 pub mod messages;
 mod model_choice;
 mod runs;
@@ -12,6 +13,7 @@ use serde_json::{Value, json};
 pub use agent_spec::{
     ARCHIVAL_INSERT_TOOL, ARCHIVAL_SEARCH_TOOL, AgentSpec, CreateAgent, agent_tools,
 };
+pub use folders::{FolderFile, Upload};
 pub use messages::LettaMessage;
 pub use threads::StepCall;
 

@@ -70,6 +70,46 @@ pub(super) enum Embedding {
     Left,
 }
 
+impl<'a> EmbeddingConfig<'a> {
+    /// The configured embedding model, through LiteLLM.
+    fn of(config: &'a LettaConfig) -> Self {
+        Self {
+            embedding_endpoint_type: "openai",
+            embedding_endpoint: format!("{}/v1", config.litellm_url_for_letta),
+            embedding_model: &config.embedding_model,
+            embedding_dim: config.embedding_dim,
+            embedding_chunk_size: 300,
+        }
+    }
+}
+
+/// The embedding fields of `POST /v1/folders/` (flattened into it): the embedding the user's
+/// agent has, so a folder's files are embedded as its archival memory is.
+#[derive(Debug, Serialize)]
+#[serde(untagged)]
+pub(super) enum FolderEmbedding<'a> {
+    /// The hosted API: the embedding model of the user's provider, by handle.
+    Handle { embedding: String },
+    /// A self-hosted Letta: the explicit configuration.
+    Config {
+        embedding_config: EmbeddingConfig<'a>,
+    },
+}
+
+impl<'a> FolderEmbedding<'a> {
+    /// A folder of `provider`'s user.
+    pub(super) fn new(config: &'a LettaConfig, provider: &str) -> Self {
+        match config.kind {
+            LettaKind::Cloud => Self::Handle {
+                embedding: format!("{provider}/{}", config.embedding_model),
+            },
+            LettaKind::SelfHosted => Self::Config {
+                embedding_config: EmbeddingConfig::of(config),
+            },
+        }
+    }
+}
+
 impl<'a> ModelChoice<'a> {
     /// `model` through the user's provider `provider` with a context window of `window` tokens.
     pub(super) fn new(
@@ -102,13 +142,7 @@ impl<'a> ModelChoice<'a> {
                         context_window: window,
                         max_tokens: config.max_tokens,
                     },
-                    embedding_config: included.then(|| EmbeddingConfig {
-                        embedding_endpoint_type: "openai",
-                        embedding_endpoint: endpoint,
-                        embedding_model: &config.embedding_model,
-                        embedding_dim: config.embedding_dim,
-                        embedding_chunk_size: 300,
-                    }),
+                    embedding_config: included.then(|| EmbeddingConfig::of(config)),
                 }
             }
         }

@@ -9,7 +9,7 @@ use crate::{
         dependency::{DependencyError, Service},
         secret::Secret,
     },
-    clients::http as upstream,
+    clients::http::{self as upstream, FilePart},
 };
 
 /// Audio to transcribe: its bytes, a file name and its media type.
@@ -39,17 +39,18 @@ impl LiteLlm {
         struct Answer {
             text: String,
         }
-        let boundary = format!("chat-backend-{}", ulid::Ulid::new());
-        let body = form(&boundary, model, audio);
         let request = self
             .http
             .post(format!("{}/v1/audio/transcriptions", self.base))
-            .bearer_auth(key.expose())
-            .header(
-                reqwest::header::CONTENT_TYPE,
-                format!("multipart/form-data; boundary={boundary}"),
-            )
-            .body(body);
+            .bearer_auth(key.expose());
+        let file = FilePart {
+            field: "file",
+            file_name: audio.file_name,
+            media_type: audio.media_type,
+            bytes: audio.bytes,
+        };
+        let fields = [("model", model), ("response_format", "json")];
+        let request = upstream::multipart(request, &fields, &file);
         let response = upstream::send(Service::LiteLlm, request).await?;
         let cost_usd = response
             .headers()
@@ -70,35 +71,4 @@ impl LiteLlm {
             cost_usd,
         })
     }
-}
-
-/// The `multipart/form-data` body (RFC 7578): `model`, `response_format` and the `file`. Made
-/// as bytes, not with reqwest's streaming form, so the request can be timed and sent like
-/// every other one (a streamed body cannot be cloned for its attempt).
-fn form(boundary: &str, model: &str, audio: &Audio<'_>) -> Vec<u8> {
-    // Quotes and line breaks in a file name would break the header; the name is informative.
-    let file_name: String = audio
-        .file_name
-        .chars()
-        .map(|c| if c == '"' || c.is_control() { '_' } else { c })
-        .collect();
-    let mut body = Vec::with_capacity(audio.bytes.len() + 512);
-    for (name, value) in [("model", model), ("response_format", "json")] {
-        body.extend_from_slice(
-            format!(
-                "--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n"
-            )
-            .as_bytes(),
-        );
-    }
-    body.extend_from_slice(
-        format!(
-            "--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{file_name}\"\r\nContent-Type: {}\r\n\r\n",
-            audio.media_type
-        )
-        .as_bytes(),
-    );
-    body.extend_from_slice(audio.bytes);
-    body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
-    body
 }

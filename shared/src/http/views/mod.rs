@@ -12,6 +12,7 @@ pub mod agent;
 pub mod auth;
 pub mod chat;
 pub mod events;
+pub mod files;
 pub mod user;
 
 /// The user's budget as LiteLLM has it.
