@@ -111,6 +111,7 @@ fn write_requests(name: &str, requests: &[Value]) -> PathBuf {
 }
 
 /// What a user does: chat in the default thread and a conversation, a Stop, memory, archival memory,
+/// a document,
 /// a model switch, a reset, the export and the account's deletion.
 async fn use_account(app: &TestApp, token: &str) {
     app.chat(token, "Hello there", None).await;
@@ -143,6 +144,28 @@ async fn use_account(app: &TestApp, token: &str) {
     app.archival(token, "?query=bees").await;
     if let Some(passage) = added.body["id"].as_str() {
         let path = format!("/api/v1/agent/memory/archival/{passage}");
+        app.call(reqwest::Method::DELETE, &path, Some(token), None)
+            .await;
+    }
+    // A document: the folder made, attached, the file uploaded, listed and deleted.
+    let form = reqwest::multipart::Form::new().part(
+        "file",
+        reqwest::multipart::Part::bytes(b"Ada keeps bees.".to_vec()).file_name("bees.txt"),
+    );
+    let uploaded: Value = app
+        .http
+        .post(format!("{}/api/v1/agent/files", app.base))
+        .bearer_auth(token)
+        .multipart(form)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    app.get("/api/v1/agent/files", token).await;
+    if let Some(file) = uploaded["id"].as_str() {
+        let path = format!("/api/v1/agent/files/{file}");
         app.call(reqwest::Method::DELETE, &path, Some(token), None)
             .await;
     }
@@ -199,6 +222,9 @@ async fn every_request_to_the_hosted_letta_api_is_one_its_official_client_makes(
         "/messages/stream\"",
         "POST \"/v1/conversations/",
         "GET \"/v1/runs/\"",
+        "POST \"/v1/folders/\"",
+        "/upload\"",
+        "/folders/attach/",
         "/messages/cancel\"",
         "/archival-memory\"",
         "/core-memory/blocks/human\"",

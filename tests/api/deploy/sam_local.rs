@@ -102,7 +102,8 @@ impl Journey {
         assert!(!models["models"].as_array().unwrap().is_empty(), "{models}");
     }
 
-    /// The agent function's events; the archival memory listed is deleted.
+    /// The agent function's events; the archival memory listed is deleted, a document
+    /// uploaded, listed and deleted.
     async fn agent_events(&mut self) {
         for event in [
             "agent-health",
@@ -115,6 +116,13 @@ impl Journey {
         let listed = self.expect("agent-archival-search", 200).await;
         self.set("PASSAGE_ID", &listed["memories"][0]["id"]);
         self.expect("agent-archival-delete", 200).await;
+        // A document: a multipart form, base64 in the function URL's event.
+        let uploaded = self.expect("agent-files-upload", 201).await;
+        assert_eq!(uploaded["name"], "packing.txt", "{uploaded}");
+        self.set("FILE_ID", &uploaded["id"]);
+        let listed = self.expect("agent-files", 200).await;
+        assert_eq!(listed["files"].as_array().unwrap().len(), 1, "{listed}");
+        self.expect("agent-files-delete", 200).await;
         self.expect("agent-reset", 200).await;
     }
 
