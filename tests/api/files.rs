@@ -158,6 +158,16 @@ async fn the_agent_reads_the_users_documents_and_forgets_a_deleted_one() {
     assert_eq!(said, "I found nothing about that in your documents.");
     let again = app.call(Method::DELETE, &path, Some(&token), None).await;
     assert_eq!(again.status, 404, "{}", again.body);
+    // The export lists what the agent was given.
+    let exported: Vec<Value> = app
+        .export(&token)
+        .await
+        .into_iter()
+        .filter(|line| line["type"] == "document")
+        .collect();
+    assert_eq!(exported.len(), 1, "{exported:?}");
+    assert_eq!(exported[0]["name"], "tide.pdf");
+    assert_eq!(exported[0]["status"], "completed");
 
     // Deleting the account deletes the folder with the rest.
     let folder = format!("files-{id}");

@@ -10,7 +10,7 @@ use tracing::Instrument;
 
 use crate::{
     app::error::AppError,
-    clients::letta::{Block, Passage},
+    clients::letta::{Block, FolderFile, Passage},
     domain::{Conversation, ConversationId, Message, Profile, SignedInUser},
     flows::{agent::ready_agent, conversations},
     state::AppState,
@@ -29,6 +29,8 @@ pub enum ExportRecord {
     Usage(String, DayUsage),
     /// A core memory block.
     Block(Block),
+    /// A document of the user's (its metadata; the file stays in Letta).
+    Document(FolderFile),
     /// An archival memory.
     Passage(Passage),
     /// The last record: how many of each were written.
@@ -102,6 +104,7 @@ async fn write_all(
     agent_id: &str,
     out: &mut Writer,
 ) -> Result<(), Stop> {
+    let folder = profile.letta_folder_id.clone();
     out.write("profile", ExportRecord::Profile(profile)).await?;
     let mut all = state.store.conversations(&user.id).await?;
     if !all.iter().any(|c| c.id.is_default()) {
@@ -140,6 +143,11 @@ async fn write_all(
     for block in state.letta.blocks(agent_id).await? {
         out.write("memory_blocks", ExportRecord::Block(block))
             .await?;
+    }
+    if let Some(folder) = &folder {
+        for file in state.letta.folder_files(folder).await? {
+            out.write("documents", ExportRecord::Document(file)).await?;
+        }
     }
     let mut before: Option<String> = None;
     loop {

@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 use utoipa::ToSchema;
 
+use super::files::FileView;
 use crate::{
     app::clock::format_day,
     clients::models::Model,
@@ -340,6 +341,8 @@ pub enum ExportLine {
     },
     /// A core memory block.
     MemoryBlock(BlockView),
+    /// A document of the user's (its metadata).
+    Document(FileView),
     /// An archival memory.
     ArchivalMemory(PassageView),
     /// The last line: how many of each were written.
@@ -368,6 +371,7 @@ pub fn export_record(record: &ExportRecord) -> ExportLine {
             usage: d.into(),
         },
         ExportRecord::Block(b) => ExportLine::MemoryBlock(b.into()),
+        ExportRecord::Document(f) => ExportLine::Document(super::files::file(f)),
         ExportRecord::Passage(p) => ExportLine::ArchivalMemory(p.into()),
         ExportRecord::End(counts) => ExportLine::End {
             counts: counts.iter().map(|(k, v)| (k.to_string(), *v)).collect(),
