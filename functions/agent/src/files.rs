@@ -54,22 +54,10 @@ pub(crate) async fn upload_file(
     form: Result<Multipart, MultipartRejection>,
 ) -> Result<(StatusCode, Json<FileView>), AppError> {
     let max = state.config.letta.file_max_bytes;
-    let mut form = form.map_err(multipart::not_a_form)?;
-    let mut document = None;
-    while let Some(field) = form.next_field().await.map_err(multipart::broken_form)? {
-        match field.name().unwrap_or_default() {
-            "file" if document.is_none() => {
-                let name = field.file_name().map(str::to_string);
-                let bytes = multipart::read_field(field, max).await?;
-                document = Some(Document::parse(name.as_deref(), bytes, max)?);
-            }
-            other => {
-                let other = other.to_string();
-                return Err(AppError::validation(other, "one field: file"));
-            }
-        }
-    }
-    let document = document.ok_or_else(|| AppError::validation("file", "the file is missing"))?;
+    let (name, bytes) = multipart::read_upload(form, "file", max, &[])
+        .await?
+        .require_file("file")?;
+    let document = Document::parse(name.as_deref(), bytes, max)?;
     let uploaded = files::upload(&state, &user, &document).await?;
     Ok((StatusCode::CREATED, Json(views::files::file(&uploaded))))
 }

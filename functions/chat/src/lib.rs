@@ -252,24 +252,10 @@ async fn voice_form(
     form: Result<Multipart, MultipartRejection>,
     max: usize,
 ) -> Result<(VoiceClip, ConversationId), AppError> {
-    let mut form = form.map_err(multipart::not_a_form)?;
-    let (mut audio, mut conversation) = (None, None);
-    while let Some(field) = form.next_field().await.map_err(multipart::broken_form)? {
-        match field.name().unwrap_or_default() {
-            "audio" => audio = Some(multipart::read_field(field, max).await?),
-            "conversation_id" => conversation = Some(multipart::read_text(field, 64).await?),
-            other => {
-                let other = other.to_string();
-                return Err(AppError::validation(
-                    other,
-                    "not a field of a voice message (audio, conversation_id)",
-                ));
-            }
-        }
-    }
-    let audio = audio.ok_or_else(|| AppError::validation("audio", "the recording is missing"))?;
+    let mut form = multipart::read_upload(form, "audio", max, &["conversation_id"]).await?;
+    let (_, audio) = form.require_file("audio")?;
     let clip = VoiceClip::parse(audio, max)?;
-    Ok((clip, conversation_or_default(conversation.as_deref())?))
+    Ok((clip, conversation_or_default(form.text("conversation_id"))?))
 }
 
 #[derive(Deserialize, IntoParams)]
