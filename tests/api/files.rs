@@ -4,10 +4,7 @@
 
 use std::time::Duration;
 
-use reqwest::{
-    Method,
-    multipart::{Form, Part},
-};
+use reqwest::Method;
 use serde_json::Value;
 
 use crate::helpers::*;
@@ -49,20 +46,6 @@ fn pdf(text: &str) -> Vec<u8> {
 }
 
 impl TestApp {
-    /// `POST /agent/files` with one file.
-    async fn upload(&self, token: &str, name: &str, bytes: Vec<u8>) -> Reply {
-        let form = Form::new().part("file", Part::bytes(bytes).file_name(name.to_string()));
-        let res = self
-            .http
-            .post(format!("{}/api/v1/agent/files", self.base))
-            .bearer_auth(token)
-            .multipart(form)
-            .send()
-            .await
-            .expect("upload");
-        read_chat(res).await.json()
-    }
-
     async fn files(&self, token: &str) -> Vec<Value> {
         let listed = self.get("/api/v1/agent/files", token).await;
         assert_eq!(listed.status, 200, "{}", listed.body);

@@ -148,21 +148,10 @@ async fn use_account(app: &TestApp, token: &str) {
             .await;
     }
     // A document: the folder made, attached, the file uploaded, listed and deleted.
-    let form = reqwest::multipart::Form::new().part(
-        "file",
-        reqwest::multipart::Part::bytes(b"Ada keeps bees.".to_vec()).file_name("bees.txt"),
-    );
-    let uploaded: Value = app
-        .http
-        .post(format!("{}/api/v1/agent/files", app.base))
-        .bearer_auth(token)
-        .multipart(form)
-        .send()
+    let uploaded = app
+        .upload(token, "bees.txt", b"Ada keeps bees.".to_vec())
         .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .body;
     app.get("/api/v1/agent/files", token).await;
     if let Some(file) = uploaded["id"].as_str() {
         let path = format!("/api/v1/agent/files/{file}");

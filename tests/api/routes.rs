@@ -254,6 +254,23 @@ impl TestApp {
         self.call(Method::POST, &path, Some(token), None).await
     }
 
+    /// `POST /agent/files` with one file.
+    pub(crate) async fn upload(&self, token: &str, name: &str, bytes: Vec<u8>) -> Reply {
+        let form = reqwest::multipart::Form::new().part(
+            "file",
+            reqwest::multipart::Part::bytes(bytes).file_name(name.to_string()),
+        );
+        let res = self
+            .http
+            .post(format!("{}/api/v1/agent/files", self.base))
+            .bearer_auth(token)
+            .multipart(form)
+            .send()
+            .await
+            .expect("upload");
+        read_chat(res).await.json()
+    }
+
     /// `DELETE /conversations/{id}`.
     pub(crate) async fn delete_conversation(&self, token: &str, id: &str) -> Reply {
         let path = format!("/api/v1/conversations/{id}");
