@@ -13,10 +13,7 @@ use crate::{
         supabase::{self, Session, SignUp, User as SupabaseUser},
     },
     domain::{DisplayName, Email, Password, Profile, ProvisioningState, SignedInUser, UserId},
-    flows::{
-        files,
-        provisioning::{self, provider_name},
-    },
+    flows::provisioning::{self, provider_name},
     state::AppState,
     store::RateLimit,
 };
@@ -459,7 +456,7 @@ pub(crate) async fn delete_resources(
             .await?;
     }
     // 2. The user's documents (the folder is not the agent's: it outlives it otherwise).
-    files::delete_folders(state, id).await?;
+    provisioning::delete_folders(state, id).await?;
     // 3. The BYOK provider holding the user's key.
     if let Some(provider) = state.letta.find_provider(&provider_name(id)).await? {
         state.letta.delete_provider(&provider.id).await?;

@@ -10,11 +10,6 @@ use crate::{
     state::AppState,
 };
 
-/// The name of the user's folder (one per user, found again by it).
-pub(crate) fn folder_name(user: &UserId) -> String {
-    format!("files-{user}")
-}
-
 /// Gives the agent a document: its embedding counted against the user's daily quota, a place
 /// under `FILES_MAX` reserved, then the upload. Letta processes it after the answer (its
 /// `status` tells how far).
@@ -58,7 +53,7 @@ pub async fn upload(
 /// its name), or a new one. When another request recorded its own first, that one is used and
 /// this one deleted, so there is never a second folder.
 async fn new_folder(state: &AppState, user: &UserId, agent_id: &str) -> Result<String, AppError> {
-    let (letta, name) = (&state.letta, folder_name(user));
+    let (letta, name) = (&state.letta, provisioning::folder_name(user));
     let folder = match letta.folders_named(&name).await?.into_iter().next() {
         Some(found) => found,
         None => {
@@ -112,15 +107,6 @@ pub async fn delete(state: &AppState, user: &SignedInUser, id: &str) -> Result<(
     state.letta.delete_folder_file(&folder, id).await?;
     if let Err(e) = state.store.count_files(&user.id, -1).await {
         tracing::warn!(error = %e, "could not count the deleted document");
-    }
-    Ok(())
-}
-
-/// Deletes every folder of the user's (account deletion): found by name, so one whose record
-/// was lost goes too.
-pub(crate) async fn delete_folders(state: &AppState, user: &UserId) -> Result<(), AppError> {
-    for folder in state.letta.folders_named(&folder_name(user)).await? {
-        state.letta.delete_folder(&folder).await?;
     }
     Ok(())
 }

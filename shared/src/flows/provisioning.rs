@@ -30,6 +30,20 @@ pub fn provider_name(user: &UserId) -> String {
     format!("user-{user}")
 }
 
+/// The name of the user's documents folder (one per user, found again by it).
+pub fn folder_name(user: &UserId) -> String {
+    format!("files-{user}")
+}
+
+/// Deletes every documents folder of the user's (account deletion): found by name, so one
+/// whose record was lost goes too.
+pub(crate) async fn delete_folders(state: &AppState, user: &UserId) -> Result<(), AppError> {
+    for folder in state.letta.folders_named(&folder_name(user)).await? {
+        state.letta.delete_folder(&folder).await?;
+    }
+    Ok(())
+}
+
 /// The agent's name for a user.
 pub fn agent_name(user: &UserId) -> String {
     format!("agent-{user}")
