@@ -105,6 +105,22 @@ export function voice(audio, conversationId, onEvent, signal) {
   return turn('/api/v1/chat/voice', form, {}, onEvent, signal);
 }
 
+/** Uploads a document for the agent: `{status, body}` like `call`. */
+export async function upload(file) {
+  const form = new FormData();
+  form.append('file', file, file.name);
+  try {
+    const res = await fetch(`${API}/api/v1/agent/files`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${session?.access_token}` },
+      body: form,
+    });
+    return { status: res.status, body: await res.json().catch(() => null) };
+  } catch {
+    return { status: 0, body: { error: { code: 'offline', message: 'the server cannot be reached' } } };
+  }
+}
+
 /** A turn's request; its SSE events go to `onEvent` as they arrive, or the JSON error returns. */
 async function turn(path, body, headers, onEvent, signal) {
   const res = await fetch(`${API}${path}`, {

@@ -202,6 +202,25 @@ async function searchArchival(query) {
   }));
 }
 
+/** The documents the agent was given, with how far Letta has processed each. */
+async function loadDocuments() {
+  const reply = await api.call('GET', '/api/v1/agent/files');
+  if (reply.status !== 200) return;
+  $('document-list').replaceChildren(...reply.body.files.map((f) => {
+    const remove = element('button', { type: 'button', textContent: 'Delete' });
+    remove.setAttribute('aria-label', `Delete document ${f.name}`);
+    remove.addEventListener('click', async () => {
+      const deleted = await api.call('DELETE', `/api/v1/agent/files/${encodeURIComponent(f.id)}`);
+      if (deleted.status === 200) loadDocuments();
+    });
+    const item = element('li', {}, element('span', { textContent: `${f.name} (${f.status})` }), remove);
+    item.dataset.status = f.status;
+    return item;
+  }));
+  // Still being parsed or embedded: look again shortly.
+  if (reply.body.files.some((f) => !['completed', 'error'].includes(f.status))) setTimeout(loadDocuments, 1000);
+}
+
 const SVG = 'http://www.w3.org/2000/svg';
 
 async function loadUsage() {
@@ -252,7 +271,7 @@ async function showApp() {
   $('logout').hidden = false;
   const me = await api.call('GET', '/api/v1/auth/me');
   if (me.status === 200) $('who').textContent = `Signed in as ${me.body.profile.display_name ?? me.body.user.email}`;
-  await Promise.all([loadConversations(), loadHistory(), loadMemory(), loadUsage()]);
+  await Promise.all([loadConversations(), loadHistory(), loadMemory(), loadDocuments(), loadUsage()]);
   $('message').focus();
 }
 
@@ -339,6 +358,16 @@ $('new-conversation').addEventListener('click', async () => {
   if (made.status === 201) { state.conversation = made.body.id; await loadConversations(); await loadHistory(); }
 });
 $('refresh-memory').addEventListener('click', () => { loadMemory(); searchArchival($('archival-query').value); });
+$('refresh-documents').addEventListener('click', loadDocuments);
+$('document-form').addEventListener('submit', async (e) => {
+  e.preventDefault();
+  const file = $('document-input').files[0];
+  if (!file) return;
+  const uploaded = await api.upload(file);
+  notice('chat-notice', uploaded.status === 201 ? `${file.name} uploaded.` : explain(uploaded.status, uploaded.body?.error));
+  if (uploaded.status === 201) $('document-form').reset();
+  loadDocuments();
+});
 $('archival-search').addEventListener('submit', (e) => { e.preventDefault(); searchArchival($('archival-query').value); });
 $('refresh-usage').addEventListener('click', loadUsage);
 $('budget-input').addEventListener('input', (e) => { e.target.dataset.edited = 'yes'; });

@@ -132,6 +132,19 @@ try {
   assert.match(await voiced.locator('.text').textContent(), /echo: Hello from a voice message\./);
   await accessible(page, 'a voice message');
 
+  step('a document given to the agent is read by it');
+  await page.getByLabel('Give the agent a document (text, Markdown or PDF)').setInputFiles({
+    name: 'notes.txt', mimeType: 'text/plain', buffer: Buffer.from('Notes\nThe launch code is PELICAN-42.\n'),
+  });
+  await page.getByRole('button', { name: 'Upload' }).click();
+  await page.locator('#document-list li[data-status="completed"]', { hasText: 'notes.txt' }).waitFor();
+  await composer.fill('What does my document say about launch code?');
+  await composer.press('Enter');
+  const read = page.locator('#messages .assistant[data-status="complete"]').nth(4);
+  await read.waitFor();
+  assert.match(await read.locator('.text').textContent(), /PELICAN-42/);
+  await accessible(page, 'documents');
+
   step('memory panel');
   await page.getByRole('button', { name: 'Refresh' }).first().click();
   await page.waitForFunction(() => document.getElementById('block-human')?.value.includes('Ada'));
