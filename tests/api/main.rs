@@ -32,6 +32,7 @@ mod limits;
 mod load;
 mod logs;
 mod migration;
+mod openai;
 mod openapi;
 mod outages;
 mod provisioning;

@@ -70,7 +70,7 @@ fn every_operation_is_described_with_its_errors_and_security() {
         assert!(op["responses"]["401"].is_null(), "{id} never answers 401");
     }
     assert_eq!(
-        operations, 33,
+        operations, 38,
         "every route of the four functions and /health"
     );
     let stream = &doc["paths"]["/api/v1/chat/message"]["post"]["responses"]["200"]["content"];

@@ -2,6 +2,8 @@
 //! (Lambda response streaming), read the stored history, and manage conversations. Its routes
 //! as an axum `Router`, hosted by Lambda (`main.rs`, streaming) or the local gateway.
 
+mod openai;
+
 use std::{convert::Infallible, time::Duration};
 
 use axum::{
@@ -55,6 +57,8 @@ pub fn api_routes() -> OpenApiRouter<AppState> {
             delete_conversation
         ))
         .routes(routes!(cancel_turn))
+        .routes(routes!(openai::chat_completions))
+        .routes(routes!(openai::list_models))
         // A voice message's audio is larger than the common body limit: its form reads each
         // field with its own (`VOICE_MAX_BYTES` for the audio).
         .merge(
@@ -162,7 +166,7 @@ async fn send_message(
 }
 
 /// The `Idempotency-Key` header, when sent.
-fn idempotency_key(headers: &HeaderMap) -> Result<Option<IdempotencyKey>, AppError> {
+pub(crate) fn idempotency_key(headers: &HeaderMap) -> Result<Option<IdempotencyKey>, AppError> {
     headers
         .get(&IDEMPOTENCY_KEY)
         // A header that is not even text is as invalid as a bad key.

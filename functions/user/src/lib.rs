@@ -1,6 +1,9 @@
 //! The `user` function: profile (display name, model), the models to choose from, usage,
-//! budget, account health and the data export of the signed-in user. Its routes as an axum
+//! budget, account health, personal API keys (`api_keys.rs`) and the data export of the
+//! signed-in user. Its routes as an axum
 //! `Router`, hosted by Lambda (`main.rs`, streaming, for the export) or the local gateway.
+
+mod api_keys;
 
 use axum::{
     Json, Router,
@@ -47,6 +50,8 @@ pub fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(account_health))
         .routes(routes!(export_data))
         .routes(routes!(list_models))
+        .routes(routes!(api_keys::create_key, api_keys::list_keys))
+        .routes(routes!(api_keys::revoke_key))
 }
 
 /// The whole function: API routes, `GET /health`, and the common layers.

@@ -94,6 +94,8 @@ error_codes! {
     ArchivalMemoryFull = "archival_memory_full",
     /// The user has `FILES_MAX` documents.
     FileLimit = "file_limit",
+    /// The user has 10 API keys.
+    ApiKeyLimit = "api_key_limit",
     // 413, 422, 429
     /// A body above `BODY_LIMIT_BYTES`.
     PayloadTooLarge = "payload_too_large",
@@ -438,7 +440,7 @@ mod tests {
         for code in ErrorCode::ALL {
             assert_eq!(serde_json::to_value(code).unwrap(), code.as_str());
         }
-        assert_eq!(ErrorCode::ALL.len(), 33);
+        assert_eq!(ErrorCode::ALL.len(), 34);
     }
     use axum::body::to_bytes;
 

@@ -2,6 +2,7 @@
 //! keeps: profile, conversations and messages. No I/O here.
 
 mod account;
+mod api_key;
 mod audio;
 mod chat;
 mod conversation;
@@ -14,6 +15,9 @@ mod profile;
 mod text;
 
 pub use account::{DisplayName, Email, Password};
+pub use api_key::{
+    API_KEY_PREFIX, ApiKeyName, NewApiKey, api_key_hash, api_key_lifetime, is_api_key,
+};
 pub use audio::{ACCEPTED_AUDIO, AudioKind, VoiceClip};
 pub use chat::ChatContent;
 pub use conversation::{Conversation, ConversationId, Title};

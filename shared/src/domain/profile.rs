@@ -84,6 +84,10 @@ pub struct Profile {
     /// The user's documents, for the cap (`FILES_MAX`): reserved before each upload.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub file_count: u64,
+    /// The user's API keys, for the cap (10): kept in the same write as each creation and
+    /// deletion.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub api_key_count: u64,
     /// The user's conversations besides the default one, for the cap (`CONVERSATIONS_MAX`):
     /// kept in the same write as each creation and deletion.
     #[serde(default, skip_serializing_if = "is_zero")]
@@ -154,6 +158,7 @@ impl Profile {
             archival_passages: 0,
             letta_folder_id: None,
             file_count: 0,
+            api_key_count: 0,
             conversation_count: 0,
             budget_used_up: None,
             provisioning_error: None,

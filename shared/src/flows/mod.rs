@@ -4,6 +4,7 @@
 
 pub mod accounts;
 pub mod agent;
+pub mod api_keys;
 pub mod chat;
 pub mod conversations;
 pub mod export;

@@ -5,8 +5,8 @@ use axum::{extract::FromRequestParts, http::request::Parts};
 
 use crate::{
     app::{error::AppError, secret::Secret},
-    domain::{SignedInUser, UserId},
-    flows::gate,
+    domain::{SignedInUser, UserId, is_api_key},
+    flows::{api_keys, gate},
     state::AppState,
 };
 
@@ -27,6 +27,22 @@ impl FromRequestParts<AppState> for TurnCaller {
     }
 }
 
+/// The caller of an OpenAI-compatible route: a personal API key (`sk-chat-…`) or an access
+/// token, verified and not gated yet (the turn passes the gate itself, as a chat turn does).
+pub struct ApiCaller(pub SignedInUser);
+
+impl FromRequestParts<AppState> for ApiCaller {
+    type Rejection = AppError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, AppError> {
+        let token = bearer(parts)?;
+        if is_api_key(token) {
+            return api_keys::key_user(state, token).await.map(Self);
+        }
+        verified(parts, state).await.map(Self)
+    }
+}
+
 impl FromRequestParts<AppState> for SignedInUser {
     type Rejection = AppError;
 
@@ -38,8 +54,8 @@ impl FromRequestParts<AppState> for SignedInUser {
     }
 }
 
-/// The user whose access token the request carries, verified.
-async fn verified(parts: &Parts, state: &AppState) -> Result<SignedInUser, AppError> {
+/// The request's bearer token.
+fn bearer(parts: &Parts) -> Result<&str, AppError> {
     let header = parts
         .headers
         .get(axum::http::header::AUTHORIZATION)
@@ -53,7 +69,13 @@ async fn verified(parts: &Parts, state: &AppState) -> Result<SignedInUser, AppEr
             "the Authorization header must be a Bearer token",
         ));
     }
-    let token = token.trim();
+    Ok(token.trim())
+}
+
+/// The user whose access token the request carries, verified (an API key is not one: keys
+/// open only the OpenAI-compatible routes).
+async fn verified(parts: &Parts, state: &AppState) -> Result<SignedInUser, AppError> {
+    let token = bearer(parts)?;
     let claims = state.jwt.verify(token).await?;
     let id = UserId::parse(&claims.sub)
         .map_err(|_| unauthorized("the access token's subject is not a user id"))?;

@@ -12,7 +12,7 @@ pub mod router;
 pub mod schemas;
 pub mod views;
 
-pub use auth::TurnCaller;
+pub use auth::{ApiCaller, TurnCaller};
 pub use extract::{ApiJson, ApiQuery, parse_optional_json};
 pub use layers::{IDEMPOTENCY_KEY, REQUEST_ID, with_common_layers};
 pub use limits::{AuthAttempt, ClientIp};

@@ -13,6 +13,15 @@ use utoipa::ToSchema;
 )]
 pub struct PersonName(#[allow(dead_code, reason = "a description only")] String);
 
+/// An API key's name (`ApiKeyName`): 1–64 characters, not only spaces, no control characters.
+#[derive(ToSchema)]
+#[schema(
+    value_type = String,
+    max_length = 64,
+    pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$"
+)]
+pub struct KeyName(#[allow(dead_code, reason = "a description only")] String);
+
 /// A conversation's title (`Title`): 1–100 characters, not only spaces, no control characters.
 #[derive(ToSchema)]
 #[schema(

@@ -2,6 +2,7 @@
 //! (`pk = USER#<sub>`). No other module builds a DynamoDB request; the rest of the code asks
 //! the store for domain values. Key formats live in [`keys`].
 
+mod api_keys;
 mod attrs;
 mod conversations;
 mod keys;
@@ -22,6 +23,7 @@ use aws_sdk_dynamodb::{
     types::{AttributeValue, DeleteRequest, WriteRequest},
 };
 
+pub use api_keys::{ApiKeyRecord, KeyOwner, KeyStored};
 pub use conversations::Created;
 pub use known::{KnownFacts, ProfileFacts, TurnCache, rememberable};
 pub use limits::{Exceeded, Gate, RateLimit};
@@ -283,7 +285,10 @@ impl Store {
     }
 
     /// Deletes every item of a user's collection; returns how many there were.
+    /// The lookups of the user's API keys go too (they live outside the user's partition).
     pub async fn delete_user_items(&self, user: &UserId) -> Result<usize, DependencyError> {
+        let lookups = self.api_key_lookups(user).await?;
+        self.delete_keys(lookups).await?;
         let keys = self.keys_of(user, "").await?;
         self.delete_keys(keys).await
     }

@@ -176,6 +176,27 @@ impl Journey {
         );
     }
 
+    /// A personal API key made and listed, a streamed completion and the model list with it
+    /// through the OpenAI-compatible routes, then the key revoked.
+    async fn openai_events(&mut self) {
+        let made = self.expect("user-api-keys-create", 201).await;
+        self.set("API_KEY", &made["key"]);
+        self.set("KEY_ID", &made["id"]);
+        let listed = self.expect("user-api-keys", 200).await;
+        assert_eq!(listed["api_keys"].as_array().unwrap().len(), 1, "{listed}");
+        let turn = self.run("chat-completions").await;
+        assert_eq!(turn.status, 200, "{}\n{}", turn.body, turn.logs);
+        assert!(turn.body.contains("chat.completion.chunk"), "{}", turn.body);
+        assert!(
+            turn.body.trim_end().ends_with("data: [DONE]"),
+            "{}",
+            turn.body
+        );
+        let models = self.expect("chat-models", 200).await;
+        assert_eq!(models["object"], "list", "{models}");
+        self.expect("user-api-keys-delete", 200).await;
+    }
+
     /// A conversation made, listed, read, renamed, stopped (nothing running) and deleted.
     async fn conversation_events(&mut self) {
         let created = self.expect("chat-conversation-create", 201).await;
@@ -257,6 +278,7 @@ async fn every_sample_event_answers_through_sam_local_invoke_in_a_lambda_contain
     j.agent_events().await;
     j.chat_turn().await;
     j.voice_turn().await;
+    j.openai_events().await;
     j.conversation_events().await;
     j.export().await;
     j.sign_out_and_delete().await;

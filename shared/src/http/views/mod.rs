@@ -9,10 +9,12 @@ use utoipa::ToSchema;
 use crate::{clients::litellm::UserRecord, domain::ProvisioningState};
 
 pub mod agent;
+pub mod api_keys;
 pub mod auth;
 pub mod chat;
 pub mod events;
 pub mod files;
+pub mod openai;
 pub mod user;
 
 /// The user's budget as LiteLLM has it.
