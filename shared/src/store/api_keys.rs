@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{
     Store,
-    attrs::{Item, build_error, key, n, s, sdk_error},
+    attrs::{Item, build_error, key, n, sdk_error},
     keys::{PROFILE_SK, user_pk},
     turn_writes::failed_conditions,
 };
@@ -132,22 +132,7 @@ impl Store {
 
     /// The user's keys, in id (creation) order.
     pub async fn api_keys(&self, user: &UserId) -> Result<Vec<ApiKeyRecord>, DependencyError> {
-        let mut found = Vec::new();
-        self.for_each_page(
-            |q| {
-                q.key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
-                    .expression_attribute_values(":pk", s(&user_pk(user)))
-                    .expression_attribute_values(":prefix", s(RECORD_PREFIX))
-            },
-            |page| {
-                for item in page.items.unwrap_or_default() {
-                    found.push(Item::from_attributes(item)?);
-                }
-                Ok(())
-            },
-        )
-        .await?;
-        Ok(found)
+        self.user_items(user, RECORD_PREFIX).await
     }
 
     /// Deletes one of the user's keys (record, lookup, count) at once; false when the user has

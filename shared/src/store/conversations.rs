@@ -93,22 +93,7 @@ impl Store {
     /// Every conversation of the user, in key order (a user's conversations are few and small:
     /// one query page holds about 4,000 of them).
     pub async fn conversations(&self, user: &UserId) -> Result<Vec<Conversation>, DependencyError> {
-        let mut found = Vec::new();
-        self.for_each_page(
-            |q| {
-                q.key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
-                    .expression_attribute_values(":pk", s(&user_pk(user)))
-                    .expression_attribute_values(":prefix", s(CONVERSATION_PREFIX))
-            },
-            |page| {
-                for item in page.items.unwrap_or_default() {
-                    found.push(Item::from_attributes(item)?);
-                }
-                Ok(())
-            },
-        )
-        .await?;
-        Ok(found)
+        self.user_items(user, CONVERSATION_PREFIX).await
     }
 
     /// Records `added` new messages in a conversation: last activity is now, the count grows.

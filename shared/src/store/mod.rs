@@ -207,6 +207,30 @@ impl Store {
         }
     }
 
+    /// A user's items whose sort key starts with `prefix`, decoded, in key order.
+    async fn user_items<T: serde::de::DeserializeOwned>(
+        &self,
+        user: &UserId,
+        prefix: &str,
+    ) -> Result<Vec<T>, DependencyError> {
+        let mut found = Vec::new();
+        self.for_each_page(
+            |q| {
+                q.key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
+                    .expression_attribute_values(":pk", s(&keys::user_pk(user)))
+                    .expression_attribute_values(":prefix", s(prefix))
+            },
+            |page| {
+                for item in page.items.unwrap_or_default() {
+                    found.push(attrs::Item::from_attributes(item)?);
+                }
+                Ok(())
+            },
+        )
+        .await?;
+        Ok(found)
+    }
+
     /// The keys of a user's items whose sort key starts with `prefix` (all items for "").
     async fn keys_of(
         &self,
