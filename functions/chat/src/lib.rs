@@ -100,17 +100,25 @@ fn sse_event(id: usize, event: ChatEvent) -> Result<Event, Infallible> {
         .data(view.data().to_string()))
 }
 
-/// The stream of a turn: events numbered from 1, and a `: keep-alive` comment whenever nothing
-/// was sent for `keep_alive` (`SSE_KEEP_ALIVE_SECS`), so proxies and clients keep it open.
+/// The stream of a turn: events numbered from 1 (see [`sse_response`]).
 fn sse<S>(events: S, keep_alive: Duration) -> Response
 where
     S: Stream<Item = ChatEvent> + Send + 'static,
 {
     let numbered = events.enumerate().map(|(i, e)| sse_event(i + 1, e));
-    let mut response = Sse::new(numbered)
+    sse_response(numbered, keep_alive)
+}
+
+/// An event stream's answer: a `: keep-alive` comment whenever nothing was sent for
+/// `keep_alive` (`SSE_KEEP_ALIVE_SECS`), so proxies and clients keep it open, and headers that
+/// ask proxies (and Lambda's buffering front ends) not to hold it back.
+pub(crate) fn sse_response<S>(events: S, keep_alive: Duration) -> Response
+where
+    S: Stream<Item = Result<Event, Infallible>> + Send + 'static,
+{
+    let mut response = Sse::new(events)
         .keep_alive(KeepAlive::new().interval(keep_alive).text("keep-alive"))
         .into_response();
-    // Ask proxies (and Lambda's buffering front ends) not to hold the stream back.
     response
         .headers_mut()
         .insert("x-accel-buffering", "no".parse().expect("static header"));
@@ -118,6 +126,16 @@ where
         .headers_mut()
         .insert("cache-control", "no-cache".parse().expect("static header"));
     response
+}
+
+/// A turn's events as they come: live, or a stored turn replayed.
+pub(crate) fn turn_events(outcome: TurnOutcome) -> stream::BoxStream<'static, ChatEvent> {
+    match outcome {
+        TurnOutcome::Live(rx) => {
+            stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|e| (e, rx)) }).boxed()
+        }
+        TurnOutcome::Replay(events) => stream::iter(events).boxed(),
+    }
 }
 
 /// Sends a message to the user's agent and streams the reply.
@@ -176,16 +194,8 @@ pub(crate) fn idempotency_key(headers: &HeaderMap) -> Result<Option<IdempotencyK
 
 /// A turn's events as SSE, after `first` (a voice message's transcript) when given.
 fn turn_stream(state: &AppState, first: Option<ChatEvent>, outcome: TurnOutcome) -> Response {
-    let keep_alive = state.config.http.sse_keep_alive;
-    let first = stream::iter(first);
-    match outcome {
-        TurnOutcome::Live(rx) => {
-            let events =
-                stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|e| (e, rx)) });
-            sse(first.chain(events), keep_alive)
-        }
-        TurnOutcome::Replay(events) => sse(first.chain(stream::iter(events)), keep_alive),
-    }
+    let events = stream::iter(first).chain(turn_events(outcome));
+    sse(events, state.config.http.sse_keep_alive)
 }
 
 /// A voice message (`multipart/form-data`): these two fields, no other.
@@ -237,10 +247,11 @@ async fn send_voice(
     form: Result<Multipart, MultipartRejection>,
 ) -> Result<Response, AppError> {
     let max = state.config.http.voice_max_bytes;
-    let parsed = match voice_form(form, max).await {
-        Ok((clip, conversation)) => idempotency_key(&headers).map(|key| (clip, conversation, key)),
-        Err(invalid) => Err(invalid),
-    };
+    let parsed = voice_form(form, max)
+        .await
+        .and_then(|(clip, conversation)| {
+            idempotency_key(&headers).map(|key| (clip, conversation, key))
+        });
     let (clip, conversation, idempotency_key) = match parsed {
         Ok(parsed) => parsed,
         Err(invalid) => return Err(chat::refuse(&state, &user, invalid).await),

@@ -10,10 +10,7 @@ use axum::{
     Json,
     extract::State,
     http::HeaderMap,
-    response::{
-        IntoResponse, Response,
-        sse::{Event, KeepAlive, Sse},
-    },
+    response::{IntoResponse, Response, sse::Event},
 };
 use futures_util::stream::{self, Stream, StreamExt};
 use shared::{
@@ -21,7 +18,7 @@ use shared::{
     app::error::ErrorCode,
     domain::ConversationId,
     flows::{
-        chat::{self, ChatEvent, TurnOutcome},
+        chat::{self, ChatEvent},
         gate, models,
     },
     http::{
@@ -91,9 +88,13 @@ pub(crate) async fn chat_completions(
     if request.stream {
         let include_usage = request.stream_options.is_some_and(|o| o.include_usage);
         let keep_alive = state.config.http.sse_keep_alive;
-        Ok(stream_answer(events(outcome), include_usage, keep_alive))
+        Ok(stream_answer(
+            super::turn_events(outcome),
+            include_usage,
+            keep_alive,
+        ))
     } else {
-        Ok(whole_answer(events(outcome)).await)
+        Ok(whole_answer(super::turn_events(outcome)).await)
     }
 }
 
@@ -119,16 +120,6 @@ fn parse(headers: &HeaderMap, request: ChatCompletionRequest) -> Result<Parsed, 
     };
     let key = super::idempotency_key(headers)?;
     Ok((request, text, conversation, key))
-}
-
-/// A turn's events as they come.
-fn events(outcome: TurnOutcome) -> stream::BoxStream<'static, ChatEvent> {
-    match outcome {
-        TurnOutcome::Live(rx) => {
-            stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|e| (e, rx)) }).boxed()
-        }
-        TurnOutcome::Replay(events) => stream::iter(events).boxed(),
-    }
 }
 
 /// What an answer has gathered so far.
@@ -234,13 +225,7 @@ fn stream_answer(
         .flat_map(stream::iter)
         .chain(stream::once(async { "[DONE]".to_string() }))
         .map(|data| Ok::<_, Infallible>(Event::default().data(data)));
-    let mut response = Sse::new(chunks)
-        .keep_alive(KeepAlive::new().interval(keep_alive).text("keep-alive"))
-        .into_response();
-    response
-        .headers_mut()
-        .insert("x-accel-buffering", "no".parse().expect("static header"));
-    response
+    super::sse_response(chunks, keep_alive)
 }
 
 /// The whole answer once the turn ends: `chat.completion`, or the turn's error.
