@@ -9,6 +9,7 @@ mod cancel;
 mod cost;
 pub mod events;
 mod failure;
+mod on_users_key;
 mod relay;
 mod replay;
 mod thread;

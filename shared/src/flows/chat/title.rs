@@ -1,8 +1,9 @@
 //! A conversation's title after its first exchange: one short LLM call billed to the user, or
 //! the first words of the user's message.
 
+use super::on_users_key::{count_on_day, on_users_key};
 use crate::{
-    app::{clock::today, error::AppError},
+    app::error::AppError,
     domain::{ConversationId, Title, UserId},
     state::AppState,
 };
@@ -52,16 +53,13 @@ async fn titled_by_model(
     model: &str,
     prompt: &str,
 ) -> Result<Option<Title>, AppError> {
-    let key = (state.litellm)
-        .short_lived_key(user.as_str(), "2m", "conversation title")
-        .await?;
-    let answer = state
-        .litellm
-        .complete(&key, model, TITLE_INSTRUCTIONS, prompt, 24)
-        .await;
-    if let Err(e) = state.litellm.delete_keys(&[key.expose().to_string()]).await {
-        tracing::warn!(error = %e, "could not delete the title key; it expires in two minutes");
-    }
+    let litellm = &state.litellm;
+    let answer = on_users_key(state, user, "conversation title", async |key| {
+        litellm
+            .complete(key, model, TITLE_INSTRUCTIONS, prompt, 24)
+            .await
+    })
+    .await?;
     match answer {
         Ok((text, usage)) => {
             // The call is the user's spend: it joins the day's usage (as no message).
@@ -72,14 +70,7 @@ async fn titled_by_model(
                 .map_or(0.0, |p| {
                     p.cost(usage.prompt_tokens, usage.completion_tokens)
                 });
-            let day = &today();
-            if let Err(e) = state
-                .store
-                .add_daily_usage(user, day, 0, &usage, cost)
-                .await
-            {
-                tracing::warn!(error = %e, "could not add the title call to the day's usage");
-            }
+            count_on_day(state, user, &usage, cost).await;
             Ok(Title::summarize(&text))
         }
         Err(e) => {
