@@ -65,11 +65,8 @@ async fn new_folder(state: &AppState, user: &UserId, agent_id: &str) -> Result<S
     if state.store.set_folder(user, &folder).await? {
         return Ok(folder);
     }
-    let recorded = state
-        .store
-        .get_profile(user)
+    let recorded = recorded_folder(state, user)
         .await?
-        .and_then(|p| p.letta_folder_id)
         .ok_or_else(|| AppError::Internal("a folder recorded, then gone".into()))?;
     if recorded != folder {
         letta.delete_folder(&folder).await?;
@@ -77,14 +74,15 @@ async fn new_folder(state: &AppState, user: &UserId, agent_id: &str) -> Result<S
     Ok(recorded)
 }
 
+/// The user's folder, as the profile records it (none before the first upload).
+async fn recorded_folder(state: &AppState, user: &UserId) -> Result<Option<String>, AppError> {
+    let profile = state.store.get_profile(user).await?;
+    Ok(profile.and_then(|p| p.letta_folder_id))
+}
+
 /// The user's documents with their processing status (none before the first upload).
 pub async fn list(state: &AppState, user: &SignedInUser) -> Result<Vec<FolderFile>, AppError> {
-    let folder = state
-        .store
-        .get_profile(&user.id)
-        .await?
-        .and_then(|p| p.letta_folder_id);
-    match folder {
+    match recorded_folder(state, &user.id).await? {
         Some(folder) => Ok(state.letta.folder_files(&folder).await?),
         None => Ok(Vec::new()),
     }
@@ -94,11 +92,8 @@ pub async fn list(state: &AppState, user: &SignedInUser) -> Result<Vec<FolderFil
 /// id that is not in the user's folder (another user's included).
 pub async fn delete(state: &AppState, user: &SignedInUser, id: &str) -> Result<(), AppError> {
     let not_found = || AppError::NotFound("no such document of yours".into());
-    let folder = state
-        .store
-        .get_profile(&user.id)
+    let folder = recorded_folder(state, &user.id)
         .await?
-        .and_then(|p| p.letta_folder_id)
         .ok_or_else(not_found)?;
     let files = state.letta.folder_files(&folder).await?;
     if !files.iter().any(|f| f.id == id) {

@@ -1,5 +1,5 @@
-//! `multipart/form-data` uploads (voice messages): each field read with its own limit, so no
-//! part of a form is held beyond what the endpoint takes.
+//! `multipart/form-data` uploads (voice messages, documents): each field read with its own
+//! limit, so no part of a form is held beyond what the endpoint takes.
 
 use axum::extract::{
     Multipart,
@@ -9,7 +9,7 @@ use axum::extract::{
 use crate::app::error::{AppError, ErrorCode};
 
 /// A body that is not a form: 415 naming what the endpoint takes.
-pub fn not_a_form(_: MultipartRejection) -> AppError {
+fn not_a_form(_: MultipartRejection) -> AppError {
     AppError::UnsupportedMedia {
         what: "body",
         accepted: "multipart/form-data",
@@ -17,7 +17,7 @@ pub fn not_a_form(_: MultipartRejection) -> AppError {
 }
 
 /// A form that cannot be read (a broken boundary, a cut-off part): 400.
-pub fn broken_form(error: MultipartError) -> AppError {
+fn broken_form(error: MultipartError) -> AppError {
     AppError::BadRequest {
         code: ErrorCode::BadRequest,
         message: format!("the form cannot be read: {}", error.body_text()),

@@ -144,13 +144,6 @@ impl Store {
         else {
             return Ok(false);
         };
-        let delete = |pk: String, sk: String| {
-            Delete::builder()
-                .table_name(&self.table)
-                .set_key(Some(key(pk, sk)))
-                .build()
-                .map_err(build_error)
-        };
         let count = Update::builder()
             .table_name(&self.table)
             .set_key(Some(key(user_pk(user), PROFILE_SK.into())))
@@ -166,15 +159,16 @@ impl Store {
             .condition_expression("attribute_exists(pk)")
             .build()
             .map_err(build_error)?;
+        let lookup_delete = Delete::builder()
+            .table_name(&self.table)
+            .set_key(Some(key(lookup_pk(&record.key_hash), LOOKUP_SK.into())))
+            .build()
+            .map_err(build_error)?;
         let result = self
             .client
             .transact_write_items()
             .transact_items(TransactWriteItem::builder().delete(record_delete).build())
-            .transact_items(
-                TransactWriteItem::builder()
-                    .delete(delete(lookup_pk(&record.key_hash), LOOKUP_SK.into())?)
-                    .build(),
-            )
+            .transact_items(TransactWriteItem::builder().delete(lookup_delete).build())
             .transact_items(TransactWriteItem::builder().update(count).build())
             .send()
             .await;
