@@ -47,15 +47,19 @@ async function refresh() {
   }
 }
 
-/** One JSON request: `{status, body, headers}`; never throws for an HTTP error. */
+/**
+ * One request, its body JSON or a `FormData` (sent as `multipart/form-data`): `{status, body,
+ * headers}`, the answer read as JSON; never throws for an HTTP error.
+ */
 export async function call(method, path, body) {
   const headers = {};
   if (session) headers.authorization = `Bearer ${session.access_token}`;
-  if (body !== undefined) headers['content-type'] = 'application/json';
+  const form = body instanceof FormData;
+  if (body !== undefined && !form) headers['content-type'] = 'application/json';
   let res;
   try {
     res = await fetch(`${API}${path}`, {
-      method, headers, body: body === undefined ? undefined : JSON.stringify(body),
+      method, headers, body: body === undefined || form ? body : JSON.stringify(body),
     });
   } catch {
     return { status: 0, body: { error: { code: 'offline', message: 'the server cannot be reached' } } };
@@ -106,19 +110,10 @@ export function voice(audio, conversationId, onEvent, signal) {
 }
 
 /** Uploads a document for the agent: `{status, body}` like `call`. */
-export async function upload(file) {
+export function upload(file) {
   const form = new FormData();
   form.append('file', file, file.name);
-  try {
-    const res = await fetch(`${API}/api/v1/agent/files`, {
-      method: 'POST',
-      headers: { authorization: `Bearer ${session?.access_token}` },
-      body: form,
-    });
-    return { status: res.status, body: await res.json().catch(() => null) };
-  } catch {
-    return { status: 0, body: { error: { code: 'offline', message: 'the server cannot be reached' } } };
-  }
+  return call('POST', '/api/v1/agent/files', form);
 }
 
 /** A turn's request; its SSE events go to `onEvent` as they arrive, or the JSON error returns. */
